@@ -1,0 +1,336 @@
+"""CIFAR-10 for both trainers: download, verify, read the official python batches, split, batch.
+
+The images stay uint8 in memory (180 MB for all 60,000) and are normalized one batch at a time,
+with the course's per-channel mean and std. No torchvision: the official "python version" files
+are read directly, through an unpickler that only admits what those files contain.
+"""
+import hashlib
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+TARBALL_NAME = "cifar-10-python.tar.gz"
+FOLDER_NAME = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILE = "test_batch"
+NUM_CLASSES = 10
+IMAGE_SHAPE = (3, 32, 32)
+MEAN = (0.491, 0.482, 0.447)
+STD = (0.247, 0.243, 0.262)
+SPLIT_SEED = 42  # the train/validation split is a property of the dataset, not of the run's seed
+
+# x_norm = (x / 255 - mean) / std = x * SCALE + SHIFT, one multiply-add per pixel; spelled out
+# per pixel of a flattened image so NumPy runs one long loop instead of many 32-pixel rows
+SCALE = np.repeat(1.0 / (255.0 * np.array(STD, np.float32)), 32 * 32)
+SHIFT = np.repeat(-np.array(MEAN, np.float32) / np.array(STD, np.float32), 32 * 32)
+
+
+class DataError(Exception):
+    """The data is missing, corrupt or unsafe. The message is one line meant for the user."""
+
+
+@dataclass
+class Split:
+    """One part of the dataset: images uint8 (N, 3, 32, 32) and labels int64 (N,)."""
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Getting the files: an extracted folder, a tarball, or a download
+# ---------------------------------------------------------------------------------------------
+
+def _layout_help(data_dir):
+    return (f"expected {os.path.join(data_dir, FOLDER_NAME)}/ (data_batch_1..5, test_batch) or "
+            f"{os.path.join(data_dir, TARBALL_NAME)}; download it from {CIFAR10_URL} where there is "
+            f"internet and point --data_dir at its folder")
+
+
+def file_md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url, destination, md5):
+    """Stream url to destination, which only appears once its md5 checks out.
+
+    The bytes go to a temporary file beside the destination first, so an interrupted or corrupted
+    download never leaves a file that a later run could take for the dataset.
+    """
+    folder = os.path.dirname(os.path.abspath(destination))
+    fd, partial = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
+    try:
+        digest = hashlib.md5()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}") as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+        if digest.hexdigest() != md5:
+            raise DataError(f"download from {url} has md5 {digest.hexdigest()}, expected {md5}; "
+                            f"nothing was kept")
+        os.replace(partial, destination)
+    except OSError as error:  # URLError and socket timeouts are OSErrors
+        raise DataError(f"could not download {url} ({error}); {_layout_help(folder)}") from None
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _check_members(tar, tar_path):
+    """Only plain files and folders inside cifar-10-batches-py/: no links, devices or '..' paths."""
+    members = tar.getmembers()
+    for member in members:
+        parts = member.name.replace("\\", "/").split("/")
+        unsafe = (os.path.isabs(member.name) or ".." in parts or parts[0] != FOLDER_NAME
+                  or not (member.isfile() or member.isdir()))
+        if unsafe:
+            raise DataError(f"{tar_path}: refusing to extract unsafe member '{member.name}' "
+                            f"(only plain files under {FOLDER_NAME}/ are allowed)")
+    return members
+
+
+_EXTRACT_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
+def extract(tar_path, data_dir):
+    """Extract the tarball's cifar-10-batches-py/ into data_dir, atomically and safely."""
+    staging = tempfile.mkdtemp(prefix=".extract-", dir=data_dir)
+    try:
+        try:
+            with tarfile.open(tar_path, "r:gz") as tar:
+                members = _check_members(tar, tar_path)
+                # Python's own extraction filter is a second guard where this Python has it
+                tar.extractall(staging, members=members, **_EXTRACT_FILTER)
+        except (tarfile.TarError, OSError, EOFError) as error:
+            raise DataError(f"{tar_path}: not a readable .tar.gz ({error})") from None
+        extracted = os.path.join(staging, FOLDER_NAME)
+        if not os.path.isdir(extracted):
+            raise DataError(f"{tar_path}: holds no {FOLDER_NAME}/ folder")
+        os.replace(extracted, os.path.join(data_dir, FOLDER_NAME))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _has_all_batches(folder):
+    return all(os.path.isfile(os.path.join(folder, name)) for name in TRAIN_FILES + (TEST_FILE,))
+
+
+def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
+    """Return the folder holding the batch files, extracting or downloading only what is missing.
+
+    An existing folder is used as is; an existing tarball must match md5. With a url, a missing
+    tarball is downloaded and a tarball with the wrong md5 is downloaded again, once; the old file
+    is only replaced by a download whose checksum is right.
+    """
+    folder = os.path.join(data_dir, FOLDER_NAME)
+    if _has_all_batches(folder):
+        return folder
+    tar_path = os.path.join(data_dir, TARBALL_NAME)
+    if os.path.exists(tar_path) and file_md5(tar_path) != md5:
+        if not url:
+            raise DataError(f"{tar_path} has md5 {file_md5(tar_path)}, expected {md5}: corrupt or "
+                            f"not CIFAR-10; delete it or replace it with a good copy")
+        print(f"{tar_path} has the wrong md5; downloading a fresh copy once from {url}")
+        download(url, tar_path, md5)
+    if not os.path.exists(tar_path):
+        if not url:
+            raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
+        os.makedirs(data_dir, exist_ok=True)
+        download(url, tar_path, md5)
+    extract(tar_path, data_dir)
+    if not _has_all_batches(folder):
+        raise DataError(f"{tar_path}: some batch files are missing; {_layout_help(data_dir)}")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the official batch files safely
+# ---------------------------------------------------------------------------------------------
+
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct
+
+# The official files were pickled by Python 2 and reference exactly these globals.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Refuses every global beyond the four a CIFAR-10 batch needs, so no payload can run code."""
+
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"forbidden object {module}.{name}") from None
+
+
+def _unpickle(path):
+    with open(path, "rb") as f:
+        content = _BatchUnpickler(f, encoding="bytes").load()
+    if not isinstance(content, dict):
+        raise ValueError(f"holds a {type(content).__name__}, not a dict")
+    # encoding decides whether Python-2 str keys come back as bytes or str: accept both
+    return {key.decode("latin1") if isinstance(key, bytes) else key: value
+            for key, value in content.items()}
+
+
+def load_batch(path):
+    """Read one official batch file into (images uint8 (N, 3, 32, 32), labels int64 (N,))."""
+    try:
+        content = _unpickle(path)
+        images, labels = content["data"], np.asarray(content["labels"])
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError,
+            IndexError, MemoryError, OverflowError) as error:
+        raise DataError(f"{path}: not a valid CIFAR-10 batch file ({type(error).__name__}: "
+                        f"{error}); delete it and let the data be extracted again") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error})") from None
+    size = int(np.prod(IMAGE_SHAPE))
+    if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 2
+            and images.shape[1] == size):
+        shape = getattr(images, "shape", None)
+        raise DataError(f"{path}: 'data' must be uint8 of shape (N, {size}), got "
+                        f"{getattr(images, 'dtype', type(images).__name__)} {shape}")
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{path}: {labels.shape} labels for {len(images)} images")
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DataError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found "
+                        f"{labels.min()}..{labels.max()}")
+    return images.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def _load_files(folder, names):
+    """Concatenate batch files, freeing each file's copy as soon as it is in place."""
+    parts = [load_batch(os.path.join(folder, name)) for name in names]
+    total = sum(len(labels) for _, labels in parts)
+    images = np.empty((total, *IMAGE_SHAPE), np.uint8)
+    labels = np.empty(total, np.int64)
+    start = 0
+    for i in range(len(parts)):
+        part_images, part_labels = parts[i]
+        parts[i] = None
+        images[start:start + len(part_labels)] = part_images
+        labels[start:start + len(part_labels)] = part_labels
+        start += len(part_labels)
+    return images, labels
+
+
+def _split_off_validation(images, labels, validation_size):
+    """Move a fixed random choice of validation_size rows to the end; return (train, validation).
+
+    Each chosen row still in the front swaps places with an unchosen row of the tail, so both
+    splits are views of one array and the images are never copied a second time.
+    """
+    n = len(labels)
+    is_validation = np.zeros(n, bool)
+    is_validation[np.random.default_rng(SPLIT_SEED).permutation(n)[:validation_size]] = True
+    boundary = n - validation_size
+    front = np.flatnonzero(is_validation[:boundary])
+    back = boundary + np.flatnonzero(~is_validation[boundary:])
+    for array in (images, labels):
+        array[front], array[back] = array[back], array[front]
+    return (Split(images[:boundary], labels[:boundary]),
+            Split(images[boundary:], labels[boundary:]))
+
+
+def get_cifar10(data_dir="data/", validation_size=5000, url=CIFAR10_URL, md5=CIFAR10_MD5):
+    """Load CIFAR-10 as {'train', 'validation', 'test'} Splits of uint8 images.
+
+    The validation images are drawn from the 50,000 training images with a fixed seed, so every
+    run, whatever its own seed, sees the same 45,000 / 5,000 split.
+    """
+    folder = ensure_dataset(data_dir, url, md5)
+    images, labels = _load_files(folder, TRAIN_FILES)
+    if not 0 < validation_size < len(labels):
+        raise DataError(f"validation_size must lie in 1..{len(labels) - 1}, got {validation_size}")
+    train, validation = _split_off_validation(images, labels, validation_size)
+    return {"train": train, "validation": validation,
+            "test": Split(*_load_files(folder, [TEST_FILE]))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+# ---------------------------------------------------------------------------------------------
+
+def normalize(images):
+    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std."""
+    out = images.reshape(len(images), -1).astype(np.float32)
+    out *= SCALE
+    out += SHIFT
+    return out.reshape(images.shape)
+
+
+def batch_indices(n, batch_size, shuffle=False, drop_last=False, rng=None):
+    """Yield the index of each batch: slices in order, or index arrays of a fresh permutation."""
+    stop = n - n % batch_size if drop_last else n
+    order = rng.permutation(n) if shuffle else None
+    for start in range(0, stop, batch_size):
+        end = min(start + batch_size, stop)
+        yield order[start:end] if shuffle else slice(start, end)
+
+
+def num_batches(n, batch_size, drop_last=False):
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+class DataLoader:
+    """Iterable of normalized (images float32 (B, 3, 32, 32), labels int64 (B,)) batches."""
+
+    def __init__(self, split, batch_size, shuffle=False, drop_last=False, seed=None,
+                 return_numpy=True):
+        self.split, self.batch_size = split, batch_size
+        self.shuffle, self.drop_last, self.return_numpy = shuffle, drop_last, return_numpy
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return num_batches(len(self.split), self.batch_size, self.drop_last)
+
+    def __iter__(self):
+        for idx in batch_indices(len(self.split), self.batch_size, self.shuffle, self.drop_last,
+                                 self.rng):
+            yield self._batch(idx)
+
+    def _batch(self, idx):
+        images, labels = normalize(self.split.images[idx]), self.split.labels[idx]
+        if self.return_numpy:
+            return images, labels
+        import torch
+        return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def get_dataloader(dataset, batch_size, return_numpy=False, seed=None):
+    """The course's loaders: 'train' shuffled with drop_last, 'validation' and 'test' in order.
+
+    return_numpy=False yields torch tensors, as the course template does; seed fixes the shuffle.
+    """
+    return {
+        "train": DataLoader(dataset["train"], batch_size, shuffle=True, drop_last=True, seed=seed,
+                            return_numpy=return_numpy),
+        "validation": DataLoader(dataset["validation"], batch_size, return_numpy=return_numpy),
+        "test": DataLoader(dataset["test"], batch_size, return_numpy=return_numpy),
+    }

@@ -1,0 +1,107 @@
+"""Train the NumPy MLP on CIFAR-10 with plain SGD, keep the best model on validation, test it.
+
+    python train_mlp_numpy.py --hidden_dims 256 128 --lr 0.05
+
+Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.npz).
+"""
+import argparse
+import math
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import cifar10_utils
+from mlp_numpy import ACTIVATIONS, MLP
+from modules import CrossEntropyModule
+from train_utils import (RunRecorder, TrainingDiverged, add_common_arguments, run_cli,
+                         run_name)
+
+
+def parse_args(argv=None):
+    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--activation", default="elu", choices=sorted(ACTIVATIONS),
+                        help="hidden-layer nonlinearity (elu)")
+    return parser.parse_args(argv)
+
+
+def accuracy(predictions, targets):
+    """Fraction of rows of predictions (S, C) whose argmax is the integer label in targets (S,)."""
+    return float(np.mean(predictions.argmax(axis=1) == targets))
+
+
+def evaluate_model(model, data_loader):
+    """Accuracy of model over every batch of data_loader."""
+    correct = 0
+    for images, labels in data_loader:
+        correct += np.sum(model.forward(images.reshape(len(images), -1)).argmax(axis=1) == labels)
+    model.clear_cache()
+    return float(correct / len(data_loader.split))
+
+
+def sgd_step(model, lr):
+    """W <- W - lr dL/dW for every parameter. Consumes the grads: they are scaled in place,
+    which spares a weight-sized temporary on every step."""
+    for layer in model.linear_layers:
+        for name, grad in layer.grads.items():
+            grad *= lr
+            layer.params[name] -= grad
+
+
+def save_weights(model, path):
+    with open(path, "wb") as f:  # a file object: np.savez would otherwise rename it
+        np.savez(f, **model.state_dict())
+
+
+def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="elu",
+          validation_size=5000, data_url=cifar10_utils.CIFAR10_URL, results_dir="results"):
+    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
+
+    The returned model holds the weights of the epoch with the best validation accuracy, which is
+    also the one tested; logging_dict has per-step and per-epoch losses and accuracies.
+    """
+    options = {"activation": activation} if activation != "elu" else {}
+    config = dict(framework="numpy", hidden_dims=list(hidden_dims), lr=lr, batch_size=batch_size,
+                  epochs=epochs, seed=seed, data_dir=data_dir, activation=activation,
+                  validation_size=validation_size)
+    run = RunRecorder(results_dir, run_name("numpy", hidden_dims, lr, batch_size, epochs, seed,
+                                            **options), config)
+    np.random.seed(seed)
+    dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
+    loaders = cifar10_utils.get_dataloader(dataset, batch_size, return_numpy=True, seed=seed)
+    n_inputs = int(np.prod(cifar10_utils.IMAGE_SHAPE))
+    model = MLP(n_inputs, hidden_dims, cifar10_utils.NUM_CLASSES, activation=activation)
+    loss_module = CrossEntropyModule()
+    best_state = model.state_dict()
+
+    with run:
+        for epoch in range(1, epochs + 1):
+            start, losses, correct = time.perf_counter(), [], 0
+            for images, labels in tqdm(loaders["train"], desc=f"epoch {epoch}/{epochs}",
+                                       leave=False):
+                probs = model.forward(images.reshape(len(images), -1))
+                loss = float(loss_module.forward(probs, labels))
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(f"loss became {loss} in epoch {epoch}: training "
+                                           f"diverged; try a lower --lr than {lr}")
+                model.backward_logits(loss_module.logits_grad(probs, labels))
+                sgd_step(model, lr)
+                run.log_step(loss)
+                losses.append(loss)
+                correct += np.sum(probs.argmax(axis=1) == labels)
+            train_accuracy = correct / (len(losses) * batch_size) if losses else float("nan")
+            val_accuracy = evaluate_model(model, loaders["validation"])
+            if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
+                             time.perf_counter() - start):
+                best_state = model.state_dict()
+                save_weights(model, run.path("model.npz"))
+            tqdm.write(f"epoch {epoch:3d}  train loss {np.mean(losses):.4f}  train acc "
+                       f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
+        model.clear_cache()
+        model.load_state_dict(best_state)
+        run.log["test_accuracy"] = test_accuracy = evaluate_model(model, loaders["test"])
+    return model, run.log["val_accuracy"], test_accuracy, run.log
+
+
+if __name__ == "__main__":
+    run_cli(train, **vars(parse_args()))
