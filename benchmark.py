@@ -26,6 +26,13 @@ BENCHMARKS = {
 }
 
 
+def benchmark_name(text):
+    if text not in BENCHMARKS:
+        raise argparse.ArgumentTypeError(f"unknown benchmark '{text}': choose from "
+                                         f"{', '.join(BENCHMARKS)}")
+    return text
+
+
 def measure(command):
     """Run command to completion; return (wall seconds, peak RSS in MB) of that process alone."""
     start = time.perf_counter()
@@ -46,13 +53,13 @@ def test_accuracy(results_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), default=[],
-                        help=f"benchmarks to run (all of {', '.join(BENCHMARKS)})")
+    parser.add_argument("names", nargs="*", type=benchmark_name, default=list(BENCHMARKS),
+                        help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--repeat", type=positive_int, default=3)
     parser.add_argument("--data_dir", default="data/")
     args = parser.parse_args()
     rows = []
-    for name in args.names or list(BENCHMARKS):
+    for name in args.names:
         walls, peaks, accuracies = [], [], []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as results:

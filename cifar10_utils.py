@@ -4,6 +4,7 @@ The images stay uint8 in memory (180 MB for all 60,000) and are normalized one b
 with the course's per-channel mean and std. No torchvision: the official "python version" files
 are read directly, through an unpickler that only admits what those files contain.
 """
+import functools
 import hashlib
 import os
 import pickle
@@ -278,49 +279,74 @@ def get_cifar10(data_dir="data/", validation_size=5000, url=CIFAR10_URL, md5=CIF
 # ---------------------------------------------------------------------------------------------
 
 def normalize(images):
-    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std."""
-    out = images.reshape(len(images), -1).astype(np.float32)
-    out *= SCALE
-    out += SHIFT
+    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std.
+
+    images is a NumPy array, or a torch tensor on any device (normalized there).
+    """
+    flat = images.reshape(len(images), -1)
+    if isinstance(images, np.ndarray):
+        out = flat.astype(np.float32)
+        out *= SCALE
+        out += SHIFT
+    else:
+        scale, shift = _torch_constants(images.device)
+        out = flat.float().mul_(scale).add_(shift)
     return out.reshape(images.shape)
 
 
-def batch_indices(n, batch_size, shuffle=False, drop_last=False, rng=None):
-    """Yield the index of each batch: slices in order, or index arrays of a fresh permutation."""
+@functools.lru_cache(maxsize=None)
+def _torch_constants(device):
+    import torch
+    return torch.from_numpy(SCALE).to(device), torch.from_numpy(SHIFT).to(device)
+
+
+def batch_slices(n, batch_size, drop_last=False):
+    """The positions of each batch in an epoch of n samples."""
     stop = n - n % batch_size if drop_last else n
-    order = rng.permutation(n) if shuffle else None
-    for start in range(0, stop, batch_size):
-        end = min(start + batch_size, stop)
-        yield order[start:end] if shuffle else slice(start, end)
-
-
-def num_batches(n, batch_size, drop_last=False):
-    return n // batch_size if drop_last else -(-n // batch_size)
+    return [slice(start, min(start + batch_size, stop)) for start in range(0, stop, batch_size)]
 
 
 class DataLoader:
-    """Iterable of normalized (images float32 (B, 3, 32, 32), labels int64 (B,)) batches."""
+    """Iterable of normalized (images float32 (B, 3, 32, 32), labels int64 (B,)) batches.
+
+    The split's arrays may be NumPy arrays or torch tensors already on a device; either way each
+    batch is gathered and normalized where the data lives. transform, if given, maps a uint8
+    batch to a uint8 batch (augmentation) before normalization. A shuffled loader draws a new
+    permutation every epoch from its own generator, seeded by seed.
+    """
 
     def __init__(self, split, batch_size, shuffle=False, drop_last=False, seed=None,
-                 return_numpy=True):
-        self.split, self.batch_size = split, batch_size
+                 return_numpy=True, transform=None):
+        self.split, self.batch_size, self.transform = split, batch_size, transform
         self.shuffle, self.drop_last, self.return_numpy = shuffle, drop_last, return_numpy
         self.rng = np.random.default_rng(seed)
 
     def __len__(self):
-        return num_batches(len(self.split), self.batch_size, self.drop_last)
+        return len(batch_slices(len(self.split), self.batch_size, self.drop_last))
 
     def __iter__(self):
-        for idx in batch_indices(len(self.split), self.batch_size, self.shuffle, self.drop_last,
-                                 self.rng):
-            yield self._batch(idx)
+        order = self._epoch_order()
+        for rows in batch_slices(len(self.split), self.batch_size, self.drop_last):
+            yield self._batch(rows if order is None else order[rows])
+
+    def _epoch_order(self):
+        if not self.shuffle:
+            return None
+        order = self.rng.permutation(len(self.split))
+        if isinstance(self.split.images, np.ndarray):
+            return order
+        import torch
+        return torch.from_numpy(order).to(self.split.images.device)  # one copy per epoch
 
     def _batch(self, idx):
-        images, labels = normalize(self.split.images[idx]), self.split.labels[idx]
-        if self.return_numpy:
-            return images, labels
-        import torch
-        return torch.from_numpy(images), torch.from_numpy(labels)
+        images = self.split.images[idx]
+        if self.transform is not None:
+            images = self.transform(images)
+        images, labels = normalize(images), self.split.labels[idx]
+        if isinstance(images, np.ndarray) and not self.return_numpy:
+            import torch
+            images, labels = torch.from_numpy(images), torch.from_numpy(labels)
+        return images, labels
 
 
 def get_dataloader(dataset, batch_size, return_numpy=False, seed=None):

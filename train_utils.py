@@ -47,6 +47,8 @@ def _number_type(convert, minimum, maximum=math.inf, open_below=False):
 positive_int = _number_type(int, 1)
 nonnegative_int = _number_type(int, 0)
 positive_float = _number_type(float, 0, open_below=True)
+nonnegative_float = _number_type(float, 0)
+probability = _number_type(float, 0, 1)
 validation_size = _number_type(int, 1, 49999)
 
 

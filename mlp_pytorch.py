@@ -1,0 +1,46 @@
+"""The PyTorch mirror of mlp_numpy.MLP, with optional BatchNorm (and dropout for the experiments)."""
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class MLP(nn.Module):
+    """Per hidden layer Linear -> [BatchNorm1d] -> activation [-> Dropout]; then a final Linear.
+
+    x: (S, n_inputs) or (S, 3, 32, 32) -> logits (S, n_classes); the loss applies log-softmax.
+    Initialised as the NumPy model: Kaiming normal with std sqrt(1 / fan_in) for the input layer,
+    which reads normalized pixels, and sqrt(2 / fan_in) after an activation; zero biases.
+    """
+
+    def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
+                 dropout=0.0):
+        super().__init__()
+        sizes = [n_inputs, *n_hidden]
+        blocks = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            blocks.append(nn.Linear(fan_in, fan_out))
+            if use_batch_norm:
+                blocks.append(nn.BatchNorm1d(fan_out))
+            blocks.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                blocks.append(nn.Dropout(dropout))
+        blocks.append(nn.Linear(sizes[-1], n_classes))
+        self.layers = nn.Sequential(*blocks)
+        for i, linear in enumerate(self.linear_layers):
+            gain = 1.0 if i == 0 else 2.0
+            nn.init.normal_(linear.weight, 0.0, math.sqrt(gain / linear.in_features))
+            nn.init.zeros_(linear.bias)
+
+    @property
+    def linear_layers(self):
+        return [module for module in self.layers if isinstance(module, nn.Linear)]
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+    def forward(self, x):
+        return self.layers(x.reshape(len(x), -1))

@@ -1,0 +1,218 @@
+"""Train the PyTorch MLP on CIFAR-10 (optionally with BatchNorm, on CUDA), keep the best, test it.
+
+    python train_mlp_pytorch.py --use_batch_norm
+
+Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.pt, a
+state_dict: torch.load(path, weights_only=True)). Every option left out keeps the course's plain
+SGD run; the others exist for experiments.py.
+"""
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import cifar10_utils
+from mlp_pytorch import ACTIVATIONS, MLP
+from train_utils import (RunRecorder, TrainingDiverged, UserError, add_common_arguments,
+                         nonnegative_float, probability, run_cli, run_name)
+
+DEFAULT_OPTIONS = dict(activation="elu", optimizer="sgd", momentum=0.0, weight_decay=0.0,
+                       dropout=0.0, schedule="none", warmup=0.0, label_smoothing=0.0,
+                       augment=False)
+
+
+def parse_args(argv=None):
+    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--use_batch_norm", action="store_true",
+                        help="BatchNorm1d after each hidden Linear")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="auto picks CUDA, then MPS, then CPU (auto)")
+    parser.add_argument("--activation", default="elu", choices=sorted(ACTIVATIONS))
+    parser.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"])
+    parser.add_argument("--momentum", default=0.0, type=probability, help="SGD momentum (0)")
+    parser.add_argument("--weight_decay", default=0.0, type=nonnegative_float, help="(0)")
+    parser.add_argument("--dropout", default=0.0, type=probability,
+                        help="dropout after each hidden activation (0)")
+    parser.add_argument("--schedule", default="none", choices=["none", "cosine"],
+                        help="learning rate: constant, or cosine decay to 0 per step (none)")
+    parser.add_argument("--warmup", default=0.0, type=nonnegative_float,
+                        help="epochs of linear learning-rate warm-up (0)")
+    parser.add_argument("--label_smoothing", default=0.0, type=probability, help="(0)")
+    parser.add_argument("--augment", action="store_true",
+                        help="random 32x32 crops of 4-pixel zero-padded images, horizontal flips")
+    return parser.parse_args(argv)
+
+
+def pick_device(name):
+    """'auto' tries CUDA, then Apple's MPS, then the CPU; a named device must be available."""
+    available = {"cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None
+                 and torch.backends.mps.is_available(),
+                 "cpu": True}
+    if name == "auto":
+        name = next(candidate for candidate in ("cuda", "mps", "cpu") if available[candidate])
+        print(f"device: {name} (chosen automatically; --device overrides)")
+    elif not available[name]:
+        raise UserError(f"--device {name} was asked for, but this torch build or machine has no "
+                        f"{name.upper()}; use --device cpu or --device auto")
+    return torch.device(name)
+
+
+def to_device(split, device):
+    """The uint8 images and labels moved to the device once; batches are then cut there."""
+    return cifar10_utils.Split(torch.from_numpy(split.images).to(device),
+                               torch.from_numpy(split.labels).to(device))
+
+
+def random_crop_flip(images, padding=4):
+    """uint8 (B, C, H, W) -> the same shape: a random crop of the zero-padded image, mirrored
+    left-right with probability 1/2; one vectorized gather for the whole batch."""
+    batch, channels, height, width = images.shape
+    padded = nn.functional.pad(images, (padding,) * 4)
+    device = images.device
+    top = torch.randint(0, 2 * padding + 1, (batch, 1, 1, 1), device=device)
+    left = torch.randint(0, 2 * padding + 1, (batch, 1, 1, 1), device=device)
+    columns = torch.arange(width, device=device).view(1, 1, 1, width)
+    flip = torch.rand(batch, 1, 1, 1, device=device) < 0.5
+    columns = torch.where(flip, width - 1 - columns, columns)
+    return padded[torch.arange(batch, device=device).view(-1, 1, 1, 1),
+                  torch.arange(channels, device=device).view(1, -1, 1, 1),
+                  top + torch.arange(height, device=device).view(1, 1, -1, 1),
+                  left + columns]
+
+
+def accuracy(predictions, targets):
+    """Fraction of rows of predictions (S, C) whose argmax is the label in targets (S,)."""
+    return (predictions.argmax(dim=1) == targets).float().mean().item()
+
+
+@torch.no_grad()
+def evaluate_model(model, data_loader):
+    """Accuracy of model over every batch of data_loader, in eval mode (BN running statistics)."""
+    was_training = model.training
+    model.eval()
+    correct = sum((model(images).argmax(dim=1) == labels).sum() for images, labels in data_loader)
+    model.train(was_training)
+    return int(correct) / len(data_loader.split)
+
+
+class PlainSGD:
+    """p <- p - lr dL/dp, the course's optimizer, with torch.optim's interface (param_groups,
+    step, zero_grad). torch.optim's constructors import torch's compiler stack on first use,
+    about 1.5 s of a 10 s run; the default run has no use for it."""
+
+    def __init__(self, params, lr):
+        self.params = list(params)
+        self.param_groups = [{"lr": lr}]
+
+    @torch.no_grad()
+    def step(self):
+        lr = self.param_groups[0]["lr"]
+        for param in self.params:
+            param.add_(param.grad, alpha=-lr)
+
+    def zero_grad(self, set_to_none=True):
+        for param in self.params:
+            param.grad = None
+
+
+def make_optimizer(model, name, lr, momentum, weight_decay):
+    if name == "sgd" and momentum == 0 and weight_decay == 0:
+        return PlainSGD(model.parameters(), lr)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                               weight_decay=weight_decay)
+    optimizer = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def lr_factor(step, total_steps, warmup_steps, schedule):
+    """Multiplier of the base learning rate at a step: linear warm-up, then constant or cosine."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "cosine":
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *,
+          device="auto", validation_size=5000, data_url=cifar10_utils.CIFAR10_URL,
+          results_dir="results", **options):
+    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
+
+    The returned model holds the weights of the epoch with the best validation accuracy, which is
+    also the one tested. options are the experiment flags of DEFAULT_OPTIONS.
+    """
+    unknown = set(options) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown options: {sorted(unknown)}")
+    opts = {**DEFAULT_OPTIONS, **options}
+    changed = {key: value for key, value in opts.items() if value != DEFAULT_OPTIONS[key]}
+    config = dict(framework="pytorch", hidden_dims=list(hidden_dims), lr=lr,
+                  use_batch_norm=use_batch_norm, batch_size=batch_size, epochs=epochs, seed=seed,
+                  data_dir=data_dir, validation_size=validation_size, **opts)
+    name = run_name("pytorch", hidden_dims, lr, batch_size, epochs, seed,
+                    **({"bn": True} if use_batch_norm else {}), **changed)
+    run = RunRecorder(results_dir, name, config)
+    device = pick_device(device)
+    config["device"] = str(device)
+    torch.manual_seed(seed)
+    dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
+    splits = {key: to_device(split, device) for key, split in dataset.items()}
+    transform = random_crop_flip if opts["augment"] else None
+    train_loader = cifar10_utils.DataLoader(splits["train"], batch_size, shuffle=True,
+                                            drop_last=True, seed=seed, transform=transform)
+    val_loader = cifar10_utils.DataLoader(splits["validation"], batch_size)
+    test_loader = cifar10_utils.DataLoader(splits["test"], batch_size)
+
+    n_inputs = int(np.prod(cifar10_utils.IMAGE_SHAPE))
+    model = MLP(n_inputs, hidden_dims, cifar10_utils.NUM_CLASSES, use_batch_norm,
+                opts["activation"], opts["dropout"]).to(device)
+    optimizer = make_optimizer(model, opts["optimizer"], lr, opts["momentum"],
+                               opts["weight_decay"])
+    total_steps, step = epochs * len(train_loader), 0
+    warmup_steps = round(opts["warmup"] * len(train_loader))
+    loss_module = nn.CrossEntropyLoss(label_smoothing=opts["label_smoothing"])
+    best_state = {key: value.clone() for key, value in model.state_dict().items()}
+
+    with run:
+        for epoch in range(1, epochs + 1):
+            start, losses, correct = time.perf_counter(), [], 0
+            model.train()
+            for images, labels in tqdm(train_loader, desc=f"epoch {epoch}/{epochs}",
+                                       leave=False):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_factor(step, total_steps, warmup_steps, opts["schedule"])
+                step += 1
+                logits = model(images)
+                loss = loss_module(logits, labels)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingDiverged(f"loss became {loss_value} in epoch {epoch}: training "
+                                           f"diverged; try a lower --lr than {lr}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                run.log_step(loss_value)
+                losses.append(loss_value)
+                correct += (logits.argmax(dim=1) == labels).sum()
+            train_accuracy = int(correct) / (len(losses) * batch_size) if losses else math.nan
+            val_accuracy = evaluate_model(model, val_loader)
+            if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
+                             time.perf_counter() - start):
+                best_state = {key: value.clone() for key, value in model.state_dict().items()}
+                torch.save(best_state, run.path("model.pt"))
+            tqdm.write(f"epoch {epoch:3d}  train loss {np.mean(losses):.4f}  train acc "
+                       f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
+        model.load_state_dict(best_state)
+        run.log["test_accuracy"] = test_accuracy = evaluate_model(model, test_loader)
+    return model, run.log["val_accuracy"], test_accuracy, run.log
+
+
+if __name__ == "__main__":
+    run_cli(train, **vars(parse_args()))
