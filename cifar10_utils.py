@@ -74,8 +74,9 @@ def download(url, destination, md5):
     download never leaves a file that a later run could take for the dataset.
     """
     folder = os.path.dirname(os.path.abspath(destination))
-    fd, partial = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
+    partial = None
     try:
+        fd, partial = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
         digest = hashlib.md5()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -91,7 +92,7 @@ def download(url, destination, md5):
     except OSError as error:  # URLError and socket timeouts are OSErrors
         raise DataError(f"could not download {url} ({error}); {_layout_help(folder)}") from None
     finally:
-        if os.path.exists(partial):
+        if partial is not None and os.path.exists(partial):
             os.remove(partial)
 
 
@@ -154,7 +155,10 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
     if not os.path.exists(tar_path):
         if not url:
             raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
-        os.makedirs(data_dir, exist_ok=True)
+        try:
+            os.makedirs(data_dir, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"cannot create the data folder {data_dir} ({error})") from None
         download(url, tar_path, md5)
     extract(tar_path, data_dir)
     if not _has_all_batches(folder):

@@ -51,16 +51,12 @@ class MLP:
                 for i, layer in enumerate(self.linear_layers) for name, value in layer.params.items()}
 
     def load_state_dict(self, state):
-        """Copy parameters in; a mismatch in names or shapes raises ValueError naming both."""
+        """Copy parameters in; names and shapes must match state_dict()'s."""
         expected = {name: value.shape for name, value in self.state_dict().items()}
         given = {name: np.shape(value) for name, value in state.items()}
         if expected != given:
-            raise ValueError(f"saved parameters {_describe(given)} do not fit this model's "
-                             f"{_describe(expected)}")
+            raise ValueError(f"parameters {given} do not fit this model's {expected}")
         for i, layer in enumerate(self.linear_layers):
             for name in layer.params:
                 layer.params[name][...] = state[f"layers.{i}.{name}"]
 
-
-def _describe(shapes):
-    return "{" + ", ".join(f"{name}: {tuple(shape)}" for name, shape in shapes.items()) + "}"

@@ -1,7 +1,6 @@
 """The PyTorch mirror of mlp_numpy.MLP, with optional BatchNorm (and dropout for the experiments)."""
 import math
 
-import torch
 from torch import nn
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}

@@ -7,6 +7,7 @@ Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best we
 import argparse
 import math
 import time
+import zipfile
 
 import numpy as np
 from tqdm import tqdm
@@ -14,14 +15,17 @@ from tqdm import tqdm
 import cifar10_utils
 from mlp_numpy import ACTIVATIONS, MLP
 from modules import CrossEntropyModule
-from train_utils import (RunRecorder, TrainingDiverged, add_common_arguments, run_cli,
-                         run_name)
+from train_utils import (RunRecorder, TrainingDiverged, UserError, add_common_arguments,
+                         check_batch_size, check_shapes, run_cli, run_name)
 
 
 def parse_args(argv=None):
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--activation", default="elu", choices=sorted(ACTIVATIONS),
                         help="hidden-layer nonlinearity (elu)")
+    parser.add_argument("--evaluate", metavar="MODEL_NPZ",
+                        help="instead of training, test the weights a run saved (model.npz); "
+                             "give the --hidden_dims and --activation it was trained with")
     return parser.parse_args(argv)
 
 
@@ -53,6 +57,28 @@ def save_weights(model, path):
         np.savez(f, **model.state_dict())
 
 
+def load_weights(model, path):
+    """Load a run's model.npz into model; a file of another architecture is refused by name."""
+    try:
+        with np.load(path) as saved:  # allow_pickle stays False: arrays only
+            state = {name: saved[name] for name in saved.files}
+    except (ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UserError(f"{path} is not a saved model ({error})") from None
+    check_shapes(path, {name: value.shape for name, value in state.items()},
+                 {name: value.shape for name, value in model.state_dict().items()})
+    model.load_state_dict(state)
+
+
+def evaluate_saved(path, hidden_dims, activation, data_dir, validation_size, data_url):
+    model = MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims, cifar10_utils.NUM_CLASSES,
+                activation=activation)
+    load_weights(model, path)
+    dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
+    loaders = cifar10_utils.get_dataloader(dataset, 1000, return_numpy=True)
+    print(f"{path}: validation accuracy {evaluate_model(model, loaders['validation']):.4f}, "
+          f"test accuracy {evaluate_model(model, loaders['test']):.4f}")
+
+
 def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="elu",
           validation_size=5000, data_url=cifar10_utils.CIFAR10_URL, results_dir="results"):
     """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
@@ -68,6 +94,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
                                             **options), config)
     np.random.seed(seed)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
+    check_batch_size(batch_size, len(dataset["train"]))
     loaders = cifar10_utils.get_dataloader(dataset, batch_size, return_numpy=True, seed=seed)
     n_inputs = int(np.prod(cifar10_utils.IMAGE_SHAPE))
     model = MLP(n_inputs, hidden_dims, cifar10_utils.NUM_CLASSES, activation=activation)
@@ -104,4 +131,11 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
 
 
 if __name__ == "__main__":
-    run_cli(train, **vars(parse_args()))
+    args = vars(parse_args())
+    if args["evaluate"]:
+        run_cli(evaluate_saved, path=args["evaluate"], hidden_dims=args["hidden_dims"],
+                activation=args["activation"], data_dir=args["data_dir"],
+                validation_size=args["validation_size"], data_url=args["data_url"])
+    else:
+        del args["evaluate"]
+        run_cli(train, **args)

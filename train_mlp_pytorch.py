@@ -8,6 +8,7 @@ SGD run; the others exist for experiments.py.
 """
 import argparse
 import math
+import pickle
 import time
 
 import numpy as np
@@ -18,7 +19,8 @@ from tqdm import tqdm
 import cifar10_utils
 from mlp_pytorch import ACTIVATIONS, MLP
 from train_utils import (RunRecorder, TrainingDiverged, UserError, add_common_arguments,
-                         nonnegative_float, probability, run_cli, run_name)
+                         check_batch_size, check_shapes, nonnegative_float, probability, run_cli,
+                         run_name)
 
 DEFAULT_OPTIONS = dict(activation="elu", optimizer="sgd", momentum=0.0, weight_decay=0.0,
                        dropout=0.0, schedule="none", warmup=0.0, label_smoothing=0.0,
@@ -44,6 +46,9 @@ def parse_args(argv=None):
     parser.add_argument("--label_smoothing", default=0.0, type=probability, help="(0)")
     parser.add_argument("--augment", action="store_true",
                         help="random 32x32 crops of 4-pixel zero-padded images, horizontal flips")
+    parser.add_argument("--evaluate", metavar="MODEL_PT",
+                        help="instead of training, test the weights a run saved (model.pt); "
+                             "give the --hidden_dims, --use_batch_norm and --activation it had")
     return parser.parse_args(argv)
 
 
@@ -66,6 +71,33 @@ def to_device(split, device):
     """The uint8 images and labels moved to the device once; batches are then cut there."""
     return cifar10_utils.Split(torch.from_numpy(split.images).to(device),
                                torch.from_numpy(split.labels).to(device))
+
+
+def load_weights(model, path):
+    """Load a run's model.pt into model; a file of another architecture is refused by name."""
+    try:
+        state = torch.load(path, map_location=model.device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        # torch's own message is many lines and suggests weights_only=False: not an option here
+        raise UserError(f"{path} is not a saved state_dict of tensors "
+                        f"({type(error).__name__})") from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"{path} is not a saved state_dict")
+    check_shapes(path, {name: tuple(value.shape) for name, value in state.items()},
+                 {name: tuple(value.shape) for name, value in model.state_dict().items()})
+    model.load_state_dict(state)
+
+
+def evaluate_saved(path, hidden_dims, use_batch_norm, activation, device, data_dir,
+                   validation_size, data_url):
+    model = MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims, cifar10_utils.NUM_CLASSES,
+                use_batch_norm, activation).to(pick_device(device))
+    load_weights(model, path)
+    dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
+    accuracies = [evaluate_model(model, cifar10_utils.DataLoader(to_device(dataset[key],
+                                                                           model.device), 1000))
+                  for key in ("validation", "test")]
+    print(f"{path}: validation accuracy {accuracies[0]:.4f}, test accuracy {accuracies[1]:.4f}")
 
 
 def random_crop_flip(images, padding=4):
@@ -163,6 +195,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     config["device"] = str(device)
     torch.manual_seed(seed)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
+    check_batch_size(batch_size, len(dataset["train"]))
     splits = {key: to_device(split, device) for key, split in dataset.items()}
     transform = random_crop_flip if opts["augment"] else None
     train_loader = cifar10_utils.DataLoader(splits["train"], batch_size, shuffle=True,
@@ -215,4 +248,12 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
 
 
 if __name__ == "__main__":
-    run_cli(train, **vars(parse_args()))
+    args = vars(parse_args())
+    if args["evaluate"]:
+        run_cli(evaluate_saved, path=args["evaluate"], hidden_dims=args["hidden_dims"],
+                use_batch_norm=args["use_batch_norm"], activation=args["activation"],
+                device=args["device"], data_dir=args["data_dir"],
+                validation_size=args["validation_size"], data_url=args["data_url"])
+    else:
+        del args["evaluate"]
+        run_cli(train, **args)

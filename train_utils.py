@@ -77,14 +77,36 @@ def add_common_arguments(parser):
     return parser
 
 
-def run_cli(train, **kwargs):
-    """Call train(**kwargs); a user-facing error or Ctrl-C ends with one line and an exit code."""
+def run_cli(function, **kwargs):
+    """Call function(**kwargs); a user-facing error or Ctrl-C ends with one line and an exit code.
+
+    OSErrors (a full disk, a missing or unreadable file) are the machine's state, not bugs, so
+    they get one line too.
+    """
     try:
-        train(**kwargs)
+        function(**kwargs)
     except KeyboardInterrupt:
         sys.exit(130)
-    except (UserError, DataError) as error:
+    except (UserError, DataError, OSError) as error:
         sys.exit(f"error: {error}")
+
+
+def check_batch_size(batch_size, num_train):
+    if batch_size > num_train:
+        raise UserError(f"--batch_size {batch_size} is larger than the {num_train} training "
+                        f"images: no full batch to train on")
+
+
+def check_shapes(path, saved, expected):
+    """saved and expected map parameter names to shapes; a mismatch names both architectures."""
+    if saved != expected:
+        raise UserError(f"{path} holds {describe_shapes(saved)}, but the model these flags build "
+                        f"has {describe_shapes(expected)}: pass the --hidden_dims (and "
+                        f"--use_batch_norm) it was trained with")
+
+
+def describe_shapes(shapes):
+    return "{" + ", ".join(f"{name}: {tuple(shape)}" for name, shape in shapes.items()) + "}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +138,18 @@ def versions():
     return found
 
 
+def _new_folder(path):
+    """Create path, or path_2, path_3, ... if taken: a rerun never overwrites an earlier run."""
+    candidate, number = path, 1
+    while True:
+        try:
+            os.makedirs(candidate)
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = f"{path}_{number}"
+
+
 class RunRecorder:
     """Collects a run's numbers, keeps metrics.json current, and draws its curves at the end.
 
@@ -124,7 +158,6 @@ class RunRecorder:
     """
 
     def __init__(self, results_dir, name, config):
-        self.folder = os.path.join(results_dir, name)
         self.config = config
         self.status = "running"
         self.start = time.perf_counter()
@@ -132,11 +165,10 @@ class RunRecorder:
                     "val_accuracy": [], "epoch_seconds": [], "test_accuracy": None,
                     "best_epoch": None}
         try:  # fail before training, not after it
-            os.makedirs(self.folder, exist_ok=True)
+            self.folder = _new_folder(os.path.join(results_dir, name))
             write_json(self.path("metrics.json"), self.metrics())
         except OSError as error:
-            raise UserError(f"results folder {self.folder} is not writable ({error.strerror})") \
-                from None
+            raise UserError(f"results folder {results_dir} is not writable ({error})") from None
 
     def path(self, filename):
         return os.path.join(self.folder, filename)

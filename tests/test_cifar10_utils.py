@@ -1,7 +1,5 @@
 """The data path on tiny synthetic datasets in the official format: never real data, never network."""
 import os
-import pickle
-import tarfile
 
 import numpy as np
 import pytest
