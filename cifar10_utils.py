@@ -55,8 +55,8 @@ class Split:
 
 def _layout_help(data_dir):
     return (f"expected {os.path.join(data_dir, FOLDER_NAME)}/ (data_batch_1..5, test_batch) or "
-            f"{os.path.join(data_dir, TARBALL_NAME)}; download it from {CIFAR10_URL} where there is "
-            f"internet and point --data_dir at its folder")
+            f"{os.path.join(data_dir, TARBALL_NAME)}; download it from {CIFAR10_URL} where there "
+            f"is internet and point --data_dir at its folder")
 
 
 def file_md5(path):

@@ -47,8 +47,8 @@ class MLP:
 
     def state_dict(self):
         """A copy of every parameter, named 'layers.<i>.weight' and 'layers.<i>.bias'."""
-        return {f"layers.{i}.{name}": value.copy()
-                for i, layer in enumerate(self.linear_layers) for name, value in layer.params.items()}
+        return {f"layers.{i}.{name}": value.copy() for i, layer in enumerate(self.linear_layers)
+                for name, value in layer.params.items()}
 
     def load_state_dict(self, state):
         """Copy parameters in; names and shapes must match state_dict()'s."""

@@ -1,4 +1,4 @@
-"""The PyTorch mirror of mlp_numpy.MLP, with optional BatchNorm (and dropout for the experiments)."""
+"""The PyTorch mirror of mlp_numpy.MLP, with optional BatchNorm (and dropout, for experiments)."""
 import math
 
 from torch import nn

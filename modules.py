@@ -59,7 +59,7 @@ class LinearModule:
 class ELUModule:
     """ELU: y = x for x > 0, alpha (eˣ - 1) otherwise; elementwise, (S, N) -> (S, N).
 
-    Backward: dL/dx = dL/dy ⊙ (1 for x > 0, y + alpha otherwise), since d/dx alpha (eˣ - 1) = y + alpha.
+    Backward: dL/dx = dL/dy ⊙ (1 for x > 0, y + alpha otherwise), as d/dx alpha (eˣ - 1) = y + alpha.
     """
 
     def __init__(self, alpha=1.0):

@@ -16,7 +16,8 @@ import cifar10_utils
 from mlp_numpy import ACTIVATIONS, MLP
 from modules import CrossEntropyModule
 from train_utils import (RunRecorder, TrainingDiverged, UserError, add_common_arguments,
-                         check_batch_size, check_shapes, run_cli, run_name)
+                         check_batch_size, check_shapes, run_name, train_or_evaluate,
+                         write_atomically)
 
 
 def parse_args(argv=None):
@@ -53,8 +54,7 @@ def sgd_step(model, lr):
 
 
 def save_weights(model, path):
-    with open(path, "wb") as f:  # a file object: np.savez would otherwise rename it
-        np.savez(f, **model.state_dict())
+    write_atomically(path, lambda f: np.savez(f, **model.state_dict()))
 
 
 def load_weights(model, path):
@@ -69,7 +69,9 @@ def load_weights(model, path):
     model.load_state_dict(state)
 
 
-def evaluate_saved(path, hidden_dims, activation, data_dir, validation_size, data_url):
+def evaluate_saved(path, hidden_dims, activation, data_dir, validation_size, data_url,
+                   **training_flags):
+    """Print the validation and test accuracy of saved weights; training_flags do not matter."""
     model = MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims, cifar10_utils.NUM_CLASSES,
                 activation=activation)
     load_weights(model, path)
@@ -116,7 +118,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
                 run.log_step(loss)
                 losses.append(loss)
                 correct += np.sum(probs.argmax(axis=1) == labels)
-            train_accuracy = correct / (len(losses) * batch_size) if losses else float("nan")
+            train_accuracy = correct / (len(losses) * batch_size)
             val_accuracy = evaluate_model(model, loaders["validation"])
             if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
                              time.perf_counter() - start):
@@ -131,11 +133,4 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
 
 
 if __name__ == "__main__":
-    args = vars(parse_args())
-    if args["evaluate"]:
-        run_cli(evaluate_saved, path=args["evaluate"], hidden_dims=args["hidden_dims"],
-                activation=args["activation"], data_dir=args["data_dir"],
-                validation_size=args["validation_size"], data_url=args["data_url"])
-    else:
-        del args["evaluate"]
-        run_cli(train, **args)
+    train_or_evaluate(parse_args(), train, evaluate_saved)

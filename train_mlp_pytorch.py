@@ -19,16 +19,26 @@ from tqdm import tqdm
 import cifar10_utils
 from mlp_pytorch import ACTIVATIONS, MLP
 from train_utils import (RunRecorder, TrainingDiverged, UserError, add_common_arguments,
-                         check_batch_size, check_shapes, nonnegative_float, probability, run_cli,
-                         run_name)
+                         check_batch_size, check_shapes, nonnegative_float, probability,
+                         run_name, train_or_evaluate, write_atomically)
 
 DEFAULT_OPTIONS = dict(activation="elu", optimizer="sgd", momentum=0.0, weight_decay=0.0,
                        dropout=0.0, schedule="none", warmup=0.0, label_smoothing=0.0,
-                       augment=False)
+                       augment="none")
+
+# The best pure MLP found for 10 minutes of training on a 2-core CPU: experiments.py's 'best'
+# set shows how each part of it was chosen and what it scores.
+PRESETS = {"best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, optimizer="adamw",
+                        lr=2e-3, weight_decay=0.05, schedule="cosine", warmup=1.0,
+                        label_smoothing=0.1, dropout=0.1, augment="flip", batch_size=512,
+                        epochs=90)}
 
 
 def parse_args(argv=None):
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="start from a named set of flags (best: the best MLP of "
+                             "results/README.md); flags given as well override it")
     parser.add_argument("--use_batch_norm", action="store_true",
                         help="BatchNorm1d after each hidden Linear")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
@@ -44,12 +54,18 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", default=0.0, type=nonnegative_float,
                         help="epochs of linear learning-rate warm-up (0)")
     parser.add_argument("--label_smoothing", default=0.0, type=probability, help="(0)")
-    parser.add_argument("--augment", action="store_true",
-                        help="random 32x32 crops of 4-pixel zero-padded images, horizontal flips")
+    parser.add_argument("--augment", default="none", choices=sorted(AUGMENTATIONS),
+                        help="flip: random horizontal flips; crop+flip: also random 32x32 crops "
+                             "of the 4-pixel zero-padded image (none)")
     parser.add_argument("--evaluate", metavar="MODEL_PT",
                         help="instead of training, test the weights a run saved (model.pt); "
                              "give the --hidden_dims, --use_batch_norm and --activation it had")
-    return parser.parse_args(argv)
+    preset = parser.parse_known_args(argv)[0].preset
+    if preset:
+        parser.set_defaults(**PRESETS[preset])
+    args = parser.parse_args(argv)
+    del args.preset  # its flags are in args now
+    return args
 
 
 def pick_device(name):
@@ -89,7 +105,8 @@ def load_weights(model, path):
 
 
 def evaluate_saved(path, hidden_dims, use_batch_norm, activation, device, data_dir,
-                   validation_size, data_url):
+                   validation_size, data_url, **training_flags):
+    """Print the validation and test accuracy of saved weights; training_flags do not matter."""
     model = MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims, cifar10_utils.NUM_CLASSES,
                 use_batch_norm, activation).to(pick_device(device))
     load_weights(model, path)
@@ -115,6 +132,10 @@ def random_crop_flip(images, padding=4):
                   torch.arange(channels, device=device).view(1, -1, 1, 1),
                   top + torch.arange(height, device=device).view(1, 1, -1, 1),
                   left + columns]
+
+
+AUGMENTATIONS = {"none": None, "flip": lambda images: random_crop_flip(images, padding=0),
+                 "crop+flip": random_crop_flip}
 
 
 def accuracy(predictions, targets):
@@ -197,7 +218,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
     check_batch_size(batch_size, len(dataset["train"]))
     splits = {key: to_device(split, device) for key, split in dataset.items()}
-    transform = random_crop_flip if opts["augment"] else None
+    transform = AUGMENTATIONS[opts["augment"]]
     train_loader = cifar10_utils.DataLoader(splits["train"], batch_size, shuffle=True,
                                             drop_last=True, seed=seed, transform=transform)
     val_loader = cifar10_utils.DataLoader(splits["validation"], batch_size)
@@ -234,12 +255,12 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                 run.log_step(loss_value)
                 losses.append(loss_value)
                 correct += (logits.argmax(dim=1) == labels).sum()
-            train_accuracy = int(correct) / (len(losses) * batch_size) if losses else math.nan
+            train_accuracy = int(correct) / (len(losses) * batch_size)
             val_accuracy = evaluate_model(model, val_loader)
             if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
                              time.perf_counter() - start):
                 best_state = {key: value.clone() for key, value in model.state_dict().items()}
-                torch.save(best_state, run.path("model.pt"))
+                write_atomically(run.path("model.pt"), lambda f: torch.save(best_state, f))
             tqdm.write(f"epoch {epoch:3d}  train loss {np.mean(losses):.4f}  train acc "
                        f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
         model.load_state_dict(best_state)
@@ -248,12 +269,4 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
 
 
 if __name__ == "__main__":
-    args = vars(parse_args())
-    if args["evaluate"]:
-        run_cli(evaluate_saved, path=args["evaluate"], hidden_dims=args["hidden_dims"],
-                use_batch_norm=args["use_batch_norm"], activation=args["activation"],
-                device=args["device"], data_dir=args["data_dir"],
-                validation_size=args["validation_size"], data_url=args["data_url"])
-    else:
-        del args["evaluate"]
-        run_cli(train, **args)
+    train_or_evaluate(parse_args(), train, evaluate_saved)

@@ -91,6 +91,16 @@ def run_cli(function, **kwargs):
         sys.exit(f"error: {error}")
 
 
+def train_or_evaluate(args, train, evaluate_saved):
+    """Train with the parsed flags or, given --evaluate PATH, test the weights saved there."""
+    args = vars(args)
+    saved_model = args.pop("evaluate")
+    if saved_model:
+        run_cli(evaluate_saved, path=saved_model, **args)
+    else:
+        run_cli(train, **args)
+
+
 def check_batch_size(batch_size, num_train):
     if batch_size > num_train:
         raise UserError(f"--batch_size {batch_size} is larger than the {num_train} training "
@@ -122,13 +132,21 @@ def run_name(framework, hidden_dims, lr, batch_size, epochs, seed, **options):
     return name
 
 
+def write_atomically(path, write):
+    """write(f) fills a temporary binary file beside path, which then replaces path in one step:
+    a reader, or a run killed mid-write, never sees half a file or loses the previous one."""
+    fd, partial = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
 def write_json(path, content):
-    """Write atomically: a reader, or a run killed mid-write, never sees half a file."""
-    folder = os.path.dirname(path)
-    fd, partial = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump(content, f, indent=1)
-    os.replace(partial, path)
+    write_atomically(path, lambda f: f.write(json.dumps(content, indent=1).encode()))
 
 
 def versions():
@@ -165,7 +183,7 @@ class RunRecorder:
                     "val_accuracy": [], "epoch_seconds": [], "test_accuracy": None,
                     "best_epoch": None}
         try:  # fail before training, not after it
-            self.folder = _new_folder(os.path.join(results_dir, name))
+            self.folder = self.log["run_dir"] = _new_folder(os.path.join(results_dir, name))
             write_json(self.path("metrics.json"), self.metrics())
         except OSError as error:
             raise UserError(f"results folder {results_dir} is not writable ({error})") from None
@@ -205,8 +223,8 @@ class RunRecorder:
             print(f"test accuracy {self.log['test_accuracy']:.4f} (best validation epoch "
                   f"{self.log['best_epoch']}); results in {self.folder}")
         else:
-            print(f"{self.status} after {epochs} finished epoch(s); their curves and metrics are in "
-                  f"{self.folder}", file=sys.stderr)
+            print(f"{self.status} after {epochs} finished epoch(s); their curves and metrics are "
+                  f"in {self.folder}", file=sys.stderr)
         return False
 
 
@@ -214,16 +232,22 @@ class RunRecorder:
 # Plots
 # ---------------------------------------------------------------------------------------------
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")  # files only: works on headless cluster nodes
     import matplotlib.pyplot as plt
     return plt
 
 
+def save_figure(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+
+
 def plot_run(metrics, folder):
     """loss.png (per step and per-epoch mean) and accuracy.png (train, validation) for one run."""
-    plt = _pyplot()
+    plt = pyplot()
     title = os.path.basename(os.path.normpath(folder))
     steps = np.asarray(metrics["train_loss_steps"], dtype=float)
     epochs = np.arange(1, len(metrics["train_loss"]) + 1)
@@ -235,9 +259,7 @@ def plot_run(metrics, folder):
     ax.plot(epochs, metrics["train_loss"], "o-", label="epoch mean")
     ax.set(title=f"Training loss\n{title}", xlabel="epoch", ylabel="cross-entropy loss")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(folder, "loss.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, os.path.join(folder, "loss.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(epochs, metrics["train_accuracy"], "o-", label="train")
@@ -247,6 +269,4 @@ def plot_run(metrics, folder):
                    label=f"test (best epoch) {metrics['test_accuracy']:.3f}")
     ax.set(title=f"Accuracy\n{title}", xlabel="epoch", ylabel="accuracy")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(folder, "accuracy.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, os.path.join(folder, "accuracy.png"))

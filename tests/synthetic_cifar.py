@@ -1,4 +1,4 @@
-"""Tiny CIFAR-10 look-alikes in the official on-disk format, for tests that must not touch real data.
+"""Tiny CIFAR-10 look-alikes in the official on-disk format, for tests that never touch real data.
 
 The official batches were pickled by Python 2: strings are byte strings (opcode BINSTRING) and the
 image array is rebuilt through numpy.core.multiarray._reconstruct. write_py2_pickle emits exactly
@@ -115,5 +115,6 @@ def make_tarball(root, tar_path):
 
 def add_tar_member(tar, name, data=b"x", kind=tarfile.REGTYPE, linkname=""):
     info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.size = kind, linkname, len(data) if kind == tarfile.REGTYPE else 0
-    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    regular = kind == tarfile.REGTYPE
+    info.type, info.linkname, info.size = kind, linkname, len(data) if regular else 0
+    tar.addfile(info, io.BytesIO(data) if regular else None)

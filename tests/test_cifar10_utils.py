@@ -1,4 +1,4 @@
-"""The data path on tiny synthetic datasets in the official format: never real data, never network."""
+"""The data path, on tiny synthetic datasets in the official format: no real data, no network."""
 import os
 
 import numpy as np

@@ -179,7 +179,8 @@ def test_interrupted_download_leaves_no_file_that_passes_as_data(tmp_path, monke
 # --- flags and environment ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("trainer", TRAINERS)
-@pytest.mark.parametrize("flags, allowed", [(["--lr", "0"], "> 0"), (["--batch_size", "-3"], ">= 1"),
+@pytest.mark.parametrize("flags, allowed", [(["--lr", "0"], "> 0"),
+                                            (["--batch_size", "-3"], ">= 1"),
                                             (["--epochs", "-1"], ">= 0"),
                                             (["--hidden_dims", "64", "0"], ">= 1"),
                                             (["--validation_size", "60000"], "<= 49999"),
@@ -309,4 +310,5 @@ def test_a_rerun_never_overwrites_an_earlier_run(cifar_dir, tmp_path):
                   results_dir=str(tmp_path / "r"))
     train_mlp_numpy.train(**kwargs)
     train_mlp_numpy.train(**kwargs)
-    assert sorted(os.listdir(tmp_path / "r")) == ["numpy_h8_lr0.1_b16_e1_s0", "numpy_h8_lr0.1_b16_e1_s0_2"]
+    assert sorted(os.listdir(tmp_path / "r")) == ["numpy_h8_lr0.1_b16_e1_s0",
+                                                  "numpy_h8_lr0.1_b16_e1_s0_2"]

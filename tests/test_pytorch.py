@@ -177,11 +177,11 @@ def test_experiment_options_train(cifar_dir, tmp_path):
     root, _ = cifar_dir
     _, _, _, log = small_run(root, tmp_path / "r", optimizer="adamw", lr=1e-3, weight_decay=0.01,
                              dropout=0.1, schedule="cosine", warmup=1, label_smoothing=0.1,
-                             augment=True, activation="relu")
+                             augment="crop+flip", activation="relu")
     assert log["train_loss"][-1] < log["train_loss"][0]
     assert os.listdir(tmp_path / "r") == ["pytorch_h32_lr0.001_b16_e3_s1_activationrelu_optimizeradamw_"
                                     "weight_decay0.01_dropout0.1_schedulecosine_warmup1_"
-                                    "label_smoothing0.1_augment"]
+                                    "label_smoothing0.1_augmentcrop+flip"]
 
 
 def test_command_line_defaults_match_the_course():

@@ -1,0 +1,413 @@
+"""The assignment's questions answered by runs anyone can repeat, and the report built from them.
+
+    python experiments.py bn              # train one set: results/bn/ (runs, figures, summary.json)
+    python experiments.py all             # every set, then the report
+    python experiments.py report          # redraw figures, rewrite results/README.md; no training
+
+Sets: bn, activations, numpy-vs-torch, dead-neurons, best. Running a set again replaces its
+results. The report is generated from each set's summary.json and its runs' metrics.json only.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+
+import numpy as np
+
+import cifar10_utils
+import train_mlp_pytorch
+from train_mlp_pytorch import DEFAULT_OPTIONS, PRESETS
+from train_utils import pyplot, run_cli, save_figure, write_json
+
+RESULTS = "results"
+SEEDS = (0, 1, 2)
+COURSE_DEFAULTS = dict(hidden_dims=[128], lr=0.1, batch_size=128, epochs=10, seed=42)
+BEST = PRESETS["best"]
+
+
+def run(label, trainer="pytorch", **flags):
+    return {"label": label, "trainer": trainer, "flags": {**COURSE_DEFAULTS, **flags}}
+
+
+def best_ladder():
+    """From the course's MLP to the best one, one change a row, each row keeping the last's;
+    rows marked 'not kept' try an alternative that the next row drops again."""
+    steps = [
+        ("the course's MLP (PyTorch defaults)", {}),
+        ("2 x 1024 hidden units, BatchNorm", dict(hidden_dims=[1024, 1024], use_batch_norm=True)),
+        ("batch 512", dict(batch_size=512)),
+        ("SGD momentum 0.9, lr 0.05 (not kept)", dict(momentum=0.9, lr=0.05)),
+        ("AdamW (lr 2e-3, weight decay 0.05) instead",
+         dict(optimizer="adamw", lr=2e-3, weight_decay=0.05, momentum=0.0)),
+        ("cosine schedule, 1 warm-up epoch", dict(schedule="cosine", warmup=1.0)),
+        ("dropout 0.1, label smoothing 0.1", dict(dropout=0.1, label_smoothing=0.1)),
+        ("random crops (4-pixel padding) and flips (not kept)", dict(augment="crop+flip")),
+        ("random horizontal flips only", dict(augment="flip")),
+        ("30 epochs", dict(epochs=30)),
+        ("90 epochs: the preset", dict(BEST)),
+    ]
+    flags, runs = {}, []
+    for label, change in steps:
+        flags.update(change)
+        runs.append(run(label, **flags))
+    return runs
+
+
+SETS = {
+    "bn": [run(f"{'with' if bn else 'without'} BatchNorm", use_batch_norm=bn, seed=seed)
+           for bn in (False, True) for seed in SEEDS],
+    "activations": [run(activation, activation=activation, seed=seed)
+                    for activation in ("elu", "tanh", "relu") for seed in SEEDS],
+    "numpy-vs-torch": [run("NumPy", trainer="numpy"), run("PyTorch")],
+    "dead-neurons": [run(f"{name}{' + BatchNorm' if bn else ''}", activation="relu",
+                         hidden_dims=[512, 256, 128], use_batch_norm=bn, **optimizer)
+                     for name, optimizer in [("SGD lr 0.1", {}),
+                                             ("Adam lr 0.01", dict(optimizer="adam", lr=0.01))]
+                     for bn in (False, True)],
+    "best": best_ladder(),
+}
+
+
+def command_for(entry):
+    """The trainer command line that repeats one run."""
+    script = f"train_mlp_{entry['trainer']}.py"
+    flags = entry["flags"]
+    if entry["trainer"] == "pytorch" and all(flags.get(k) == v for k, v in BEST.items()):
+        return f"python {script} --preset best"
+    words = ["python", script]
+    defaults = {**COURSE_DEFAULTS, **DEFAULT_OPTIONS, "use_batch_norm": False}
+    for key, value in flags.items():
+        if value == defaults.get(key):
+            continue
+        if value is True:
+            words.append(f"--{key}")
+        elif isinstance(value, list):
+            words += [f"--{key}", *map(str, value)]
+        else:
+            words += [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(words)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training a set
+# ---------------------------------------------------------------------------------------------
+
+def train_entry(entry, results_dir, data_dir):
+    flags = dict(entry["flags"], data_dir=data_dir, results_dir=results_dir)
+    if entry["trainer"] == "numpy":
+        import train_mlp_numpy
+        return train_mlp_numpy.train(**flags)
+    flags.setdefault("use_batch_norm", False)
+    return train_mlp_pytorch.train(**flags, device="cpu")
+
+
+def dead_fractions(model, split):
+    """Per ReLU layer, the fraction of units that output 0 for every image of split."""
+    import torch
+    fractions = []
+    with torch.no_grad():
+        model.eval()
+        x = cifar10_utils.normalize(torch.from_numpy(split.images)).reshape(len(split), -1)
+        for module in model.layers:
+            x = module(x)
+            if isinstance(module, torch.nn.ReLU):
+                fractions.append(float(((x > 0).sum(dim=0) == 0).float().mean()))
+    return fractions
+
+
+def data_note(data_dir, note):
+    if note:
+        return note
+    tarball = os.path.join(data_dir, cifar10_utils.TARBALL_NAME)
+    if os.path.exists(tarball) and cifar10_utils.file_md5(tarball) == cifar10_utils.CIFAR10_MD5:
+        return "the official CIFAR-10 release (md5 verified)"
+    return "CIFAR-10 files whose origin was not verified against the official md5"
+
+
+def train_set(name, data_dir, note):
+    folder = os.path.join(RESULTS, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    runs_dir = os.path.join(folder, "runs")
+    validation = None
+    entries = []
+    for entry in SETS[name]:
+        print(f"[{name}] {entry['label']}: {command_for(entry)}", flush=True)
+        model, _, _, log = train_entry(entry, runs_dir, data_dir)
+        saved = dict(entry, command=command_for(entry),
+                     run_dir=os.path.relpath(log["run_dir"], folder))
+        if name == "dead-neurons":
+            validation = validation or cifar10_utils.get_cifar10(
+                data_dir, entry["flags"].get("validation_size", 5000))["validation"]
+            saved["dead_fraction"] = dead_fractions(model, validation)
+        entries.append(saved)
+    write_json(os.path.join(folder, "summary.json"), {
+        "set": name, "command": f"python experiments.py {name}",
+        "date": datetime.date.today().isoformat(), "machine": machine(),
+        "data": data_note(data_dir, note), "runs": entries})
+
+
+def machine():
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()}, no GPU used"
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: figures and text from saved metrics only
+# ---------------------------------------------------------------------------------------------
+
+def load_set(name):
+    folder = os.path.join(RESULTS, name)
+    with open(os.path.join(folder, "summary.json")) as f:
+        summary = json.load(f)
+    for entry in summary["runs"]:
+        with open(os.path.join(folder, entry["run_dir"], "metrics.json")) as f:
+            entry["metrics"] = json.load(f)
+    return summary
+
+
+def groups(summary):
+    """Runs by label, in order of first appearance (seeds of one setting share a label)."""
+    grouped = {}
+    for entry in summary["runs"]:
+        grouped.setdefault(entry["label"], []).append(entry)
+    return grouped
+
+
+def mean_std(values):
+    values = [100 * v for v in values]
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{spread}"
+
+
+def curves_figure(summary, path, title):
+    """Validation accuracy and training loss per epoch: a thin line per run, a thick mean."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for color, (label, entries) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                       groups(summary).items()):
+        for ax, key in zip(axes, ("val_accuracy", "train_loss")):
+            series = np.array([e["metrics"][key] for e in entries])
+            epochs = np.arange(1, series.shape[1] + 1)
+            for line in series:
+                ax.plot(epochs, line, color=color, lw=0.7, alpha=0.35)
+            ax.plot(epochs, series.mean(axis=0), color=color, lw=2,
+                    label=f"{label} (n={len(entries)})")
+    axes[0].set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy")
+    axes[1].set(title="Training loss (epoch mean)", xlabel="epoch", ylabel="cross-entropy")
+    for ax in axes:
+        ax.legend()
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def seeds_table(summary):
+    lines = ["| setting | test accuracy % (mean ± std over seeds) | per seed | command of one "
+             "run |",
+             "|---|---|---|---|"]
+    for label, entries in groups(summary).items():
+        tests = [e["metrics"]["test_accuracy"] for e in entries]
+        per_seed = ", ".join(f"{e['flags']['seed']}: {100 * t:.2f}" for e, t in zip(entries, tests))
+        lines.append(f"| {label} | {mean_std(tests)} | {per_seed} | `{entries[0]['command']}` |")
+    return "\n".join(lines)
+
+
+def section_bn(summary):
+    curves_figure(summary, os.path.join(RESULTS, "bn", "bn.png"),
+                  "PyTorch MLP at the course's defaults, with and without BatchNorm")
+    by_label = groups(summary)
+    means = {label: statistics.mean(e["metrics"]["test_accuracy"] for e in entries)
+             for label, entries in by_label.items()}
+    first_loss = {label: statistics.mean(e["metrics"]["train_loss"][0] for e in entries)
+                  for label, entries in by_label.items()}
+    gain = 100 * (means["with BatchNorm"] - means["without BatchNorm"])
+    return f"""BatchNorm after each hidden Linear, everything else at the course's defaults (one
+hidden layer of 128 ELU units, SGD with lr 0.1, 10 epochs), {len(SEEDS)} seeds each.
+
+![BatchNorm curves](bn/bn.png)
+
+{seeds_table(summary)}
+
+BatchNorm changes the mean test accuracy by {gain:+.2f} points here. Its clearest effect is in
+the first epoch, whose mean training loss is {first_loss["with BatchNorm"]:.3f} with it and
+{first_loss["without BatchNorm"]:.3f} without: normalizing each hidden unit over the batch keeps
+the next layer's inputs at a stable scale while the first large SGD steps change the weights.
+After that the curves run together; one hidden layer of 128 units gives BatchNorm little depth to
+help with, and its batch-statistics noise costs about what it gains."""
+
+
+def section_activations(summary):
+    curves_figure(summary, os.path.join(RESULTS, "activations", "activations.png"),
+                  "ELU vs Tanh vs ReLU at equal budget (course defaults otherwise)")
+    best = max(groups(summary).items(),
+               key=lambda item: statistics.mean(e["metrics"]["test_accuracy"] for e in item[1]))
+    return f"""The same network and budget (128 hidden units, SGD lr 0.1, 10 epochs) with each
+hidden nonlinearity, {len(SEEDS)} seeds each. **{best[0]}** has the best mean test accuracy.
+
+![Activation curves](activations/activations.png)
+
+{seeds_table(summary)}
+
+ELU and ReLU keep an identity-like slope for positive inputs, so gradients pass undamped; Tanh
+saturates at ±1, where its slope vanishes, and its outputs are bounded, which slows learning from
+the normalized pixels at this learning rate."""
+
+
+def section_numpy_vs_torch(summary):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for entry in summary["runs"]:
+        metrics = entry["metrics"]
+        steps = np.array(metrics["train_loss_steps"])
+        per_epoch = len(steps) / len(metrics["train_loss"])
+        axes[0].plot(np.arange(1, len(steps) + 1) / per_epoch, steps, lw=0.4, alpha=0.6,
+                     label=f"{entry['label']} (per step)")
+        axes[1].plot(np.arange(1, len(metrics["val_accuracy"]) + 1), metrics["val_accuracy"],
+                     "o-", label=f"{entry['label']} validation")
+        axes[1].plot(np.arange(1, len(metrics["train_accuracy"]) + 1),
+                     metrics["train_accuracy"], "--", label=f"{entry['label']} train")
+    axes[0].set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
+    axes[1].set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax in axes:
+        ax.legend()
+    fig.suptitle("NumPy and PyTorch trainers at the course's defaults")
+    save_figure(fig, os.path.join(RESULTS, "numpy-vs-torch", "numpy-vs-torch.png"))
+    rows = "\n".join(
+        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+        f"{sum(e['metrics']['epoch_seconds']):.1f} s | {e['metrics']['wall_time_s']:.1f} s | "
+        f"`{e['command']}` |" for e in summary["runs"])
+    return f"""Both trainers at the course's defaults on the same data and split. They start from
+different random weights (NumPy's and PyTorch's generators differ), so the curves agree in shape
+and level, not number for number; `tests/test_pytorch.py` proves that with identical weights the
+two give the same loss and gradients to 1e-10.
+
+![NumPy vs PyTorch](numpy-vs-torch/numpy-vs-torch.png)
+
+| trainer | test accuracy % | 10 training epochs (incl. validation) | whole run in-process (data, training, test) | command |
+|---|---|---|---|---|
+{rows}
+
+Whole-process times, imports and plots included, are in the top-level README's benchmark."""
+
+
+def section_dead_neurons(summary):
+    plt = pyplot()
+    entries = summary["runs"]
+    layers = len(entries[0]["dead_fraction"])
+    width = 0.8 / len(entries)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i, entry in enumerate(entries):
+        ax.bar(np.arange(layers) + (i - (len(entries) - 1) / 2) * width,
+               100 * np.array(entry["dead_fraction"]), width, label=entry["label"])
+    ax.set_xticks(range(layers), [f"hidden layer {i + 1}" for i in range(layers)])
+    ax.set(title="ReLU units that never activate on the 5,000 validation images",
+           ylabel="dead units (%)")
+    ax.legend()
+    save_figure(fig, os.path.join(RESULTS, "dead-neurons", "dead-neurons.png"))
+    rows = "\n".join(
+        f"| {e['label']} | " + " | ".join(f"{100 * d:.1f}" for d in e["dead_fraction"])
+        + f" | {100 * e['metrics']['test_accuracy']:.2f} | `{e['command']}` |" for e in entries)
+    header = " | ".join(f"layer {i + 1} dead %" for i in range(layers))
+    overall = "; ".join(f"{e['label']}: {100 * np.mean(e['dead_fraction']):.1f} %" for e in entries)
+    return f"""A ReLU unit is dead on a data set when its pre-activation is negative for every
+input: its output and its gradient are 0 everywhere, so gradient descent can never revive it.
+Measured on the 5,000 validation images with the best-validation model of three hidden ReLU
+layers (512, 256, 128), 10 epochs, with and without BatchNorm, under the course's SGD at lr 0.1
+and under Adam at lr 0.01.
+
+![Dead ReLU units](dead-neurons/dead-neurons.png)
+
+| run | {header} | test accuracy % | command |
+|---|{'---|' * layers}---|---|
+{rows}
+
+Dead units, averaged over the layers: {overall}. Plain SGD at lr 0.1 takes steps small enough
+that no unit is pushed below zero for every input. Adam's steps have about the size of its
+learning rate for every weight, whatever its gradient, so early in training it can shift a unit's
+weights and bias until the unit is negative everywhere, after which it gets no gradient again.
+BatchNorm re-centres each pre-activation over the batch before the ReLU, so a unit can only die
+when BatchNorm's own learned shift and scale put it below zero for every input, which is far
+rarer: compare the rows with and without it above."""
+
+
+def section_best(summary):
+    entries = summary["runs"]
+    final = entries[-1]["metrics"]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    epochs = np.arange(1, len(final["val_accuracy"]) + 1)
+    ax.plot(epochs, final["train_accuracy"], label="train (augmented, dropout)")
+    ax.plot(epochs, final["val_accuracy"], label="validation")
+    ax.axhline(final["test_accuracy"], color="gray", ls="--",
+               label=f"test (best epoch) {final['test_accuracy']:.3f}")
+    ax.set(title="The best MLP: accuracy per epoch", xlabel="epoch", ylabel="accuracy")
+    ax.legend()
+    save_figure(fig, os.path.join(RESULTS, "best", "best.png"))
+    rows = "\n".join(
+        f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+        f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |"
+        for i, e in enumerate(entries))
+    return f"""A search for the best pure MLP (no convolutions) that trains in at most 10 minutes on
+this CPU. Each row adds one change to the row before; the wall time is the whole run in-process
+(data, training with a validation pass per epoch, test).
+
+| # | change | test accuracy % | wall time | command |
+|---|---|---|---|---|
+{rows}
+
+![Best MLP](best/best.png)
+
+The final row is `python train_mlp_pytorch.py --preset best`: {100 * final['test_accuracy']:.2f} %
+test accuracy in {final['wall_time_s'] / 60:.1f} minutes on {summary['machine']}."""
+
+
+SECTIONS = {
+    "bn": ("BatchNorm or not (2025 Q5f)", section_bn),
+    "activations": ("ELU, Tanh or ReLU (2021 Q2.2)", section_activations),
+    "numpy-vs-torch": ("NumPy and PyTorch side by side", section_numpy_vs_torch),
+    "dead-neurons": ("Dead ReLU units, with and without BatchNorm (2025 Q5d/e)",
+                     section_dead_neurons),
+    "best": ("The best pure MLP in 10 CPU minutes", section_best),
+}
+
+
+def write_report():
+    parts = ["# Experiments\n",
+             "Generated by `python experiments.py report` from the saved metrics of the runs "
+             "below; edit `experiments.py`, not this file. Each set is repeated with "
+             "`python experiments.py <set>`, each run with the command in its row.\n"]
+    for name, (title, section) in SECTIONS.items():
+        if not os.path.exists(os.path.join(RESULTS, name, "summary.json")):
+            parts.append(f"## {title}\n\nNot run yet: `python experiments.py {name}`.\n")
+            continue
+        summary = load_set(name)
+        parts.append(f"## {title}\n\n`{summary['command']}` — run on {summary['date']}, "
+                     f"{summary['machine']}. Data: {summary['data']}.\n\n{section(summary)}\n")
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "README.md"), "w") as f:
+        f.write("\n".join(parts))
+    print(f"wrote {os.path.join(RESULTS, 'README.md')}")
+
+
+def main(what, data_dir, data_note_text):
+    for name in SETS if what == "all" else [what] if what in SETS else []:
+        train_set(name, data_dir, data_note_text)
+    write_report()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=[*SETS, "all", "report"])
+    parser.add_argument("--data_dir", default="data/")
+    parser.add_argument("--data_note", default="",
+                        help="what the data is, for the report (default: from its md5)")
+    args = parser.parse_args()
+    run_cli(main, what=args.what, data_dir=args.data_dir, data_note_text=args.data_note)

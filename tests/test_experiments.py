@@ -1,0 +1,57 @@
+"""experiments.py end to end on a tiny synthetic dataset: every set trains, the report is built
+from what was saved, and rebuilding it trains nothing."""
+import json
+import os
+
+import pytest
+
+import experiments
+
+
+@pytest.fixture
+def tiny_sets(monkeypatch, tmp_path):
+    """Every set with its real labels and structure, but runs small enough for a test."""
+    small = dict(epochs=2, batch_size=16, validation_size=30, data_url="")
+    tiny = {name: [dict(entry, flags={**entry["flags"], **small,
+                                      "hidden_dims": entry["flags"]["hidden_dims"][:2]})
+                   for entry in entries[:4]]
+            for name, entries in experiments.SETS.items()}
+    monkeypatch.setattr(experiments, "SETS", tiny)
+    monkeypatch.setattr(experiments, "RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, tiny_sets,
+                                                                   monkeypatch):
+    experiments.main("all", str(cifar_dir[0]), "synthetic test data")
+    report = (tiny_sets / "README.md").read_text()
+    for title, _ in experiments.SECTIONS.values():
+        assert f"## {title}" in report
+    assert "Not run yet" not in report and "synthetic test data" in report
+    for figure in ["bn/bn.png", "activations/activations.png", "numpy-vs-torch/numpy-vs-torch.png",
+                   "dead-neurons/dead-neurons.png", "best/best.png"]:
+        assert (tiny_sets / figure).stat().st_size > 10_000
+        assert f"({figure})" in report
+    summary = json.loads((tiny_sets / "dead-neurons" / "summary.json").read_text())
+    assert all(0 <= f <= 1 for run in summary["runs"] for f in run["dead_fraction"])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the report must not train")
+
+    monkeypatch.setattr(experiments, "train_entry", no_training)
+    os.remove(tiny_sets / "README.md")
+    experiments.main("report", str(cifar_dir[0]), "")
+    assert (tiny_sets / "README.md").read_text() == report
+
+
+def test_report_without_runs_says_how_to_make_them(tiny_sets):
+    experiments.main("report", "unused", "")
+    assert "Not run yet: `python experiments.py bn`" in (tiny_sets / "README.md").read_text()
+
+
+def test_commands_repeat_the_runs():
+    best = experiments.SETS["best"]
+    assert experiments.command_for(best[0]) == "python train_mlp_pytorch.py"
+    assert experiments.command_for(best[-1]) == "python train_mlp_pytorch.py --preset best"
+    numpy_run = experiments.SETS["numpy-vs-torch"][0]
+    assert experiments.command_for(numpy_run) == "python train_mlp_numpy.py"
