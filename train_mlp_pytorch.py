@@ -59,7 +59,8 @@ def parse_args(argv=None):
                              "of the 4-pixel zero-padded image (none)")
     parser.add_argument("--evaluate", metavar="MODEL_PT",
                         help="instead of training, test the weights a run saved (model.pt); "
-                             "give the --hidden_dims, --use_batch_norm and --activation it had")
+                             "give the architecture flags it was trained with (--hidden_dims, "
+                             "--use_batch_norm, --activation, --dropout) or its --preset")
     preset = parser.parse_known_args(argv)[0].preset
     if preset:
         parser.set_defaults(**PRESETS[preset])
@@ -104,11 +105,12 @@ def load_weights(model, path):
     model.load_state_dict(state)
 
 
-def evaluate_saved(path, hidden_dims, use_batch_norm, activation, device, data_dir,
+def evaluate_saved(path, hidden_dims, use_batch_norm, activation, dropout, device, data_dir,
                    validation_size, data_url, **training_flags):
-    """Print the validation and test accuracy of saved weights; training_flags do not matter."""
+    """Print the validation and test accuracy of saved weights; training_flags do not matter.
+    dropout does not act in evaluation, but its layers number the saved parameters."""
     model = MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims, cifar10_utils.NUM_CLASSES,
-                use_batch_norm, activation).to(pick_device(device))
+                use_batch_norm, activation, dropout).to(pick_device(device))
     load_weights(model, path)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
     accuracies = [evaluate_model(model, cifar10_utils.DataLoader(to_device(dataset[key],

@@ -286,7 +286,8 @@ def test_ctrl_c_keeps_finished_epochs_and_exits_130(script, weights, cifar_dir, 
 
 
 @pytest.mark.parametrize("script, extra", [("train_mlp_numpy.py", []),
-                                           ("train_mlp_pytorch.py", ["--use_batch_norm"])])
+                                           ("train_mlp_pytorch.py",
+                                            ["--use_batch_norm", "--dropout", "0.1"])])
 def test_saved_model_of_another_architecture_names_both_shapes(script, extra, cifar_dir,
                                                                tmp_path):
     common = ["--batch_size", 16, "--validation_size", 30, "--data_dir", cifar_dir[0],
