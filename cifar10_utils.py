@@ -123,10 +123,13 @@ def extract(tar_path, data_dir):
                 tar.extractall(staging, members=members, **_EXTRACT_FILTER)
         except (tarfile.TarError, OSError, EOFError) as error:
             raise DataError(f"{tar_path}: not a readable .tar.gz ({error})") from None
-        extracted = os.path.join(staging, FOLDER_NAME)
+        extracted, target = os.path.join(staging, FOLDER_NAME), os.path.join(data_dir, FOLDER_NAME)
         if not os.path.isdir(extracted):
             raise DataError(f"{tar_path}: holds no {FOLDER_NAME}/ folder")
-        os.replace(extracted, os.path.join(data_dir, FOLDER_NAME))
+        if os.path.exists(target):  # never merge into, or delete, what the user already has
+            raise DataError(f"{target} exists but lacks some batch files; move it away to "
+                            f"extract {tar_path} afresh")
+        os.replace(extracted, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -146,6 +146,19 @@ def test_unsafe_tar_members_write_nothing_outside_data_dir(tmp_path, name, kind,
     assert os.listdir(data) == [cifar10_utils.TARBALL_NAME]  # no half-extracted folder either
 
 
+def test_incomplete_folder_is_reported_not_overwritten(tmp_path):
+    source, data = tmp_path / "source", tmp_path / "data"
+    synthetic_cifar.write_dataset(source)
+    data.mkdir()
+    md5 = synthetic_cifar.make_tarball(source, data / cifar10_utils.TARBALL_NAME)
+    (data / "cifar-10-batches-py").mkdir()
+    (data / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"the user's file")
+    with pytest.raises(DataError, match="exists but lacks some batch files"):
+        get_cifar10(data, 30, url="", md5=md5)
+    assert os.listdir(data / "cifar-10-batches-py") == ["data_batch_1"]
+    assert sorted(os.listdir(data)) == ["cifar-10-batches-py", cifar10_utils.TARBALL_NAME]
+
+
 def test_interrupted_download_leaves_no_file_that_passes_as_data(tmp_path, monkeypatch):
     source = tmp_path / "source"
     synthetic_cifar.write_dataset(source)
