@@ -366,7 +366,10 @@ this CPU. Each row adds one change to the row before; the wall time is the whole
 ![Best MLP](best/best.png)
 
 The final row is `python train_mlp_pytorch.py --preset best`: {100 * final['test_accuracy']:.2f} %
-test accuracy in {final['wall_time_s'] / 60:.1f} minutes on {summary['machine']}."""
+test accuracy in {final['wall_time_s'] / 60:.1f} minutes on {summary['machine']}. Random crops,
+which help convolutional networks, hurt here: a pixel's meaning to an MLP is tied to its position,
+and crops move every pixel. How far the recipe goes on a GPU is unmeasured: no GPU was available
+to the sessions that made this report."""
 
 
 SECTIONS = {
