@@ -176,15 +176,16 @@ class RunRecorder:
     """
 
     def __init__(self, results_dir, name, config):
+        self.results_dir, self.name, self.folder = results_dir, name, None
         self.config = config
         self.status = "running"
         self.start = time.perf_counter()
         self.log = {"train_loss_steps": [], "train_loss": [], "train_accuracy": [],
                     "val_accuracy": [], "epoch_seconds": [], "test_accuracy": None,
                     "best_epoch": None}
-        try:  # fail before training, not after it
-            self.folder = self.log["run_dir"] = _new_folder(os.path.join(results_dir, name))
-            write_json(self.path("metrics.json"), self.metrics())
+        try:  # fail before any work is done, but create the run's folder only once training starts
+            os.makedirs(results_dir, exist_ok=True)
+            os.rmdir(tempfile.mkdtemp(dir=results_dir))
         except OSError as error:
             raise UserError(f"results folder {results_dir} is not writable ({error})") from None
 
@@ -210,6 +211,8 @@ class RunRecorder:
                 "machine": platform.machine(), **self.log}
 
     def __enter__(self):
+        self.folder = self.log["run_dir"] = _new_folder(os.path.join(self.results_dir, self.name))
+        write_json(self.path("metrics.json"), self.metrics())
         return self
 
     def __exit__(self, exc_type, exc, traceback):
