@@ -190,3 +190,11 @@ def test_command_line_defaults_match_the_course():
             args.use_batch_norm, args.device) == ([128], 0.1, 128, 10, 42, False, "auto")
     options = {key: getattr(args, key) for key in train_mlp_pytorch.DEFAULT_OPTIONS}
     assert options == train_mlp_pytorch.DEFAULT_OPTIONS
+
+
+def test_course_accuracy_helpers_agree():
+    import train_mlp_numpy
+    scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    labels = np.array([1, 1, 1, 0])
+    assert train_mlp_numpy.accuracy(scores, labels) == 0.75
+    assert train_mlp_pytorch.accuracy(torch.from_numpy(scores), torch.from_numpy(labels)) == 0.75
