@@ -76,7 +76,8 @@ def evaluate_saved(path, hidden_dims, activation, data_dir, validation_size, dat
                 activation=activation)
     load_weights(model, path)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
-    loaders = cifar10_utils.get_dataloader(dataset, 1000, return_numpy=True)
+    loaders = cifar10_utils.get_dataloader(dataset, cifar10_utils.EVAL_BATCH_SIZE,
+                                           return_numpy=True)
     print(f"{path}: validation accuracy {evaluate_model(model, loaders['validation']):.4f}, "
           f"test accuracy {evaluate_model(model, loaders['test']):.4f}")
 
@@ -97,7 +98,10 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
     np.random.seed(seed)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
     check_batch_size(batch_size, len(dataset["train"]))
-    loaders = cifar10_utils.get_dataloader(dataset, batch_size, return_numpy=True, seed=seed)
+    train_loader = cifar10_utils.get_dataloader(dataset, batch_size, return_numpy=True,
+                                                seed=seed)["train"]
+    eval_loaders = cifar10_utils.get_dataloader(dataset, cifar10_utils.EVAL_BATCH_SIZE,
+                                                return_numpy=True)
     n_inputs = int(np.prod(cifar10_utils.IMAGE_SHAPE))
     model = MLP(n_inputs, hidden_dims, cifar10_utils.NUM_CLASSES, activation=activation)
     loss_module = CrossEntropyModule()
@@ -106,7 +110,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
     with run:
         for epoch in range(1, epochs + 1):
             start, losses, correct = time.perf_counter(), [], 0
-            for images, labels in tqdm(loaders["train"], desc=f"epoch {epoch}/{epochs}",
+            for images, labels in tqdm(train_loader, desc=f"epoch {epoch}/{epochs}",
                                        leave=False):
                 probs = model.forward(images.reshape(len(images), -1))
                 loss = float(loss_module.forward(probs, labels))
@@ -119,7 +123,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
                 losses.append(loss)
                 correct += np.sum(probs.argmax(axis=1) == labels)
             train_accuracy = correct / (len(losses) * batch_size)
-            val_accuracy = evaluate_model(model, loaders["validation"])
+            val_accuracy = evaluate_model(model, eval_loaders["validation"])
             if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
                              time.perf_counter() - start):
                 best_state = model.state_dict()
@@ -128,7 +132,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
                        f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
         model.clear_cache()
         model.load_state_dict(best_state)
-        run.log["test_accuracy"] = test_accuracy = evaluate_model(model, loaders["test"])
+        run.log["test_accuracy"] = test_accuracy = evaluate_model(model, eval_loaders["test"])
     return model, run.log["val_accuracy"], test_accuracy, run.log
 
 

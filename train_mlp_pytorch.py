@@ -113,9 +113,9 @@ def evaluate_saved(path, hidden_dims, use_batch_norm, activation, dropout, devic
                 use_batch_norm, activation, dropout).to(pick_device(device))
     load_weights(model, path)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
-    accuracies = [evaluate_model(model, cifar10_utils.DataLoader(to_device(dataset[key],
-                                                                           model.device), 1000))
-                  for key in ("validation", "test")]
+    accuracies = [evaluate_model(model, cifar10_utils.DataLoader(
+        to_device(dataset[key], model.device), cifar10_utils.EVAL_BATCH_SIZE))
+        for key in ("validation", "test")]
     print(f"{path}: validation accuracy {accuracies[0]:.4f}, test accuracy {accuracies[1]:.4f}")
 
 
@@ -223,8 +223,8 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     transform = AUGMENTATIONS[opts["augment"]]
     train_loader = cifar10_utils.DataLoader(splits["train"], batch_size, shuffle=True,
                                             drop_last=True, seed=seed, transform=transform)
-    val_loader = cifar10_utils.DataLoader(splits["validation"], batch_size)
-    test_loader = cifar10_utils.DataLoader(splits["test"], batch_size)
+    val_loader = cifar10_utils.DataLoader(splits["validation"], cifar10_utils.EVAL_BATCH_SIZE)
+    test_loader = cifar10_utils.DataLoader(splits["test"], cifar10_utils.EVAL_BATCH_SIZE)
 
     n_inputs = int(np.prod(cifar10_utils.IMAGE_SHAPE))
     model = MLP(n_inputs, hidden_dims, cifar10_utils.NUM_CLASSES, use_batch_norm,
