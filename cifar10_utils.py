@@ -27,8 +27,8 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
 MEAN = (0.491, 0.482, 0.447)
 STD = (0.247, 0.243, 0.262)
-SPLIT_SEED = 42
-EVAL_BATCH_SIZE = 1000  # evaluation only: larger matrix products, the same accuracy  # the train/validation split is a property of the dataset, not of the run's seed
+SPLIT_SEED = 42  # the train/validation split is a property of the dataset, not of the run's seed
+EVAL_BATCH_SIZE = 1000  # evaluation only: larger matrix products, the same accuracy
 
 # x_norm = (x / 255 - mean) / std = x * SCALE + SHIFT, one multiply-add per pixel; spelled out
 # per pixel of a flattened image so NumPy runs one long loop instead of many 32-pixel rows

@@ -98,10 +98,10 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, activation="el
     np.random.seed(seed)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
     check_batch_size(batch_size, len(dataset["train"]))
-    train_loader = cifar10_utils.get_dataloader(dataset, batch_size, return_numpy=True,
-                                                seed=seed)["train"]
-    eval_loaders = cifar10_utils.get_dataloader(dataset, cifar10_utils.EVAL_BATCH_SIZE,
-                                                return_numpy=True)
+    train_loader = cifar10_utils.DataLoader(dataset["train"], batch_size, shuffle=True,
+                                            drop_last=True, seed=seed)
+    eval_loaders = {key: cifar10_utils.DataLoader(dataset[key], cifar10_utils.EVAL_BATCH_SIZE)
+                    for key in ("validation", "test")}
     n_inputs = int(np.prod(cifar10_utils.IMAGE_SHAPE))
     model = MLP(n_inputs, hidden_dims, cifar10_utils.NUM_CLASSES, activation=activation)
     loss_module = CrossEntropyModule()

@@ -111,8 +111,9 @@ def check_shapes(path, saved, expected):
     """saved and expected map parameter names to shapes; a mismatch names both architectures."""
     if saved != expected:
         raise UserError(f"{path} holds {describe_shapes(saved)}, but the model these flags build "
-                        f"has {describe_shapes(expected)}: pass the --hidden_dims (and "
-                        f"--use_batch_norm) it was trained with")
+                        f"has {describe_shapes(expected)}: pass the architecture flags it was "
+                        f"trained with (--hidden_dims, --use_batch_norm, --dropout) or its "
+                        f"--preset")
 
 
 def describe_shapes(shapes):
