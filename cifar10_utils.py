@@ -4,9 +4,9 @@ The images stay uint8 in memory (180 MB for all 60,000) and are normalized one b
 with the course's per-channel mean and std. No torchvision: the official "python version" files
 are read directly, through an unpickler that only admits what those files contain.
 """
-import functools
 import hashlib
 import os
+import pathlib
 import pickle
 import shutil
 import tarfile
@@ -24,6 +24,9 @@ FOLDER_NAME = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 NUM_CLASSES = 10
+META_FILE = "batches.meta"
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck")
 IMAGE_SHAPE = (3, 32, 32)
 MEAN = (0.491, 0.482, 0.447)
 STD = (0.247, 0.243, 0.262)
@@ -68,6 +71,21 @@ def file_md5(path):
     return digest.hexdigest()
 
 
+def set_default_permissions(path):
+    """Give a file that tempfile made (mode 0600) the mode a plain open() would: 0666 less the
+    user's umask, so that a shared group folder shares it as it shares the user's other files."""
+    umask = os.umask(0)  # the only way to read the umask is to set it
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def as_url(location):
+    """--data_url as a URL: one with a scheme as given, a plain path as a file:// URL."""
+    if "://" in location:
+        return location
+    return pathlib.Path(location).resolve().as_uri()
+
+
 def download(url, destination, md5):
     """Stream url to destination, which only appears once its md5 checks out.
 
@@ -79,7 +97,8 @@ def download(url, destination, md5):
     try:
         fd, partial = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
         digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(as_url(url),
+                                                                timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}") as bar:
                 for block in iter(lambda: response.read(1 << 20), b""):
@@ -89,8 +108,9 @@ def download(url, destination, md5):
         if digest.hexdigest() != md5:
             raise DataError(f"download from {url} has md5 {digest.hexdigest()}, expected {md5}; "
                             f"nothing was kept")
+        set_default_permissions(partial)
         os.replace(partial, destination)
-    except OSError as error:  # URLError and socket timeouts are OSErrors
+    except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors; a bad URL not
         raise DataError(f"could not download {url} ({error}); {_layout_help(folder)}") from None
     finally:
         if partial is not None and os.path.exists(partial):
@@ -114,7 +134,11 @@ _EXTRACT_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
 def extract(tar_path, data_dir):
-    """Extract the tarball's cifar-10-batches-py/ into data_dir, atomically and safely."""
+    """Extract the tarball's cifar-10-batches-py/ into data_dir, atomically and safely.
+
+    Where the folder exists already, only the files it lacks are added: nothing the user has is
+    overwritten or deleted, and a batch file deleted because it was damaged comes back.
+    """
     staging = tempfile.mkdtemp(prefix=".extract-", dir=data_dir)
     try:
         try:
@@ -127,16 +151,30 @@ def extract(tar_path, data_dir):
         extracted, target = os.path.join(staging, FOLDER_NAME), os.path.join(data_dir, FOLDER_NAME)
         if not os.path.isdir(extracted):
             raise DataError(f"{tar_path}: holds no {FOLDER_NAME}/ folder")
-        if os.path.exists(target):  # never merge into, or delete, what the user already has
-            raise DataError(f"{target} exists but lacks some batch files; move it away to "
-                            f"extract {tar_path} afresh")
-        os.replace(extracted, target)
+        if not os.path.exists(target):
+            os.replace(extracted, target)
+            return
+        for name in os.listdir(extracted):
+            if not os.path.exists(os.path.join(target, name)):
+                os.replace(os.path.join(extracted, name), os.path.join(target, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _has_all_batches(folder):
-    return all(os.path.isfile(os.path.join(folder, name)) for name in TRAIN_FILES + (TEST_FILE,))
+def _missing_batches(folder):
+    return [name for name in TRAIN_FILES + (TEST_FILE,)
+            if not os.path.isfile(os.path.join(folder, name))]
+
+
+def _check_data_dir(data_dir):
+    """The mistakes of --data_dir that deserve their own message."""
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DataError(f"--data_dir {data_dir} is a file, not a folder")
+    inner = os.path.basename(os.path.normpath(data_dir)) == FOLDER_NAME
+    if inner or os.path.isfile(os.path.join(data_dir, TRAIN_FILES[0])):
+        parent = os.path.dirname(os.path.abspath(data_dir))
+        raise DataError(f"--data_dir {data_dir} is the {FOLDER_NAME}/ folder itself: point "
+                        f"--data_dir at its parent, {parent}")
 
 
 def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
@@ -144,10 +182,12 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
 
     An existing folder is used as is; an existing tarball must match md5. With a url, a missing
     tarball is downloaded and a tarball with the wrong md5 is downloaded again, once; the old file
-    is only replaced by a download whose checksum is right.
+    is only replaced by a download whose checksum is right. A data folder this call created is
+    removed again if nothing could be put in it.
     """
+    _check_data_dir(data_dir)
     folder = os.path.join(data_dir, FOLDER_NAME)
-    if _has_all_batches(folder):
+    if not _missing_batches(folder):
         return folder
     tar_path = os.path.join(data_dir, TARBALL_NAME)
     if os.path.exists(tar_path) and file_md5(tar_path) != md5:
@@ -157,17 +197,32 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
         print(f"{tar_path} has the wrong md5; downloading a fresh copy once from {url}")
         download(url, tar_path, md5)
     if not os.path.exists(tar_path):
+        if os.path.isdir(folder) and not url:
+            raise DataError(f"{folder} lacks {', '.join(_missing_batches(folder))}, and there is "
+                            f"no {TARBALL_NAME} beside it to restore them from; "
+                            f"{_layout_help(data_dir)}")
         if not url:
             raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
-        try:
-            os.makedirs(data_dir, exist_ok=True)
-        except OSError as error:
-            raise DataError(f"cannot create the data folder {data_dir} ({error})") from None
-        download(url, tar_path, md5)
+        _download_into(data_dir, url, tar_path, md5)
     extract(tar_path, data_dir)
-    if not _has_all_batches(folder):
-        raise DataError(f"{tar_path}: some batch files are missing; {_layout_help(data_dir)}")
+    if _missing_batches(folder):
+        raise DataError(f"{tar_path}: lacks {', '.join(_missing_batches(folder))}; "
+                        f"{_layout_help(data_dir)}")
     return folder
+
+
+def _download_into(data_dir, url, tar_path, md5):
+    created = not os.path.exists(data_dir)
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot create the data folder {data_dir} ({error})") from None
+    try:
+        download(url, tar_path, md5)
+    except BaseException:
+        if created and not os.listdir(data_dir):
+            os.rmdir(data_dir)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,6 +288,24 @@ def load_batch(path):
     return images.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
 
 
+def class_names(data_dir):
+    """The dataset's own class names, from batches.meta ('label_names') through the same safe
+    unpickler as the batches; the built-in CIFAR-10 names only where that file is missing."""
+    path = os.path.join(data_dir, FOLDER_NAME, META_FILE)
+    if not os.path.exists(path):
+        return list(CLASS_NAMES)
+    try:
+        names = [name.decode("latin1") if isinstance(name, bytes) else str(name)
+                 for name in _unpickle(path)["label_names"]]
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError,
+            AttributeError) as error:
+        raise DataError(f"{path}: not a valid CIFAR-10 meta file ({type(error).__name__}: "
+                        f"{error}); delete it to use the built-in class names") from None
+    if len(names) != NUM_CLASSES:
+        raise DataError(f"{path}: {len(names)} label_names, expected {NUM_CLASSES}")
+    return names
+
+
 def _load_files(folder, names):
     """Concatenate batch files, freeing each file's copy as soon as it is in place."""
     parts = [load_batch(os.path.join(folder, name)) for name in names]
@@ -291,21 +364,149 @@ def normalize(images):
 
     images is a NumPy array, or a torch tensor on any device (normalized there).
     """
+    return _affine(images, SCALE, SHIFT)
+
+
+def _affine(images, scale, shift):
+    """x * scale + shift per pixel of each flattened uint8 image, where the images live."""
     flat = images.reshape(len(images), -1)
     if isinstance(images, np.ndarray):
         out = flat.astype(np.float32)
-        out *= SCALE
-        out += SHIFT
+        out *= scale
+        out += shift
     else:
-        scale, shift = _torch_constants(images.device)
+        scale, shift = _torch_constants(images.device, scale, shift)
         out = flat.float().mul_(scale).add_(shift)
     return out.reshape(images.shape)
 
 
-@functools.lru_cache(maxsize=None)
-def _torch_constants(device):
+_on_device = {}
+
+
+def _torch_constants(device, *arrays):
+    """The arrays as tensors on device, copied there once per array and device."""
     import torch
-    return torch.from_numpy(SCALE).to(device), torch.from_numpy(SHIFT).to(device)
+    key = (str(device), *map(id, arrays))
+    if key not in _on_device:
+        _on_device[key] = arrays, [torch.from_numpy(a).to(device) for a in arrays]
+    return _on_device[key][1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Input preprocessing: the course's per-channel numbers, per-pixel statistics, or ZCA whitening
+# ---------------------------------------------------------------------------------------------
+
+NORMALIZATIONS = ("channel", "pixel", "zca")
+
+
+def mirror_permutation():
+    """The permutation of a flattened image's 3072 pixels that mirrors it left-right."""
+    return np.arange(int(np.prod(IMAGE_SHAPE))).reshape(IMAGE_SHAPE)[..., ::-1].ravel()
+
+
+class Preprocessing:
+    """z = x * scale + shift per pixel of a flattened uint8 image x, then, for ZCA, z W.
+
+    Statistics come from the training split alone and are made mirror-symmetric (as if every
+    image were there twice, once flipped), so that preprocessing and a horizontal flip commute:
+    flips may then be applied to preprocessed images, at test time too.
+    arrays: {'scale', 'shift'} and for ZCA 'whitening' W (3072, 3072); fitted_arrays is what a
+    saved model keeps: nothing for the course's fixed numbers.
+    """
+
+    def __init__(self, normalize, arrays=None):
+        self.normalize = normalize
+        self.fitted_arrays = arrays or {}
+        self.arrays = arrays or {"scale": SCALE, "shift": SHIFT}
+
+    @classmethod
+    def fit(cls, normalize, train_images, zca_epsilon=0.1):
+        """Fit on uint8 training images (N, 3, 32, 32); 'channel' needs no fitting."""
+        if normalize == "channel":
+            return cls("channel")
+        flat = train_images.reshape(len(train_images), -1)
+        mirror = mirror_permutation()
+        mean = np.zeros(flat.shape[1])
+        square = np.zeros(flat.shape[1])
+        for rows in batch_slices(len(flat), 5000):  # float64 sums without a float64 copy
+            chunk = flat[rows].astype(np.float64)
+            mean += chunk.sum(axis=0)
+            square += (chunk * chunk).sum(axis=0)
+        mean = (mean + mean[mirror]) / (2 * len(flat))
+        variance = (square + square[mirror]) / (2 * len(flat)) - mean * mean
+        if normalize == "pixel":
+            std = np.sqrt(np.maximum(variance, 1e-12))
+            return cls("pixel", {"scale": (1 / std).astype(np.float32),
+                                 "shift": (-mean / std).astype(np.float32)})
+        scale = np.full(flat.shape[1], 1 / 255.0, np.float32)
+        shift = (-mean / 255.0).astype(np.float32)
+        centered = _affine(train_images, scale, shift).reshape(len(flat), -1)
+        covariance = (centered.T @ centered).astype(np.float64) / len(flat)
+        covariance = (covariance + covariance[np.ix_(mirror, mirror)]) / 2
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + zca_epsilon)) \
+            @ eigenvectors.T
+        return cls("zca", {"scale": scale, "shift": shift,
+                           "whitening": whitening.astype(np.float32)})
+
+    def __call__(self, images):
+        """uint8 (B, 3, 32, 32), NumPy or torch -> float32 (B, 3, 32, 32) preprocessed."""
+        out = _affine(images, self.arrays["scale"], self.arrays["shift"])
+        if "whitening" not in self.arrays:
+            return out
+        flat = out.reshape(len(out), -1)
+        if isinstance(flat, np.ndarray):
+            return (flat @ self.arrays["whitening"]).reshape(out.shape)
+        (whitening,) = _torch_constants(flat.device, self.arrays["whitening"])
+        return (flat @ whitening).reshape(out.shape)
+
+    def prepare(self, split):
+        """The split a DataLoader should hold, and the per-batch transform it should apply.
+
+        ZCA's matrix product is done once for the whole split (float32, 4x the memory of uint8),
+        not again for every batch of every epoch; the others stay uint8 and are applied per batch.
+        """
+        if "whitening" not in self.arrays:
+            return split, self
+        images = np.concatenate([self(split.images[rows])
+                                 for rows in batch_slices(len(split), 5000)])
+        return Split(images, split.labels), None
+
+
+def random_flip(images, rng):
+    """uint8 (B, C, H, W) -> the same shape, each image mirrored left-right with probability 1/2.
+
+    images: a NumPy array or a torch tensor (flipped on its device); rng: a NumPy Generator, so
+    both trainers draw the same flips for a seed.
+    """
+    flip = rng.random(len(images)) < 0.5
+    if isinstance(images, np.ndarray):
+        out = images.copy()
+        out[flip] = images[flip, ..., ::-1]
+        return out
+    import torch
+    flip = torch.from_numpy(flip).to(images.device).view(-1, 1, 1, 1)
+    return torch.where(flip, images.flip(-1), images)
+
+
+def random_crop_flip(images, rng, padding=4):
+    """uint8 (B, C, H, W) -> the same shape: a random H x W crop of each image zero-padded by
+    `padding` pixels on every side (one gather for the whole batch), then random_flip."""
+    batch, channels, height, width = images.shape
+    top, left = rng.integers(0, 2 * padding + 1, (2, batch, 1, 1, 1))
+    index = (np.arange(batch).reshape(-1, 1, 1, 1), np.arange(channels).reshape(1, -1, 1, 1),
+             top + np.arange(height).reshape(1, 1, -1, 1),
+             left + np.arange(width).reshape(1, 1, 1, -1))
+    pad = [(0, 0), (0, 0), (padding, padding), (padding, padding)]
+    if isinstance(images, np.ndarray):
+        return random_flip(np.pad(images, pad)[index], rng)
+    import torch
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    return random_flip(padded[tuple(torch.from_numpy(i).to(images.device) for i in index)], rng)
+
+
+# --augment's choices: each maps a uint8 batch and the loader's Generator to a uint8 batch
+AUGMENTATIONS = {"none": None, "flip": random_flip, "crop+flip": random_crop_flip}
 
 
 def batch_slices(n, batch_size, drop_last=False):
@@ -318,14 +519,15 @@ class DataLoader:
     """Iterable of normalized (images float32 (B, 3, 32, 32), labels int64 (B,)) batches.
 
     The split's arrays may be NumPy arrays or torch tensors already on a device; either way each
-    batch is gathered and normalized where the data lives. transform, if given, maps a uint8
-    batch to a uint8 batch (augmentation) before normalization. A shuffled loader draws a new
-    permutation every epoch from its own generator, seeded by seed.
+    batch is gathered and normalized where the data lives. transform, if given (one of
+    AUGMENTATIONS), maps a uint8 batch to a uint8 batch before normalization. The loader's own
+    generator, seeded by seed, draws a new permutation every epoch and the transform's randomness.
     """
 
     def __init__(self, split, batch_size, shuffle=False, drop_last=False, seed=None,
-                 return_numpy=True, transform=None):
+                 return_numpy=True, transform=None, preprocess=normalize):
         self.split, self.batch_size, self.transform = split, batch_size, transform
+        self.preprocess = preprocess
         self.shuffle, self.drop_last, self.return_numpy = shuffle, drop_last, return_numpy
         self.rng = np.random.default_rng(seed)
 
@@ -349,8 +551,10 @@ class DataLoader:
     def _batch(self, idx):
         images = self.split.images[idx]
         if self.transform is not None:
-            images = self.transform(images)
-        images, labels = normalize(images), self.split.labels[idx]
+            images = self.transform(images, self.rng)
+        if self.preprocess is not None:
+            images = self.preprocess(images)
+        labels = self.split.labels[idx]
         if isinstance(images, np.ndarray) and not self.return_numpy:
             import torch
             images, labels = torch.from_numpy(images), torch.from_numpy(labels)
@@ -368,3 +572,22 @@ def get_dataloader(dataset, batch_size, return_numpy=False, seed=None):
         "validation": DataLoader(dataset["validation"], batch_size, return_numpy=return_numpy),
         "test": DataLoader(dataset["test"], batch_size, return_numpy=return_numpy),
     }
+
+
+def make_loaders(dataset, preprocessing, batch_size=None, seed=None, augment="none",
+                 move=None):
+    """The trainers' loaders of a dataset's splits through one Preprocessing: 'train' (only
+    with a batch_size: shuffled by seed, last partial batch dropped, augmented) and
+    'validation' and 'test' in order, in batches of EVAL_BATCH_SIZE. move(split), if given,
+    puts each prepared split where it is to live (a torch device)."""
+    loaders = {}
+    for key in (["train"] if batch_size else []) + ["validation", "test"]:
+        split, preprocess = preprocessing.prepare(dataset[key])
+        if move is not None:
+            split = move(split)
+        if key == "train":
+            loaders[key] = DataLoader(split, batch_size, shuffle=True, drop_last=True, seed=seed,
+                                      transform=AUGMENTATIONS[augment], preprocess=preprocess)
+        else:
+            loaders[key] = DataLoader(split, EVAL_BATCH_SIZE, preprocess=preprocess)
+    return loaders

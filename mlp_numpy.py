@@ -1,30 +1,50 @@
 """A multi-layer perceptron in NumPy, built from the modules with hand-written backward passes."""
 import numpy as np
 
-from modules import ELUModule, LinearModule, ReLUModule, SoftMaxModule, TanhModule
+from modules import (BatchNormModule, DropoutModule, ELUModule, GELUModule, LinearModule,
+                     ReLUModule, SoftMaxModule, TanhModule)
 
-ACTIVATIONS = {"elu": lambda: ELUModule(alpha=1.0), "relu": ReLUModule, "tanh": TanhModule}
+ACTIVATIONS = {"elu": lambda: ELUModule(alpha=1.0), "gelu": GELUModule, "relu": ReLUModule,
+               "tanh": TanhModule}
 
 
 class MLP:
-    """Linear -> activation for each hidden layer, then a final Linear and a softmax.
+    """Per hidden layer Linear -> [BatchNorm] -> activation [-> Dropout]; then a final Linear and
+    a softmax: the PyTorch MLP's order, so its layers carry the same indices.
 
     x: (S, n_inputs) -> class probabilities (S, n_classes). n_hidden=[] gives multinomial logistic
-    regression. Parameters are float32 unless dtype says otherwise (float64 for gradient checks).
+    regression. Parameters are float64, NumPy's default, unless dtype says otherwise (the trainer
+    asks for float32). train() and eval() switch BatchNorm and Dropout as in PyTorch.
     """
 
-    def __init__(self, n_inputs, n_hidden, n_classes, activation="elu", dtype=np.float32):
-        sizes = [n_inputs, *n_hidden, n_classes]
+    def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
+                 dropout=0.0, dtype=np.float64):
+        sizes = [n_inputs, *n_hidden]
         self.layers = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            if i > 0:
-                self.layers.append(ACTIVATIONS[activation]())
             self.layers.append(LinearModule(fan_in, fan_out, input_layer=(i == 0), dtype=dtype))
+            if use_batch_norm:
+                self.layers.append(BatchNormModule(fan_out, dtype=dtype))
+            self.layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                self.layers.append(DropoutModule(dropout))
+        self.layers.append(LinearModule(sizes[-1], n_classes, input_layer=not n_hidden,
+                                        dtype=dtype))
         self.softmax = SoftMaxModule()
+        self.training = True
 
     @property
     def linear_layers(self):
         return [layer for layer in self.layers if isinstance(layer, LinearModule)]
+
+    def train(self, mode=True):
+        self.training = mode
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
 
     def forward(self, x):
         """x: (S, n_inputs) -> probabilities (S, n_classes)."""
@@ -33,7 +53,7 @@ class MLP:
         return self.softmax.forward(x)
 
     def backward(self, dout):
-        """dout = dL/d(probabilities): (S, n_classes); fills every linear layer's grads."""
+        """dout = dL/d(probabilities): (S, n_classes); fills every layer's grads."""
         self.backward_logits(self.softmax.backward(dout))
 
     def backward_logits(self, dlogits):
@@ -45,18 +65,34 @@ class MLP:
         for layer in self.layers + [self.softmax]:
             layer.clear_cache()
 
+    def parameters(self):
+        """(name, parameter, gradient) for every parameter, named as in state_dict(). The
+        gradient is looked up anew on every call: backward may replace the array."""
+        return [(f"layers.{i}.{name}", value, layer.grads[name])
+                for i, layer in enumerate(self.layers)
+                for name, value in getattr(layer, "params", {}).items()]
+
     def state_dict(self):
-        """A copy of every parameter, named 'layers.<i>.weight' and 'layers.<i>.bias'."""
-        return {f"layers.{i}.{name}": value.copy() for i, layer in enumerate(self.linear_layers)
-                for name, value in layer.params.items()}
+        """A copy of every parameter and BatchNorm running statistic, named 'layers.<i>.<name>'
+        with i the layer's index in self.layers (the PyTorch MLP's indices)."""
+        state = {}
+        for i, layer in enumerate(self.layers):
+            tensors = {**getattr(layer, "params", {}),
+                       **(layer.buffers() if hasattr(layer, "buffers") else {})}
+            state.update({f"layers.{i}.{name}": value.copy() for name, value in tensors.items()})
+        return state
 
     def load_state_dict(self, state):
-        """Copy parameters in; names and shapes must match state_dict()'s."""
+        """Copy parameters and statistics in; names and shapes must match state_dict()'s."""
         expected = {name: value.shape for name, value in self.state_dict().items()}
         given = {name: np.shape(value) for name, value in state.items()}
         if expected != given:
             raise ValueError(f"parameters {given} do not fit this model's {expected}")
-        for i, layer in enumerate(self.linear_layers):
-            for name in layer.params:
-                layer.params[name][...] = state[f"layers.{i}.{name}"]
-
+        for i, layer in enumerate(self.layers):
+            for name, value in getattr(layer, "params", {}).items():
+                value[...] = state[f"layers.{i}.{name}"]
+            if isinstance(layer, BatchNormModule):
+                layer.running_mean = np.array(state[f"layers.{i}.running_mean"],
+                                              layer.running_mean.dtype)
+                layer.running_var = np.array(state[f"layers.{i}.running_var"],
+                                             layer.running_var.dtype)

@@ -1,9 +1,10 @@
-"""The PyTorch mirror of mlp_numpy.MLP, with optional BatchNorm (and dropout, for experiments)."""
+"""The PyTorch mirror of mlp_numpy.MLP: the same layers in the same order, by autograd."""
 import math
 
 from torch import nn
 
-ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+ACTIVATIONS = {"elu": nn.ELU, "gelu": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU,
+               "tanh": nn.Tanh}
 
 
 class MLP(nn.Module):

@@ -3,11 +3,30 @@
 Notation (the assignment's): a batch X holds S samples as rows; a linear module computes
 Y = X Wᵀ + B. Every backward takes dL/dY, the gradient of the mean batch loss with respect to the
 module's output, and returns dL/dX. Modules keep the dtype of their input: float32 in, float32 out.
+Every module has a `training` flag, switched by train() and eval() as in PyTorch: BatchNorm and
+Dropout behave differently in evaluation.
 """
 import numpy as np
 
 
-class LinearModule:
+class Module:
+    """What every module shares: the training flag and an empty cache."""
+
+    training = True
+    cache = None
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def clear_cache(self):
+        self.cache = None
+
+
+class LinearModule(Module):
     """Fully connected layer Y = X Wᵀ + B.
 
     x: (S, M) -> (S, N); params 'weight' W: (N, M), 'bias' b: (1, N) (B is b repeated S times).
@@ -27,7 +46,6 @@ class LinearModule:
         self.params = {"weight": weight.astype(dtype), "bias": np.zeros((1, out_features), dtype)}
         self.grads = {"weight": np.zeros_like(self.params["weight"]),
                       "bias": np.zeros_like(self.params["bias"])}
-        self.cache = None
 
     def forward(self, x):
         """x: (S, M) -> Y = X Wᵀ + B: (S, N)."""
@@ -52,11 +70,8 @@ class LinearModule:
             return None
         return dout @ self.params["weight"].astype(dout.dtype, copy=False)
 
-    def clear_cache(self):
-        self.cache = None
 
-
-class ELUModule:
+class ELUModule(Module):
     """ELU: y = x for x > 0, alpha (eˣ - 1) otherwise; elementwise, (S, N) -> (S, N).
 
     Backward: dL/dx = dL/dy ⊙ (1 for x > 0, y + alpha otherwise), as d/dx alpha (eˣ - 1) = y + alpha.
@@ -64,7 +79,6 @@ class ELUModule:
 
     def __init__(self, alpha=1.0):
         self.alpha = alpha
-        self.cache = None
 
     def forward(self, x):
         # expm1 only ever sees x <= 0: no overflow for large positive x. Arithmetic rather than
@@ -77,15 +91,9 @@ class ELUModule:
         positive, out = self.cache
         return dout * (positive + (out + self.alpha) * ~positive)
 
-    def clear_cache(self):
-        self.cache = None
 
-
-class ReLUModule:
+class ReLUModule(Module):
     """ReLU: y = max(x, 0); (S, N) -> (S, N). Backward: dL/dx = dL/dy ⊙ [x > 0]."""
-
-    def __init__(self):
-        self.cache = None
 
     def forward(self, x):
         self.cache = x > 0
@@ -94,15 +102,9 @@ class ReLUModule:
     def backward(self, dout):
         return dout * self.cache
 
-    def clear_cache(self):
-        self.cache = None
 
-
-class TanhModule:
+class TanhModule(Module):
     """Tanh: y = tanh(x); (S, N) -> (S, N). Backward: dL/dx = dL/dy ⊙ (1 - y²)."""
-
-    def __init__(self):
-        self.cache = None
 
     def forward(self, x):
         self.cache = np.tanh(x)
@@ -111,18 +113,110 @@ class TanhModule:
     def backward(self, dout):
         return dout * (1 - self.cache ** 2)
 
-    def clear_cache(self):
-        self.cache = None
+
+class GELUModule(Module):
+    """GELU in its tanh form: y = x Φ(x) ≈ ½ x (1 + tanh u), u = c (x + k x³), c = √(2/π),
+    k = 0.044715; elementwise, (S, N) -> (S, N). The same curve as nn.GELU(approximate='tanh').
+
+    Backward: dL/dx = dL/dy ⊙ (½ (1 + t) + ½ x (1 - t²) c (1 + 3k x²)), t = tanh u.
+    """
+
+    C, K = float(np.sqrt(2 / np.pi)), 0.044715  # Python floats: float32 stays float32
+
+    def forward(self, x):
+        t = np.tanh(self.C * (x + self.K * x ** 3))
+        self.cache = x, t
+        return 0.5 * x * (1 + t)
+
+    def backward(self, dout):
+        x, t = self.cache
+        return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * self.C * (1 + 3 * self.K * x * x))
 
 
-class SoftMaxModule:
+class BatchNormModule(Module):
+    """Batch normalization of each feature: Y = γ ⊙ X̂ + β, X̂ = (X - μ) / √(σ² + eps).
+
+    x: (S, N) -> (S, N); params 'gamma' γ: (1, N) (starts at 1) and 'beta' β: (1, N) (starts at 0).
+    Training: μ and σ² are the batch's mean and biased variance, and the running estimates move
+    towards them as torch.nn.BatchNorm1d's do: r <- (1 - momentum) r + momentum b, with the
+    unbiased variance S/(S-1) σ². Evaluation: μ and σ² are the running estimates.
+    Backward (training, through μ and σ²): dL/dγ = Σ_s dL/dY ⊙ X̂,  dL/dβ = Σ_s dL/dY,
+    dL/dX = γ/√(σ² + eps) ⊙ (dL/dY - (1/S) dL/dβ - (1/S) X̂ ⊙ dL/dγ).
+    """
+
+    def __init__(self, n_features, eps=1e-5, momentum=0.1, dtype=np.float64):
+        self.eps, self.momentum = eps, momentum
+        self.params = {"gamma": np.ones((1, n_features), dtype),
+                       "beta": np.zeros((1, n_features), dtype)}
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        self.running_mean = np.zeros((1, n_features), dtype)
+        self.running_var = np.ones((1, n_features), dtype)
+
+    def forward(self, x):
+        gamma, beta = (self.params[name].astype(x.dtype, copy=False) for name in ("gamma", "beta"))
+        if not self.training:
+            # one multiply-add: the running statistics folded into a scale and a shift
+            scale = gamma / np.sqrt(self.running_var.astype(x.dtype, copy=False) + self.eps)
+            return x * scale + (beta - self.running_mean.astype(x.dtype, copy=False) * scale)
+        if len(x) < 2:
+            raise ValueError("BatchNorm cannot normalize a batch of one sample in training mode")
+        mean = x.mean(axis=0, keepdims=True)
+        x_hat = x - mean
+        var = np.mean(x_hat * x_hat, axis=0, keepdims=True)
+        inv_std = 1 / np.sqrt(var + self.eps)
+        x_hat *= inv_std
+        self.cache = x_hat, inv_std
+        m = self.momentum
+        self.running_mean = (1 - m) * self.running_mean + m * mean
+        self.running_var = (1 - m) * self.running_var + m * var * (len(x) / (len(x) - 1))
+        return x_hat * gamma + beta
+
+    def backward(self, dout):
+        x_hat, inv_std = self.cache
+        self.grads["gamma"] = np.sum(dout * x_hat, axis=0, keepdims=True)
+        self.grads["beta"] = dout.sum(axis=0, keepdims=True)
+        gamma = self.params["gamma"].astype(dout.dtype, copy=False)
+        batch = len(dout)
+        return (gamma * inv_std) * (dout - self.grads["beta"] / batch
+                                    - x_hat * (self.grads["gamma"] / batch))
+
+    def buffers(self):
+        """The running statistics, saved with the parameters."""
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+
+class DropoutModule(Module):
+    """Inverted dropout: training zeroes each entry with probability p and scales the rest by
+    1/(1 - p), so evaluation, the identity, sees activations of the same expected size.
+
+    x: (S, N) -> (S, N). The mask M (entries 0 or 1/(1 - p)) drawn in forward is reused by
+    backward: Y = X ⊙ M, dL/dX = dL/dY ⊙ M. rng: a numpy Generator (default: seeded from
+    np.random, so np.random.seed makes the masks reproducible).
+    """
+
+    def __init__(self, p, rng=None):
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
+        self.p = p
+        self.rng = rng if rng is not None else np.random.default_rng(np.random.randint(2 ** 31))
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self.cache = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        self.cache = keep * x.dtype.type(1 / (1 - self.p))
+        return x * self.cache
+
+    def backward(self, dout):
+        return dout if self.cache is None else dout * self.cache
+
+
+class SoftMaxModule(Module):
     """Row-wise softmax Y_ij = exp(X_ij) / Σ_k exp(X_ik); (S, C) -> (S, C).
 
     Backward: dL/dX = Y ⊙ (dL/dY - rowsum(dL/dY ⊙ Y) 1ᵀ).
     """
-
-    def __init__(self):
-        self.cache = None
 
     def forward(self, x):
         # softmax is shift-invariant; subtracting the row max keeps exp from overflowing
@@ -134,9 +228,6 @@ class SoftMaxModule:
     def backward(self, dout):
         out = self.cache
         return out * (dout - (dout * out).sum(axis=1, keepdims=True))
-
-    def clear_cache(self):
-        self.cache = None
 
 
 def as_targets(y, num_classes, dtype):
@@ -152,18 +243,28 @@ def as_targets(y, num_classes, dtype):
 class CrossEntropyModule:
     """Mean cross-entropy L = -(1/S) Σ_i Σ_k T_ik log X_ik of probabilities X: (S, C).
 
-    y holds integer labels (S,) or target rows T: (S, C), one-hot or soft.
-    Backward: dL/dX = -(1/S) T ⊘ X.
+    y holds integer labels (S,) or target rows (S, C), one-hot or soft. label_smoothing ε mixes
+    every target row with the uniform distribution, T = (1 - ε) T + ε/C, as
+    nn.CrossEntropyLoss(label_smoothing=ε) does. Backward: dL/dX = -(1/S) T ⊘ X.
     """
 
-    def forward(self, x, y):
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = label_smoothing
+
+    def targets(self, y, x):
         targets = as_targets(y, x.shape[1], x.dtype)
+        if self.label_smoothing:
+            targets = targets * (1 - self.label_smoothing) + self.label_smoothing / x.shape[1]
+        return targets
+
+    def forward(self, x, y):
+        targets = self.targets(y, x)
         # probabilities that underflowed to 0 would give log 0 = -inf; tiny keeps the loss finite
         log_x = np.log(np.maximum(x, np.finfo(x.dtype).tiny))
         return -(targets * log_x).sum() / len(x)
 
     def backward(self, x, y):
-        targets = as_targets(y, x.shape[1], x.dtype)
+        targets = self.targets(y, x)
         return -targets / (x * len(x))
 
     def logits_grad(self, probs, y):
@@ -172,4 +273,4 @@ class CrossEntropyModule:
         probs Y = softmax(Z): (S, C). The softmax Jacobian cancels the 1 ⊘ X of backward, so
         nothing is divided by a probability that may have underflowed to 0. Training uses this.
         """
-        return (probs - as_targets(y, probs.shape[1], probs.dtype)) / len(probs)
+        return (probs - self.targets(y, probs)) / len(probs)

@@ -2,13 +2,17 @@
 
     python train_mlp_pytorch.py --use_batch_norm
 
-Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.pt, a
-state_dict: torch.load(path, weights_only=True)). Every option left out keeps the course's plain
-SGD run; the others exist for experiments.py.
+Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.pt:
+its state_dict and architecture, read by torch.load(path, weights_only=True)). Every option left
+out keeps the course's plain SGD run. The options are train_utils's, shared with the NumPy trainer.
 """
+import train_utils  # light (NumPy, the data path): the guard below comes before torch and the rest
+
+if __name__ == "__main__":
+    train_utils.exit_quietly_on_stop_signals()
+
 import argparse
 import math
-import pickle
 import time
 
 import numpy as np
@@ -17,56 +21,20 @@ from torch import nn
 from tqdm import tqdm
 
 import cifar10_utils
-from mlp_pytorch import ACTIVATIONS, MLP
-from train_utils import (RunRecorder, TrainingDiverged, UserError, add_common_arguments,
-                         check_batch_size, check_shapes, nonnegative_float, probability,
-                         run_name, train_or_evaluate, write_atomically)
-
-DEFAULT_OPTIONS = dict(activation="elu", optimizer="sgd", momentum=0.0, weight_decay=0.0,
-                       dropout=0.0, schedule="none", warmup=0.0, label_smoothing=0.0,
-                       augment="none")
-
-# The best pure MLP found for 10 minutes of training on a 2-core CPU: experiments.py's 'best'
-# set shows how each part of it was chosen and what it scores.
-PRESETS = {"best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, optimizer="adamw",
-                        lr=2e-3, weight_decay=0.05, schedule="cosine", warmup=1.0,
-                        label_smoothing=0.1, dropout=0.1, augment="flip", batch_size=512,
-                        epochs=90)}
+import inspect_model
+from mlp_pytorch import MLP
+from train_utils import (DEFAULT_OPTIONS, RunRecorder, UserError, add_common_arguments,
+                         architecture_of, check_batch_size, check_model_fits, check_shapes,
+                         describe_run, diverged, lr_factor, not_a_saved_model, parse_with_preset,
+                         resolve_architecture, saved_preprocessing, train_or_evaluate,
+                         write_atomically)
 
 
 def parse_args(argv=None):
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="start from a named set of flags (best: the best MLP of "
-                             "results/README.md); flags given as well override it")
-    parser.add_argument("--use_batch_norm", action="store_true",
-                        help="BatchNorm1d after each hidden Linear")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="auto picks CUDA, then MPS, then CPU (auto)")
-    parser.add_argument("--activation", default="elu", choices=sorted(ACTIVATIONS))
-    parser.add_argument("--optimizer", default="sgd", choices=["sgd", "adam", "adamw"])
-    parser.add_argument("--momentum", default=0.0, type=probability, help="SGD momentum (0)")
-    parser.add_argument("--weight_decay", default=0.0, type=nonnegative_float, help="(0)")
-    parser.add_argument("--dropout", default=0.0, type=probability,
-                        help="dropout after each hidden activation (0)")
-    parser.add_argument("--schedule", default="none", choices=["none", "cosine"],
-                        help="learning rate: constant, or cosine decay to 0 per step (none)")
-    parser.add_argument("--warmup", default=0.0, type=nonnegative_float,
-                        help="epochs of linear learning-rate warm-up (0)")
-    parser.add_argument("--label_smoothing", default=0.0, type=probability, help="(0)")
-    parser.add_argument("--augment", default="none", choices=sorted(AUGMENTATIONS),
-                        help="flip: random horizontal flips; crop+flip: also random 32x32 crops "
-                             "of the 4-pixel zero-padded image (none)")
-    parser.add_argument("--evaluate", metavar="MODEL_PT",
-                        help="instead of training, test the weights a run saved (model.pt); "
-                             "give the architecture flags it was trained with (--hidden_dims, "
-                             "--use_batch_norm, --activation, --dropout) or its --preset")
-    preset = parser.parse_known_args(argv)[0].preset
-    if preset:
-        parser.set_defaults(**PRESETS[preset])
-    args = parser.parse_args(argv)
-    del args.preset  # its flags are in args now
-    return args
+    return parse_with_preset(parser, argv)
 
 
 def pick_device(name):
@@ -90,54 +58,70 @@ def to_device(split, device):
                                torch.from_numpy(split.labels).to(device))
 
 
-def load_weights(model, path):
-    """Load a run's model.pt into model; a file of another architecture is refused by name."""
+def build_model(architecture, device):
+    """The MLP an architecture record (train_utils.ARCHITECTURE_FLAGS) describes, for CIFAR-10."""
+    return MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
+               cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
+               architecture["activation"], architecture["dropout"]).to(device)
+
+
+def save_weights(state, architecture, preprocessing, path):
+    """model.pt: {'architecture': the record, 'state_dict': the tensors, 'preprocessing': the
+    fitted preprocessing's arrays as tensors}, all of it readable by torch.load(path,
+    weights_only=True), so that the file describes itself."""
+    arrays = {name: torch.from_numpy(value) for name, value in preprocessing.fitted_arrays.items()}
+    write_atomically(path, lambda f: torch.save({"architecture": architecture, "state_dict": state,
+                                                 "preprocessing": arrays}, f))
+
+
+def read_weights(path, device):
+    """(state_dict, architecture record or None, preprocessing arrays) of a model.pt, or of a
+    bare state_dict as earlier versions saved; any other file is refused by name, and nothing
+    in it is run."""
     try:
-        state = torch.load(path, map_location=model.device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        # torch's own message is many lines and suggests weights_only=False: not an option here
-        raise UserError(f"{path} is not a saved state_dict of tensors "
-                        f"({type(error).__name__})") from None
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise UserError(f"{path} is not a saved state_dict")
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # arbitrary bytes fail in many ways inside torch's unpickler
+        # torch's own message is many lines and suggests weights_only=False: never an option
+        raise not_a_saved_model(path, type(error).__name__) from None
+    architecture, arrays = None, {}
+    if isinstance(saved, dict) and set(saved) == {"architecture", "state_dict", "preprocessing"}:
+        architecture, arrays, saved = (saved[key] for key in
+                                       ("architecture", "preprocessing", "state_dict"))
+    for tensors in (saved, arrays):
+        if not isinstance(tensors, dict) or not all(torch.is_tensor(value)
+                                                    for value in tensors.values()):
+            raise not_a_saved_model(path, "no state_dict of tensors")
+    if not saved:
+        raise not_a_saved_model(path, "an empty state_dict")
+    return saved, architecture, {name: value.cpu().numpy() for name, value in arrays.items()}
+
+
+def load_weights(model, state, path):
+    """Load a state_dict into model; one of another architecture is refused by name."""
     check_shapes(path, {name: tuple(value.shape) for name, value in state.items()},
                  {name: tuple(value.shape) for name, value in model.state_dict().items()})
     model.load_state_dict(state)
 
 
-def evaluate_saved(path, hidden_dims, use_batch_norm, activation, dropout, device, data_dir,
-                   validation_size, data_url, **training_flags):
-    """Print the validation and test accuracy of saved weights; training_flags do not matter.
-    dropout does not act in evaluation, but its layers number the saved parameters."""
-    model = MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims, cifar10_utils.NUM_CLASSES,
-                use_batch_norm, activation, dropout).to(pick_device(device))
-    load_weights(model, path)
+def evaluate_saved(path, given_flags, device, data_dir, validation_size, data_url, **flags):
+    """Print the validation and test accuracy of a saved model, rebuilt with the architecture
+    it records; flags the user gave must agree with it, the others do not matter."""
+    device = pick_device(device)
+    state, saved_architecture, arrays = read_weights(path, device)
+    architecture = resolve_architecture(path, saved_architecture, flags, given_flags)
+    model = build_model(architecture, device)
+    load_weights(model, state, path)
+    preprocessing = saved_preprocessing(path, architecture["normalize"], arrays)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
-    accuracies = [evaluate_model(model, cifar10_utils.DataLoader(
-        to_device(dataset[key], model.device), cifar10_utils.EVAL_BATCH_SIZE))
-        for key in ("validation", "test")]
-    print(f"{path}: validation accuracy {accuracies[0]:.4f}, test accuracy {accuracies[1]:.4f}")
-
-
-def random_crop_flip(images, padding=4):
-    """uint8 (B, C, H, W) -> the same shape: a random crop of the zero-padded image, mirrored
-    left-right with probability 1/2; one vectorized gather for the whole batch."""
-    batch, channels, height, width = images.shape
-    padded = nn.functional.pad(images, (padding,) * 4)
-    device = images.device
-    top = torch.randint(0, 2 * padding + 1, (batch, 1, 1, 1), device=device)
-    left = torch.randint(0, 2 * padding + 1, (batch, 1, 1, 1), device=device)
-    columns = torch.arange(width, device=device).view(1, 1, 1, width)
-    flip = torch.rand(batch, 1, 1, 1, device=device) < 0.5
-    columns = torch.where(flip, width - 1 - columns, columns)
-    return padded[torch.arange(batch, device=device).view(-1, 1, 1, 1),
-                  torch.arange(channels, device=device).view(1, -1, 1, 1),
-                  top + torch.arange(height, device=device).view(1, 1, -1, 1),
-                  left + columns]
-
-
-AUGMENTATIONS = {"none": None, "flip": lambda images: random_crop_flip(images, padding=0),
-                 "crop+flip": random_crop_flip}
+    loaders = cifar10_utils.make_loaders(dataset, preprocessing,
+                                         move=lambda split: to_device(split, device))
+    validation_accuracy = evaluate_model(model, loaders["validation"], architecture["tta"])
+    probabilities, _ = predict(model, loaders["test"], architecture["tta"])
+    inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
+                         model.linear_layers[0].weight.detach().cpu().numpy(),
+                         cifar10_utils.class_names(data_dir))
 
 
 def accuracy(predictions, targets):
@@ -146,13 +130,26 @@ def accuracy(predictions, targets):
 
 
 @torch.no_grad()
-def evaluate_model(model, data_loader):
-    """Accuracy of model over every batch of data_loader, in eval mode (BN running statistics)."""
+def predict(model, data_loader, tta="none"):
+    """(probabilities (N, C), labels (N,)) as NumPy arrays over every batch of data_loader, in
+    eval mode (BatchNorm's running statistics, no dropout); the model's mode is restored after.
+    tta='flip' averages each image's probabilities with its mirror's."""
     was_training = model.training
     model.eval()
-    correct = sum((model(images).argmax(dim=1) == labels).sum() for images, labels in data_loader)
+    batches = []
+    for images, labels in data_loader:
+        probabilities = torch.softmax(model(images), dim=1)
+        if tta == "flip":
+            probabilities = (probabilities + torch.softmax(model(images.flip(-1)), dim=1)) / 2
+        batches.append((probabilities, labels))
     model.train(was_training)
-    return int(correct) / len(data_loader.split)
+    return tuple(torch.cat(parts).cpu().numpy() for parts in zip(*batches))
+
+
+def evaluate_model(model, data_loader, tta="none"):
+    """Accuracy of model over every image of data_loader: correct / N."""
+    probabilities, labels = predict(model, data_loader, tta)
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
 class PlainSGD:
@@ -185,50 +182,33 @@ def make_optimizer(model, name, lr, momentum, weight_decay):
     return optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-def lr_factor(step, total_steps, warmup_steps, schedule):
-    """Multiplier of the base learning rate at a step: linear warm-up, then constant or cosine."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "cosine":
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0
-
-
 def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *,
           device="auto", validation_size=5000, data_url=cifar10_utils.CIFAR10_URL,
           results_dir="results", **options):
     """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
 
     The returned model holds the weights of the epoch with the best validation accuracy, which is
-    also the one tested. options are the experiment flags of DEFAULT_OPTIONS.
+    also the one tested. options are train_utils.DEFAULT_OPTIONS's, each left out at its default.
     """
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise TypeError(f"unknown options: {sorted(unknown)}")
-    opts = {**DEFAULT_OPTIONS, **options}
-    changed = {key: value for key, value in opts.items() if value != DEFAULT_OPTIONS[key]}
-    config = dict(framework="pytorch", hidden_dims=list(hidden_dims), lr=lr,
-                  use_batch_norm=use_batch_norm, batch_size=batch_size, epochs=epochs, seed=seed,
-                  data_dir=data_dir, validation_size=validation_size, **opts)
-    name = run_name("pytorch", hidden_dims, lr, batch_size, epochs, seed,
-                    **({"bn": True} if use_batch_norm else {}), **changed)
+    name, config = describe_run("pytorch", hidden_dims, lr, use_batch_norm, batch_size, epochs,
+                                seed, options, data_dir=data_dir, validation_size=validation_size)
+    opts = {key: config[key] for key in DEFAULT_OPTIONS}
+    architecture = architecture_of(config)
+    check_model_fits(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims,
+                     cifar10_utils.NUM_CLASSES)
     run = RunRecorder(results_dir, name, config)
     device = pick_device(device)
     config["device"] = str(device)
     torch.manual_seed(seed)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
-    check_batch_size(batch_size, len(dataset["train"]))
-    splits = {key: to_device(split, device) for key, split in dataset.items()}
-    transform = AUGMENTATIONS[opts["augment"]]
-    train_loader = cifar10_utils.DataLoader(splits["train"], batch_size, shuffle=True,
-                                            drop_last=True, seed=seed, transform=transform)
-    val_loader = cifar10_utils.DataLoader(splits["validation"], cifar10_utils.EVAL_BATCH_SIZE)
-    test_loader = cifar10_utils.DataLoader(splits["test"], cifar10_utils.EVAL_BATCH_SIZE)
+    check_batch_size(batch_size, len(dataset["train"]), use_batch_norm)
+    preprocessing = cifar10_utils.Preprocessing.fit(opts["normalize"], dataset["train"].images,
+                                                    opts["zca_epsilon"])
+    loaders = cifar10_utils.make_loaders(dataset, preprocessing, batch_size, seed,
+                                         opts["augment"], lambda split: to_device(split, device))
+    train_loader = loaders["train"]
 
-    n_inputs = int(np.prod(cifar10_utils.IMAGE_SHAPE))
-    model = MLP(n_inputs, hidden_dims, cifar10_utils.NUM_CLASSES, use_batch_norm,
-                opts["activation"], opts["dropout"]).to(device)
+    model = build_model(architecture, device)
     optimizer = make_optimizer(model, opts["optimizer"], lr, opts["momentum"],
                                opts["weight_decay"])
     total_steps, step = epochs * len(train_loader), 0
@@ -249,8 +229,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                 loss = loss_module(logits, labels)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
-                    raise TrainingDiverged(f"loss became {loss_value} in epoch {epoch}: training "
-                                           f"diverged; try a lower --lr than {lr}")
+                    raise diverged(loss_value, epoch, lr, opts["weight_decay"])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -258,16 +237,18 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                 losses.append(loss_value)
                 correct += (logits.argmax(dim=1) == labels).sum()
             train_accuracy = int(correct) / (len(losses) * batch_size)
-            val_accuracy = evaluate_model(model, val_loader)
+            val_accuracy = evaluate_model(model, loaders["validation"], opts["tta"])
             if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
                              time.perf_counter() - start):
                 best_state = {key: value.clone() for key, value in model.state_dict().items()}
-                write_atomically(run.path("model.pt"), lambda f: torch.save(best_state, f))
+                save_weights(best_state, architecture, preprocessing, run.path("model.pt"))
             tqdm.write(f"epoch {epoch:3d}  train loss {np.mean(losses):.4f}  train acc "
                        f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
         model.load_state_dict(best_state)
-        run.log["test_accuracy"] = test_accuracy = evaluate_model(model, test_loader)
-    return model, run.log["val_accuracy"], test_accuracy, run.log
+        probabilities, labels = predict(model, loaders["test"], opts["tta"])
+        run.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1),
+                                                  cifar10_utils.class_names(data_dir)))
+    return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 
 from mlp_numpy import MLP
-from modules import (CrossEntropyModule, ELUModule, LinearModule, ReLUModule, SoftMaxModule,
-                     TanhModule)
+from modules import (BatchNormModule, CrossEntropyModule, DropoutModule, ELUModule, GELUModule,
+                     LinearModule, ReLUModule, SoftMaxModule, TanhModule)
 
 REL_ERROR_MAX = 1e-7
 
@@ -118,6 +118,12 @@ class TestActivations(unittest.TestCase):
         for make_module in (ReLUModule, TanhModule):
             self.check_backward(make_module, x, rng.standard_normal((7, 9)))
 
+    def test_gelu_backward(self):
+        rng = np.random.default_rng(11)
+        for batch, features, _ in random_shapes(rng, 3):
+            self.check_backward(GELUModule, rng.standard_normal((batch, features)) * 2,
+                                rng.standard_normal((batch, features)))
+
     def test_softmax_backward(self):
         rng = np.random.default_rng(4)
         for batch, classes, _ in random_shapes(rng):
@@ -145,12 +151,101 @@ class TestActivations(unittest.TestCase):
     def test_modules_keep_float32(self):
         x = np.random.default_rng(5).standard_normal((4, 6)).astype(np.float32)
         for module in (LinearModule(6, 6), ELUModule(1.0), ReLUModule(), TanhModule(),
-                       SoftMaxModule()):
+                       GELUModule(), SoftMaxModule(), BatchNormModule(6), DropoutModule(0.5)):
             out = module.forward(x)
             self.assertEqual(out.dtype, np.float32, type(module).__name__)
             self.assertEqual(module.backward(np.ones_like(out)).dtype, np.float32)
         probs = SoftMaxModule().forward(x)
         self.assertEqual(CrossEntropyModule().logits_grad(probs, [0, 1, 2, 3]).dtype, np.float32)
+
+
+class RepeatingGenerator:
+    """Stands in for a dropout module's Generator and draws the same numbers on every call, so
+    that the mask stays fixed while finite differences call forward again and again."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def random(self, shape, dtype):
+        return np.random.default_rng(self.seed).random(shape, dtype=dtype)
+
+
+class TestBatchNorm(unittest.TestCase):
+    def make(self, rng, features):
+        module = BatchNormModule(features)
+        module.params["gamma"] = rng.uniform(0.5, 2.0, (1, features))  # not 1 and 0: they count
+        module.params["beta"] = rng.standard_normal((1, features))
+        return module
+
+    def test_backward_matches_finite_differences_in_training_mode(self):
+        rng = np.random.default_rng(12)
+        for batch, features in [(2, 1), (3, 5), (8, 4), (16, 9), (5, 30)]:
+            module = self.make(rng, features)
+            x = rng.standard_normal((batch, features)) * 3 + 1
+            dout = rng.standard_normal((batch, features))
+            module.forward(x)
+            dx = module.backward(dout)
+            for name, analytic in [("x", dx), ("gamma", module.grads["gamma"]),
+                                   ("beta", module.grads["beta"])]:
+                target = x if name == "x" else module.params[name]
+                numeric = numerical_gradient_array(lambda: module.forward(x), target, dout)
+                self.assertLess(rel_error(analytic, numeric), REL_ERROR_MAX, (batch, name))
+
+    def test_training_normalizes_with_the_batch_and_updates_running_statistics(self):
+        rng = np.random.default_rng(13)
+        module = self.make(rng, 4)
+        x = rng.standard_normal((10, 4)) * 5 - 2
+        out = module.forward(x)
+        x_hat = (out - module.params["beta"]) / module.params["gamma"]
+        np.testing.assert_allclose(x_hat.mean(axis=0), 0, atol=1e-12)
+        np.testing.assert_allclose(x_hat.var(axis=0), 1, rtol=1e-5)  # biased, with eps
+        np.testing.assert_allclose(module.running_mean, 0.1 * x.mean(axis=0, keepdims=True))
+        np.testing.assert_allclose(module.running_var,
+                                   0.9 + 0.1 * x.var(axis=0, ddof=1, keepdims=True))
+
+    def test_evaluation_uses_running_statistics_sample_by_sample(self):
+        rng = np.random.default_rng(14)
+        module = self.make(rng, 3)
+        for _ in range(5):
+            module.forward(rng.standard_normal((20, 3)) * 2 + 1)
+        module.eval()
+        x = rng.standard_normal((6, 3))
+        together = module.forward(x)
+        alone = np.concatenate([module.forward(x[i:i + 1]) for i in range(6)])
+        np.testing.assert_allclose(together, alone)
+        expected = ((x - module.running_mean) / np.sqrt(module.running_var + module.eps)
+                    * module.params["gamma"] + module.params["beta"])
+        np.testing.assert_allclose(together, expected)
+
+    def test_one_sample_cannot_be_normalized_in_training(self):
+        with self.assertRaisesRegex(ValueError, "one sample"):
+            BatchNormModule(3).forward(np.ones((1, 3)))
+
+
+class TestDropout(unittest.TestCase):
+    def test_backward_matches_finite_differences_with_a_fixed_mask(self):
+        rng = np.random.default_rng(15)
+        for p in (0.1, 0.5, 0.8):
+            module = DropoutModule(p, rng=RepeatingGenerator(int(p * 10)))
+            x, dout = rng.standard_normal((6, 7)), rng.standard_normal((6, 7))
+            module.forward(x)
+            numeric = numerical_gradient_array(lambda: module.forward(x), x, dout)
+            self.assertLess(rel_error(module.backward(dout), numeric), REL_ERROR_MAX)
+
+    def test_inverted_scaling_and_identity_in_evaluation(self):
+        module = DropoutModule(0.25, rng=np.random.default_rng(16))
+        x = np.ones((400, 500))
+        out = module.forward(x)
+        self.assertEqual(set(np.unique(out)), {0.0, 1 / 0.75})
+        self.assertAlmostEqual((out == 0).mean(), 0.25, delta=0.005)  # 200,000 draws
+        np.testing.assert_array_equal(module.backward(x), out)  # the mask of forward, reused
+        module.eval()
+        self.assertIs(module.forward(x), x)
+
+    def test_probability_must_leave_something(self):
+        for p in (1.0, -0.1):
+            with self.assertRaises(ValueError):
+                DropoutModule(p)
 
 
 class TestCrossEntropy(unittest.TestCase):
@@ -179,6 +274,15 @@ class TestCrossEntropy(unittest.TestCase):
         loss = CrossEntropyModule()
         numeric = numerical_gradient(lambda: loss.forward(probs, targets), probs)
         self.assertLess(rel_error(loss.backward(probs, targets), numeric), REL_ERROR_MAX)
+
+    def test_label_smoothing_mixes_targets_with_the_uniform_distribution(self):
+        rng = np.random.default_rng(17)
+        probs, labels = self.random_problem(rng, 6, 5)
+        smooth = CrossEntropyModule(label_smoothing=0.2)
+        expected = -np.mean(np.sum((0.8 * np.eye(5)[labels] + 0.04) * np.log(probs), axis=1))
+        self.assertAlmostEqual(smooth.forward(probs, labels), expected)
+        numeric = numerical_gradient(lambda: smooth.forward(probs, labels), probs)
+        self.assertLess(rel_error(smooth.backward(probs, labels), numeric), REL_ERROR_MAX)
 
     def test_fused_gradient_equals_composed_gradient(self):
         rng = np.random.default_rng(8)
@@ -220,6 +324,68 @@ class TestMLP(unittest.TestCase):
                         self.assertLess(rel_error(layer.grads[name], numeric), REL_ERROR_MAX,
                                         f"{hidden} {activation} {name}")
 
+    def test_default_model_is_float64_and_passes_the_course_check(self):
+        """Built without arguments, as the course's graders build it, at their 1e-5."""
+        rng = np.random.default_rng(18)
+        model = MLP(7, [5, 4], 3)
+        x, labels = rng.standard_normal((6, 7)), rng.integers(0, 3, 6)
+        self.assertEqual(model.forward(x).dtype, np.float64)
+        loss = CrossEntropyModule()
+        model.backward(loss.backward(model.forward(x), labels))
+        for name, param, grad in model.parameters():
+            numeric = numerical_gradient(lambda: loss.forward(model.forward(x), labels), param)
+            self.assertLess(rel_error(grad, numeric), 1e-5, name)
+
+    def test_batch_norm_and_dropout_model_gradients(self):
+        rng = np.random.default_rng(19)
+        for hidden, activation in ([6], "elu"), ([7, 5], "gelu"), ([6, 6], "tanh"):
+            model = MLP(8, hidden, 4, use_batch_norm=True, activation=activation, dropout=0.3)
+            kinds = [type(layer).__name__ for layer in model.layers]
+            self.assertEqual(kinds[:4], ["LinearModule", "BatchNormModule",
+                                         type(model.layers[2]).__name__, "DropoutModule"])
+            for i, layer in enumerate(model.layers):
+                if isinstance(layer, DropoutModule):
+                    layer.rng = RepeatingGenerator(i)
+                if isinstance(layer, BatchNormModule):
+                    layer.params["gamma"] += rng.uniform(-0.5, 0.5, layer.params["gamma"].shape)
+                    layer.params["beta"] += rng.standard_normal(layer.params["beta"].shape)
+            before_batch_norm = {f"layers.{i - 1}" for i, layer in enumerate(model.layers)
+                                 if isinstance(layer, BatchNormModule)}
+            x, labels = rng.standard_normal((9, 8)), rng.integers(0, 4, 9)
+            loss = CrossEntropyModule(label_smoothing=0.1)
+            model.backward_logits(loss.logits_grad(model.forward(x), labels))
+            names = [name for name, _, _ in model.parameters()]
+            self.assertIn("layers.1.gamma", names)
+            for name, param, grad in model.parameters():
+                numeric = numerical_gradient(lambda: loss.forward(model.forward(x), labels), param)
+                if name.endswith(".bias") and name.replace(".bias", "") in before_batch_norm:
+                    # the batch mean cancels this bias: its gradient is exactly 0
+                    self.assertLess(np.abs(grad).max(), 1e-14, name)
+                    self.assertLess(np.abs(numeric).max(), 1e-8, name)
+                    continue
+                self.assertLess(rel_error(grad, numeric), REL_ERROR_MAX, (hidden, name))
+
+    def test_linear_20_to_40_with_batch_norm_has_920_parameters(self):
+        """The seed's Q5b, counted on the NumPy model: 20*40 + 40 (Linear) + 40 + 40 (γ, β)."""
+        model = MLP(20, [40], 10, use_batch_norm=True)
+        first_block = [name for name in model.state_dict() if name.startswith(("layers.0.",
+                                                                                "layers.1."))]
+        parameters = {name: param.size for name, param, _ in model.parameters()}
+        self.assertEqual(sum(parameters[name] for name in first_block if name in parameters), 920)
+        self.assertEqual(sorted(first_block), ["layers.0.bias", "layers.0.weight",
+                                               "layers.1.beta", "layers.1.gamma",
+                                               "layers.1.running_mean", "layers.1.running_var"])
+
+    def test_train_and_eval_switch_every_layer(self):
+        model = MLP(5, [4], 3, use_batch_norm=True, dropout=0.5)
+        self.assertTrue(all(layer.training for layer in model.layers))
+        model.eval()
+        self.assertFalse(model.training or any(layer.training for layer in model.layers))
+        x = np.random.default_rng(20).standard_normal((3, 5))
+        np.testing.assert_array_equal(model.forward(x), model.forward(x))  # no dropout now
+        model.train()
+        self.assertTrue(all(layer.training for layer in model.layers))
+
     def test_course_backward_path_equals_fused_path(self):
         rng = np.random.default_rng(10)
         model = MLP(6, [5], 3, dtype=np.float64)
@@ -238,12 +404,15 @@ class TestMLP(unittest.TestCase):
         self.assertEqual(model.forward(np.zeros((2, 10), np.float32)).shape, (2, 3))
 
     def test_state_dict_round_trip_and_mismatch_message(self):
-        model, other = MLP(6, [5], 3), MLP(6, [5], 3)
+        model, other = MLP(6, [5], 3, use_batch_norm=True), MLP(6, [5], 3, use_batch_norm=True)
+        model.forward(np.random.default_rng(21).standard_normal((8, 6)))  # running statistics move
         other.load_state_dict(model.state_dict())
-        x = np.ones((2, 6), np.float32)
+        model.eval()
+        other.eval()
+        x = np.ones((2, 6))
         np.testing.assert_array_equal(model.forward(x), other.forward(x))
         with self.assertRaisesRegex(ValueError, r"\(4, 6\).*\(5, 6\)"):
-            other.load_state_dict(MLP(6, [4], 3).state_dict())
+            other.load_state_dict(MLP(6, [4], 3, use_batch_norm=True).state_dict())
 
 
 if __name__ == "__main__":

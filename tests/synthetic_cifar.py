@@ -66,18 +66,23 @@ def write_py2_pickle(path, content):
         f.write(b"\x80\x02" + _encode(content) + b".")
 
 
-def make_images(labels, rng):
-    """Images a small MLP can learn: each class brightens its own channel and image quarter."""
+def make_images(labels, rng, brightness=60):
+    """Images a small MLP can learn: each class brightens its own channel and image quarter by
+    brightness (plus 20 per group of four classes) over a noisy grey."""
     images = rng.integers(90, 150, (len(labels), 3, 32, 32), dtype=np.uint8)
     for i, label in enumerate(labels):
         rows, cols = (label % 4) // 2 * 16, label % 2 * 16
-        images[i, label % 3, rows:rows + 16, cols:cols + 16] += np.uint8(60 + 20 * (label // 4))
+        images[i, label % 3, rows:rows + 16, cols:cols + 16] += np.uint8(brightness
+                                                                         + 20 * (label // 4))
     return images
 
 
-def write_dataset(root, per_batch=40, n_test=40, seed=0, writer=write_py2_pickle):
+def write_dataset(root, per_batch=40, n_test=40, seed=0, writer=write_py2_pickle,
+                  brightness=60, label_noise=0.0):
     """Write root/cifar-10-batches-py/ with 5 training batches and a test batch.
 
+    brightness is the class signal (see make_images); label_noise, the fraction of images whose
+    label is then replaced by a random one, keeps any model from being right on all of them.
     Returns {'train': (images, labels), 'test': (images, labels)} as written, images (N, 3, 32, 32).
     """
     rng = np.random.default_rng(seed)
@@ -88,7 +93,9 @@ def write_dataset(root, per_batch=40, n_test=40, seed=0, writer=write_py2_pickle
         all_images, all_labels = [], []
         for name in names:
             labels = rng.integers(0, 10, size)
-            images = make_images(labels, rng)
+            images = make_images(labels, rng, brightness)
+            noisy = rng.random(size) < label_noise
+            labels[noisy] = rng.integers(0, 10, noisy.sum())
             writer(os.path.join(folder, name), {
                 "batch_label": f"{split} batch", "labels": [int(v) for v in labels],
                 "data": images.reshape(size, -1), "filenames": [f"{i}.png" for i in range(size)]})

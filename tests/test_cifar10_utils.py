@@ -60,7 +60,7 @@ def test_download_from_url_checks_md5_and_leaves_no_partial_file(tmp_path):
     url = tar_path.as_uri()  # file:// goes through the same urllib download code, offline
     with pytest.raises(DataError, match="expected 0{32}"):
         get_cifar10(target, 30, url=url, md5="0" * 32)
-    assert os.listdir(target) == []
+    assert not target.exists()  # nothing kept, not even the folder the download created
     data = get_cifar10(target, 30, url=url, md5=md5)
     assert len(data["test"]) == 40
     assert sorted(os.listdir(target)) == [cifar10_utils.FOLDER_NAME, cifar10_utils.TARBALL_NAME]
@@ -102,3 +102,36 @@ def test_course_default_returns_torch_tensors(cifar_dir):
     images, labels = next(iter(loaders["validation"]))
     assert isinstance(images, torch.Tensor) and images.shape == (8, 3, 32, 32)
     assert labels.dtype == torch.int64
+
+
+def test_normalization_uses_the_course_mean_and_std_per_channel():
+    """Each channel by its own numbers, written out here as the course gives them."""
+    image = np.empty((1, 3, 32, 32), np.uint8)
+    image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
+    out = cifar10_utils.normalize(image)
+    expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
+    for channel, value in enumerate(expected):
+        np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
+
+
+def test_torch_normalization_equals_numpy_normalization():
+    torch = pytest.importorskip("torch")
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    ours = cifar10_utils.normalize(images)
+    theirs = cifar10_utils.normalize(torch.from_numpy(images))
+    assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
+    np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)
+
+
+def test_unpickler_refuses_numpy_callables_beyond_the_four_it_needs(cifar_dir, tmp_path):
+    """numpy.testing's runstring executes its argument: a batch file may name it, but the
+    unpickler must refuse it like any global outside the exact four a batch contains."""
+    root, _ = cifar_dir
+    marker = tmp_path / "payload-ran"
+    payload = (b"\x80\x02cnumpy.testing._private.utils\nrunstring\n"
+               + b"X" + len(code := f"open({str(marker)!r}, 'w')").to_bytes(4, "little")
+               + code.encode() + b"}\x86R.")  # runstring(code, {})
+    (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(payload)
+    with pytest.raises(DataError, match="forbidden object numpy.testing._private.utils.runstring"):
+        get_cifar10(root, 30, url="")
+    assert not marker.exists()

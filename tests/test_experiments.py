@@ -13,7 +13,8 @@ def tiny_sets(monkeypatch, tmp_path):
     """Every set with its real labels and structure, but runs small enough for a test."""
     small = dict(epochs=2, batch_size=16, validation_size=30, data_url="")
     tiny = {name: [dict(entry, flags={**entry["flags"], **small,
-                                      "hidden_dims": entry["flags"]["hidden_dims"][:2]})
+                                      **({"hidden_dims": entry["flags"]["hidden_dims"][:2]}
+                                         if "hidden_dims" in entry["flags"] else {})})
                    for entry in entries[:4]]
             for name, entries in experiments.SETS.items()}
     monkeypatch.setattr(experiments, "SETS", tiny)
@@ -29,7 +30,10 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
         assert f"## {title}" in report
     assert "Not run yet" not in report and "synthetic test data" in report
     for figure in ["bn/bn.png", "activations/activations.png", "numpy-vs-torch/numpy-vs-torch.png",
-                   "dead-neurons/dead-neurons.png", "best/best.png"]:
+                   "dead-neurons/dead-neurons.png", "best/best.png",
+                   "best-numpy-vs-torch/best-numpy-vs-torch.png", "search/search.png",
+                   "presets/presets.png", "learned/course-numpy/confusion.png",
+                   "learned/best-mlp/weights.png"]:
         assert (tiny_sets / figure).stat().st_size > 10_000
         assert f"({figure})" in report
     summary = json.loads((tiny_sets / "dead-neurons" / "summary.json").read_text())
@@ -50,8 +54,10 @@ def test_report_without_runs_says_how_to_make_them(tiny_sets):
 
 
 def test_commands_repeat_the_runs():
-    best = experiments.SETS["best"]
-    assert experiments.command_for(best[0]) == "python train_mlp_pytorch.py"
-    assert experiments.command_for(best[-1]) == "python train_mlp_pytorch.py --preset best"
+    ladder = experiments.SETS["best"]
+    assert experiments.command_for(ladder[0]) == "python train_mlp_pytorch.py"
+    presets = experiments.SETS["presets"]
+    assert [experiments.command_for(e) for e in presets] == \
+        [f"python train_mlp_pytorch.py --preset {name}" for name in experiments.PRESETS]
     numpy_run = experiments.SETS["numpy-vs-torch"][0]
     assert experiments.command_for(numpy_run) == "python train_mlp_numpy.py"

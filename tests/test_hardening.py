@@ -3,11 +3,9 @@ clean stop), nothing lost, nothing executed. Synthetic data only."""
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 import urllib.request
 
 import numpy as np
@@ -146,16 +144,19 @@ def test_unsafe_tar_members_write_nothing_outside_data_dir(tmp_path, name, kind,
     assert os.listdir(data) == [cifar10_utils.TARBALL_NAME]  # no half-extracted folder either
 
 
-def test_incomplete_folder_is_reported_not_overwritten(tmp_path):
+def test_incomplete_folder_gets_only_its_missing_files(tmp_path):
     source, data = tmp_path / "source", tmp_path / "data"
     synthetic_cifar.write_dataset(source)
     data.mkdir()
     md5 = synthetic_cifar.make_tarball(source, data / cifar10_utils.TARBALL_NAME)
     (data / "cifar-10-batches-py").mkdir()
     (data / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"the user's file")
-    with pytest.raises(DataError, match="exists but lacks some batch files"):
+    with pytest.raises(DataError, match="data_batch_1: not a valid CIFAR-10 batch file"):
         get_cifar10(data, 30, url="", md5=md5)
-    assert os.listdir(data / "cifar-10-batches-py") == ["data_batch_1"]
+    # the missing files were added beside it; the user's own file was neither replaced nor moved
+    assert (data / "cifar-10-batches-py" / "data_batch_1").read_bytes() == b"the user's file"
+    assert (data / "cifar-10-batches-py" / "test_batch").read_bytes() == \
+        (source / "cifar-10-batches-py" / "test_batch").read_bytes()
     assert sorted(os.listdir(data)) == ["cifar-10-batches-py", cifar10_utils.TARBALL_NAME]
 
 
@@ -186,7 +187,7 @@ def test_interrupted_download_leaves_no_file_that_passes_as_data(tmp_path, monke
     data = tmp_path / "data"
     with pytest.raises(KeyboardInterrupt):
         get_cifar10(data, 30, url=(tmp_path / "mirror.tar.gz").as_uri(), md5=md5)
-    assert os.listdir(data) == []
+    assert not data.exists()  # the folder the download created is gone with it
 
 
 # --- flags and environment ----------------------------------------------------------------------
@@ -266,44 +267,15 @@ def test_best_model_is_never_overwritten_by_a_diverged_one(cifar_dir, tmp_path, 
     (folder,) = os.listdir(results)
     metrics = json.loads((results / folder / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and len(metrics["val_accuracy"]) == 1
-    with np.load(results / folder / "model.npz") as saved:
-        assert all(np.all(np.isfinite(saved[name])) for name in saved.files)
+    state, _, _ = train_mlp_numpy.read_weights(results / folder / "model.npz")
+    assert all(np.all(np.isfinite(value)) for value in state.values())
     assert (results / folder / "loss.png").exists()
-
-
-@pytest.mark.parametrize("script, weights", [("train_mlp_numpy.py", "model.npz"),
-                                             ("train_mlp_pytorch.py", "model.pt")])
-def test_ctrl_c_keeps_finished_epochs_and_exits_130(script, weights, cifar_dir, tmp_path):
-    results = tmp_path / "r"
-    process = subprocess.Popen(
-        [sys.executable, os.path.join(REPO, script), "--epochs", "100000", "--hidden_dims", "16",
-         "--batch_size", "16", "--validation_size", "30", "--data_dir", str(cifar_dir[0]),
-         "--data_url", "", "--results_dir", str(results)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    deadline = time.time() + 60
-    try:
-        while time.time() < deadline:  # wait until at least two epochs are on disk
-            paths = list(results.glob("*/metrics.json"))
-            if paths and len(json.loads(paths[0].read_text())["val_accuracy"]) >= 2:
-                break
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130
-    assert "Traceback" not in stderr and "interrupted after" in stderr
-    (folder,) = os.listdir(results)
-    metrics = json.loads((results / folder / "metrics.json").read_text())
-    assert metrics["status"] == "interrupted" and len(metrics["val_accuracy"]) >= 2
-    assert {"loss.png", "accuracy.png", weights} <= set(os.listdir(results / folder))
 
 
 @pytest.mark.parametrize("script, extra", [("train_mlp_numpy.py", []),
                                            ("train_mlp_pytorch.py",
                                             ["--use_batch_norm", "--dropout", "0.1"])])
-def test_saved_model_of_another_architecture_names_both_shapes(script, extra, cifar_dir,
-                                                               tmp_path):
+def test_saved_model_of_another_architecture_names_both(script, extra, cifar_dir, tmp_path):
     common = ["--batch_size", 16, "--validation_size", 30, "--data_dir", cifar_dir[0],
               "--data_url", "", "--epochs", 1, *extra]
     code, _, _ = run_script(script, "--hidden_dims", 16, "--results_dir", tmp_path / "r", *common)
@@ -313,7 +285,19 @@ def test_saved_model_of_another_architecture_names_both_shapes(script, extra, ci
     assert code == 0 and "test accuracy" in stdout
     code, _, stderr = run_script(script, "--hidden_dims", 24, "--evaluate", saved, *common)
     assert code == 1
-    assert_one_clear_line(stderr, "(16, 3072)", "(24, 3072)")
+    assert_one_clear_line(stderr, "--hidden_dims 24 (the model: 16)")
+    # a file that records no architecture (as earlier versions saved) is checked by its shapes
+    legacy = tmp_path / f"legacy{saved.suffix}"
+    if saved.suffix == ".npz":
+        with np.load(saved) as arrays:
+            np.savez(legacy, **{name: arrays[name] for name in arrays.files
+                                if name != "architecture"})
+    else:
+        import torch
+        torch.save(torch.load(saved, weights_only=True)["state_dict"], legacy)
+    code, _, stderr = run_script(script, "--hidden_dims", 24, "--evaluate", legacy, *common)
+    assert code == 1
+    assert_one_clear_line(stderr, "(16, 3072)", "(24, 3072)", "--activation")
     code, _, stderr = run_script(script, "--evaluate", tmp_path / "missing", *common)
     assert code == 1
     assert_one_clear_line(stderr, "No such file")

@@ -1,0 +1,83 @@
+"""SGD (with momentum and weight decay), Adam and AdamW for the NumPy MLP, each with torch.optim's
+exact update rule, so that the two trainers take the same steps from the same gradients.
+
+An optimizer holds the model and its learning rate (`lr`, which a schedule may change between
+steps) and updates every parameter in place from model.parameters() on step(). Notation: p a
+parameter, g its gradient dL/dp, η the learning rate, λ the weight decay, t the step (from 1).
+"""
+import numpy as np
+
+
+class SGD:
+    """g <- g + λ p;  with momentum μ: b <- g on the first step, b <- μ b + g after, g <- b;
+    then p <- p - η g (torch.optim.SGD without dampening or Nesterov)."""
+
+    def __init__(self, model, lr, momentum=0.0, weight_decay=0.0):
+        self.model, self.lr = model, lr
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.buffers = {}
+
+    def step(self):
+        for name, param, grad in self.model.parameters():
+            # the gradient is consumed: scaling it in place spares a temporary per parameter
+            if self.weight_decay:
+                grad += self.weight_decay * param
+            if not self.momentum:
+                grad *= self.lr
+                param -= grad
+                continue
+            if name in self.buffers:
+                buffer = self.buffers[name]
+                buffer *= self.momentum
+                buffer += grad
+            else:
+                buffer = self.buffers[name] = grad.copy()
+            param -= self.lr * buffer
+
+
+class Adam:
+    """m <- β₁ m + (1 - β₁) g,  v <- β₂ v + (1 - β₂) g²,
+    p <- p - η/(1 - β₁ᵗ) m / (√v / √(1 - β₂ᵗ) + ε)   (torch.optim.Adam's placement of ε).
+    Adam adds λ p to g first (L2 regularization); AdamW instead decays the weights themselves,
+    p <- p (1 - η λ), before the step (decoupled weight decay)."""
+
+    decoupled = False
+
+    def __init__(self, model, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
+        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self.betas, self.eps = betas, eps
+        self.moments, self.t = {}, 0
+
+    def step(self):
+        self.t += 1
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1 - beta1 ** self.t)
+        root_correction = np.sqrt(1 - beta2 ** self.t)
+        for name, param, grad in self.model.parameters():
+            if self.weight_decay and self.decoupled:
+                param *= 1 - self.lr * self.weight_decay
+            elif self.weight_decay:
+                grad = grad + self.weight_decay * param
+            if name not in self.moments:
+                self.moments[name] = np.zeros_like(param), np.zeros_like(param)
+            mean, square = self.moments[name]
+            mean *= beta1
+            mean += (1 - beta1) * grad
+            square *= beta2
+            square += (1 - beta2) * grad * grad
+            denominator = np.sqrt(square)
+            denominator /= root_correction
+            denominator += self.eps
+            param -= step_size * mean / denominator
+
+
+class AdamW(Adam):
+    __doc__ = Adam.__doc__
+    decoupled = True
+
+
+def make_optimizer(model, name, lr, momentum=0.0, weight_decay=0.0):
+    """The optimizer a trainer's --optimizer, --momentum and --weight_decay flags ask for."""
+    if name == "sgd":
+        return SGD(model, lr, momentum, weight_decay)
+    return {"adam": Adam, "adamw": AdamW}[name](model, lr, weight_decay)
