@@ -13,6 +13,7 @@ if __name__ == "__main__":
     train_utils.exit_quietly_on_stop_signals()
 
 import argparse
+import copy
 import json
 import math
 import re
@@ -27,7 +28,8 @@ import inspect_model
 from mlp_numpy import MLP
 from modules import CrossEntropyModule
 from optim_numpy import make_optimizer
-from train_utils import (DEFAULT_OPTIONS, RunRecorder, add_common_arguments, architecture_of,
+from train_utils import (DEFAULT_OPTIONS, Mixup, RunRecorder, WeightAverage,
+                         add_common_arguments, architecture_of,
                          check_batch_size, check_model_fits, check_shapes, describe_run, diverged,
                          lr_factor, not_a_saved_model, parse_with_preset, resolve_architecture,
                          saved_preprocessing, train_or_evaluate, write_atomically)
@@ -132,6 +134,18 @@ def evaluate_saved(path, given_flags, data_dir, validation_size, data_url, **fla
                          cifar10_utils.class_names(data_dir))
 
 
+def mixed_loss(loss_module, probs, labels, partners, weight):
+    """(L, dL/dlogits) of a batch blended by Mixup: L = w CE(y) + (1 - w) CE(y[perm]), and the
+    gradient blends alike, CE being linear in its target; w = 1 is the plain loss."""
+    loss, logits_grad = float(loss_module.forward(probs, labels)), loss_module.logits_grad(probs,
+                                                                                         labels)
+    if weight < 1:
+        loss = weight * loss + (1 - weight) * float(loss_module.forward(probs, partners))
+        logits_grad = weight * logits_grad + (1 - weight) * loss_module.logits_grad(probs,
+                                                                                    partners)
+    return loss, logits_grad
+
+
 def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, use_batch_norm=False,
           validation_size=5000, data_url=cifar10_utils.CIFAR10_URL, results_dir="results",
           **options):
@@ -163,6 +177,10 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, use_batch_norm
     warmup_steps = round(opts["warmup"] * len(train_loader))
     loss_module = CrossEntropyModule(label_smoothing=opts["label_smoothing"])
     best_state = model.state_dict()
+    mixup = Mixup(opts["mixup"], seed)
+    average, evaluated = None, model  # with --ema, a copy of the model holds the average
+    if opts["ema"]:
+        average, evaluated = WeightAverage(opts["ema"], model.state_dict()), copy.deepcopy(model)
 
     with run:
         for epoch in range(1, epochs + 1):
@@ -172,20 +190,25 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, use_batch_norm
                                        leave=False):
                 optimizer.lr = lr * lr_factor(step, total_steps, warmup_steps, opts["schedule"])
                 step += 1
+                images, labels, partners, weight = mixup(images, labels)
                 probs = model.forward(images.reshape(len(images), -1))
-                loss = float(loss_module.forward(probs, labels))
+                loss, logits_grad = mixed_loss(loss_module, probs, labels, partners, weight)
                 if not math.isfinite(loss):
                     raise diverged(loss, epoch, lr, opts["weight_decay"])
-                model.backward_logits(loss_module.logits_grad(probs, labels))
+                model.backward_logits(logits_grad)
                 optimizer.step()
+                if average:
+                    average.update(model.state_dict())
                 run.log_step(loss)
                 losses.append(loss)
-                correct += np.sum(probs.argmax(axis=1) == labels)
+                correct += np.sum(probs.argmax(axis=1) == (labels if weight >= 0.5 else partners))
             train_accuracy = correct / (len(losses) * batch_size)
-            val_accuracy = evaluate_model(model, loaders["validation"], opts["tta"])
+            if average:
+                evaluated.load_state_dict(average.average)
+            val_accuracy = evaluate_model(evaluated, loaders["validation"], opts["tta"])
             if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
                              time.perf_counter() - start):
-                best_state = model.state_dict()
+                best_state = evaluated.state_dict()
                 save_weights(best_state, architecture, preprocessing, run.path("model.npz"))
             tqdm.write(f"epoch {epoch:3d}  train loss {np.mean(losses):.4f}  train acc "
                        f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")

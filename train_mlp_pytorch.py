@@ -12,6 +12,7 @@ if __name__ == "__main__":
     train_utils.exit_quietly_on_stop_signals()
 
 import argparse
+import copy
 import math
 import time
 
@@ -23,8 +24,8 @@ from tqdm import tqdm
 import cifar10_utils
 import inspect_model
 from mlp_pytorch import MLP
-from train_utils import (DEFAULT_OPTIONS, RunRecorder, UserError, add_common_arguments,
-                         architecture_of, check_batch_size, check_model_fits, check_shapes,
+from train_utils import (DEFAULT_OPTIONS, Mixup, RunRecorder, UserError, WeightAverage,
+                         add_common_arguments, architecture_of, check_batch_size, check_model_fits, check_shapes,
                          describe_run, diverged, lr_factor, not_a_saved_model, parse_with_preset,
                          resolve_architecture, saved_preprocessing, train_or_evaluate,
                          write_atomically)
@@ -182,6 +183,14 @@ def make_optimizer(model, name, lr, momentum, weight_decay):
     return optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
+def mixed_loss(loss_module, logits, labels, partners, weight):
+    """w L(y) + (1 - w) L(y[perm]) of a batch blended by Mixup; w = 1 is the plain loss."""
+    loss = loss_module(logits, labels)
+    if weight < 1:
+        loss = weight * loss + (1 - weight) * loss_module(logits, partners)
+    return loss
+
+
 def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *,
           device="auto", validation_size=5000, data_url=cifar10_utils.CIFAR10_URL,
           results_dir="results", **options):
@@ -215,6 +224,13 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     warmup_steps = round(opts["warmup"] * len(train_loader))
     loss_module = nn.CrossEntropyLoss(label_smoothing=opts["label_smoothing"])
     best_state = {key: value.clone() for key, value in model.state_dict().items()}
+    mixup = Mixup(opts["mixup"], seed)
+    average, evaluated = None, model  # with --ema, a copy of the model holds the average
+    if opts["ema"]:
+        average = WeightAverage(opts["ema"], {key: value.clone() for key, value
+                                              in model.state_dict().items()
+                                              if value.is_floating_point()})
+        evaluated = copy.deepcopy(model)
 
     with run:
         for epoch in range(1, epochs + 1):
@@ -225,22 +241,28 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                 for group in optimizer.param_groups:
                     group["lr"] = lr * lr_factor(step, total_steps, warmup_steps, opts["schedule"])
                 step += 1
+                images, labels, partners, weight = mixup(images, labels)
                 logits = model(images)
-                loss = loss_module(logits, labels)
+                loss = mixed_loss(loss_module, logits, labels, partners, weight)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise diverged(loss_value, epoch, lr, opts["weight_decay"])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if average:
+                    average.update(model.state_dict())
                 run.log_step(loss_value)
                 losses.append(loss_value)
-                correct += (logits.argmax(dim=1) == labels).sum()
+                correct += (logits.argmax(dim=1) == (labels if weight >= 0.5 else partners)).sum()
             train_accuracy = int(correct) / (len(losses) * batch_size)
-            val_accuracy = evaluate_model(model, loaders["validation"], opts["tta"])
+            if average:
+                evaluated.load_state_dict({**model.state_dict(), **average.average})
+            val_accuracy = evaluate_model(evaluated, loaders["validation"], opts["tta"])
             if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
                              time.perf_counter() - start):
-                best_state = {key: value.clone() for key, value in model.state_dict().items()}
+                best_state = {key: value.clone() for key, value
+                              in evaluated.state_dict().items()}
                 save_weights(best_state, architecture, preprocessing, run.path("model.pt"))
             tqdm.write(f"epoch {epoch:3d}  train loss {np.mean(losses):.4f}  train acc "
                        f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")

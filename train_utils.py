@@ -77,7 +77,8 @@ ACTIVATION_NAMES = ("elu", "gelu", "relu", "tanh")
 # Every training option beyond the course's, with the value that keeps the course's plain run.
 DEFAULT_OPTIONS = dict(activation="elu", optimizer="sgd", momentum=0.0, weight_decay=0.0,
                        dropout=0.0, schedule="none", warmup=0.0, label_smoothing=0.0,
-                       augment="none", normalize="channel", zca_epsilon=0.1, tta="none")
+                       augment="none", normalize="channel", zca_epsilon=0.1, tta="none",
+                       mixup=0.0, ema=0.0)
 
 # The recipe the search of results/README.md kept (each part chosen on validation accuracy),
 # trained for as many epochs as fit 10 minutes (best) and 2.5 minutes (fast) of a 2-core CPU.
@@ -139,6 +140,12 @@ def add_common_arguments(parser):
     parser.add_argument("--tta", default="none", choices=["none", "flip"],
                         help="flip: predict with the mean of each image's and its mirror's "
                              "probabilities, in validation and test (none)")
+    parser.add_argument("--mixup", default=0.0, type=nonnegative_float, metavar="ALPHA",
+                        help="train on blends of each batch with a shuffled copy of itself, "
+                             "weight ~ Beta(ALPHA, ALPHA) per batch; 0 is off (0)")
+    parser.add_argument("--ema", default=0.0, type=fraction, metavar="DECAY",
+                        help="validate, keep and test an exponential moving average of the "
+                             "weights, updated after every step; 0 is off (0)")
     parser.add_argument("--evaluate", metavar="MODEL",
                         help="instead of training, test the weights a run saved")
     return parser
@@ -200,6 +207,51 @@ def describe_run(framework, hidden_dims, lr, use_batch_norm, batch_size, epochs,
                   use_batch_norm=use_batch_norm, batch_size=batch_size, epochs=epochs, seed=seed,
                   **config, **options)
     return name, config
+
+
+# ---------------------------------------------------------------------------------------------
+# Training options both trainers share: mixup and a moving average of the weights
+# ---------------------------------------------------------------------------------------------
+
+class Mixup:
+    """Blends each training batch with a shuffled copy of itself (Zhang et al., 2018):
+    x~ = w x + (1 - w) x[perm], one w ~ Beta(alpha, alpha) and one permutation per batch, drawn
+    from a generator of its own, so both trainers blend alike for a seed. The loss of the blend
+    is w L(y) + (1 - w) L(y[perm]). alpha = 0 leaves every batch as it is (w = 1)."""
+
+    def __init__(self, alpha, seed):
+        self.alpha, self.rng = alpha, np.random.default_rng([seed, 1])
+
+    def __call__(self, images, labels):
+        """images (B, ...) and labels (B,), NumPy or torch -> (x~, labels, y[perm], w)."""
+        if not self.alpha:
+            return images, labels, labels, 1.0
+        weight = float(self.rng.beta(self.alpha, self.alpha))
+        perm = self.rng.permutation(len(images))
+        if not isinstance(images, np.ndarray):
+            import torch
+            perm = torch.from_numpy(perm).to(images.device)
+        return weight * images + (1 - weight) * images[perm], labels, labels[perm], weight
+
+
+class WeightAverage:
+    """An exponential moving average of a model's floating-point state (weights and BatchNorm
+    statistics): a <- d a + (1 - d) w after every step, with d = min(decay, (1 + t) / (10 + t))
+    at update t so that the random initial weights fade within the first steps.
+
+    state: a copy of the floating-point state to start from; the average owns it. Arrays may be
+    NumPy's or torch's: the update is in place either way.
+    """
+
+    def __init__(self, decay, state):
+        self.decay, self.updates, self.average = decay, 0, state
+
+    def update(self, state):
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for name, value in self.average.items():
+            value *= decay
+            value += (1 - decay) * state[name]
 
 
 def _raise_stop(signum, frame):
