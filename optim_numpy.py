@@ -54,21 +54,29 @@ class Adam:
         step_size = self.lr / (1 - beta1 ** self.t)
         root_correction = np.sqrt(1 - beta2 ** self.t)
         for name, param, grad in self.model.parameters():
+            if name not in self.moments:
+                self.moments[name] = tuple(np.zeros_like(param) for _ in range(3))
+            # every intermediate goes through one scratch array of the parameter's size: fresh
+            # weight-sized temporaries each step would cost allocations and page faults
+            mean, square, scratch = self.moments[name]
             if self.weight_decay and self.decoupled:
                 param *= 1 - self.lr * self.weight_decay
-            elif self.weight_decay:
-                grad = grad + self.weight_decay * param
-            if name not in self.moments:
-                self.moments[name] = np.zeros_like(param), np.zeros_like(param)
-            mean, square = self.moments[name]
+            elif self.weight_decay:  # the gradient is consumed: it may be changed in place
+                np.multiply(param, self.weight_decay, out=scratch)
+                grad += scratch
+            np.multiply(grad, 1 - beta1, out=scratch)
             mean *= beta1
-            mean += (1 - beta1) * grad
+            mean += scratch
+            np.multiply(grad, grad, out=scratch)
+            scratch *= 1 - beta2
             square *= beta2
-            square += (1 - beta2) * grad * grad
-            denominator = np.sqrt(square)
-            denominator /= root_correction
-            denominator += self.eps
-            param -= step_size * mean / denominator
+            square += scratch
+            np.sqrt(square, out=scratch)
+            scratch /= root_correction
+            scratch += self.eps
+            np.divide(mean, scratch, out=scratch)
+            scratch *= step_size
+            param -= scratch
 
 
 class AdamW(Adam):
