@@ -13,23 +13,30 @@ class MLP:
     a softmax: the PyTorch MLP's order, so its layers carry the same indices.
 
     x: (S, n_inputs) -> class probabilities (S, n_classes). n_hidden=[] gives multinomial logistic
-    regression. Parameters are float64, NumPy's default, unless dtype says otherwise (the trainer
-    asks for float32). train() and eval() switch BatchNorm and Dropout as in PyTorch.
+    regression. bottleneck=K puts a linear layer of K units first (nothing after it), so that the
+    first hidden layer's weights become a product of rank at most K. Parameters are float64,
+    NumPy's default, unless dtype says otherwise (the trainer asks for float32). train() and
+    eval() switch BatchNorm and Dropout as in PyTorch.
     """
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
-                 dropout=0.0, dtype=np.float64):
-        sizes = [n_inputs, *n_hidden]
+                 dropout=0.0, dtype=np.float64, bottleneck=0):
         self.layers = []
+        if bottleneck:
+            self.layers.append(LinearModule(n_inputs, bottleneck, input_layer=True, dtype=dtype))
+        sizes = [bottleneck or n_inputs, *n_hidden, n_classes]
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            self.layers.append(LinearModule(fan_in, fan_out, input_layer=(i == 0), dtype=dtype))
-            if use_batch_norm:
-                self.layers.append(BatchNormModule(fan_out, dtype=dtype))
-            self.layers.append(ACTIVATIONS[activation]())
-            if dropout > 0:
-                self.layers.append(DropoutModule(dropout))
-        self.layers.append(LinearModule(sizes[-1], n_classes, input_layer=not n_hidden,
-                                        dtype=dtype))
+            linear = LinearModule(fan_in, fan_out, input_layer=(i == 0 and not bottleneck),
+                                  dtype=dtype)
+            if i == 0 and bottleneck:  # it reads a linear projection, not activations:
+                linear.params["weight"] /= np.sqrt(2)  # the input layer's std
+            self.layers.append(linear)
+            if i < len(n_hidden):  # a hidden layer, not the output layer
+                if use_batch_norm:
+                    self.layers.append(BatchNormModule(fan_out, dtype=dtype))
+                self.layers.append(ACTIVATIONS[activation]())
+                if dropout > 0:
+                    self.layers.append(DropoutModule(dropout))
         self.softmax = SoftMaxModule()
         self.training = True
 

@@ -9,6 +9,7 @@ ACTIVATIONS = {"elu": nn.ELU, "gelu": lambda: nn.GELU(approximate="tanh"), "relu
 
 class MLP(nn.Module):
     """Per hidden layer Linear -> [BatchNorm1d] -> activation [-> Dropout]; then a final Linear.
+    bottleneck=K puts a Linear of K units first, with nothing after it (see mlp_numpy.MLP).
 
     x: (S, n_inputs) or (S, 3, 32, 32) -> logits (S, n_classes); the loss applies log-softmax.
     Initialised as the NumPy model: Kaiming normal with std sqrt(1 / fan_in) for the input layer,
@@ -16,10 +17,10 @@ class MLP(nn.Module):
     """
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
-                 dropout=0.0):
+                 dropout=0.0, bottleneck=0):
         super().__init__()
-        sizes = [n_inputs, *n_hidden]
-        blocks = []
+        sizes = [bottleneck or n_inputs, *n_hidden]
+        blocks = [nn.Linear(n_inputs, bottleneck)] if bottleneck else []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             blocks.append(nn.Linear(fan_in, fan_out))
             if use_batch_norm:
@@ -30,7 +31,8 @@ class MLP(nn.Module):
         blocks.append(nn.Linear(sizes[-1], n_classes))
         self.layers = nn.Sequential(*blocks)
         for i, linear in enumerate(self.linear_layers):
-            gain = 1.0 if i == 0 else 2.0
+            reads_activations = i > (1 if bottleneck else 0)
+            gain = 2.0 if reads_activations else 1.0
             nn.init.normal_(linear.weight, 0.0, math.sqrt(gain / linear.in_features))
             nn.init.zeros_(linear.bias)
 

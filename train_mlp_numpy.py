@@ -29,9 +29,9 @@ from mlp_numpy import MLP
 from modules import CrossEntropyModule
 from optim_numpy import make_optimizer
 from train_utils import (DEFAULT_OPTIONS, Mixup, RunRecorder, WeightAverage,
-                         add_common_arguments, architecture_of,
-                         check_batch_size, check_model_fits, check_shapes, describe_run, diverged,
-                         lr_factor, not_a_saved_model, parse_with_preset, resolve_architecture,
+                         add_common_arguments, architecture_of, check_batch_size,
+                         check_model_fits, check_shapes, describe_run, diverged, lr_factor,
+                         not_a_saved_model, parse_with_preset, resolve_architecture,
                          saved_preprocessing, train_or_evaluate, write_atomically)
 
 
@@ -73,7 +73,8 @@ def build_model(architecture, dtype=np.float32):
     """The MLP an architecture record (train_utils.ARCHITECTURE_FLAGS) describes, for CIFAR-10."""
     return MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
                cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
-               architecture["activation"], architecture["dropout"], dtype=dtype)
+               architecture["activation"], architecture["dropout"], dtype=dtype,
+               bottleneck=architecture["bottleneck"])
 
 
 def save_weights(state, architecture, preprocessing, path):
@@ -160,7 +161,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, *, use_batch_norm
     opts = {key: config[key] for key in DEFAULT_OPTIONS}
     architecture = architecture_of(config)
     check_model_fits(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims,
-                     cifar10_utils.NUM_CLASSES)
+                     cifar10_utils.NUM_CLASSES, opts["bottleneck"])
     run = RunRecorder(results_dir, name, config)
     np.random.seed(seed)
     dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)

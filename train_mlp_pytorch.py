@@ -25,10 +25,10 @@ import cifar10_utils
 import inspect_model
 from mlp_pytorch import MLP
 from train_utils import (DEFAULT_OPTIONS, Mixup, RunRecorder, UserError, WeightAverage,
-                         add_common_arguments, architecture_of, check_batch_size, check_model_fits, check_shapes,
-                         describe_run, diverged, lr_factor, not_a_saved_model, parse_with_preset,
-                         resolve_architecture, saved_preprocessing, train_or_evaluate,
-                         write_atomically)
+                         add_common_arguments, architecture_of, check_batch_size,
+                         check_model_fits, check_shapes, describe_run, diverged, lr_factor,
+                         not_a_saved_model, parse_with_preset, resolve_architecture,
+                         saved_preprocessing, train_or_evaluate, write_atomically)
 
 
 def parse_args(argv=None):
@@ -63,7 +63,8 @@ def build_model(architecture, device):
     """The MLP an architecture record (train_utils.ARCHITECTURE_FLAGS) describes, for CIFAR-10."""
     return MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
                cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
-               architecture["activation"], architecture["dropout"]).to(device)
+               architecture["activation"], architecture["dropout"],
+               bottleneck=architecture["bottleneck"]).to(device)
 
 
 def save_weights(state, architecture, preprocessing, path):
@@ -204,7 +205,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     opts = {key: config[key] for key in DEFAULT_OPTIONS}
     architecture = architecture_of(config)
     check_model_fits(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims,
-                     cifar10_utils.NUM_CLASSES)
+                     cifar10_utils.NUM_CLASSES, opts["bottleneck"])
     run = RunRecorder(results_dir, name, config)
     device = pick_device(device)
     config["device"] = str(device)

@@ -365,6 +365,21 @@ class TestMLP(unittest.TestCase):
                     continue
                 self.assertLess(rel_error(grad, numeric), REL_ERROR_MAX, (hidden, name))
 
+    def test_linear_bottleneck_model_gradients(self):
+        """A linear layer of 3 units first, straight into the first hidden Linear."""
+        rng = np.random.default_rng(20)
+        for hidden in ([6], [5, 4], []):
+            model = MLP(8, hidden, 4, activation="gelu", bottleneck=3)
+            kinds = [type(layer).__name__ for layer in model.layers]
+            self.assertEqual(kinds[:2], ["LinearModule", "LinearModule"])
+            self.assertEqual(model.layers[0].params["weight"].shape, (3, 8))
+            x, labels = rng.standard_normal((5, 8)), rng.integers(0, 4, 5)
+            loss = CrossEntropyModule()
+            model.backward_logits(loss.logits_grad(model.forward(x), labels))
+            for name, param, grad in model.parameters():
+                numeric = numerical_gradient(lambda: loss.forward(model.forward(x), labels), param)
+                self.assertLess(rel_error(grad, numeric), REL_ERROR_MAX, (hidden, name))
+
     def test_linear_20_to_40_with_batch_norm_has_920_parameters(self):
         """The seed's Q5b, counted on the NumPy model: 20*40 + 40 (Linear) + 40 + 40 (γ, β)."""
         model = MLP(20, [40], 10, use_batch_norm=True)

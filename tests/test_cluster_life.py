@@ -175,8 +175,8 @@ def test_downloaded_tarball_gets_the_permissions_of_the_umask(tmp_path):
 
 # --- a saved model describes itself -------------------------------------------------------------
 
-ARCHITECTURE = ["--hidden_dims", 16, 8, "--activation", "tanh", "--use_batch_norm", "--dropout",
-                0.2]
+ARCHITECTURE = ["--hidden_dims", 16, 8, "--bottleneck", 12, "--activation", "tanh",
+                "--use_batch_norm", "--dropout", 0.2]
 
 
 @pytest.fixture(scope="module")
@@ -207,10 +207,12 @@ def test_evaluate_needs_no_architecture_flags(framework, trained):
                                  "--activation", "tanh", "--hidden_dims", 16, 8, *common)
     assert code == 0 and f"test accuracy {metrics['test_accuracy']:.4f}" in stdout
     code, _, stderr = run_script(script, "--evaluate", folders[framework] / weights,
-                                 "--activation", "elu", "--no-use_batch_norm", *common)
+                                 "--activation", "elu", "--no-use_batch_norm", "--bottleneck", 0,
+                                 *common)
     assert code == 1
     assert_one_clear_line(stderr, "--activation elu (the model: tanh)",
-                          "--use_batch_norm False (the model: True)")
+                          "--use_batch_norm False (the model: True)",
+                          "--bottleneck 0 (the model: 12)")
 
 
 def test_pytorch_weights_stay_readable_with_weights_only(trained):

@@ -32,6 +32,7 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
     for figure in ["bn/bn.png", "activations/activations.png", "numpy-vs-torch/numpy-vs-torch.png",
                    "dead-neurons/dead-neurons.png", "best/best.png",
                    "best-numpy-vs-torch/best-numpy-vs-torch.png", "search/search.png",
+                   "search-long/search-long.png",
                    "presets/presets.png", "learned/course-numpy/confusion.png",
                    "learned/best-mlp/weights.png"]:
         assert (tiny_sets / figure).stat().st_size > 10_000
@@ -58,6 +59,7 @@ def test_commands_repeat_the_runs():
     assert experiments.command_for(ladder[0]) == "python train_mlp_pytorch.py"
     presets = experiments.SETS["presets"]
     assert [experiments.command_for(e) for e in presets] == \
-        [f"python train_mlp_pytorch.py --preset {name}" for name in experiments.PRESETS]
+        [*[f"python train_mlp_pytorch.py --preset {name}" for name in experiments.PRESETS],
+         "python train_mlp_numpy.py --preset best"]
     numpy_run = experiments.SETS["numpy-vs-torch"][0]
     assert experiments.command_for(numpy_run) == "python train_mlp_numpy.py"

@@ -12,7 +12,7 @@ import train_mlp_pytorch
 from cifar10_utils import Preprocessing, Split, get_cifar10
 from mlp_numpy import MLP as NumpyMLP
 from test_hardening import run_script
-from train_utils import lr_factor
+from train_utils import PRESETS, lr_factor
 
 
 def mirrored_images(count, seed):
@@ -122,13 +122,13 @@ def test_saved_preprocessing_lets_evaluate_reproduce_the_accuracy(script, weight
     assert code == 1 and "--normalize pixel (the model: zca)" in stderr
 
 
+@pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])
-def test_every_preset_option_works_in_both_trainers(trainer, hard_cifar_dir, tmp_path):
-    kwargs = dict(hidden_dims=[16, 8], lr=2e-3, batch_size=16, epochs=2, seed=0,
+def test_every_preset_option_works_in_both_trainers(trainer, preset, hard_cifar_dir, tmp_path):
+    """Each preset's recipe as it is, on a small model for a few epochs."""
+    kwargs = dict(PRESETS[preset], hidden_dims=[16, 8], batch_size=16, epochs=3, seed=0,
                   data_dir=str(hard_cifar_dir[0]), validation_size=30, data_url="",
-                  results_dir=str(tmp_path), use_batch_norm=True, optimizer="adamw",
-                  weight_decay=0.05, schedule="onecycle", label_smoothing=0.1, dropout=0.2,
-                  augment="flip", normalize="pixel", tta="flip", activation="gelu")
+                  results_dir=str(tmp_path))
     if trainer is train_mlp_pytorch:
         kwargs["device"] = "cpu"
     _, val, _, log = trainer.train(**kwargs)

@@ -36,15 +36,18 @@ def torch_name(numpy_name):
     return numpy_name.replace(".gamma", ".weight").replace(".beta", ".bias")
 
 
-def twin_models(n_inputs, hidden, n_classes, activation="elu", seed=0, use_batch_norm=False):
+def twin_models(n_inputs, hidden, n_classes, activation="elu", seed=0, use_batch_norm=False,
+                bottleneck=0):
     """A NumPy MLP and a PyTorch MLP holding the same float64 weights (BatchNorm's γ and β made
     other than 1 and 0, so that they count)."""
     np.random.seed(seed)
-    numpy_model = NumpyMLP(n_inputs, hidden, n_classes, use_batch_norm, activation)
+    numpy_model = NumpyMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
+                           bottleneck=bottleneck)
     for name, param, _ in numpy_model.parameters():
         if ".gamma" in name or ".beta" in name:
             param += np.random.uniform(-0.5, 0.5, param.shape)
-    torch_model = TorchMLP(n_inputs, hidden, n_classes, use_batch_norm, activation).double()
+    torch_model = TorchMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
+                           bottleneck=bottleneck).double()
     with torch.no_grad():
         targets = torch_model.state_dict()
         for name, value in numpy_model.state_dict().items():
@@ -92,6 +95,36 @@ def test_numpy_and_pytorch_agree_on_loss_and_every_gradient(hidden, activation, 
     for name, _, grad in numpy_model.parameters():
         assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
     assert_same_state(numpy_model, torch_model, 1e-12)  # BatchNorm's running statistics too
+
+
+@pytest.mark.parametrize("hidden, use_batch_norm", [([7], False), ([6, 5], True), ([], False)])
+def test_numpy_and_pytorch_agree_with_a_linear_bottleneck(hidden, use_batch_norm):
+    rng = np.random.default_rng(5)
+    x, labels = rng.standard_normal((10, 12)), rng.integers(0, 4, 10)
+    numpy_model, torch_model = twin_models(12, hidden, 4, "gelu", 1, use_batch_norm, bottleneck=3)
+    assert type(torch_model.layers[1]).__name__ == "Linear"
+    numpy_loss = numpy_loss_and_grads(numpy_model, x, labels)
+    loss = torch_loss(torch_model, x, labels)
+    loss.backward()
+    assert rel_error(numpy_loss, loss.item()) < 1e-10
+    torch_params = dict(torch_model.named_parameters())
+    assert len(torch_params) == len(numpy_model.parameters())
+    for name, _, grad in numpy_model.parameters():
+        assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+
+
+def test_a_bottleneck_and_the_layer_after_it_read_unsquashed_inputs():
+    """Both get the input layer's std sqrt(1 / fan_in), in both frameworks; later layers, which
+    read activations, sqrt(2 / fan_in)."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    for model in (TorchMLP(3072, [500, 300], 10, bottleneck=400),
+                  NumpyMLP(3072, [500, 300], 10, bottleneck=400)):
+        weights = [np.asarray(layer.weight.detach() if hasattr(layer, "weight")
+                              else layer.params["weight"]) for layer in model.linear_layers]
+        assert [w.shape for w in weights] == [(400, 3072), (500, 400), (300, 500), (10, 300)]
+        for weight, gain in zip(weights, (1, 1, 2, 2)):
+            assert abs(weight.std() / np.sqrt(gain / weight.shape[1]) - 1) < 0.1  # 1.41 apart
 
 
 def zero_biases_before_batch_norm(numpy_model, torch_model):
