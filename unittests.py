@@ -41,6 +41,17 @@ def numerical_gradient_array(f, x, dout, h=1e-6):
     return numerical_gradient(lambda: np.sum(f() * dout), x, h)
 
 
+def backward_errors(module, x, dout):
+    """Relative error of each gradient a module's backward gives at x (dL/dx as 'x', then every
+    parameter's) against central differences of L = sum(forward(x) * dout)."""
+    module.forward(x)
+    analytic = {"x": module.backward(dout), **getattr(module, "grads", {})}
+    inputs = {"x": x, **getattr(module, "params", {})}
+    return {name: rel_error(grad, numerical_gradient_array(lambda: module.forward(x),
+                                                           inputs[name], dout))
+            for name, grad in analytic.items()}
+
+
 def random_shapes(rng, count=5):
     return [(int(rng.integers(1, 12)), int(rng.integers(1, 30)), int(rng.integers(1, 12)))
             for _ in range(count)]
@@ -54,13 +65,10 @@ class TestLinearModule(unittest.TestCase):
             layer.params["bias"] = rng.standard_normal((1, fan_out))
             x = rng.standard_normal((batch, fan_in))
             dout = rng.standard_normal((batch, fan_out))
-            layer.forward(x)
-            dx = layer.backward(dout)
-            for name, analytic in [("x", dx), ("weight", layer.grads["weight"]),
-                                   ("bias", layer.grads["bias"])]:
-                target = x if name == "x" else layer.params[name]
-                numeric = numerical_gradient_array(lambda: layer.forward(x), target, dout)
-                self.assertLess(rel_error(analytic, numeric), REL_ERROR_MAX, name)
+            errors = backward_errors(layer, x, dout)
+            self.assertEqual(set(errors), {"x", "weight", "bias"})
+            for name, error in errors.items():
+                self.assertLess(error, REL_ERROR_MAX, name)
 
     def test_input_layer_skips_dx_but_fills_grads(self):
         rng = np.random.default_rng(1)
@@ -95,11 +103,7 @@ class TestLinearModule(unittest.TestCase):
 
 class TestActivations(unittest.TestCase):
     def check_backward(self, make_module, x, dout):
-        module = make_module()
-        module.forward(x)
-        analytic = module.backward(dout)
-        numeric = numerical_gradient_array(lambda: module.forward(x), x, dout)
-        self.assertLess(rel_error(analytic, numeric), REL_ERROR_MAX)
+        self.assertLess(backward_errors(make_module(), x, dout)["x"], REL_ERROR_MAX)
 
     def test_elu_backward_for_several_alphas(self):
         rng = np.random.default_rng(2)
@@ -183,13 +187,10 @@ class TestBatchNorm(unittest.TestCase):
             module = self.make(rng, features)
             x = rng.standard_normal((batch, features)) * 3 + 1
             dout = rng.standard_normal((batch, features))
-            module.forward(x)
-            dx = module.backward(dout)
-            for name, analytic in [("x", dx), ("gamma", module.grads["gamma"]),
-                                   ("beta", module.grads["beta"])]:
-                target = x if name == "x" else module.params[name]
-                numeric = numerical_gradient_array(lambda: module.forward(x), target, dout)
-                self.assertLess(rel_error(analytic, numeric), REL_ERROR_MAX, (batch, name))
+            errors = backward_errors(module, x, dout)
+            self.assertEqual(set(errors), {"x", "gamma", "beta"})
+            for name, error in errors.items():
+                self.assertLess(error, REL_ERROR_MAX, (batch, name))
 
     def test_training_normalizes_with_the_batch_and_updates_running_statistics(self):
         rng = np.random.default_rng(13)
@@ -228,9 +229,7 @@ class TestDropout(unittest.TestCase):
         for p in (0.1, 0.5, 0.8):
             module = DropoutModule(p, rng=RepeatingGenerator(int(p * 10)))
             x, dout = rng.standard_normal((6, 7)), rng.standard_normal((6, 7))
-            module.forward(x)
-            numeric = numerical_gradient_array(lambda: module.forward(x), x, dout)
-            self.assertLess(rel_error(module.backward(dout), numeric), REL_ERROR_MAX)
+            self.assertLess(backward_errors(module, x, dout)["x"], REL_ERROR_MAX)
 
     def test_inverted_scaling_and_identity_in_evaluation(self):
         module = DropoutModule(0.25, rng=np.random.default_rng(16))
