@@ -651,7 +651,7 @@ recipe, `best` the second stage's, for as many epochs as their budgets allow.
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
 ({gap:+.2f} points; target: within 1) in {ratio:.2f}x PyTorch's time (target: at most 1.5x). The two
-start from different random weights and draw different dropout masks, crops and blends, so they
+start from different random weights and draw different dropout masks and crops, so they
 agree in level, not number for number; the tests prove that with the same weights and masks they
 compute the same gradients and steps to 1e-10."""
 
