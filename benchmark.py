@@ -17,20 +17,14 @@ import sys
 import tempfile
 import time
 
-from train_utils import positive_int, write_json
+from options import positive_int
+from run_folder import write_json
 
 BENCHMARKS = {
     "numpy": ["train_mlp_numpy.py"],
     "pytorch": ["train_mlp_pytorch.py", "--device", "cpu"],
     "pytorch-bn": ["train_mlp_pytorch.py", "--device", "cpu", "--use_batch_norm"],
 }
-
-
-def benchmark_name(text):
-    if text not in BENCHMARKS:
-        raise argparse.ArgumentTypeError(f"unknown benchmark '{text}': choose from "
-                                         f"{', '.join(BENCHMARKS)}")
-    return text
 
 
 def measure(command):
@@ -53,7 +47,7 @@ def test_accuracy(results_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", type=benchmark_name, default=list(BENCHMARKS),
+    parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS),
                         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--repeat", type=positive_int, default=3)
     parser.add_argument("--data_dir", default="data/")

@@ -1,8 +1,9 @@
-"""CIFAR-10 for both trainers: download, verify, read the official python batches, split, batch.
+"""CIFAR-10 for both trainers, and the course's data interface: download, verify, read the official
+python batches safely, split off validation, and cut batches.
 
-The images stay uint8 in memory (180 MB for all 60,000) and are normalized one batch at a time,
-with the course's per-channel mean and std. No torchvision: the official "python version" files
-are read directly, through an unpickler that only admits what those files contain.
+The images stay uint8 in memory (180 MB for all 60,000) and are preprocessed one batch at a time
+(preprocessing.py). No torchvision: the official "python version" files are read directly,
+through an unpickler that only admits what those files contain.
 """
 import hashlib
 import os
@@ -17,8 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from errors import DataError
+from preprocessing import AUGMENTATIONS, normalize
+from run_folder import write_atomically
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+DATA_DIR = "data/"
+VALIDATION_SIZE = 5000
 TARBALL_NAME = "cifar-10-python.tar.gz"
 FOLDER_NAME = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -28,19 +35,8 @@ META_FILE = "batches.meta"
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                "truck")
 IMAGE_SHAPE = (3, 32, 32)
-MEAN = (0.491, 0.482, 0.447)
-STD = (0.247, 0.243, 0.262)
 SPLIT_SEED = 42  # the train/validation split is a property of the dataset, not of the run's seed
 EVAL_BATCH_SIZE = 1000  # evaluation only: larger matrix products, the same accuracy
-
-# x_norm = (x / 255 - mean) / std = x * SCALE + SHIFT, one multiply-add per pixel; spelled out
-# per pixel of a flattened image so NumPy runs one long loop instead of many 32-pixel rows
-SCALE = np.repeat(1.0 / (255.0 * np.array(STD, np.float32)), 32 * 32)
-SHIFT = np.repeat(-np.array(MEAN, np.float32) / np.array(STD, np.float32), 32 * 32)
-
-
-class DataError(Exception):
-    """The data is missing, corrupt or unsafe. The message is one line meant for the user."""
 
 
 @dataclass
@@ -53,9 +49,7 @@ class Split:
         return len(self.labels)
 
 
-# ---------------------------------------------------------------------------------------------
-# Getting the files: an extracted folder, a tarball, or a download
-# ---------------------------------------------------------------------------------------------
+# --- Getting the files: an extracted folder, a tarball, or a download ---
 
 def _layout_help(data_dir):
     return (f"expected {os.path.join(data_dir, FOLDER_NAME)}/ (data_batch_1..5, test_batch) or "
@@ -71,14 +65,6 @@ def file_md5(path):
     return digest.hexdigest()
 
 
-def set_default_permissions(path):
-    """Give a file that tempfile made (mode 0600) the mode a plain open() would: 0666 less the
-    user's umask, so that a shared group folder shares it as it shares the user's other files."""
-    umask = os.umask(0)  # the only way to read the umask is to set it
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def as_url(location):
     """--data_url as a URL: one with a scheme as given, a plain path as a file:// URL."""
     if "://" in location:
@@ -87,18 +73,12 @@ def as_url(location):
 
 
 def download(url, destination, md5):
-    """Stream url to destination, which only appears once its md5 checks out.
-
-    The bytes go to a temporary file beside the destination first, so an interrupted or corrupted
-    download never leaves a file that a later run could take for the dataset.
-    """
-    folder = os.path.dirname(os.path.abspath(destination))
-    partial = None
-    try:
-        fd, partial = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=folder)
+    """Stream url to destination, which only appears once its md5 checks out: the bytes go
+    through write_atomically, so an interrupted or corrupted download never leaves a file that a
+    later run could take for the dataset."""
+    def fetch(out):
         digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(as_url(url),
-                                                                timeout=60) as response:
+        with urllib.request.urlopen(as_url(url), timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}") as bar:
                 for block in iter(lambda: response.read(1 << 20), b""):
@@ -108,13 +88,12 @@ def download(url, destination, md5):
         if digest.hexdigest() != md5:
             raise DataError(f"download from {url} has md5 {digest.hexdigest()}, expected {md5}; "
                             f"nothing was kept")
-        set_default_permissions(partial)
-        os.replace(partial, destination)
+
+    try:
+        write_atomically(destination, fetch)
     except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors; a bad URL not
+        folder = os.path.dirname(os.path.abspath(destination))
         raise DataError(f"could not download {url} ({error}); {_layout_help(folder)}") from None
-    finally:
-        if partial is not None and os.path.exists(partial):
-            os.remove(partial)
 
 
 def _check_members(tar, tar_path):
@@ -225,9 +204,7 @@ def _download_into(data_dir, url, tar_path, md5):
         raise
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the official batch files safely
-# ---------------------------------------------------------------------------------------------
+# --- Reading the official batch files safely ---
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -340,7 +317,8 @@ def _split_off_validation(images, labels, validation_size):
             Split(images[boundary:], labels[boundary:]))
 
 
-def get_cifar10(data_dir="data/", validation_size=5000, url=CIFAR10_URL, md5=CIFAR10_MD5):
+def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_URL,
+                md5=CIFAR10_MD5):
     """Load CIFAR-10 as {'train', 'validation', 'test'} Splits of uint8 images.
 
     The validation images are drawn from the 50,000 training images with a fixed seed, so every
@@ -355,159 +333,7 @@ def get_cifar10(data_dir="data/", validation_size=5000, url=CIFAR10_URL, md5=CIF
             "test": Split(*_load_files(folder, [TEST_FILE]))}
 
 
-# ---------------------------------------------------------------------------------------------
-# Batches
-# ---------------------------------------------------------------------------------------------
-
-def normalize(images):
-    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std.
-
-    images is a NumPy array, or a torch tensor on any device (normalized there).
-    """
-    return _affine(images, SCALE, SHIFT)
-
-
-def _affine(images, scale, shift):
-    """x * scale + shift per pixel of each flattened uint8 image, where the images live."""
-    flat = images.reshape(len(images), -1)
-    if isinstance(images, np.ndarray):
-        out = flat.astype(np.float32)
-        out *= scale
-        out += shift
-    else:
-        scale, shift = _torch_constants(images.device, scale, shift)
-        out = flat.float().mul_(scale).add_(shift)
-    return out.reshape(images.shape)
-
-
-_on_device = {}
-
-
-def _torch_constants(device, *arrays):
-    """The arrays as tensors on device, copied there once per array and device."""
-    import torch
-    key = (str(device), *map(id, arrays))
-    if key not in _on_device:
-        _on_device[key] = arrays, [torch.from_numpy(a).to(device) for a in arrays]
-    return _on_device[key][1]
-
-
-# ---------------------------------------------------------------------------------------------
-# Input preprocessing: the course's per-channel numbers, per-pixel statistics, or ZCA whitening
-# ---------------------------------------------------------------------------------------------
-
-NORMALIZATIONS = ("channel", "pixel", "zca")
-
-
-def mirror_permutation():
-    """The permutation of a flattened image's 3072 pixels that mirrors it left-right."""
-    return np.arange(int(np.prod(IMAGE_SHAPE))).reshape(IMAGE_SHAPE)[..., ::-1].ravel()
-
-
-class Preprocessing:
-    """z = x * scale + shift per pixel of a flattened uint8 image x, then, for ZCA, z W.
-
-    Statistics come from the training split alone and are made mirror-symmetric (as if every
-    image were there twice, once flipped), so that preprocessing and a horizontal flip commute:
-    flips may then be applied to preprocessed images, at test time too.
-    arrays: {'scale', 'shift'} and for ZCA 'whitening' W (3072, 3072); fitted_arrays is what a
-    saved model keeps: nothing for the course's fixed numbers.
-    """
-
-    def __init__(self, normalize, arrays=None):
-        self.normalize = normalize
-        self.fitted_arrays = arrays or {}
-        self.arrays = arrays or {"scale": SCALE, "shift": SHIFT}
-
-    @classmethod
-    def fit(cls, normalize, train_images, zca_epsilon=0.1):
-        """Fit on uint8 training images (N, 3, 32, 32); 'channel' needs no fitting."""
-        if normalize == "channel":
-            return cls("channel")
-        flat = train_images.reshape(len(train_images), -1)
-        mirror = mirror_permutation()
-        mean = np.zeros(flat.shape[1])
-        square = np.zeros(flat.shape[1])
-        for rows in batch_slices(len(flat), 5000):  # float64 sums without a float64 copy
-            chunk = flat[rows].astype(np.float64)
-            mean += chunk.sum(axis=0)
-            square += (chunk * chunk).sum(axis=0)
-        mean = (mean + mean[mirror]) / (2 * len(flat))
-        variance = (square + square[mirror]) / (2 * len(flat)) - mean * mean
-        if normalize == "pixel":
-            std = np.sqrt(np.maximum(variance, 1e-12))
-            return cls("pixel", {"scale": (1 / std).astype(np.float32),
-                                 "shift": (-mean / std).astype(np.float32)})
-        scale = np.full(flat.shape[1], 1 / 255.0, np.float32)
-        shift = (-mean / 255.0).astype(np.float32)
-        centered = _affine(train_images, scale, shift).reshape(len(flat), -1)
-        covariance = (centered.T @ centered).astype(np.float64) / len(flat)
-        covariance = (covariance + covariance[np.ix_(mirror, mirror)]) / 2
-        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-        whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + zca_epsilon)) \
-            @ eigenvectors.T
-        return cls("zca", {"scale": scale, "shift": shift,
-                           "whitening": whitening.astype(np.float32)})
-
-    def __call__(self, images):
-        """uint8 (B, 3, 32, 32), NumPy or torch -> float32 (B, 3, 32, 32) preprocessed."""
-        out = _affine(images, self.arrays["scale"], self.arrays["shift"])
-        if "whitening" not in self.arrays:
-            return out
-        flat = out.reshape(len(out), -1)
-        if isinstance(flat, np.ndarray):
-            return (flat @ self.arrays["whitening"]).reshape(out.shape)
-        (whitening,) = _torch_constants(flat.device, self.arrays["whitening"])
-        return (flat @ whitening).reshape(out.shape)
-
-    def prepare(self, split):
-        """The split a DataLoader should hold, and the per-batch transform it should apply.
-
-        ZCA's matrix product is done once for the whole split (float32, 4x the memory of uint8),
-        not again for every batch of every epoch; the others stay uint8 and are applied per batch.
-        """
-        if "whitening" not in self.arrays:
-            return split, self
-        images = np.concatenate([self(split.images[rows])
-                                 for rows in batch_slices(len(split), 5000)])
-        return Split(images, split.labels), None
-
-
-def random_flip(images, rng):
-    """uint8 (B, C, H, W) -> the same shape, each image mirrored left-right with probability 1/2.
-
-    images: a NumPy array or a torch tensor (flipped on its device); rng: a NumPy Generator, so
-    both trainers draw the same flips for a seed.
-    """
-    flip = rng.random(len(images)) < 0.5
-    if isinstance(images, np.ndarray):
-        out = images.copy()
-        out[flip] = images[flip, ..., ::-1]
-        return out
-    import torch
-    flip = torch.from_numpy(flip).to(images.device).view(-1, 1, 1, 1)
-    return torch.where(flip, images.flip(-1), images)
-
-
-def random_crop_flip(images, rng, padding=4):
-    """uint8 (B, C, H, W) -> the same shape: a random H x W crop of each image zero-padded by
-    `padding` pixels on every side (one gather for the whole batch), then random_flip."""
-    batch, channels, height, width = images.shape
-    top, left = rng.integers(0, 2 * padding + 1, (2, batch, 1, 1, 1))
-    index = (np.arange(batch).reshape(-1, 1, 1, 1), np.arange(channels).reshape(1, -1, 1, 1),
-             top + np.arange(height).reshape(1, 1, -1, 1),
-             left + np.arange(width).reshape(1, 1, 1, -1))
-    pad = [(0, 0), (0, 0), (padding, padding), (padding, padding)]
-    if isinstance(images, np.ndarray):
-        return random_flip(np.pad(images, pad)[index], rng)
-    import torch
-    padded = torch.nn.functional.pad(images, (padding,) * 4)
-    return random_flip(padded[tuple(torch.from_numpy(i).to(images.device) for i in index)], rng)
-
-
-# --augment's choices: each maps a uint8 batch and the loader's Generator to a uint8 batch
-AUGMENTATIONS = {"none": None, "flip": random_flip, "crop+flip": random_crop_flip}
-
+# --- Batches ---
 
 def batch_slices(n, batch_size, drop_last=False):
     """The positions of each batch in an epoch of n samples."""
@@ -582,7 +408,8 @@ def make_loaders(dataset, preprocessing, batch_size=None, seed=None, augment="no
     puts each prepared split where it is to live (a torch device)."""
     loaders = {}
     for key in (["train"] if batch_size else []) + ["validation", "test"]:
-        split, preprocess = preprocessing.prepare(dataset[key])
+        images, preprocess = preprocessing.prepare(dataset[key].images)
+        split = Split(images, dataset[key].labels)
         if move is not None:
             split = move(split)
         if key == "train":

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from train_utils import pyplot, save_figure
+from run_folder import pyplot, save_figure
 
 MAX_TEMPLATES = 64
 MAX_MISTAKES = 24

@@ -4,38 +4,29 @@
 
 Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.pt:
 its state_dict and architecture, read by torch.load(path, weights_only=True)). Every option left
-out keeps the course's plain SGD run. The options are train_utils's, shared with the NumPy trainer.
+out keeps the course's plain SGD run. The options are options.py's, shared with the NumPy trainer.
 """
 import train_utils  # light (NumPy, the data path): the guard below comes before torch and the rest
 
 if __name__ == "__main__":
     train_utils.exit_quietly_on_stop_signals()
 
-import argparse
 import copy
-import math
-import time
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 import cifar10_utils
-import inspect_model
+from errors import UserError
 from mlp_pytorch import MLP
-from train_utils import (DEFAULT_OPTIONS, Mixup, RunRecorder, UserError, WeightAverage,
-                         add_common_arguments, architecture_of, check_batch_size,
-                         check_model_fits, check_shapes, describe_run, diverged, lr_factor,
-                         not_a_saved_model, parse_with_preset, resolve_architecture,
-                         saved_preprocessing, train_or_evaluate, write_atomically)
+from options import build_parser, parse_with_preset
+from run_folder import write_atomically
+from train_utils import TrainingRun, WeightAverage, accuracy_of, not_a_saved_model
 
 
 def parse_args(argv=None):
-    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                        help="auto picks CUDA, then MPS, then CPU (auto)")
-    return parse_with_preset(parser, argv)
+    return parse_with_preset(build_parser("pytorch", __doc__.split("\n")[0]), argv)
 
 
 def pick_device(name):
@@ -60,7 +51,7 @@ def to_device(split, device):
 
 
 def build_model(architecture, device):
-    """The MLP an architecture record (train_utils.ARCHITECTURE_FLAGS) describes, for CIFAR-10."""
+    """The MLP an architecture record (options.ARCHITECTURE) describes, for CIFAR-10."""
     return MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
                cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
                architecture["activation"], architecture["dropout"],
@@ -100,30 +91,14 @@ def read_weights(path, device):
     return saved, architecture, {name: value.cpu().numpy() for name, value in arrays.items()}
 
 
-def load_weights(model, state, path):
-    """Load a state_dict into model; one of another architecture is refused by name."""
-    check_shapes(path, {name: tuple(value.shape) for name, value in state.items()},
-                 {name: tuple(value.shape) for name, value in model.state_dict().items()})
-    model.load_state_dict(state)
-
-
-def evaluate_saved(path, given_flags, device, data_dir, validation_size, data_url, **flags):
-    """Print the validation and test accuracy of a saved model, rebuilt with the architecture
-    it records; flags the user gave must agree with it, the others do not matter."""
+def evaluate_saved(path, given_flags, device, **flags):
+    """Print the validation and test accuracy of a saved model and draw its figures
+    (train_utils.evaluate_saved); the model records its architecture."""
     device = pick_device(device)
-    state, saved_architecture, arrays = read_weights(path, device)
-    architecture = resolve_architecture(path, saved_architecture, flags, given_flags)
-    model = build_model(architecture, device)
-    load_weights(model, state, path)
-    preprocessing = saved_preprocessing(path, architecture["normalize"], arrays)
-    dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
-    loaders = cifar10_utils.make_loaders(dataset, preprocessing,
-                                         move=lambda split: to_device(split, device))
-    validation_accuracy = evaluate_model(model, loaders["validation"], architecture["tta"])
-    probabilities, _ = predict(model, loaders["test"], architecture["tta"])
-    inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
-                         model.linear_layers[0].weight.detach().cpu().numpy(),
-                         cifar10_utils.class_names(data_dir))
+    train_utils.evaluate_saved(path, given_flags, flags, lambda path: read_weights(path, device),
+                               lambda architecture: build_model(architecture, device), predict,
+                               lambda model: model.linear_layers[0].weight.detach().cpu().numpy(),
+                               move=lambda split: to_device(split, device))
 
 
 def accuracy(predictions, targets):
@@ -150,8 +125,7 @@ def predict(model, data_loader, tta="none"):
 
 def evaluate_model(model, data_loader, tta="none"):
     """Accuracy of model over every image of data_loader: correct / N."""
-    probabilities, labels = predict(model, data_loader, tta)
-    return float(np.mean(probabilities.argmax(axis=1) == labels))
+    return accuracy_of(*predict(model, data_loader, tta))
 
 
 class PlainSGD:
@@ -192,87 +166,61 @@ def mixed_loss(loss_module, logits, labels, partners, weight):
     return loss
 
 
-def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *,
-          device="auto", validation_size=5000, data_url=cifar10_utils.CIFAR10_URL,
-          results_dir="results", **options):
+def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, **options):
     """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
 
     The returned model holds the weights of the epoch with the best validation accuracy, which is
-    also the one tested. options are train_utils.DEFAULT_OPTIONS's, each left out at its default.
+    also the one tested. options are options.py's (device, activation, optimizer, ...), each left
+    out at its default.
     """
-    name, config = describe_run("pytorch", hidden_dims, lr, use_batch_norm, batch_size, epochs,
-                                seed, options, data_dir=data_dir, validation_size=validation_size)
-    opts = {key: config[key] for key in DEFAULT_OPTIONS}
-    architecture = architecture_of(config)
-    check_model_fits(int(np.prod(cifar10_utils.IMAGE_SHAPE)), hidden_dims,
-                     cifar10_utils.NUM_CLASSES, opts["bottleneck"])
-    run = RunRecorder(results_dir, name, config)
-    device = pick_device(device)
-    config["device"] = str(device)
+    run = TrainingRun("pytorch", dict(options, hidden_dims=hidden_dims, lr=lr,
+                                      use_batch_norm=use_batch_norm, batch_size=batch_size,
+                                      epochs=epochs, seed=seed, data_dir=data_dir))
+    flags = run.flags
+    device = pick_device(flags["device"])
+    run.config["device"] = str(device)  # what "auto" chose
     torch.manual_seed(seed)
-    dataset = cifar10_utils.get_cifar10(data_dir, validation_size, url=data_url)
-    check_batch_size(batch_size, len(dataset["train"]), use_batch_norm)
-    preprocessing = cifar10_utils.Preprocessing.fit(opts["normalize"], dataset["train"].images,
-                                                    opts["zca_epsilon"])
-    loaders = cifar10_utils.make_loaders(dataset, preprocessing, batch_size, seed,
-                                         opts["augment"], lambda split: to_device(split, device))
-    train_loader = loaders["train"]
-
-    model = build_model(architecture, device)
-    optimizer = make_optimizer(model, opts["optimizer"], lr, opts["momentum"],
-                               opts["weight_decay"])
-    total_steps, step = epochs * len(train_loader), 0
-    warmup_steps = round(opts["warmup"] * len(train_loader))
-    loss_module = nn.CrossEntropyLoss(label_smoothing=opts["label_smoothing"])
-    best_state = {key: value.clone() for key, value in model.state_dict().items()}
-    mixup = Mixup(opts["mixup"], seed)
+    loaders = run.load_data(move=lambda split: to_device(split, device))
+    model = build_model(run.architecture, device)
+    optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
+                               flags["weight_decay"])
+    loss_module = nn.CrossEntropyLoss(label_smoothing=flags["label_smoothing"])
+    best_state = cloned_state(model)
     average, evaluated = None, model  # with --ema, a copy of the model holds the average
-    if opts["ema"]:
-        average = WeightAverage(opts["ema"], {key: value.clone() for key, value
-                                              in model.state_dict().items()
-                                              if value.is_floating_point()})
+    if flags["ema"]:
+        average = WeightAverage(flags["ema"], {key: value for key, value
+                                               in cloned_state(model).items()
+                                               if value.is_floating_point()})
         evaluated = copy.deepcopy(model)
 
     with run:
         for epoch in range(1, epochs + 1):
-            start, losses, correct = time.perf_counter(), [], 0
             model.train()
-            for images, labels in tqdm(train_loader, desc=f"epoch {epoch}/{epochs}",
-                                       leave=False):
+            for lr_now, images, labels, partners, weight in run.batches(epoch):
                 for group in optimizer.param_groups:
-                    group["lr"] = lr * lr_factor(step, total_steps, warmup_steps, opts["schedule"])
-                step += 1
-                images, labels, partners, weight = mixup(images, labels)
+                    group["lr"] = lr_now
                 logits = model(images)
                 loss = mixed_loss(loss_module, logits, labels, partners, weight)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise diverged(loss_value, epoch, lr, opts["weight_decay"])
+                run.record_step(loss.item(), logits.argmax(dim=1), labels, partners, weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if average:
                     average.update(model.state_dict())
-                run.log_step(loss_value)
-                losses.append(loss_value)
-                correct += (logits.argmax(dim=1) == (labels if weight >= 0.5 else partners)).sum()
-            train_accuracy = int(correct) / (len(losses) * batch_size)
             if average:
                 evaluated.load_state_dict({**model.state_dict(), **average.average})
-            val_accuracy = evaluate_model(evaluated, loaders["validation"], opts["tta"])
-            if run.log_epoch(np.mean(losses), train_accuracy, val_accuracy,
-                             time.perf_counter() - start):
-                best_state = {key: value.clone() for key, value
-                              in evaluated.state_dict().items()}
-                save_weights(best_state, architecture, preprocessing, run.path("model.pt"))
-            tqdm.write(f"epoch {epoch:3d}  train loss {np.mean(losses):.4f}  train acc "
-                       f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
+            if run.end_epoch(evaluate_model(evaluated, loaders["validation"], flags["tta"])):
+                best_state = cloned_state(evaluated)
+                save_weights(best_state, run.architecture, run.preprocessing, run.path("model.pt"))
         model.load_state_dict(best_state)
-        probabilities, labels = predict(model, loaders["test"], opts["tta"])
-        run.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1),
-                                                  cifar10_utils.class_names(data_dir)))
+        run.test(*predict(model, loaders["test"], flags["tta"]))
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log
 
 
+def cloned_state(model):
+    """A copy of the model's state_dict that later steps leave as it is."""
+    return {key: value.clone() for key, value in model.state_dict().items()}
+
+
 if __name__ == "__main__":
-    train_or_evaluate(parse_args(), train, evaluate_saved)
+    train_utils.train_or_evaluate(parse_args(), train, evaluate_saved)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import cifar10_utils
+import preprocessing
 import synthetic_cifar
 from cifar10_utils import DataError, get_cifar10, get_dataloader
 
@@ -84,7 +85,7 @@ def test_dataloaders_batch_normalize_and_shuffle_reproducibly(cifar_dir):
                for images, _ in train)
     test = list(loaders["test"])
     assert [len(labels) for _, labels in test] == [16, 16, 8]
-    mean, std = np.array(cifar10_utils.MEAN), np.array(cifar10_utils.STD)
+    mean, std = np.array(preprocessing.MEAN), np.array(preprocessing.STD)
     expected = (data["test"].images[:16] / 255.0 - mean[:, None, None]) / std[:, None, None]
     np.testing.assert_allclose(test[0][0], expected, rtol=1e-5, atol=1e-5)
     same_seed = list(get_dataloader(data, 16, return_numpy=True, seed=3)["train"])
@@ -102,25 +103,6 @@ def test_course_default_returns_torch_tensors(cifar_dir):
     images, labels = next(iter(loaders["validation"]))
     assert isinstance(images, torch.Tensor) and images.shape == (8, 3, 32, 32)
     assert labels.dtype == torch.int64
-
-
-def test_normalization_uses_the_course_mean_and_std_per_channel():
-    """Each channel by its own numbers, written out here as the course gives them."""
-    image = np.empty((1, 3, 32, 32), np.uint8)
-    image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
-    out = cifar10_utils.normalize(image)
-    expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
-    for channel, value in enumerate(expected):
-        np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
-
-
-def test_torch_normalization_equals_numpy_normalization():
-    torch = pytest.importorskip("torch")
-    images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
-    ours = cifar10_utils.normalize(images)
-    theirs = cifar10_utils.normalize(torch.from_numpy(images))
-    assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
-    np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)
 
 
 def test_unpickler_refuses_numpy_callables_beyond_the_four_it_needs(cifar_dir, tmp_path):

@@ -18,10 +18,13 @@ import cifar10_utils
 import synthetic_cifar
 import train_mlp_numpy
 import train_mlp_pytorch
+import options
+import run_folder
 import train_utils
+from errors import Terminated
 from cifar10_utils import DataError, get_cifar10
 from test_hardening import REPO, RunsCode, assert_one_clear_line, run_script
-from train_utils import UserError
+from errors import UserError
 
 SCRIPTS = {"numpy": ("train_mlp_numpy.py", "model.npz"),
            "pytorch": ("train_mlp_pytorch.py", "model.pt")}
@@ -105,7 +108,7 @@ def test_a_stop_signal_during_the_imports_exits_quietly(signum, code, tmp_path):
 def test_a_second_signal_while_finishing_does_not_lose_metrics(tmp_path, monkeypatch):
     """The stop signal is repeated (an impatient Ctrl-C, a scheduler's second SIGTERM) while the
     final metrics.json is being written and the curves drawn."""
-    real_write_json = train_utils.write_json
+    real_write_json = run_folder.write_json
 
     def signalled_while_writing(path, content):
         if content["status"] != "running":
@@ -113,15 +116,15 @@ def test_a_second_signal_while_finishing_does_not_lose_metrics(tmp_path, monkeyp
             os.kill(os.getpid(), signal.SIGINT)
         real_write_json(path, content)
 
-    monkeypatch.setattr(train_utils, "write_json", signalled_while_writing)
+    monkeypatch.setattr(run_folder, "write_json", signalled_while_writing)
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     train_utils.handle_stop_signals()
     try:
-        run = train_utils.RunRecorder(str(tmp_path), "run", {})
-        with pytest.raises(train_utils.Terminated):
+        run = run_folder.RunRecorder(str(tmp_path), "run", {})
+        with pytest.raises(Terminated):
             with run:
                 run.log_epoch(1.0, 0.5, 0.5, 0.1)
-                raise train_utils.Terminated()
+                raise Terminated()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -132,11 +135,11 @@ def test_a_second_signal_while_finishing_does_not_lose_metrics(tmp_path, monkeyp
 
 def test_the_closing_line_of_a_stopped_run_is_not_glued_to_a_progress_bar(tmp_path, capsys):
     """A stop that lands after a bar is drawn but before its loop starts leaves the bar open."""
-    run = train_utils.RunRecorder(str(tmp_path), "run", {})
-    with pytest.raises(train_utils.Terminated):
+    run = run_folder.RunRecorder(str(tmp_path), "run", {})
+    with pytest.raises(Terminated):
         with run:
             drawn_never_iterated = tqdm(range(10), desc="epoch 1/5", leave=False)
-            raise train_utils.Terminated()
+            raise Terminated()
     last_line = capsys.readouterr().err.splitlines()[-1]
     assert last_line.startswith("terminated after 0 finished epoch(s)"), last_line
     assert drawn_never_iterated.disable  # closed, not only overwritten
@@ -310,7 +313,7 @@ def test_flags_out_of_range_name_the_range(trainer, flags, message, capsys):
 def test_a_preset_flag_can_be_turned_off(trainer):
     args = trainer.parse_args(["--preset", "best", "--no-use_batch_norm"])
     assert args.use_batch_norm is False
-    assert args.hidden_dims == train_utils.PRESETS["best"]["hidden_dims"]
+    assert args.hidden_dims == options.PRESETS["best"]["hidden_dims"]
     assert trainer.parse_args([]).use_batch_norm is False
 
 

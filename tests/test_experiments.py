@@ -6,6 +6,8 @@ import os
 import pytest
 
 import experiments
+import report
+from options import command_line
 
 
 @pytest.fixture
@@ -18,17 +20,17 @@ def tiny_sets(monkeypatch, tmp_path):
                    for entry in entries[:4]]
             for name, entries in experiments.SETS.items()}
     monkeypatch.setattr(experiments, "SETS", tiny)
-    monkeypatch.setattr(experiments, "RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(report, "RESULTS", str(tmp_path / "results"))
     return tmp_path / "results"
 
 
 def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, tiny_sets,
                                                                    monkeypatch):
     experiments.main("all", str(cifar_dir[0]), "synthetic test data")
-    report = (tiny_sets / "README.md").read_text()
-    for title, _ in experiments.SECTIONS.values():
-        assert f"## {title}" in report
-    assert "Not run yet" not in report and "synthetic test data" in report
+    text = (tiny_sets / "README.md").read_text()
+    for title, _ in report.SECTIONS.values():
+        assert f"## {title}" in text
+    assert "Not run yet" not in text and "synthetic test data" in text
     for figure in ["bn/bn.png", "activations/activations.png", "numpy-vs-torch/numpy-vs-torch.png",
                    "dead-neurons/dead-neurons.png", "best/best.png",
                    "best-numpy-vs-torch/best-numpy-vs-torch.png", "search/search.png",
@@ -36,7 +38,7 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
                    "presets/presets.png", "learned/course-numpy/confusion.png",
                    "learned/best-mlp/weights.png"]:
         assert (tiny_sets / figure).stat().st_size > 10_000
-        assert f"({figure})" in report
+        assert f"({figure})" in text
     summary = json.loads((tiny_sets / "dead-neurons" / "summary.json").read_text())
     assert all(0 <= f <= 1 for run in summary["runs"] for f in run["dead_fraction"])
 
@@ -46,7 +48,7 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
     monkeypatch.setattr(experiments, "train_entry", no_training)
     os.remove(tiny_sets / "README.md")
     experiments.main("report", str(cifar_dir[0]), "")
-    assert (tiny_sets / "README.md").read_text() == report
+    assert (tiny_sets / "README.md").read_text() == text
 
 
 def test_report_without_runs_says_how_to_make_them(tiny_sets):
@@ -56,10 +58,10 @@ def test_report_without_runs_says_how_to_make_them(tiny_sets):
 
 def test_commands_repeat_the_runs():
     ladder = experiments.SETS["best"]
-    assert experiments.command_for(ladder[0]) == "python train_mlp_pytorch.py"
+    assert command_line(ladder[0]["trainer"], ladder[0]["flags"]) == "python train_mlp_pytorch.py"
     presets = experiments.SETS["presets"]
-    assert [experiments.command_for(e) for e in presets] == \
+    assert [command_line(e["trainer"], e["flags"]) for e in presets] == \
         [*[f"python train_mlp_pytorch.py --preset {name}" for name in experiments.PRESETS],
          "python train_mlp_numpy.py --preset best"]
     numpy_run = experiments.SETS["numpy-vs-torch"][0]
-    assert experiments.command_for(numpy_run) == "python train_mlp_numpy.py"
+    assert command_line(numpy_run["trainer"], numpy_run["flags"]) == "python train_mlp_numpy.py"

@@ -16,7 +16,7 @@ import synthetic_cifar
 import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import DataError, get_cifar10
-from train_utils import TrainingDiverged, UserError
+from errors import TrainingDiverged, UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINERS = [train_mlp_numpy, train_mlp_pytorch]

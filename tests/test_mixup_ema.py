@@ -11,7 +11,8 @@ import train_mlp_pytorch
 from cifar10_utils import get_cifar10
 from modules import CrossEntropyModule
 from test_pytorch import assert_agree, rel_error, torch_name, twin_models
-from train_utils import Mixup, WeightAverage
+from preprocessing import Mixup
+from train_utils import WeightAverage
 
 
 def test_mixup_blends_each_image_with_one_partner_of_its_batch():

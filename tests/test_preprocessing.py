@@ -9,10 +9,13 @@ import torch
 import cifar10_utils
 import train_mlp_numpy
 import train_mlp_pytorch
-from cifar10_utils import Preprocessing, Split, get_cifar10
+import preprocessing
+from cifar10_utils import Split, get_cifar10
+from preprocessing import Preprocessing
 from mlp_numpy import MLP as NumpyMLP
 from test_hardening import run_script
-from train_utils import PRESETS, lr_factor
+from options import PRESETS
+from train_utils import lr_factor
 
 
 def mirrored_images(count, seed):
@@ -57,7 +60,7 @@ def test_statistics_come_from_the_training_split_and_apply_alike_to_all(cifar_di
     data = get_cifar10(cifar_dir[0], 30, url="")
     fitted = Preprocessing.fit("zca", data["train"].images, zca_epsilon=0.1)
     train = data["train"].images.reshape(len(data["train"]), -1).astype(np.float64)
-    mean = (train.mean(axis=0) + train[:, cifar10_utils.mirror_permutation()].mean(axis=0)) / 2
+    mean = (train.mean(axis=0) + train[:, preprocessing.mirror_permutation()].mean(axis=0)) / 2
     np.testing.assert_allclose(fitted.arrays["shift"], -mean / 255, atol=1e-6)  # train's alone
     loaders = cifar10_utils.make_loaders(data, fitted)
     for key in ("validation", "test"):
@@ -70,7 +73,7 @@ def test_channel_preprocessing_is_the_course_normalization(cifar_dir):
     fitted = Preprocessing.fit("channel", data["train"].images)
     assert fitted.fitted_arrays == {}  # nothing to save: the course's fixed numbers
     np.testing.assert_array_equal(fitted(data["test"].images),
-                                  cifar10_utils.normalize(data["test"].images))
+                                  preprocessing.normalize(data["test"].images))
 
 
 def test_one_cycle_rises_to_the_peak_then_falls_to_zero():
@@ -133,3 +136,21 @@ def test_every_preset_option_works_in_both_trainers(trainer, preset, hard_cifar_
         kwargs["device"] = "cpu"
     _, val, _, log = trainer.train(**kwargs)
     assert log["train_loss"][-1] < log["train_loss"][0] and max(val) > 0.2  # chance: 0.1
+
+
+def test_normalization_uses_the_course_mean_and_std_per_channel():
+    """Each channel by its own numbers, written out here as the course gives them."""
+    image = np.empty((1, 3, 32, 32), np.uint8)
+    image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
+    out = preprocessing.normalize(image)
+    expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
+    for channel, value in enumerate(expected):
+        np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
+
+
+def test_torch_normalization_equals_numpy_normalization():
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    ours = preprocessing.normalize(images)
+    theirs = preprocessing.normalize(torch.from_numpy(images))
+    assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
+    np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)

@@ -12,8 +12,10 @@ from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
 from modules import BatchNormModule, CrossEntropyModule
 from optim_numpy import make_optimizer as numpy_make_optimizer
-import cifar10_utils
-from train_utils import UserError, lr_factor
+import options
+import preprocessing
+from errors import UserError
+from train_utils import lr_factor
 
 
 def rel_error(a, b):
@@ -224,7 +226,7 @@ def test_batchnorm_evaluation_uses_running_statistics():
 def test_random_crop_flip_returns_shifted_and_mirrored_crops(as_torch):
     images = np.random.default_rng(0).integers(0, 256, (16, 3, 8, 8), dtype=np.uint8)
     given = torch.from_numpy(images) if as_torch else images
-    out = cifar10_utils.random_crop_flip(given, np.random.default_rng(1), padding=2)
+    out = preprocessing.random_crop_flip(given, np.random.default_rng(1), padding=2)
     assert type(out) is type(given) and out.shape == given.shape and out.dtype == given.dtype
     out = np.asarray(out)
     padded = np.pad(images, [(0, 0), (0, 0), (2, 2), (2, 2)])
@@ -241,8 +243,8 @@ def test_random_crop_flip_returns_shifted_and_mirrored_crops(as_torch):
 
 def test_numpy_and_torch_flips_are_the_same_for_a_seed():
     images = np.random.default_rng(0).integers(0, 256, (32, 3, 4, 4), dtype=np.uint8)
-    ours = cifar10_utils.random_flip(images, np.random.default_rng(5))
-    theirs = cifar10_utils.random_flip(torch.from_numpy(images), np.random.default_rng(5))
+    ours = preprocessing.random_flip(images, np.random.default_rng(5))
+    theirs = preprocessing.random_flip(torch.from_numpy(images), np.random.default_rng(5))
     np.testing.assert_array_equal(ours, theirs.numpy())
     flipped = [not np.array_equal(a, b) for a, b in zip(ours, images)]
     assert 0 < sum(flipped) < 32
@@ -314,8 +316,8 @@ def test_command_line_defaults_match_the_course():
     args = train_mlp_pytorch.parse_args([])
     assert (args.hidden_dims, args.lr, args.batch_size, args.epochs, args.seed,
             args.use_batch_norm, args.device) == ([128], 0.1, 128, 10, 42, False, "auto")
-    options = {key: getattr(args, key) for key in train_mlp_pytorch.DEFAULT_OPTIONS}
-    assert options == train_mlp_pytorch.DEFAULT_OPTIONS
+    given = {key: getattr(args, key) for key in options.options_of("pytorch")}
+    assert given == {key: options.DEFAULTS[key] for key in options.options_of("pytorch")}
 
 
 def test_course_accuracy_helpers_agree():

@@ -1,0 +1,21 @@
+"""The errors a user can fix, each shown as one line without a traceback, and the exit codes of a
+command that a signal stopped."""
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message is one line, shown without a traceback."""
+
+
+class DataError(UserError):
+    """The data is missing, corrupt or unsafe."""
+
+
+class TrainingDiverged(UserError):
+    pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, the way a cluster scheduler ends a job: handled as Ctrl-C is, but named apart."""
+
+
+EXIT_CODES = {KeyboardInterrupt: 130, Terminated: 143}  # 128 + the signal's number

@@ -1,0 +1,264 @@
+"""Every option of the two trainers, written once: its default, type and range, help, and whether a
+saved model records it as architecture. The command line, the defaults of train(), the run's
+name and record, the architecture record, the presets' check and the README's flag table all
+derive from OPTIONS.
+
+    python options.py      # prints the README's flag table
+"""
+import argparse
+import math
+
+import cifar10_utils
+from errors import UserError
+
+
+def _number_type(convert, minimum, maximum=math.inf, open_below=False, open_above=False):
+    """An argparse type that converts text and checks it lies in the allowed range; its
+    `allowed` attribute states the range."""
+    low = f"> {minimum}" if open_below else f">= {minimum}"
+    high = f"< {maximum}" if open_above else f"<= {maximum}"
+    allowed = low if maximum == math.inf else f"{low} and {high}"
+    kind = "an integer" if convert is int else "a number"
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {kind}") from None
+        below = value <= minimum if open_below else value < minimum
+        above = value >= maximum if open_above else value > maximum
+        if not math.isfinite(value) or below or above:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {allowed}")
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names the type in its messages
+    parse.allowed = allowed
+    return parse
+
+
+positive_int = _number_type(int, 1)
+nonnegative_int = _number_type(int, 0)
+positive_float = _number_type(float, 0, open_below=True)
+nonnegative_float = _number_type(float, 0)
+fraction = _number_type(float, 0, 1, open_above=True)  # 1 would drop, smooth or keep everything
+validation_size = _number_type(int, 1, 49999)
+seed = _number_type(int, 0, 2 ** 32 - 1)  # what NumPy's and torch's generators accept
+
+
+def comma_separated_dims(text):
+    """The 2021 edition's --dnn_hidden_units "100,50"; "" means no hidden layer."""
+    return [positive_int(part) for part in text.split(",") if part.strip()]
+
+
+class Option:
+    """One flag. group: 'course' (the course's own flags), 'training' (beyond the course; named
+    in the run's folder when changed), 'data', 'run' (what and how to run; not part of a run's
+    record); architecture: a saved model records it; trainer: the one trainer that takes it."""
+
+    def __init__(self, name, default, help, group, architecture=False, trainer=None,
+                 **argparse_settings):
+        self.name, self.default, self.help, self.group = name, default, help, group
+        self.architecture, self.trainer = architecture, trainer
+        self.settings = argparse_settings
+
+    @property
+    def allowed(self):
+        """The allowed values in words, for help texts and the README."""
+        if "choices" in self.settings:
+            return ", ".join(self.settings["choices"])
+        return getattr(self.settings.get("type"), "allowed", "")
+
+    def flag(self):
+        """The flag as a user types it, e.g. --hidden_dims N [N ...]."""
+        if self.settings.get("action") is argparse.BooleanOptionalAction:
+            return f"--{self.name} / --no-{self.name}"
+        metavar = self.settings.get("metavar", "")
+        return f"--{self.name} {metavar} [{metavar} ...]" if self.settings.get("nargs") == "+" \
+            else f"--{self.name} {metavar}".strip()
+
+
+OPTIONS = [
+    Option("hidden_dims", [128], "hidden layer sizes; none at all (--dnn_hidden_units \"\") is "
+           "logistic regression", "course", architecture=True, type=positive_int, nargs="+",
+           metavar="N"),
+    Option("dnn_hidden_units", None, "the 2021 edition's spelling of --hidden_dims: \"100,50\"",
+           "course", dest="hidden_dims", type=comma_separated_dims, metavar='"N,N"'),
+    Option("lr", 0.1, "learning rate", "course", type=positive_float),
+    Option("batch_size", 128, "images per training step (2 or more with BatchNorm)", "course",
+           type=positive_int),
+    Option("epochs", 10, "passes over the training split", "course", type=nonnegative_int),
+    Option("seed", 42, "random seed: the same seed gives the same numbers", "course", type=seed),
+    Option("use_batch_norm", False, "BatchNorm after each hidden Linear", "course",
+           architecture=True, action=argparse.BooleanOptionalAction),
+    Option("activation", "elu", "hidden-layer nonlinearity; gelu is its tanh form", "training",
+           architecture=True, choices=("elu", "gelu", "relu", "tanh")),
+    Option("optimizer", "sgd", "each with torch.optim's exact update rule (NumPy: "
+           "optim_numpy.py)", "training", choices=("sgd", "adam", "adamw")),
+    Option("momentum", 0.0, "SGD momentum", "training", type=fraction),
+    Option("weight_decay", 0.0, "L2 for sgd and adam, decoupled for adamw", "training",
+           type=nonnegative_float),
+    Option("dropout", 0.0, "inverted dropout after each hidden activation", "training",
+           architecture=True, type=fraction),
+    Option("schedule", "none", "learning rate per step: constant, cosine decay to 0, or "
+           "one-cycle (up from lr/25 for 30% of the steps, then down to 0)", "training",
+           choices=("none", "cosine", "onecycle")),
+    Option("warmup", 0.0, "epochs of linear learning-rate warm-up before none or cosine",
+           "training", type=nonnegative_float),
+    Option("label_smoothing", 0.0, "mixes each target with the uniform distribution",
+           "training", type=fraction),
+    Option("augment", "none", "flip: random horizontal flips; crop+flip: also random 32x32 "
+           "crops of the 4-pixel zero-padded image", "training",
+           choices=("none", "flip", "crop+flip")),
+    Option("normalize", "channel", "input preprocessing: the course's per-channel mean and std, "
+           "each pixel's own training-set mean and std, or ZCA whitening fitted on the training "
+           "split", "training", architecture=True, choices=("channel", "pixel", "zca")),
+    Option("zca_epsilon", 0.1, "added to the covariance's eigenvalues by --normalize zca, on "
+           "pixels scaled to [0, 1]", "training", type=positive_float),
+    Option("tta", "none", "flip: predict with the mean of each image's and its mirror's "
+           "probabilities, in validation and test", "training", architecture=True,
+           choices=("none", "flip")),
+    Option("mixup", 0.0, "train on blends of each batch with a shuffled copy of itself, "
+           "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ Beta(ALPHA, ALPHA) "
+           "per batch; 0 is off", "training", type=nonnegative_float, metavar="ALPHA"),
+    Option("ema", 0.0, "validate, keep and test an exponential moving average of the weights "
+           "(and BatchNorm's statistics), a <- d a + (1-d) w after every step, "
+           "d = min(DECAY, (1+t)/(10+t)); 0 is off", "training", type=fraction,
+           metavar="DECAY"),
+    Option("bottleneck", 0, "a linear layer of N units (no BatchNorm, activation or dropout) "
+           "before the first hidden layer, so that layer's weights have rank <= N; 0 is none",
+           "training", architecture=True, type=nonnegative_int, metavar="N"),
+    Option("data_dir", cifar10_utils.DATA_DIR, f"folder holding {cifar10_utils.FOLDER_NAME}/ or "
+           f"{cifar10_utils.TARBALL_NAME}", "data"),
+    Option("data_url", cifar10_utils.CIFAR10_URL, "where to download CIFAR-10 if it is missing "
+           "(a mirror, or a plain path to the tarball); '' never downloads", "data"),
+    Option("validation_size", cifar10_utils.VALIDATION_SIZE, "training images held out for "
+           "validation", "data", type=validation_size),
+    Option("results_dir", "results", "each run writes a folder of curves, metrics and its model "
+           "here", "data"),
+    Option("device", "auto", "auto picks CUDA, then MPS, then the CPU, and says which", "data",
+           trainer="pytorch", choices=("auto", "cpu", "cuda", "mps")),
+    Option("preset", None, "start from a named recipe of results/README.md; flags given as "
+           "well override it", "run", choices=("best", "fast")),
+    Option("evaluate", None, "instead of training, test the model a run saved", "run",
+           metavar="MODEL"),
+]
+BY_NAME = {option.name: option for option in OPTIONS}
+DEFAULTS = {option.name: option.default for option in OPTIONS if option.group != "run"
+            and "dest" not in option.settings}
+TRAINING_OPTIONS = tuple(option.name for option in OPTIONS if option.group == "training")
+ARCHITECTURE = tuple(option.name for option in OPTIONS if option.architecture)
+
+
+def options_of(trainer):
+    """The run options (DEFAULTS's) that trainer takes."""
+    return [name for name in DEFAULTS if BY_NAME[name].trainer in (None, trainer)]
+
+
+# The recipes the search of results/README.md kept, each part chosen on validation accuracy:
+# its first stage's at 15 epochs, then its second stage's at 30. Each preset trains the recipe
+# chosen at its own horizon for as many epochs as fit its budget on a 2-core CPU: 2.5 minutes
+# (fast) and 10 minutes (best).
+SHORT_SEARCH_RECIPE = dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu",
+                           dropout=0.25, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+                           schedule="onecycle", label_smoothing=0.1, augment="flip",
+                           normalize="zca", zca_epsilon=1.0, tta="flip", batch_size=256)
+LONG_SEARCH_RECIPE = dict(SHORT_SEARCH_RECIPE, augment="crop+flip", dropout=0.1,
+                          hidden_dims=[2048, 1024])
+PRESETS = {"best": dict(LONG_SEARCH_RECIPE, epochs=40),
+           "fast": dict(SHORT_SEARCH_RECIPE, epochs=15)}
+assert all(set(preset) <= set(DEFAULTS) for preset in PRESETS.values())
+assert set(PRESETS) == set(BY_NAME["preset"].settings["choices"])
+
+
+def help_text(option):
+    shown = "" if option.default is None else f"default: {flag_text(option.default)}"
+    details = "; ".join(part for part in (option.allowed, shown) if part)
+    return (f"{option.help} ({details})" if details else option.help).replace("%", "%%")
+
+
+def build_parser(trainer, description):
+    """The trainer's command line: every option of OPTIONS it takes, grouped as in the table."""
+    parser = argparse.ArgumentParser(description=description)
+    titles = {"course": "the course's flags", "training": "training options",
+              "data": "data, results and device", "run": "what to run"}
+    groups = {group: parser.add_argument_group(title) for group, title in titles.items()}
+    for option in OPTIONS:
+        if option.trainer in (None, trainer):
+            settings = {"default": option.default, **option.settings}
+            if "dest" in settings:
+                del settings["default"]  # the option it spells differently has the default
+            groups[option.group].add_argument(f"--{option.name}", help=help_text(option),
+                                              **settings)
+    return parser
+
+
+def parse_with_preset(parser, argv=None):
+    """Parse argv, with a --preset's flags as the defaults that flags given on the line override.
+
+    args.given_flags names the flags the user chose: typed, or set by the preset.
+    """
+    preset = parser.parse_known_args(argv)[0].preset
+    if preset:
+        parser.set_defaults(**PRESETS[preset])
+    args = parser.parse_args(argv)
+    # argparse fills in a default only where the namespace lacks the name: start from markers
+    not_given = object()
+    typed = parser.parse_args(argv, argparse.Namespace(**{key: not_given for key in vars(args)}))
+    args.given_flags = {key for key, value in vars(typed).items() if value is not not_given}
+    args.given_flags |= set(PRESETS.get(preset, {}))
+    del args.preset  # its flags are in args now
+    try:
+        check_batch_norm_batch(args.use_batch_norm, args.batch_size)
+    except UserError as error:
+        parser.error(str(error))
+    return args
+
+
+def check_batch_norm_batch(use_batch_norm, batch_size):
+    """BatchNorm's rule, checked on the command line and by train() alike."""
+    if use_batch_norm and batch_size < 2:
+        raise UserError(f"--use_batch_norm needs --batch_size 2 or more, not {batch_size}: "
+                         f"BatchNorm cannot normalize a batch of one sample")
+
+
+def flag_text(value):
+    """A value as it is typed after its flag; a switch's as on or off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "(none)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def command_line(trainer, flags):
+    """The shortest trainer command line that gives these flags: a preset they contain, then
+    every flag that differs from its default."""
+    script = f"train_mlp_{trainer}.py"
+    for name, preset in PRESETS.items():
+        if {**flags, **preset} == flags:
+            return f"python {script} --preset {name}"
+    words = ["python", script]
+    for key, value in flags.items():
+        if value == DEFAULTS.get(key):
+            continue
+        if value is True:
+            words.append(f"--{key}")
+        elif isinstance(value, list):
+            words += [f"--{key}", *map(str, value)]
+        else:
+            words += [f"--{key}", flag_text(value)]
+    return " ".join(words)
+
+
+def markdown_table():
+    """The README's flag table."""
+    rows = ["| flag | default | allowed | meaning |", "|---|---|---|---|"]
+    for option in OPTIONS:
+        default = "" if option.default is None else f"`{flag_text(option.default)}`"
+        only = f" ({option.trainer} only)" if option.trainer else ""
+        rows.append(f"| `{option.flag()}`{only} | {default} | {option.allowed} | {option.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,190 @@
+"""What is done to images between the files and the model: normalization (the course's
+per-channel numbers, per-pixel statistics or ZCA whitening, fitted on the training split) and the
+training augmentations (flips, crops, mixup).
+
+Every function works on NumPy arrays and on torch tensors alike, on the tensor's own device, and
+draws its randomness from a NumPy Generator, so that both trainers see the same batches for a seed.
+"""
+import numpy as np
+
+MEAN = (0.491, 0.482, 0.447)  # the course's per-channel numbers for CIFAR-10
+STD = (0.247, 0.243, 0.262)
+CHUNK = 5000  # images at a time where a whole split is processed: bounded float64 memory
+
+# x_norm = (x / 255 - mean) / std = x * SCALE + SHIFT, one multiply-add per pixel; spelled out
+# per pixel of a flattened image so NumPy runs one long loop instead of many 32-pixel rows
+SCALE = np.repeat(1.0 / (255.0 * np.array(STD, np.float32)), 32 * 32)
+SHIFT = np.repeat(-np.array(MEAN, np.float32) / np.array(STD, np.float32), 32 * 32)
+
+
+def normalize(images):
+    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std.
+
+    images is a NumPy array, or a torch tensor on any device (normalized there).
+    """
+    return _affine(images, SCALE, SHIFT)
+
+
+def _affine(images, scale, shift):
+    """x * scale + shift per pixel of each flattened uint8 image, where the images live."""
+    flat = images.reshape(len(images), -1)
+    if isinstance(images, np.ndarray):
+        out = flat.astype(np.float32)
+        out *= scale
+        out += shift
+    else:
+        scale, shift = _torch_constants(images.device, scale, shift)
+        out = flat.float().mul_(scale).add_(shift)
+    return out.reshape(images.shape)
+
+
+_on_device = {}
+
+
+def _torch_constants(device, *arrays):
+    """The arrays as tensors on device, copied there once per array and device."""
+    import torch
+    key = (str(device), *map(id, arrays))
+    if key not in _on_device:
+        _on_device[key] = arrays, [torch.from_numpy(a).to(device) for a in arrays]
+    return _on_device[key][1]
+
+
+def mirror_permutation(image_shape=(3, 32, 32)):
+    """The permutation of a flattened image's pixels that mirrors it left-right."""
+    return np.arange(int(np.prod(image_shape))).reshape(image_shape)[..., ::-1].ravel()
+
+
+# the arrays each --normalize fits, which a saved model keeps
+FITTED_ARRAYS = {"channel": set(), "pixel": {"scale", "shift"},
+                 "zca": {"scale", "shift", "whitening"}}
+
+
+class Preprocessing:
+    """z = x * scale + shift per pixel of a flattened uint8 image x, then, for ZCA, z W.
+
+    Statistics come from the training split alone and are made mirror-symmetric (as if every
+    image were there twice, once flipped), so that preprocessing and a horizontal flip commute:
+    flips may then be applied to preprocessed images, at test time too.
+    arrays: {'scale', 'shift'} and for ZCA 'whitening' W (3072, 3072); fitted_arrays is what a
+    saved model keeps: nothing for the course's fixed numbers.
+    """
+
+    def __init__(self, arrays=None):
+        self.fitted_arrays = arrays or {}
+        self.arrays = arrays or {"scale": SCALE, "shift": SHIFT}
+
+    @classmethod
+    def fit(cls, normalize, train_images, zca_epsilon=None):
+        """Fit on uint8 training images (N, 3, 32, 32); 'channel' needs no fitting, and only
+        'zca' reads zca_epsilon."""
+        if normalize == "channel":
+            return cls()
+        flat = train_images.reshape(len(train_images), -1)
+        mirror = mirror_permutation(train_images.shape[1:])
+        mean = np.zeros(flat.shape[1])
+        square = np.zeros(flat.shape[1])
+        for start in range(0, len(flat), CHUNK):  # float64 sums without a float64 copy
+            chunk = flat[start:start + CHUNK].astype(np.float64)
+            mean += chunk.sum(axis=0)
+            square += (chunk * chunk).sum(axis=0)
+        mean = (mean + mean[mirror]) / (2 * len(flat))
+        variance = (square + square[mirror]) / (2 * len(flat)) - mean * mean
+        if normalize == "pixel":
+            std = np.sqrt(np.maximum(variance, 1e-12))
+            return cls({"scale": (1 / std).astype(np.float32),
+                        "shift": (-mean / std).astype(np.float32)})
+        scale = np.full(flat.shape[1], 1 / 255.0, np.float32)
+        shift = (-mean / 255.0).astype(np.float32)
+        centered = _affine(train_images, scale, shift).reshape(len(flat), -1)
+        covariance = (centered.T @ centered).astype(np.float64) / len(flat)
+        covariance = (covariance + covariance[np.ix_(mirror, mirror)]) / 2
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + zca_epsilon)) \
+            @ eigenvectors.T
+        return cls({"scale": scale, "shift": shift, "whitening": whitening.astype(np.float32)})
+
+    @classmethod
+    def load(cls, normalize, arrays):
+        """The Preprocessing a saved model kept: its fitted arrays, which must be those that
+        --normalize fits (none for the course's fixed numbers). ValueError if they are not."""
+        if set(arrays) != FITTED_ARRAYS.get(normalize):
+            raise ValueError(f"its preprocessing does not fit --normalize {normalize}")
+        return cls({name: np.asarray(value, np.float32) for name, value in arrays.items()}
+                   or None)
+
+    def __call__(self, images):
+        """uint8 (B, 3, 32, 32), NumPy or torch -> float32 (B, 3, 32, 32) preprocessed."""
+        out = _affine(images, self.arrays["scale"], self.arrays["shift"])
+        if "whitening" not in self.arrays:
+            return out
+        flat = out.reshape(len(out), -1)
+        if isinstance(flat, np.ndarray):
+            return (flat @ self.arrays["whitening"]).reshape(out.shape)
+        (whitening,) = _torch_constants(flat.device, self.arrays["whitening"])
+        return (flat @ whitening).reshape(out.shape)
+
+    def prepare(self, images):
+        """(the images a loader should hold, the per-batch transform it should apply) for a
+        split's uint8 images.
+
+        ZCA's matrix product is done once for the whole split (float32, 4x the memory of uint8),
+        not again for every batch of every epoch; the others stay uint8 and are applied per batch.
+        """
+        if "whitening" not in self.arrays:
+            return images, self
+        return np.concatenate([self(images[start:start + CHUNK])
+                               for start in range(0, len(images), CHUNK)]), None
+
+
+def random_flip(images, rng):
+    """uint8 (B, C, H, W) -> the same shape, each image mirrored left-right with probability 1/2."""
+    flip = rng.random(len(images)) < 0.5
+    if isinstance(images, np.ndarray):
+        out = images.copy()
+        out[flip] = images[flip, ..., ::-1]
+        return out
+    import torch
+    flip = torch.from_numpy(flip).to(images.device).view(-1, 1, 1, 1)
+    return torch.where(flip, images.flip(-1), images)
+
+
+def random_crop_flip(images, rng, padding=4):
+    """uint8 (B, C, H, W) -> the same shape: a random H x W crop of each image zero-padded by
+    `padding` pixels on every side (one gather for the whole batch), then random_flip."""
+    batch, channels, height, width = images.shape
+    top, left = rng.integers(0, 2 * padding + 1, (2, batch, 1, 1, 1))
+    index = (np.arange(batch).reshape(-1, 1, 1, 1), np.arange(channels).reshape(1, -1, 1, 1),
+             top + np.arange(height).reshape(1, 1, -1, 1),
+             left + np.arange(width).reshape(1, 1, 1, -1))
+    pad = [(0, 0), (0, 0), (padding, padding), (padding, padding)]
+    if isinstance(images, np.ndarray):
+        return random_flip(np.pad(images, pad)[index], rng)
+    import torch
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    return random_flip(padded[tuple(torch.from_numpy(i).to(images.device) for i in index)], rng)
+
+
+# --augment's choices: each maps a uint8 batch and the loader's Generator to a uint8 batch
+AUGMENTATIONS = {"none": None, "flip": random_flip, "crop+flip": random_crop_flip}
+
+
+class Mixup:
+    """Blends each training batch with a shuffled copy of itself (Zhang et al., 2018):
+    x~ = w x + (1 - w) x[perm], one w ~ Beta(alpha, alpha) and one permutation per batch, drawn
+    from a generator of its own, so both trainers blend alike for a seed. The loss of the blend
+    is w L(y) + (1 - w) L(y[perm]). alpha = 0 leaves every batch as it is (w = 1)."""
+
+    def __init__(self, alpha, seed):
+        self.alpha, self.rng = alpha, np.random.default_rng([seed, 1])
+
+    def __call__(self, images, labels):
+        """images (B, ...) and labels (B,), NumPy or torch -> (x~, labels, y[perm], w)."""
+        if not self.alpha:
+            return images, labels, labels, 1.0
+        weight = float(self.rng.beta(self.alpha, self.alpha))
+        perm = self.rng.permutation(len(images))
+        if not isinstance(images, np.ndarray):
+            import torch
+            perm = torch.from_numpy(perm).to(images.device)
+        return weight * images + (1 - weight) * images[perm], labels, labels[perm], weight

@@ -1,0 +1,485 @@
+"""results/README.md, written from the saved metrics alone: each experiment set's figures, tables
+and text. Nothing here trains; `python experiments.py report` calls write_report.
+"""
+import json
+import os
+import statistics
+
+import numpy as np
+
+from options import command_line
+from run_folder import pyplot, save_figure, write_atomically
+
+RESULTS = "results"
+PRESET_REFERENCE_MINUTES = 8.8  # the earlier --preset best on the Intel Xeon of the first report
+# What the figures of the 'learned' set show, written after looking at them
+LEARNED_NOTES = """What the accuracy alone does not say. The course's model learns colour and
+layout: its first-layer templates are smooth blobs, a green or blue centre against a contrasting
+surround, and its confident mistakes are images whose colours belong to another class (a bird
+against blue sky taken for an airplane, a green-brown cat for a frog). The best MLP reads
+ZCA-whitened pixels and was trained on shifted and mirrored copies, and its templates show it:
+besides colour blobs, many units are oriented stripes, gratings and chevrons, local edge
+detectors of the kind a convolution learns, here spread over whole images. It gains on every
+class and halves the automobile/truck confusions, but cat/dog stays the most confused pair, and
+its most confident mistakes are still judged by background: nearly every bird on a plain blue
+sky is called an airplane."""
+
+
+def load_set(name):
+    folder = os.path.join(RESULTS, name)
+    with open(os.path.join(folder, "summary.json")) as f:
+        summary = json.load(f)
+    for entry in summary["runs"]:
+        with open(os.path.join(folder, entry["run_dir"], "metrics.json")) as f:
+            entry["metrics"] = json.load(f)
+        # the presets may have changed since the run
+        entry["command"] = command_line(entry["trainer"], entry["flags"])
+    return summary
+
+
+def groups(summary):
+    """Runs by label, in order of first appearance (seeds of one setting share a label)."""
+    grouped = {}
+    for entry in summary["runs"]:
+        grouped.setdefault(entry["label"], []).append(entry)
+    return grouped
+
+
+def runs_per_setting(summary):
+    return len(next(iter(groups(summary).values())))
+
+
+def mean_std(values):
+    values = [100 * v for v in values]
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{spread}"
+
+
+def curves_figure(summary, path, title):
+    """Validation accuracy and training loss per epoch: a thin line per run, a thick mean."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for color, (label, entries) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                       groups(summary).items()):
+        for ax, key in zip(axes, ("val_accuracy", "train_loss")):
+            series = np.array([e["metrics"][key] for e in entries])
+            epochs = np.arange(1, series.shape[1] + 1)
+            for line in series:
+                ax.plot(epochs, line, color=color, lw=0.7, alpha=0.35)
+            ax.plot(epochs, series.mean(axis=0), color=color, lw=2,
+                    label=f"{label} (n={len(entries)})")
+    axes[0].set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy")
+    axes[1].set(title="Training loss (epoch mean)", xlabel="epoch", ylabel="cross-entropy")
+    for ax in axes:
+        ax.legend()
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def seeds_table(summary):
+    lines = ["| setting | test accuracy % (mean ± std over seeds) | per seed | command of one "
+             "run |",
+             "|---|---|---|---|"]
+    for label, entries in groups(summary).items():
+        tests = [e["metrics"]["test_accuracy"] for e in entries]
+        per_seed = ", ".join(f"{e['flags']['seed']}: {100 * t:.2f}" for e, t in zip(entries, tests))
+        lines.append(f"| {label} | {mean_std(tests)} | {per_seed} | `{entries[0]['command']}` |")
+    return "\n".join(lines)
+
+
+def section_bn(summary):
+    curves_figure(summary, os.path.join(RESULTS, "bn", "bn.png"),
+                  "PyTorch MLP at the course's defaults, with and without BatchNorm")
+    by_label = groups(summary)
+    means = {label: statistics.mean(e["metrics"]["test_accuracy"] for e in entries)
+             for label, entries in by_label.items()}
+    first_loss = {label: statistics.mean(e["metrics"]["train_loss"][0] for e in entries)
+                  for label, entries in by_label.items()}
+    gain = 100 * (means["with BatchNorm"] - means["without BatchNorm"])
+    return f"""BatchNorm after each hidden Linear, everything else at the course's defaults (one
+hidden layer of 128 ELU units, SGD with lr 0.1, 10 epochs), {runs_per_setting(summary)} seeds each.
+
+![BatchNorm curves](bn/bn.png)
+
+{seeds_table(summary)}
+
+BatchNorm changes the mean test accuracy by {gain:+.2f} points here. Its clearest effect is in
+the first epoch, whose mean training loss is {first_loss["with BatchNorm"]:.3f} with it and
+{first_loss["without BatchNorm"]:.3f} without: normalizing each hidden unit over the batch keeps
+the next layer's inputs at a stable scale while the first large SGD steps change the weights.
+After that the curves run together; one hidden layer of 128 units gives BatchNorm little depth to
+help with, and its batch-statistics noise costs about what it gains."""
+
+
+def section_activations(summary):
+    curves_figure(summary, os.path.join(RESULTS, "activations", "activations.png"),
+                  "ELU vs Tanh vs ReLU at equal budget (course defaults otherwise)")
+    best = max(groups(summary).items(),
+               key=lambda item: statistics.mean(e["metrics"]["test_accuracy"] for e in item[1]))
+    return f"""The same network and budget (128 hidden units, SGD lr 0.1, 10 epochs) with each
+hidden nonlinearity, {runs_per_setting(summary)} seeds each. **{best[0]}** has the best mean test accuracy.
+
+![Activation curves](activations/activations.png)
+
+{seeds_table(summary)}
+
+ELU and ReLU keep an identity-like slope for positive inputs, so gradients pass undamped; Tanh
+saturates at ±1, where its slope vanishes, and its outputs are bounded, which slows learning from
+the normalized pixels at this learning rate."""
+
+
+def section_numpy_vs_torch(summary):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for entry in summary["runs"]:
+        metrics = entry["metrics"]
+        steps = np.array(metrics["train_loss_steps"])
+        per_epoch = len(steps) / len(metrics["train_loss"])
+        axes[0].plot(np.arange(1, len(steps) + 1) / per_epoch, steps, lw=0.4, alpha=0.6,
+                     label=f"{entry['label']} (per step)")
+        axes[1].plot(np.arange(1, len(metrics["val_accuracy"]) + 1), metrics["val_accuracy"],
+                     "o-", label=f"{entry['label']} validation")
+        axes[1].plot(np.arange(1, len(metrics["train_accuracy"]) + 1),
+                     metrics["train_accuracy"], "--", label=f"{entry['label']} train")
+    axes[0].set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
+    axes[1].set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax in axes:
+        ax.legend()
+    fig.suptitle("NumPy and PyTorch trainers at the course's defaults")
+    save_figure(fig, os.path.join(RESULTS, "numpy-vs-torch", "numpy-vs-torch.png"))
+    rows = "\n".join(
+        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+        f"{sum(e['metrics']['epoch_seconds']):.1f} s | {e['metrics']['wall_time_s']:.1f} s | "
+        f"`{e['command']}` |" for e in summary["runs"])
+    return f"""Both trainers at the course's defaults on the same data and split. They start from
+different random weights (NumPy's and PyTorch's generators differ), so the curves agree in shape
+and level, not number for number; `tests/test_pytorch.py` proves that with identical weights the
+two give the same loss and gradients to 1e-10.
+
+![NumPy vs PyTorch](numpy-vs-torch/numpy-vs-torch.png)
+
+| trainer | test accuracy % | 10 training epochs (incl. validation) | whole run in-process (data, training, test) | command |
+|---|---|---|---|---|
+{rows}
+
+Whole-process times, imports and plots included, are in the top-level README's benchmark."""
+
+
+def section_dead_neurons(summary):
+    plt = pyplot()
+    entries = summary["runs"]
+    layers = len(entries[0]["dead_fraction"])
+    width = 0.8 / len(entries)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i, entry in enumerate(entries):
+        ax.bar(np.arange(layers) + (i - (len(entries) - 1) / 2) * width,
+               100 * np.array(entry["dead_fraction"]), width, label=entry["label"])
+    ax.set_xticks(range(layers), [f"hidden layer {i + 1}" for i in range(layers)])
+    ax.set(title="ReLU units that never activate on the 5,000 validation images",
+           ylabel="dead units (%)")
+    ax.legend()
+    save_figure(fig, os.path.join(RESULTS, "dead-neurons", "dead-neurons.png"))
+    rows = "\n".join(
+        f"| {e['label']} | " + " | ".join(f"{100 * d:.1f}" for d in e["dead_fraction"])
+        + f" | {100 * e['metrics']['test_accuracy']:.2f} | `{e['command']}` |" for e in entries)
+    header = " | ".join(f"layer {i + 1} dead %" for i in range(layers))
+    overall = "; ".join(f"{e['label']}: {100 * np.mean(e['dead_fraction']):.1f} %" for e in entries)
+    return f"""A ReLU unit is dead on a data set when its pre-activation is negative for every
+input: its output and its gradient are 0 everywhere, so gradient descent can never revive it.
+Measured on the 5,000 validation images with the best-validation model of three hidden ReLU
+layers (512, 256, 128), 10 epochs, with and without BatchNorm, under the course's SGD at lr 0.1
+and under Adam at lr 0.01.
+
+![Dead ReLU units](dead-neurons/dead-neurons.png)
+
+| run | {header} | test accuracy % | command |
+|---|{'---|' * layers}---|---|
+{rows}
+
+Dead units, averaged over the layers: {overall}. Plain SGD at lr 0.1 takes steps small enough
+that no unit is pushed below zero for every input. Adam's steps have about the size of its
+learning rate for every weight, whatever its gradient, so early in training it can shift a unit's
+weights and bias until the unit is negative everywhere, after which it gets no gradient again.
+BatchNorm re-centres each pre-activation over the batch before the ReLU, so a unit can only die
+when BatchNorm's own learned shift and scale put it below zero for every input, which is far
+rarer: compare the rows with and without it above."""
+
+
+def accuracy_panel(ax, metrics, title):
+    """Train and validation accuracy per epoch, and the test accuracy of the kept epoch."""
+    epochs = np.arange(1, len(metrics["val_accuracy"]) + 1)
+    ax.plot(epochs, metrics["train_accuracy"], label="train (augmented, dropout)")
+    ax.plot(epochs, metrics["val_accuracy"], label="validation")
+    ax.axhline(metrics["test_accuracy"], color="gray", ls="--",
+               label=f"test (best epoch) {metrics['test_accuracy']:.3f}")
+    ax.set(title=title, xlabel="epoch", ylabel="accuracy")
+
+
+def section_best(summary):
+    entries = summary["runs"]
+    final = entries[-1]["metrics"]
+    fig, ax = pyplot().subplots(figsize=(8, 4.2))
+    accuracy_panel(ax, final, "The best MLP: accuracy per epoch")
+    ax.legend()
+    save_figure(fig, os.path.join(RESULTS, "best", "best.png"))
+    rows = "\n".join(
+        f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+        f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |"
+        for i, e in enumerate(entries))
+    return f"""How the earlier best recipe (61 %) was found, on the machine named above; the
+search below starts from it. Each row adds one change to the row before; the wall time is
+the whole run in-process (data, training with a validation pass per epoch, test).
+
+| # | change | test accuracy % | wall time | command |
+|---|---|---|---|---|
+{rows}
+
+![Best MLP](best/best.png)
+
+The final row reached {100 * final['test_accuracy']:.2f} % test accuracy in
+{final['wall_time_s'] / 60:.1f} minutes on {summary['machine']}. Random crops hurt at
+10 epochs: a pixel's meaning to an MLP is tied to its position, and crops move every pixel, so the
+network has to learn each shifted copy of a pattern on its own. The search's second stage below
+shows that they pay off once the runs are long enough. How far the recipes go on a GPU is
+unmeasured: these runs used no GPU."""
+
+
+def section_best_numpy_vs_torch(summary):
+    entries = summary["runs"]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for entry in entries:
+        metrics = entry["metrics"]
+        minutes = np.cumsum(metrics["epoch_seconds"]) / 60
+        ax.plot(minutes, metrics["val_accuracy"], label=f"{entry['label']} validation")
+    ax.set(title="The 61 % recipe, trained by each trainer", xlabel="training minutes",
+           ylabel="validation accuracy")
+    ax.legend()
+    save_figure(fig, os.path.join(RESULTS, "best-numpy-vs-torch", "best-numpy-vs-torch.png"))
+    numpy_run, torch_run = (e["metrics"] for e in entries)
+    rows = "\n".join(
+        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+        f"{100 * max(e['metrics']['val_accuracy']):.2f} | "
+        f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |" for e in entries)
+    gap = 100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"])
+    ratio = numpy_run["wall_time_s"] / torch_run["wall_time_s"]
+    return f"""The recipe of `--preset best` (BatchNorm, dropout, AdamW, cosine schedule, label
+smoothing, flips) trained once by the NumPy trainer, whose every gradient and optimizer step is
+written by hand, and once by the PyTorch trainer, with autograd and torch.optim, on the same
+machine one after the other. The two start from different random weights and draw different
+dropout masks, so they agree in level, not number for number; the tests prove that with the
+same weights and masks they compute the same gradients and steps to 1e-10.
+
+| trainer | test accuracy % | best validation accuracy % | wall time | command |
+|---|---|---|---|---|
+{rows}
+
+![Best recipe in NumPy and PyTorch](best-numpy-vs-torch/best-numpy-vs-torch.png)
+
+NumPy ends {gap:+.2f} points from PyTorch and takes {ratio:.2f}x its time."""
+
+
+def minutes_axis(metrics):
+    """Minutes since the run started at the end of each epoch: its set-up (data, preprocessing)
+    first, then the epochs, validation included."""
+    epochs = np.asarray(metrics["epoch_seconds"])
+    setup = metrics["wall_time_s"] - epochs.sum()
+    return (setup + np.cumsum(epochs)) / 60
+
+
+def greedy_section(summary, folder, origin, note):
+    """The table and the validation-against-minutes figure of a greedy search set."""
+    entries = summary["runs"]
+    epochs = entries[0]["flags"]["epochs"]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for entry in entries:
+        if entry["kept"]:
+            ax.plot(minutes_axis(entry["metrics"]), entry["metrics"]["val_accuracy"], ".-",
+                    label=entry["label"])
+    ax.set(title="Validation accuracy against wall-clock minutes, the rows that were kept",
+           xlabel="minutes since the run started", ylabel="validation accuracy")
+    ax.legend(fontsize=8)
+    save_figure(fig, os.path.join(RESULTS, folder, f"{folder}.png"))
+    rows = "\n".join(
+        f"| {i} | {e['label']} | {'kept' if e['kept'] else 'not kept'} | "
+        f"{100 * max(e['metrics']['val_accuracy']):.2f} | {100 * e['metrics']['test_accuracy']:.2f}"
+        f" | {e['metrics']['wall_time_s'] / 60:.1f} | `{e['command']}` |"
+        for i, e in enumerate(entries))
+    kept = [e["label"] for e in entries[1:] if e["kept"]]
+    return f"""A greedy search from {origin}, every row at {epochs} epochs so that rows compare at
+equal cost: each row tries one change on top of every change kept so far, and keeps it only if it
+raises the **best validation accuracy**; otherwise the next row starts again from the last kept
+one. The rule is in `experiments.py` and decides by itself: the test set is evaluated once per
+row, for this table, and never used to choose. Rows that were not kept stay in the table.
+
+| # | change | decision | best validation % | test % | minutes | command |
+|---|---|---|---|---|---|---|
+{rows}
+
+![Validation accuracy against minutes]({folder}/{folder}.png)
+
+Kept, in order: {'; '.join(kept) or 'nothing'}. {note}"""
+
+
+def section_search(summary):
+    return greedy_section(summary, "search", "the earlier 61 % recipe", """The
+minutes column is each whole run in-process; other work shared this 2-core machine during parts
+of this stage, so its minutes are upper bounds.""")
+
+
+def section_search_long(summary):
+    return greedy_section(summary, "search-long", "the first stage's recipe",
+                          """The first stage's recipe overfits when trained longer (training
+accuracy near 99 % at 75 epochs, validation falling after its middle), so this stage, run with
+the machine otherwise idle, spends twice the epochs and tries again what trades epochs for less
+overfitting. Random crops, not kept at 15 epochs, are tried here again: an MLP has to learn
+every shifted position of a pattern separately, which costs epochs before it pays. The rule
+compares rows at equal epochs, not equal minutes: the wider first layer was kept although its
+epochs cost about 1.8 times as much, and `--preset best` trains the kept recipe for as many
+epochs as the budget then allows (40).""")
+
+
+def budget_factor():
+    """(minutes of the earlier --preset best on this machine, that / its reference minutes),
+    or None before the budget-reference set has run."""
+    if not os.path.exists(os.path.join(RESULTS, "budget-reference", "summary.json")):
+        return None
+    minutes = load_set("budget-reference")["runs"][0]["metrics"]["wall_time_s"] / 60
+    return minutes, minutes / PRESET_REFERENCE_MINUTES
+
+
+def section_budget_reference(summary):
+    minutes, factor = budget_factor()
+    return f"""The budgets of the presets below are stated for the Intel Xeon of the README's first
+benchmark, where the earlier `--preset best` (the 61 % recipe, `{summary['runs'][0]['command']}`)
+took {PRESET_REFERENCE_MINUTES} minutes. Here, just before the presets and with the
+machine otherwise idle, it took {minutes:.1f} minutes and reached
+{100 * summary['runs'][0]['metrics']['test_accuracy']:.2f} % test accuracy: a factor of
+{factor:.2f}, so the 10-minute budget is {10 * factor:.1f} minutes here and the 2.5-minute one
+{2.5 * factor:.1f}."""
+
+
+PRESET_TARGETS = {"--preset best": (0.65, 10), "--preset fast": (0.60, 2.5)}
+
+
+def preset_row(e, factor):
+    metrics = e["metrics"]
+    target, budget = PRESET_TARGETS.get(e["label"], (None, None))
+    return (f"| {e['label']} | `{e['command']}` | {100 * metrics['test_accuracy']:.2f} | "
+            f"{f'{100 * target:.0f}' if target else ''} | "
+            f"{100 * max(metrics['val_accuracy']):.2f} | {metrics['best_epoch']} of "
+            f"{len(metrics['val_accuracy'])} | {metrics['wall_time_s'] / 60:.2f} min | "
+            f"{f'{budget * factor:.2f} min' if budget else ''} |")
+
+
+def preset_verdict(e, factor):
+    target, budget = PRESET_TARGETS[e["label"]]
+    reached = e["metrics"]["test_accuracy"] >= target
+    within = e["metrics"]["wall_time_s"] / 60 <= budget * factor
+    return (f"`{e['label']}` {'reaches' if reached else '**does not reach**'} its "
+            f"{100 * target:.0f} % target {'within' if within else '**outside**'} its budget")
+
+
+def section_presets(summary):
+    entries = summary["runs"]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(entries), figsize=(5.5 * len(entries), 4.2), squeeze=False)
+    for ax, entry in zip(axes[0], entries):
+        accuracy_panel(ax, entry["metrics"], entry["label"])
+        ax.legend(fontsize=8)
+    save_figure(fig, os.path.join(RESULTS, "presets", "presets.png"))
+    if budget_factor() is None:
+        return "The budgets are unknown here: run `python experiments.py budget-reference`."
+    _, factor = budget_factor()
+    verdicts = "; ".join(preset_verdict(e, factor) for e in entries if e["label"] in PRESET_TARGETS)
+    by_label = {e["label"]: e["metrics"] for e in entries}
+    numpy_run, torch_run = by_label["--preset best, NumPy"], by_label["--preset best"]
+    gap = 100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"])
+    ratio = numpy_run["wall_time_s"] / torch_run["wall_time_s"]
+    return f"""The presets, each trained once, on {summary['machine']}, one after the other with the
+machine otherwise idle; budgets are scaled by the factor of the section above.
+
+| preset | command | test % | target % | best validation % | best epoch | wall time (in-process) | budget here |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(preset_row(e, factor) for e in entries)}
+
+![The presets' curves](presets/presets.png)
+
+{verdicts}. Wall time is the run
+in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
+starting Python and importing torch add about 2 s more. `fast` trains the first search stage's
+recipe, `best` the second stage's, for as many epochs as their budgets allow.
+
+The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
+{100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
+({gap:+.2f} points; target: within 1) in {ratio:.2f}x PyTorch's time (target: at most 1.5x). The two
+start from different random weights and draw different dropout masks and crops, so they
+agree in level, not number for number; the tests prove that with the same weights and masks they
+compute the same gradients and steps to 1e-10."""
+
+
+def section_learned(summary):
+    parts = []
+    for entry in summary["runs"]:
+        folder = os.path.join("learned", entry["figures"])
+        confusion = np.array(entry["metrics"]["test_confusion_matrix"])
+        names = entry["metrics"]["class_names"]
+        pairs = sorted(((confusion[i, j] + confusion[j, i], names[i], names[j])
+                        for i in range(len(names)) for j in range(i + 1, len(names))),
+                       reverse=True)[:3]
+        per_class = {name: accuracy for name, accuracy
+                     in entry["metrics"]["test_per_class_accuracy"].items()
+                     if accuracy is not None}  # None: no test image of that class
+        worst, best = min(per_class, key=per_class.get), max(per_class, key=per_class.get)
+        parts.append(f"""### {entry['label']}: {100 * entry['metrics']['test_accuracy']:.2f} % test
+
+`{entry['command']}`, then `--evaluate` of its model. Most confused pairs (test images of either
+class given the other): {', '.join(f'{a}/{b} ({n})' for n, a, b in pairs)}. Hardest class:
+{worst} ({100 * per_class[worst]:.1f} %); easiest: {best} ({100 * per_class[best]:.1f} %).
+
+![confusion]({folder}/confusion.png)
+![per class]({folder}/per_class.png)
+![first-layer weights]({folder}/weights.png)
+![confident mistakes]({folder}/mistakes.png)
+""")
+    return "\n".join(parts) + f"""
+{LEARNED_NOTES}"""
+
+
+SECTIONS = {
+    "bn": ("BatchNorm or not (2025 Q5f)", section_bn),
+    "activations": ("ELU, Tanh or ReLU (2021 Q2.2)", section_activations),
+    "numpy-vs-torch": ("NumPy and PyTorch side by side", section_numpy_vs_torch),
+    "dead-neurons": ("Dead ReLU units, with and without BatchNorm (2025 Q5d/e)",
+                     section_dead_neurons),
+    "best": ("How the earlier 61 % recipe was built", section_best),
+    "best-numpy-vs-torch": ("The 61 % recipe in NumPy and in PyTorch",
+                            section_best_numpy_vs_torch),
+    "search": ("The best pure MLP, searched on validation accuracy", section_search),
+    "search-long": ("The search's second stage: twice the epochs", section_search_long),
+    "budget-reference": ("The budget on this machine", section_budget_reference),
+    "presets": ("The presets against their budgets (10 and 2.5 minutes, scaled to this machine)",
+                section_presets),
+    "learned": ("What the models learned", section_learned),
+}
+
+
+def write_report():
+    parts = ["# Experiments\n",
+             "Generated by `python experiments.py report` from the saved metrics of the runs "
+             "below; edit `experiments.py` or `report.py`, not this file. Each set is repeated "
+             "with `python experiments.py <set>`, each run with the command in its row.\n"]
+    for name, (title, section) in SECTIONS.items():
+        if not os.path.exists(os.path.join(RESULTS, name, "summary.json")):
+            parts.append(f"## {title}\n\nNot run yet: `python experiments.py {name}`.\n")
+            continue
+        summary = load_set(name)
+        parts.append(f"## {title}\n\n`{summary['command']}` — run on {summary['date']}, "
+                     f"{summary['machine']}. Data: {summary['data']}.\n\n{section(summary)}\n")
+    os.makedirs(RESULTS, exist_ok=True)
+    text = "\n".join(parts).encode()
+    write_atomically(os.path.join(RESULTS, "README.md"), lambda f: f.write(text))
+    print(f"wrote {os.path.join(RESULTS, 'README.md')}")
+
+
