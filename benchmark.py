@@ -5,8 +5,7 @@
 
 The data must already be in --data_dir (a download is not part of what is measured). Each run
 is a fresh `python train_...py` process, so imports, data loading, training, evaluation and
-plotting all count. Prints a Markdown table and writes results/benchmark.json.
-"""
+plotting all count. Prints a Markdown table and writes results/benchmark.json."""
 import argparse
 import json
 import os
@@ -17,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from options import positive_int
+from options import DEFAULTS, positive_int
 from run_folder import write_json
 
 BENCHMARKS = {
@@ -50,21 +49,19 @@ def main():
     parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS),
                         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--repeat", type=positive_int, default=3)
-    parser.add_argument("--data_dir", default="data/")
+    parser.add_argument("--data_dir", default=DEFAULTS["data_dir"])
     args = parser.parse_args()
     rows = []
     for name in args.names:
-        walls, peaks, accuracies = [], [], []
+        samples = []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as results:
-                command = [sys.executable, *BENCHMARKS[name], "--data_dir", args.data_dir,
-                           "--data_url", "", "--results_dir", results]
-                wall, peak = measure(command)
-                walls.append(wall)
-                peaks.append(peak)
-                accuracies.append(test_accuracy(results))
+                samples.append((*measure([sys.executable, *BENCHMARKS[name], "--data_dir",
+                                          args.data_dir, "--data_url", "", "--results_dir",
+                                          results]), test_accuracy(results)))
+        walls, peaks, accuracies = zip(*samples)
         rows.append({"benchmark": name, "command": " ".join(["python", *BENCHMARKS[name]]),
-                     "wall_s_median": statistics.median(walls), "wall_s_all": walls,
+                     "wall_s_median": statistics.median(walls), "wall_s_all": list(walls),
                      "peak_rss_mb_max": max(peaks), "test_accuracy": accuracies[0]})
         print(f"{name}: {statistics.median(walls):.2f} s median wall, {max(peaks):.0f} MB peak "
               f"RSS, test accuracy {accuracies[0]:.4f}", flush=True)
@@ -73,8 +70,8 @@ def main():
     for row in rows:
         print(f"| {row['benchmark']} | `{row['command']}` | {row['wall_s_median']:.2f} s | "
               f"{row['peak_rss_mb_max']:.0f} MB | {row['test_accuracy']:.4f} |")
-    os.makedirs("results", exist_ok=True)
-    write_json(os.path.join("results", "benchmark.json"),
+    os.makedirs(DEFAULTS["results_dir"], exist_ok=True)
+    write_json(os.path.join(DEFAULTS["results_dir"], "benchmark.json"),
                {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "repeat": args.repeat,
                 "date": time.strftime("%Y-%m-%d"), "runs": rows})
 

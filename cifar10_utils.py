@@ -3,8 +3,7 @@ python batches safely, split off validation, and cut batches.
 
 The images stay uint8 in memory (180 MB for all 60,000) and are preprocessed one batch at a time
 (preprocessing.py). No torchvision: the official "python version" files are read directly,
-through an unpickler that only admits what those files contain.
-"""
+through an unpickler that only admits what those files contain."""
 import hashlib
 import os
 import pathlib
@@ -19,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from errors import DataError
-from preprocessing import AUGMENTATIONS, normalize
+from preprocessing import normalize
 from run_folder import write_atomically
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -50,7 +49,6 @@ class Split:
 
 
 # --- Getting the files: an extracted folder, a tarball, or a download ---
-
 def _layout_help(data_dir):
     return (f"expected {os.path.join(data_dir, FOLDER_NAME)}/ (data_batch_1..5, test_batch) or "
             f"{os.path.join(data_dir, TARBALL_NAME)}; download it from {CIFAR10_URL} where there "
@@ -67,9 +65,7 @@ def file_md5(path):
 
 def as_url(location):
     """--data_url as a URL: one with a scheme as given, a plain path as a file:// URL."""
-    if "://" in location:
-        return location
-    return pathlib.Path(location).resolve().as_uri()
+    return location if "://" in location else pathlib.Path(location).resolve().as_uri()
 
 
 def download(url, destination, md5):
@@ -116,8 +112,7 @@ def extract(tar_path, data_dir):
     """Extract the tarball's cifar-10-batches-py/ into data_dir, atomically and safely.
 
     Where the folder exists already, only the files it lacks are added: nothing the user has is
-    overwritten or deleted, and a batch file deleted because it was damaged comes back.
-    """
+    overwritten or deleted, and a batch file deleted because it was damaged comes back."""
     staging = tempfile.mkdtemp(prefix=".extract-", dir=data_dir)
     try:
         try:
@@ -162,8 +157,7 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
     An existing folder is used as is; an existing tarball must match md5. With a url, a missing
     tarball is downloaded and a tarball with the wrong md5 is downloaded again, once; the old file
     is only replaced by a download whose checksum is right. A data folder this call created is
-    removed again if nothing could be put in it.
-    """
+    removed again if nothing could be put in it."""
     _check_data_dir(data_dir)
     folder = os.path.join(data_dir, FOLDER_NAME)
     if not _missing_batches(folder):
@@ -205,7 +199,6 @@ def _download_into(data_dir, url, tar_path, md5):
 
 
 # --- Reading the official batch files safely ---
-
 try:
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # numpy < 2
@@ -286,16 +279,14 @@ def class_names(data_dir):
 def _load_files(folder, names):
     """Concatenate batch files, freeing each file's copy as soon as it is in place."""
     parts = [load_batch(os.path.join(folder, name)) for name in names]
-    total = sum(len(labels) for _, labels in parts)
-    images = np.empty((total, *IMAGE_SHAPE), np.uint8)
-    labels = np.empty(total, np.int64)
+    images = np.empty((sum(len(labels) for _, labels in parts), *IMAGE_SHAPE), np.uint8)
+    labels = np.empty(len(images), np.int64)
     start = 0
-    for i in range(len(parts)):
-        part_images, part_labels = parts[i]
-        parts[i] = None
-        images[start:start + len(part_labels)] = part_images
-        labels[start:start + len(part_labels)] = part_labels
-        start += len(part_labels)
+    while parts:
+        part_images, part_labels = parts.pop(0)
+        stop = start + len(part_labels)
+        images[start:stop], labels[start:stop] = part_images, part_labels
+        start = stop
     return images, labels
 
 
@@ -303,8 +294,7 @@ def _split_off_validation(images, labels, validation_size):
     """Move a fixed random choice of validation_size rows to the end; return (train, validation).
 
     Each chosen row still in the front swaps places with an unchosen row of the tail, so both
-    splits are views of one array and the images are never copied a second time.
-    """
+    splits are views of one array and the images are never copied a second time."""
     n = len(labels)
     is_validation = np.zeros(n, bool)
     is_validation[np.random.default_rng(SPLIT_SEED).permutation(n)[:validation_size]] = True
@@ -322,8 +312,7 @@ def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_
     """Load CIFAR-10 as {'train', 'validation', 'test'} Splits of uint8 images.
 
     The validation images are drawn from the 50,000 training images with a fixed seed, so every
-    run, whatever its own seed, sees the same 45,000 / 5,000 split.
-    """
+    run, whatever its own seed, sees the same 45,000 / 5,000 split."""
     folder = ensure_dataset(data_dir, url, md5)
     images, labels = _load_files(folder, TRAIN_FILES)
     if not 0 < validation_size < len(labels):
@@ -334,7 +323,6 @@ def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_
 
 
 # --- Batches ---
-
 def batch_slices(n, batch_size, drop_last=False):
     """The positions of each batch in an epoch of n samples."""
     stop = n - n % batch_size if drop_last else n
@@ -392,18 +380,15 @@ def get_dataloader(dataset, batch_size, return_numpy=False, seed=None):
 
     return_numpy=False yields torch tensors, as the course template does; seed fixes the shuffle.
     """
-    return {
-        "train": DataLoader(dataset["train"], batch_size, shuffle=True, drop_last=True, seed=seed,
-                            return_numpy=return_numpy),
-        "validation": DataLoader(dataset["validation"], batch_size, return_numpy=return_numpy),
-        "test": DataLoader(dataset["test"], batch_size, return_numpy=return_numpy),
-    }
+    return {key: DataLoader(dataset[key], batch_size, shuffle=key == "train",
+                            drop_last=key == "train", seed=seed, return_numpy=return_numpy)
+            for key in ("train", "validation", "test")}
 
 
-def make_loaders(dataset, preprocessing, batch_size=None, seed=None, augment="none",
-                 move=None):
+def make_loaders(dataset, preprocessing, batch_size=None, seed=None, augment=None, move=None):
     """The trainers' loaders of a dataset's splits through one Preprocessing: 'train' (only
-    with a batch_size: shuffled by seed, last partial batch dropped, augmented) and
+    with a batch_size: shuffled by seed, last partial batch dropped, augmented by one of
+    preprocessing.AUGMENTATIONS) and
     'validation' and 'test' in order, in batches of EVAL_BATCH_SIZE. move(split), if given,
     puts each prepared split where it is to live (a torch device)."""
     loaders = {}
@@ -414,7 +399,7 @@ def make_loaders(dataset, preprocessing, batch_size=None, seed=None, augment="no
             split = move(split)
         if key == "train":
             loaders[key] = DataLoader(split, batch_size, shuffle=True, drop_last=True, seed=seed,
-                                      transform=AUGMENTATIONS[augment], preprocess=preprocess)
+                                      transform=augment, preprocess=preprocess)
         else:
             loaders[key] = DataLoader(split, EVAL_BATCH_SIZE, preprocess=preprocess)
     return loaders

@@ -1,13 +1,9 @@
-"""The assignment's questions answered by runs anyone can repeat: what each experiment set runs,
-and how. report.py writes results/README.md from what the sets leave.
+"""The assignment's questions answered by runs anyone can repeat: what each experiment set (SETS)
+runs, and how. Running a set again replaces its results; report.py then writes the report.
 
-    python experiments.py bn              # train one set: results/bn/ (runs, figures, summary.json)
+    python experiments.py bn              # train one set: results/bn/ (runs, summary.json)
     python experiments.py all             # every set, then the report
     python experiments.py report          # redraw figures, rewrite results/README.md; no training
-
-Sets: bn, activations, numpy-vs-torch, dead-neurons, best, best-numpy-vs-torch, search,
-search-long, budget-reference, presets, learned. Running a set again replaces its results. The
-report is generated from each set's summary.json and its runs' metrics.json only.
 """
 import argparse
 import datetime
@@ -132,27 +128,24 @@ SETS = {
 
 
 # --- Training a set ---
+# each trainer, the file its runs save their model in, and its settings for the sets' runs
+TRAINERS = {"numpy": (train_mlp_numpy, "model.npz", {}),
+            "pytorch": (train_mlp_pytorch, "model.pt", {"device": "cpu"})}
+
 
 def train_entry(entry, results_dir, data_dir):
-    flags = dict(entry["flags"], data_dir=data_dir, results_dir=results_dir)
-    if entry["trainer"] == "numpy":
-        return train_mlp_numpy.train(**flags)
-    flags.setdefault("use_batch_norm", DEFAULTS["use_batch_norm"])
-    return train_mlp_pytorch.train(**flags, device="cpu")
-
-
-def validation_size(entry):
-    return entry["flags"].get("validation_size", DEFAULTS["validation_size"])
+    trainer, _, settings = TRAINERS[entry["trainer"]]
+    return trainer.train(**{"use_batch_norm": DEFAULTS["use_batch_norm"], **entry["flags"]},
+                         data_dir=data_dir, results_dir=results_dir, **settings)
 
 
 def draw_learned(entry, run_dir, data_dir):
     """--evaluate the entry's saved model (the four figures appear beside it) and copy the
     figures to results/learned/<entry's figures>/, where the report shows them."""
-    trainer = train_mlp_numpy if entry["trainer"] == "numpy" else train_mlp_pytorch
-    weights = os.path.join(run_dir, "model.npz" if entry["trainer"] == "numpy" else "model.pt")
-    options = {} if entry["trainer"] == "numpy" else {"device": "cpu"}
-    trainer.evaluate_saved(weights, set(), data_dir=data_dir, data_url="",
-                           validation_size=validation_size(entry), **options)
+    trainer, model_file, settings = TRAINERS[entry["trainer"]]
+    trainer.evaluate_saved(os.path.join(run_dir, model_file), set(), data_dir=data_dir,
+                           data_url="", **settings,
+                           validation_size=dict(DEFAULTS, **entry["flags"])["validation_size"])
     target = os.path.join(report.RESULTS, "learned", entry["figures"])
     os.makedirs(target, exist_ok=True)
     for name in ("confusion.png", "per_class.png", "weights.png", "mistakes.png"):
@@ -198,12 +191,10 @@ def train_set(name, data_dir, note):
             (trained,) = [e for e in source["runs"] if e["label"] == entry["from_label"]]
             run_dir = os.path.join(report.RESULTS, entry["from_set"], trained["run_dir"])
             draw_learned(entry, run_dir, data_dir)
-            entries.append(dict(entry, command=command,
-                                run_dir=os.path.relpath(run_dir, folder)))
+            entries.append(dict(entry, command=command, run_dir=os.path.relpath(run_dir, folder)))
             continue
         model, val_accuracies, _, log = train_entry(entry, runs_dir, data_dir)
-        saved = dict(entry, command=command,
-                     run_dir=os.path.relpath(log["run_dir"], folder))
+        saved = dict(entry, command=command, run_dir=os.path.relpath(log["run_dir"], folder))
         if "figures" in entry:
             draw_learned(entry, log["run_dir"], data_dir)
         if name in GREEDY_SETS:
@@ -212,7 +203,7 @@ def train_set(name, data_dir, note):
                 kept_flags, kept_accuracy = entry["flags"], max(val_accuracies)
         if name == "dead-neurons":
             validation = validation or cifar10_utils.get_cifar10(
-                data_dir, validation_size(entry))["validation"]
+                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"])["validation"]
             saved["dead_fraction"] = dead_fractions(model, validation)
         entries.append(saved)
     write_json(os.path.join(folder, "summary.json"), {
@@ -241,7 +232,7 @@ def main(what, data_dir, data_note_text):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=[*SETS, "all", "report"])
-    parser.add_argument("--data_dir", default="data/")
+    parser.add_argument("--data_dir", default=DEFAULTS["data_dir"])
     parser.add_argument("--data_note", default="",
                         help="what the data is, for the report (default: from its md5)")
     args = parser.parse_args()

@@ -4,8 +4,7 @@ four figures `--evaluate` draws beside the weights it read.
     confusion.png   the test confusion matrix, rows normalized, counts and percentages in cells
     per_class.png   test accuracy of each class, with the overall accuracy as a line
     weights.png     the first Linear layer's rows as 32x32 colour images (up to 64 units)
-    mistakes.png    the test images the model got wrong with the highest confidence
-"""
+    mistakes.png    the test images the model got wrong with the highest confidence"""
 import math
 import os
 
@@ -91,17 +90,21 @@ def draw_per_class(confusion, class_names, path):
     save_figure(fig, path)
 
 
+def image_grid(count, columns, cell_size):
+    """A figure of at least one row of `columns` empty, axis-less cells for count images."""
+    rows = max(1, math.ceil(count / columns))
+    fig, axes = pyplot().subplots(rows, columns, squeeze=False,
+                                  figsize=(cell_size[0] * columns, cell_size[1] * rows + 0.5))
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
 def draw_templates(weights, path):
     """weights: (units, 3072), the first Linear layer's W; each row shown as a 32x32 image,
     rescaled to its own range, as CS231n shows learned templates."""
-    plt = pyplot()
     shown = weights[:MAX_TEMPLATES]
-    columns = min(8, len(shown))
-    rows = math.ceil(len(shown) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.1 * columns, 1.15 * rows + 0.5),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = image_grid(len(shown), min(8, len(shown)), (1.1, 1.15))
     for unit, (ax, row) in enumerate(zip(axes.flat, shown)):
         low, high = row.min(), row.max()
         ax.imshow(as_picture(((row - low) / max(high - low, 1e-12)).reshape(3, 32, 32)),
@@ -114,17 +117,11 @@ def draw_templates(weights, path):
 
 def draw_mistakes(images, labels, probabilities, class_names, path):
     """The wrong predictions made with the highest probability, with true and predicted class."""
-    plt = pyplot()
     predictions = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     wrong = np.flatnonzero(predictions != labels)
     worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_MISTAKES]
-    columns = 6
-    rows = max(1, math.ceil(len(worst) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.5 * rows + 0.4),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = image_grid(len(worst), 6, (1.9, 2.5))
     for ax, index in zip(axes.flat, worst):
         ax.imshow(as_picture(images[index]))
         ax.set_title(f"true: {class_names[labels[index]]}\npredicted: "
@@ -139,8 +136,7 @@ def report(weights_path, validation_accuracy, test_split, probabilities, first_l
            class_names):
     """What --evaluate shows: the accuracies and per-class table printed, and the four figures
     written beside the weights. test_split holds the uint8 images, shown as a person sees them."""
-    confusion = confusion_matrix(test_split.labels, probabilities.argmax(axis=1),
-                                 len(class_names))
+    confusion = confusion_matrix(test_split.labels, probabilities.argmax(axis=1), len(class_names))
     print(f"{weights_path}: validation accuracy {validation_accuracy:.4f}, test accuracy "
           f"{np.trace(confusion) / confusion.sum():.4f}")
     print(per_class_table(confusion, class_names))

@@ -1,14 +1,14 @@
 """A multi-layer perceptron in NumPy, built from the modules with hand-written backward passes."""
 import numpy as np
 
-from modules import (BatchNormModule, DropoutModule, ELUModule, GELUModule, LinearModule,
+from modules import (BatchNormModule, DropoutModule, ELUModule, GELUModule, LinearModule, Module,
                      ReLUModule, SoftMaxModule, TanhModule)
 
 ACTIVATIONS = {"elu": lambda: ELUModule(alpha=1.0), "gelu": GELUModule, "relu": ReLUModule,
                "tanh": TanhModule}
 
 
-class MLP:
+class MLP(Module):
     """Per hidden layer Linear -> [BatchNorm] -> activation [-> Dropout]; then a final Linear and
     a softmax: the PyTorch MLP's order, so its layers carry the same indices.
 
@@ -16,8 +16,7 @@ class MLP:
     regression. bottleneck=K puts a linear layer of K units first (nothing after it), so that the
     first hidden layer's weights become a product of rank at most K. Parameters are float64,
     NumPy's default, unless dtype says otherwise (the trainer asks for float32). train() and
-    eval() switch BatchNorm and Dropout as in PyTorch.
-    """
+    eval() switch BatchNorm and Dropout as in PyTorch."""
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
                  dropout=0.0, dtype=np.float64, bottleneck=0):
@@ -38,20 +37,16 @@ class MLP:
                 if dropout > 0:
                     self.layers.append(DropoutModule(dropout))
         self.softmax = SoftMaxModule()
-        self.training = True
 
     @property
     def linear_layers(self):
         return [layer for layer in self.layers if isinstance(layer, LinearModule)]
 
     def train(self, mode=True):
-        self.training = mode
+        """Switch every layer to training (or evaluation) mode; eval() is train(False)."""
         for layer in self.layers:
             layer.train(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
+        return super().train(mode)
 
     def forward(self, x):
         """x: (S, n_inputs) -> probabilities (S, n_classes)."""

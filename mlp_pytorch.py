@@ -13,8 +13,7 @@ class MLP(nn.Module):
 
     x: (S, n_inputs) or (S, 3, 32, 32) -> logits (S, n_classes); the loss applies log-softmax.
     Initialised as the NumPy model: Kaiming normal with std sqrt(1 / fan_in) for the input layer,
-    which reads normalized pixels, and sqrt(2 / fan_in) after an activation; zero biases.
-    """
+    which reads normalized pixels, and sqrt(2 / fan_in) after an activation; zero biases."""
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
                  dropout=0.0, bottleneck=0):

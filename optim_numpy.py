@@ -3,8 +3,7 @@ exact update rule, so that the two trainers take the same steps from the same gr
 
 An optimizer holds the model and its learning rate (`lr`, which a schedule may change between
 steps) and updates every parameter in place from model.parameters() on step(). Notation: p a
-parameter, g its gradient dL/dp, η the learning rate, λ the weight decay, t the step (from 1).
-"""
+parameter, g its gradient dL/dp, η the learning rate, λ the weight decay, t the step (from 1)."""
 import numpy as np
 
 

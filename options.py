@@ -1,10 +1,8 @@
-"""Every option of the two trainers, written once: its default, type and range, help, and whether a
-saved model records it as architecture. The command line, the defaults of train(), the run's
-name and record, the architecture record, the presets' check and the README's flag table all
-derive from OPTIONS.
+"""Every option of the two trainers, written once (OPTIONS): its default, type and range, help, and
+whether a saved model records it. Both command lines, the defaults of train(), the run's name and
+record, the architecture record, the presets' check and the README's flag table derive from it.
 
-    python options.py      # prints the README's flag table
-"""
+    python options.py      # prints the README's flag table"""
 import argparse
 import math
 
@@ -52,8 +50,9 @@ def comma_separated_dims(text):
 
 class Option:
     """One flag. group: 'course' (the course's own flags), 'training' (beyond the course; named
-    in the run's folder when changed), 'data', 'run' (what and how to run; not part of a run's
-    record); architecture: a saved model records it; trainer: the one trainer that takes it."""
+    in the run's folder when changed), 'setup' (data, results, device), 'run' (what to run; not
+    part of a run's record); architecture: a saved model records it; trainer: the one trainer that
+    takes it."""
 
     def __init__(self, name, default, help, group, architecture=False, trainer=None,
                  **argparse_settings):
@@ -122,20 +121,19 @@ OPTIONS = [
            "per batch; 0 is off", "training", type=nonnegative_float, metavar="ALPHA"),
     Option("ema", 0.0, "validate, keep and test an exponential moving average of the weights "
            "(and BatchNorm's statistics), a <- d a + (1-d) w after every step, "
-           "d = min(DECAY, (1+t)/(10+t)); 0 is off", "training", type=fraction,
-           metavar="DECAY"),
+           "d = min(DECAY, (1+t)/(10+t)); 0 is off", "training", type=fraction, metavar="DECAY"),
     Option("bottleneck", 0, "a linear layer of N units (no BatchNorm, activation or dropout) "
            "before the first hidden layer, so that layer's weights have rank <= N; 0 is none",
            "training", architecture=True, type=nonnegative_int, metavar="N"),
     Option("data_dir", cifar10_utils.DATA_DIR, f"folder holding {cifar10_utils.FOLDER_NAME}/ or "
-           f"{cifar10_utils.TARBALL_NAME}", "data"),
+           f"{cifar10_utils.TARBALL_NAME}", "setup"),
     Option("data_url", cifar10_utils.CIFAR10_URL, "where to download CIFAR-10 if it is missing "
-           "(a mirror, or a plain path to the tarball); '' never downloads", "data"),
+           "(a mirror, or a plain path to the tarball); '' never downloads", "setup"),
     Option("validation_size", cifar10_utils.VALIDATION_SIZE, "training images held out for "
-           "validation", "data", type=validation_size),
+           "validation", "setup", type=validation_size),
     Option("results_dir", "results", "each run writes a folder of curves, metrics and its model "
-           "here", "data"),
-    Option("device", "auto", "auto picks CUDA, then MPS, then the CPU, and says which", "data",
+           "here", "setup"),
+    Option("device", "auto", "auto picks CUDA, then MPS, then the CPU, and says which", "setup",
            trainer="pytorch", choices=("auto", "cpu", "cuda", "mps")),
     Option("preset", None, "start from a named recipe of results/README.md; flags given as "
            "well override it", "run", choices=("best", "fast")),
@@ -170,8 +168,15 @@ assert all(set(preset) <= set(DEFAULTS) for preset in PRESETS.values())
 assert set(PRESETS) == set(BY_NAME["preset"].settings["choices"])
 
 
+def shown_default(option):
+    """The default as help texts and the README show it: a switch's as on or off."""
+    if isinstance(option.default, bool):
+        return "on" if option.default else "off"
+    return "" if option.default is None else flag_text(option.default)
+
+
 def help_text(option):
-    shown = "" if option.default is None else f"default: {flag_text(option.default)}"
+    shown = shown_default(option) and f"default: {shown_default(option)}"
     details = "; ".join(part for part in (option.allowed, shown) if part)
     return (f"{option.help} ({details})" if details else option.help).replace("%", "%%")
 
@@ -179,14 +184,13 @@ def help_text(option):
 def build_parser(trainer, description):
     """The trainer's command line: every option of OPTIONS it takes, grouped as in the table."""
     parser = argparse.ArgumentParser(description=description)
-    titles = {"course": "the course's flags", "training": "training options",
-              "data": "data, results and device", "run": "what to run"}
-    groups = {group: parser.add_argument_group(title) for group, title in titles.items()}
+    groups = {option.group: parser.add_argument_group(f"{option.group} options")
+              for option in OPTIONS}
     for option in OPTIONS:
         if option.trainer in (None, trainer):
-            settings = {"default": option.default, **option.settings}
-            if "dest" in settings:
-                del settings["default"]  # the option it spells differently has the default
+            settings = dict(option.settings)
+            if "dest" not in settings:  # an alias leaves the default to the option it spells
+                settings["default"] = option.default
             groups[option.group].add_argument(f"--{option.name}", help=help_text(option),
                                               **settings)
     return parser
@@ -195,8 +199,7 @@ def build_parser(trainer, description):
 def parse_with_preset(parser, argv=None):
     """Parse argv, with a --preset's flags as the defaults that flags given on the line override.
 
-    args.given_flags names the flags the user chose: typed, or set by the preset.
-    """
+    args.given_flags names the flags the user chose: typed, or set by the preset."""
     preset = parser.parse_known_args(argv)[0].preset
     if preset:
         parser.set_defaults(**PRESETS[preset])
@@ -222,9 +225,7 @@ def check_batch_norm_batch(use_batch_norm, batch_size):
 
 
 def flag_text(value):
-    """A value as it is typed after its flag; a switch's as on or off."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
+    """A value as it is typed after its flag."""
     if isinstance(value, list):
         return " ".join(map(str, value)) or "(none)"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -254,7 +255,7 @@ def markdown_table():
     """The README's flag table."""
     rows = ["| flag | default | allowed | meaning |", "|---|---|---|---|"]
     for option in OPTIONS:
-        default = "" if option.default is None else f"`{flag_text(option.default)}`"
+        default = shown_default(option) and f"`{shown_default(option)}`"
         only = f" ({option.trainer} only)" if option.trainer else ""
         rows.append(f"| `{option.flag()}`{only} | {default} | {option.allowed} | {option.help} |")
     return "\n".join(rows)

@@ -1,10 +1,7 @@
-"""What is done to images between the files and the model: normalization (the course's
-per-channel numbers, per-pixel statistics or ZCA whitening, fitted on the training split) and the
-training augmentations (flips, crops, mixup).
-
-Every function works on NumPy arrays and on torch tensors alike, on the tensor's own device, and
-draws its randomness from a NumPy Generator, so that both trainers see the same batches for a seed.
-"""
+"""What is done to images between the files and the model: normalization (the course's numbers,
+or per-pixel or ZCA statistics fitted on the training split) and augmentation (flips, crops,
+mixup). Each works on NumPy arrays and on torch tensors on their device alike, and draws from a
+NumPy Generator, so that both trainers see the same batches for a seed."""
 import numpy as np
 
 MEAN = (0.491, 0.482, 0.447)  # the course's per-channel numbers for CIFAR-10
@@ -20,8 +17,7 @@ SHIFT = np.repeat(-np.array(MEAN, np.float32) / np.array(STD, np.float32), 32 * 
 def normalize(images):
     """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std.
 
-    images is a NumPy array, or a torch tensor on any device (normalized there).
-    """
+    images is a NumPy array, or a torch tensor on any device (normalized there)."""
     return _affine(images, SCALE, SHIFT)
 
 
@@ -67,8 +63,7 @@ class Preprocessing:
     image were there twice, once flipped), so that preprocessing and a horizontal flip commute:
     flips may then be applied to preprocessed images, at test time too.
     arrays: {'scale', 'shift'} and for ZCA 'whitening' W (3072, 3072); fitted_arrays is what a
-    saved model keeps: nothing for the course's fixed numbers.
-    """
+    saved model keeps: nothing for the course's fixed numbers."""
 
     def __init__(self, arrays=None):
         self.fitted_arrays = arrays or {}
@@ -135,6 +130,11 @@ class Preprocessing:
             return images, self
         return np.concatenate([self(images[start:start + CHUNK])
                                for start in range(0, len(images), CHUNK)]), None
+
+
+def mirror(images):
+    """(B, C, H, W) -> each image mirrored left-right."""
+    return images[..., ::-1] if isinstance(images, np.ndarray) else images.flip(-1)
 
 
 def random_flip(images, rng):

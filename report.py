@@ -1,16 +1,15 @@
 """results/README.md, written from the saved metrics alone: each experiment set's figures, tables
-and text. Nothing here trains; `python experiments.py report` calls write_report.
-"""
+and text. Nothing here trains; `python experiments.py report` calls write_report."""
 import json
 import os
 import statistics
 
 import numpy as np
 
-from options import command_line
+from options import DEFAULTS, command_line
 from run_folder import pyplot, save_figure, write_atomically
 
-RESULTS = "results"
+RESULTS = DEFAULTS["results_dir"]
 PRESET_REFERENCE_MINUTES = 8.8  # the earlier --preset best on the Intel Xeon of the first report
 # What the figures of the 'learned' set show, written after looking at them
 LEARNED_NOTES = """What the accuracy alone does not say. The course's model learns colour and
@@ -45,10 +44,6 @@ def groups(summary):
     return grouped
 
 
-def runs_per_setting(summary):
-    return len(next(iter(groups(summary).values())))
-
-
 def mean_std(values):
     values = [100 * v for v in values]
     spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
@@ -78,8 +73,7 @@ def curves_figure(summary, path, title):
 
 def seeds_table(summary):
     lines = ["| setting | test accuracy % (mean ± std over seeds) | per seed | command of one "
-             "run |",
-             "|---|---|---|---|"]
+             "run |", "|---|---|---|---|"]
     for label, entries in groups(summary).items():
         tests = [e["metrics"]["test_accuracy"] for e in entries]
         per_seed = ", ".join(f"{e['flags']['seed']}: {100 * t:.2f}" for e, t in zip(entries, tests))
@@ -91,13 +85,14 @@ def section_bn(summary):
     curves_figure(summary, os.path.join(RESULTS, "bn", "bn.png"),
                   "PyTorch MLP at the course's defaults, with and without BatchNorm")
     by_label = groups(summary)
+    seeds = len(by_label["with BatchNorm"])
     means = {label: statistics.mean(e["metrics"]["test_accuracy"] for e in entries)
              for label, entries in by_label.items()}
     first_loss = {label: statistics.mean(e["metrics"]["train_loss"][0] for e in entries)
                   for label, entries in by_label.items()}
     gain = 100 * (means["with BatchNorm"] - means["without BatchNorm"])
     return f"""BatchNorm after each hidden Linear, everything else at the course's defaults (one
-hidden layer of 128 ELU units, SGD with lr 0.1, 10 epochs), {runs_per_setting(summary)} seeds each.
+hidden layer of 128 ELU units, SGD with lr 0.1, 10 epochs), {seeds} seeds each.
 
 ![BatchNorm curves](bn/bn.png)
 
@@ -117,7 +112,7 @@ def section_activations(summary):
     best = max(groups(summary).items(),
                key=lambda item: statistics.mean(e["metrics"]["test_accuracy"] for e in item[1]))
     return f"""The same network and budget (128 hidden units, SGD lr 0.1, 10 epochs) with each
-hidden nonlinearity, {runs_per_setting(summary)} seeds each. **{best[0]}** has the best mean test accuracy.
+hidden nonlinearity, {len(best[1])} seeds each. **{best[0]}** has the best mean test accuracy.
 
 ![Activation curves](activations/activations.png)
 
@@ -147,8 +142,7 @@ def section_numpy_vs_torch(summary):
         ax.legend()
     fig.suptitle("NumPy and PyTorch trainers at the course's defaults")
     save_figure(fig, os.path.join(RESULTS, "numpy-vs-torch", "numpy-vs-torch.png"))
-    rows = "\n".join(
-        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+    rows = "\n".join(f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
         f"{sum(e['metrics']['epoch_seconds']):.1f} s | {e['metrics']['wall_time_s']:.1f} s | "
         f"`{e['command']}` |" for e in summary["runs"])
     return f"""Both trainers at the course's defaults on the same data and split. They start from
@@ -222,8 +216,7 @@ def section_best(summary):
     accuracy_panel(ax, final, "The best MLP: accuracy per epoch")
     ax.legend()
     save_figure(fig, os.path.join(RESULTS, "best", "best.png"))
-    rows = "\n".join(
-        f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+    rows = "\n".join(f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
         f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |"
         for i, e in enumerate(entries))
     return f"""How the earlier best recipe (61 %) was found, on the machine named above; the
@@ -257,8 +250,7 @@ def section_best_numpy_vs_torch(summary):
     ax.legend()
     save_figure(fig, os.path.join(RESULTS, "best-numpy-vs-torch", "best-numpy-vs-torch.png"))
     numpy_run, torch_run = (e["metrics"] for e in entries)
-    rows = "\n".join(
-        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+    rows = "\n".join(f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
         f"{100 * max(e['metrics']['val_accuracy']):.2f} | "
         f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |" for e in entries)
     gap = 100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"])
@@ -301,8 +293,7 @@ def greedy_section(summary, folder, origin, note):
            xlabel="minutes since the run started", ylabel="validation accuracy")
     ax.legend(fontsize=8)
     save_figure(fig, os.path.join(RESULTS, folder, f"{folder}.png"))
-    rows = "\n".join(
-        f"| {i} | {e['label']} | {'kept' if e['kept'] else 'not kept'} | "
+    rows = "\n".join(f"| {i} | {e['label']} | {'kept' if e['kept'] else 'not kept'} | "
         f"{100 * max(e['metrics']['val_accuracy']):.2f} | {100 * e['metrics']['test_accuracy']:.2f}"
         f" | {e['metrics']['wall_time_s'] / 60:.1f} | `{e['command']}` |"
         for i, e in enumerate(entries))
@@ -391,7 +382,7 @@ def section_presets(summary):
     save_figure(fig, os.path.join(RESULTS, "presets", "presets.png"))
     if budget_factor() is None:
         return "The budgets are unknown here: run `python experiments.py budget-reference`."
-    _, factor = budget_factor()
+    factor = budget_factor()[1]
     verdicts = "; ".join(preset_verdict(e, factor) for e in entries if e["label"] in PRESET_TARGETS)
     by_label = {e["label"]: e["metrics"] for e in entries}
     numpy_run, torch_run = by_label["--preset best, NumPy"], by_label["--preset best"]

@@ -69,8 +69,7 @@ class RunRecorder:
     """Collects a run's numbers, keeps metrics.json current, and draws its curves at the end.
 
     Used as a context manager: however the block ends (done, diverged, Ctrl-C, SIGTERM), the
-    numbers of the finished epochs are written out with the way it ended, and plotted.
-    """
+    numbers of the finished epochs are written out with the way it ended, and plotted."""
 
     def __init__(self, results_dir, name, config):
         self.results_dir, self.name, self.folder = results_dir, name, None

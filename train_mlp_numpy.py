@@ -5,8 +5,7 @@
 
 Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.npz).
 Every option left out keeps the course's plain SGD run; the options are options.py's, the same
-as the PyTorch trainer's.
-"""
+as the PyTorch trainer's."""
 import train_utils  # light (NumPy, the data path): the guard below comes before torch and the rest
 
 if __name__ == "__main__":
@@ -19,13 +18,12 @@ import zipfile
 
 import numpy as np
 
-import cifar10_utils
 from mlp_numpy import MLP
 from modules import CrossEntropyModule
 from optim_numpy import make_optimizer
 from options import build_parser, parse_with_preset
 from run_folder import write_atomically
-from train_utils import TrainingRun, WeightAverage, accuracy_of, not_a_saved_model
+from train_utils import TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model
 
 
 def parse_args(argv=None):
@@ -37,35 +35,22 @@ def accuracy(predictions, targets):
     return accuracy_of(predictions, targets)
 
 
-def predict(model, data_loader, tta="none"):
-    """(probabilities (N, C), labels (N,)) over every batch of data_loader, in eval mode
-    (BatchNorm's running statistics, no dropout); the model's mode is restored after.
-    tta='flip' averages each image's probabilities with its mirror's."""
-    was_training = model.training
-    model.eval()
-    batches = []
-    for images, labels in data_loader:
-        probabilities = model.forward(images.reshape(len(images), -1))
-        if tta == "flip":
-            probabilities += model.forward(images[..., ::-1].reshape(len(images), -1))
-            probabilities /= 2
-        batches.append((probabilities, labels))
+def predict(model, data_loader, tta=None):
+    """train_utils.predict of the model, whose forward ends in the softmax."""
+    outputs = train_utils.predict(model, data_loader, tta,
+                                  lambda images: model.forward(images.reshape(len(images), -1)))
     model.clear_cache()
-    model.train(was_training)
-    return tuple(np.concatenate(parts) for parts in zip(*batches))
+    return outputs
 
 
-def evaluate_model(model, data_loader, tta="none"):
+def evaluate_model(model, data_loader, tta=None):
     """Accuracy of model over every image of data_loader: correct / N."""
     return accuracy_of(*predict(model, data_loader, tta))
 
 
-def build_model(architecture, dtype=np.float32):
-    """The MLP an architecture record (options.ARCHITECTURE) describes, for CIFAR-10."""
-    return MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
-               cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
-               architecture["activation"], architecture["dropout"], dtype=dtype,
-               bottleneck=architecture["bottleneck"])
+def build_model(architecture):
+    """The MLP an architecture record describes, in float32: half the memory traffic."""
+    return build_mlp(MLP, architecture, dtype=np.float32)
 
 
 def save_weights(state, architecture, preprocessing, path):
@@ -103,8 +88,7 @@ def read_weights(path):
 
 
 def evaluate_saved(path, given_flags, **flags):
-    """Print the validation and test accuracy of a saved model and draw its figures
-    (train_utils.evaluate_saved); the model records its architecture."""
+    """--evaluate: train_utils.evaluate_saved with this trainer's file format and model."""
     train_utils.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
                                lambda model: model.linear_layers[0].params["weight"])
 
@@ -112,12 +96,11 @@ def evaluate_saved(path, given_flags, **flags):
 def mixed_loss(loss_module, probs, labels, partners, weight):
     """(L, dL/dlogits) of a batch blended by Mixup: L = w CE(y) + (1 - w) CE(y[perm]), and the
     gradient blends alike, CE being linear in its target; w = 1 is the plain loss."""
-    loss, logits_grad = float(loss_module.forward(probs, labels)), loss_module.logits_grad(probs,
-                                                                                         labels)
+    loss = float(loss_module.forward(probs, labels))
+    logits_grad = loss_module.logits_grad(probs, labels)
     if weight < 1:
         loss = weight * loss + (1 - weight) * float(loss_module.forward(probs, partners))
-        logits_grad = weight * logits_grad + (1 - weight) * loss_module.logits_grad(probs,
-                                                                                    partners)
+        logits_grad = weight * logits_grad + (1 - weight) * loss_module.logits_grad(probs, partners)
     return loss, logits_grad
 
 
@@ -126,8 +109,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
 
     The returned model holds the weights of the epoch with the best validation accuracy, which is
     also the one tested; logging_dict has per-step and per-epoch losses and accuracies. options
-    are options.py's (use_batch_norm, activation, optimizer, ...), each left out at its default.
-    """
+    are options.py's (use_batch_norm, activation, optimizer, ...), each left out at its default."""
     run = TrainingRun("numpy", dict(options, hidden_dims=hidden_dims, lr=lr, batch_size=batch_size,
                                     epochs=epochs, seed=seed, data_dir=data_dir))
     flags = run.flags

@@ -13,7 +13,6 @@ if __name__ == "__main__":
 
 import copy
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -22,7 +21,7 @@ from errors import UserError
 from mlp_pytorch import MLP
 from options import build_parser, parse_with_preset
 from run_folder import write_atomically
-from train_utils import TrainingRun, WeightAverage, accuracy_of, not_a_saved_model
+from train_utils import TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model
 
 
 def parse_args(argv=None):
@@ -51,11 +50,8 @@ def to_device(split, device):
 
 
 def build_model(architecture, device):
-    """The MLP an architecture record (options.ARCHITECTURE) describes, for CIFAR-10."""
-    return MLP(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
-               cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
-               architecture["activation"], architecture["dropout"],
-               bottleneck=architecture["bottleneck"]).to(device)
+    """The MLP an architecture record describes, on the device."""
+    return build_mlp(MLP, architecture).to(device)
 
 
 def save_weights(state, architecture, preprocessing, path):
@@ -92,8 +88,7 @@ def read_weights(path, device):
 
 
 def evaluate_saved(path, given_flags, device, **flags):
-    """Print the validation and test accuracy of a saved model and draw its figures
-    (train_utils.evaluate_saved); the model records its architecture."""
+    """--evaluate: train_utils.evaluate_saved with this trainer's file format and model."""
     device = pick_device(device)
     train_utils.evaluate_saved(path, given_flags, flags, lambda path: read_weights(path, device),
                                lambda architecture: build_model(architecture, device), predict,
@@ -107,23 +102,13 @@ def accuracy(predictions, targets):
 
 
 @torch.no_grad()
-def predict(model, data_loader, tta="none"):
-    """(probabilities (N, C), labels (N,)) as NumPy arrays over every batch of data_loader, in
-    eval mode (BatchNorm's running statistics, no dropout); the model's mode is restored after.
-    tta='flip' averages each image's probabilities with its mirror's."""
-    was_training = model.training
-    model.eval()
-    batches = []
-    for images, labels in data_loader:
-        probabilities = torch.softmax(model(images), dim=1)
-        if tta == "flip":
-            probabilities = (probabilities + torch.softmax(model(images.flip(-1)), dim=1)) / 2
-        batches.append((probabilities, labels))
-    model.train(was_training)
-    return tuple(torch.cat(parts).cpu().numpy() for parts in zip(*batches))
+def predict(model, data_loader, tta=None):
+    """train_utils.predict of the model, whose logits go through a softmax."""
+    return train_utils.predict(model, data_loader, tta,
+                               lambda images: torch.softmax(model(images), dim=1))
 
 
-def evaluate_model(model, data_loader, tta="none"):
+def evaluate_model(model, data_loader, tta=None):
     """Accuracy of model over every image of data_loader: correct / N."""
     return accuracy_of(*predict(model, data_loader, tta))
 
@@ -171,8 +156,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
 
     The returned model holds the weights of the epoch with the best validation accuracy, which is
     also the one tested. options are options.py's (device, activation, optimizer, ...), each left
-    out at its default.
-    """
+    out at its default."""
     run = TrainingRun("pytorch", dict(options, hidden_dims=hidden_dims, lr=lr,
                                       use_batch_norm=use_batch_norm, batch_size=batch_size,
                                       epochs=epochs, seed=seed, data_dir=data_dir))

@@ -15,21 +15,16 @@ import inspect_model
 from errors import EXIT_CODES, Terminated, TrainingDiverged, UserError
 from options import (ARCHITECTURE, DEFAULTS, TRAINING_OPTIONS, check_batch_norm_batch,
                      flag_text, options_of)
-from preprocessing import Mixup, Preprocessing
+from preprocessing import AUGMENTATIONS, Mixup, Preprocessing, mirror
 from run_folder import RunRecorder
 
 
 # --- A training run around its loop ---
-
 class TrainingRun(RunRecorder):
-    """Everything of a run but its model and its step, the same for both trainers: the checks
-    before any work, the run's folder and record (a RunRecorder), the data through its
-    preprocessing, each epoch's batches with the scheduled learning rate and mixup, the
-    bookkeeping of every step and epoch, and the test.
-
-    flags: the run's options (options.DEFAULTS's that the trainer takes), any left out at their
-    defaults; an unknown one is a TypeError, as for any Python function.
-    """
+    """Everything of a run but its model and its step, the same for both trainers: the checks,
+    the run's folder and record, the preprocessed data, each epoch's batches with their learning
+    rate and mixup, the bookkeeping of every step and epoch, and the test. flags: the trainer's
+    options (options.options_of), defaults for those left out; an unknown one is a TypeError."""
 
     def __init__(self, framework, flags):
         unknown = set(flags) - set(options_of(framework))
@@ -38,8 +33,7 @@ class TrainingRun(RunRecorder):
         self.flags = flags = {name: flags.get(name, DEFAULTS[name])
                               for name in options_of(framework)}
         check_batch_norm_batch(flags["use_batch_norm"], flags["batch_size"])
-        check_model_fits(int(np.prod(cifar10_utils.IMAGE_SHAPE)), flags["hidden_dims"],
-                         cifar10_utils.NUM_CLASSES, flags["bottleneck"])
+        check_model_fits(flags["hidden_dims"], flags["bottleneck"])
         self.architecture = {name: flags[name] for name in ARCHITECTURE}
         super().__init__(flags["results_dir"], self.folder_name(framework),
                          dict(framework=framework, **flags))
@@ -62,12 +56,15 @@ class TrainingRun(RunRecorder):
         flags = self.flags
         self.dataset = cifar10_utils.get_cifar10(flags["data_dir"], flags["validation_size"],
                                                  url=flags["data_url"])
-        check_batch_size(flags["batch_size"], len(self.dataset["train"]))
+        if flags["batch_size"] > len(self.dataset["train"]):
+            raise UserError(f"--batch_size {flags['batch_size']} is larger than the "
+                            f"{len(self.dataset['train'])} training images: no full batch to "
+                            f"train on")
         self.preprocessing = Preprocessing.fit(flags["normalize"], self.dataset["train"].images,
                                                flags["zca_epsilon"])
         self.loaders = cifar10_utils.make_loaders(self.dataset, self.preprocessing,
                                                   flags["batch_size"], flags["seed"],
-                                                  flags["augment"], move)
+                                                  AUGMENTATIONS[flags["augment"]], move)
         steps_per_epoch = len(self.loaders["train"])
         self.total_steps = flags["epochs"] * steps_per_epoch
         self.warmup_steps = round(flags["warmup"] * steps_per_epoch)
@@ -87,8 +84,12 @@ class TrainingRun(RunRecorder):
     def record_step(self, loss, predictions, labels, partners, weight):
         """Log a step's loss, and count its correct predictions against the labels that weigh
         most in the blend; a loss that is not finite ends the run as diverged."""
-        if not math.isfinite(loss):
-            raise diverged(loss, self.epoch, self.flags["lr"], self.flags["weight_decay"])
+        if not math.isfinite(loss):  # name the flags that can cause it
+            lr, weight_decay = self.flags["lr"], self.flags["weight_decay"]
+            culprits = f"--lr than {lr:g}" + (f" or --weight_decay than {weight_decay:g}"
+                                              if weight_decay else "")
+            raise TrainingDiverged(f"loss became {loss} in epoch {self.epoch}: training "
+                                   f"diverged; try a lower {culprits}")
         self.log_step(loss)
         self.losses.append(loss)
         self.correct += (predictions == (labels if weight >= 0.5 else partners)).sum()
@@ -108,6 +109,23 @@ class TrainingRun(RunRecorder):
         """Record the kept model's test predictions: accuracy, confusion matrix, per class."""
         names = cifar10_utils.class_names(self.flags["data_dir"])
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
+
+
+def predict(model, data_loader, tta, probabilities_of):
+    """(probabilities (N, C), labels (N,)) as NumPy arrays of probabilities_of(images) over
+    data_loader, in eval mode (BatchNorm's running statistics, no dropout), the mode restored
+    after; tta='flip' averages each image's probabilities with its mirror's."""
+    was_training = model.training
+    model.eval()
+    batches = []
+    for images, labels in data_loader:
+        probabilities = probabilities_of(images)
+        if tta == "flip":
+            probabilities = (probabilities + probabilities_of(mirror(images))) / 2
+        batches.append([part if isinstance(part, np.ndarray) else part.cpu().numpy()
+                        for part in (probabilities, labels)])
+    model.train(was_training)
+    return tuple(np.concatenate(parts) for parts in zip(*batches))
 
 
 def accuracy_of(probabilities, labels):
@@ -138,8 +156,7 @@ class WeightAverage:
     at update t so that the random initial weights fade within the first steps.
 
     state: a copy of the floating-point state to start from; the average owns it. Arrays may be
-    NumPy's or torch's: the update is in place either way.
-    """
+    NumPy's or torch's: the update is in place either way."""
 
     def __init__(self, decay, state):
         self.decay, self.updates, self.average = decay, 0, state
@@ -153,20 +170,21 @@ class WeightAverage:
 
 
 # --- Checks before any work ---
+def build_mlp(mlp_class, architecture, **settings):
+    """The MLP for CIFAR-10 that an architecture record (options.ARCHITECTURE) describes."""
+    return mlp_class(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
+                     cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
+                     architecture["activation"], architecture["dropout"],
+                     bottleneck=architecture["bottleneck"], **settings)
 
-def check_batch_size(batch_size, num_train):
-    if batch_size > num_train:
-        raise UserError(f"--batch_size {batch_size} is larger than the {num_train} training "
-                        f"images: no full batch to train on")
 
-
-def check_model_fits(n_inputs, hidden_dims, n_classes, bottleneck=0):
+def check_model_fits(hidden_dims, bottleneck):
     """Refuse hidden sizes whose weights cannot fit in this machine's memory, saying how much.
 
     Training holds each weight about four times (the weight, its gradient, two optimizer
-    moments), in float32; NumPy draws the initial weights in float64 first.
-    """
-    sizes = [n_inputs, *([bottleneck] if bottleneck else []), *hidden_dims, n_classes]
+    moments), in float32; NumPy draws the initial weights in float64 first."""
+    sizes = [int(np.prod(cifar10_utils.IMAGE_SHAPE)), *([bottleneck] if bottleneck else []),
+             *hidden_dims, cifar10_utils.NUM_CLASSES]
     parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     needed = 4 * 4 * parameters
     try:
@@ -179,16 +197,7 @@ def check_model_fits(n_inputs, hidden_dims, n_classes, bottleneck=0):
                         f"but this machine has {available / 1e9:,.1f} GB of memory")
 
 
-def diverged(loss, epoch, lr, weight_decay):
-    """The error for a non-finite loss, naming the flags that can cause it."""
-    culprits = f"--lr than {lr:g}" + (f" or --weight_decay than {weight_decay:g}"
-                                      if weight_decay else "")
-    return TrainingDiverged(f"loss became {loss} in epoch {epoch}: training diverged; try a "
-                            f"lower {culprits}")
-
-
 # --- A saved model: its architecture record, and testing it ---
-
 def not_a_saved_model(path, reason):
     return UserError(f"{path} is not a saved model of this trainer ({reason})")
 
@@ -212,26 +221,21 @@ def resolve_architecture(path, saved, flags, given_flags):
 def load_weights(model, state, path):
     """Load a state (NumPy arrays or tensors) into model; one of another architecture is
     refused with both sets of shapes named."""
-    saved = {name: tuple(value.shape) for name, value in state.items()}
-    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    saved, expected = ({name: tuple(value.shape) for name, value in tensors.items()}
+                       for tensors in (state, model.state_dict()))
     if saved != expected:
-        raise UserError(f"{path} holds {describe_shapes(saved)}, but the model these flags build "
-                        f"has {describe_shapes(expected)}: pass the architecture flags it was "
+        raise UserError(f"{path} holds {saved}, but the model these flags build has "
+                        f"{expected}: pass the architecture flags it was "
                         f"trained with ({', '.join(f'--{name}' for name in ARCHITECTURE)}) or "
                         f"its --preset")
     model.load_state_dict(state)
 
 
-def describe_shapes(shapes):
-    return "{" + ", ".join(f"{name}: {tuple(shape)}" for name, shape in shapes.items()) + "}"
-
-
 def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
                    first_layer_weights, move=None):
-    """Print the validation and test accuracy of a saved model, rebuilt with the architecture
-    it records, and draw inspect_model's figures beside it; flags the user gave must agree with
-    the record, the others do not matter. The trainer's own functions read the file, build and
-    run the model, and move(split) puts a split where the model lives."""
+    """--evaluate: print a saved model's accuracies and draw inspect_model's figures beside it.
+    The model is rebuilt as it records, which the flags the user gave must not contradict, by the
+    trainer's functions; move(split) puts a split where the model lives."""
     flags = {**DEFAULTS, **flags}
     state, saved_architecture, arrays = read_weights(path)
     architecture = resolve_architecture(path, saved_architecture, flags, given_flags)
@@ -251,7 +255,6 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
 
 
 # --- Stop signals and the command line ---
-
 def _raise_stop(signum, frame):
     # The exception may land inside any constructor (a progress bar's, say); the half-built
     # object's destructor then fails, and Python would print that as a traceback. After a stop
@@ -260,25 +263,29 @@ def _raise_stop(signum, frame):
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def exit_quietly_on_stop_signals():
-    """Until run_cli takes over: a Ctrl-C or SIGTERM (during the slow imports of a script's
-    start) exits with its code, 130 or 143, and no traceback. Ignored signals stay ignored."""
-    def exit_quietly(signum, frame):
-        sys.unraisablehook = lambda unraisable: None  # half-imported modules may complain
-        sys.exit(EXIT_CODES[Terminated if signum == signal.SIGTERM else KeyboardInterrupt])
+def _exit_quietly(signum, frame):
+    sys.unraisablehook = lambda unraisable: None  # half-imported modules may complain
+    sys.exit(EXIT_CODES[Terminated if signum == signal.SIGTERM else KeyboardInterrupt])
 
+
+def _on_stop_signals(handler):
+    """handler for SIGINT and SIGTERM; a signal the parent set to be ignored (SIGINT in a
+    background job, under nohup) stays ignored."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, exit_quietly)
+            signal.signal(signum, handler)
+
+
+def exit_quietly_on_stop_signals():
+    """Until run_cli takes over: a Ctrl-C or SIGTERM (during the slow imports of a script's
+    start) exits with its code, 130 or 143, and no traceback."""
+    _on_stop_signals(_exit_quietly)
 
 
 def handle_stop_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, so that a run being stopped
-    writes what it finished. A signal the parent set to be ignored (SIGINT in a background job,
-    under nohup) stays ignored."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, _raise_stop)
+    writes what it finished."""
+    _on_stop_signals(_raise_stop)
 
 
 def run_cli(function, **kwargs):
@@ -286,8 +293,7 @@ def run_cli(function, **kwargs):
     run's own, or error: ...) and an exit code: 1, 130 or 143.
 
     OSErrors (a full disk, a missing or unreadable file) are the machine's state, not bugs, so
-    they get one line too; so does running out of memory.
-    """
+    they get one line too; so does running out of memory."""
     handle_stop_signals()
     try:
         function(**kwargs)

@@ -2,8 +2,7 @@
 
     python -m pytest unittests.py        (or: python unittests.py)
 
-Every analytic backward pass is compared with (f(x + h) - f(x - h)) / 2h, element by element.
-"""
+Every analytic backward pass is compared with (f(x + h) - f(x - h)) / 2h, element by element."""
 import unittest
 import warnings
 
