@@ -46,13 +46,15 @@ def test_accuracy(results_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS),
-                        help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--repeat", type=positive_int, default=3)
     parser.add_argument("--data_dir", default=DEFAULTS["data_dir"])
     args = parser.parse_args()
+    if set(args.names) - set(BENCHMARKS):
+        parser.error(f"unknown benchmark: choose from {', '.join(BENCHMARKS)}")
     rows = []
-    for name in args.names:
+    for name in args.names or BENCHMARKS:
         samples = []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as results:

@@ -49,10 +49,9 @@ def comma_separated_dims(text):
 
 
 class Option:
-    """One flag. group: 'course' (the course's own flags), 'training' (beyond the course; named
-    in the run's folder when changed), 'setup' (data, results, device), 'run' (what to run; not
-    part of a run's record); architecture: a saved model records it; trainer: the one trainer that
-    takes it."""
+    """One flag. group: 'course' (the course's own), 'training' (beyond the course; named in the
+    run's folder when changed), 'setup' (data, results, device), 'run' (what to run; no part of
+    the run's record); architecture: a saved model records it; trainer: the only one taking it."""
 
     def __init__(self, name, default, help, group, architecture=False, trainer=None,
                  **argparse_settings):
@@ -221,7 +220,7 @@ def check_batch_norm_batch(use_batch_norm, batch_size):
     """BatchNorm's rule, checked on the command line and by train() alike."""
     if use_batch_norm and batch_size < 2:
         raise UserError(f"--use_batch_norm needs --batch_size 2 or more, not {batch_size}: "
-                         f"BatchNorm cannot normalize a batch of one sample")
+                        f"BatchNorm cannot normalize a batch of one sample")
 
 
 def flag_text(value):

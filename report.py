@@ -142,7 +142,8 @@ def section_numpy_vs_torch(summary):
         ax.legend()
     fig.suptitle("NumPy and PyTorch trainers at the course's defaults")
     save_figure(fig, os.path.join(RESULTS, "numpy-vs-torch", "numpy-vs-torch.png"))
-    rows = "\n".join(f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+    rows = "\n".join(
+        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
         f"{sum(e['metrics']['epoch_seconds']):.1f} s | {e['metrics']['wall_time_s']:.1f} s | "
         f"`{e['command']}` |" for e in summary["runs"])
     return f"""Both trainers at the course's defaults on the same data and split. They start from
@@ -216,7 +217,8 @@ def section_best(summary):
     accuracy_panel(ax, final, "The best MLP: accuracy per epoch")
     ax.legend()
     save_figure(fig, os.path.join(RESULTS, "best", "best.png"))
-    rows = "\n".join(f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+    rows = "\n".join(
+        f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
         f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |"
         for i, e in enumerate(entries))
     return f"""How the earlier best recipe (61 %) was found, on the machine named above; the
@@ -250,7 +252,8 @@ def section_best_numpy_vs_torch(summary):
     ax.legend()
     save_figure(fig, os.path.join(RESULTS, "best-numpy-vs-torch", "best-numpy-vs-torch.png"))
     numpy_run, torch_run = (e["metrics"] for e in entries)
-    rows = "\n".join(f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+    rows = "\n".join(
+        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
         f"{100 * max(e['metrics']['val_accuracy']):.2f} | "
         f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |" for e in entries)
     gap = 100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"])
@@ -293,7 +296,8 @@ def greedy_section(summary, folder, origin, note):
            xlabel="minutes since the run started", ylabel="validation accuracy")
     ax.legend(fontsize=8)
     save_figure(fig, os.path.join(RESULTS, folder, f"{folder}.png"))
-    rows = "\n".join(f"| {i} | {e['label']} | {'kept' if e['kept'] else 'not kept'} | "
+    rows = "\n".join(
+        f"| {i} | {e['label']} | {'kept' if e['kept'] else 'not kept'} | "
         f"{100 * max(e['metrics']['val_accuracy']):.2f} | {100 * e['metrics']['test_accuracy']:.2f}"
         f" | {e['metrics']['wall_time_s'] / 60:.1f} | `{e['command']}` |"
         for i, e in enumerate(entries))
@@ -472,5 +476,3 @@ def write_report():
     text = "\n".join(parts).encode()
     write_atomically(os.path.join(RESULTS, "README.md"), lambda f: f.write(text))
     print(f"wrote {os.path.join(RESULTS, 'README.md')}")
-
-
