@@ -142,11 +142,11 @@ def random_flip(images, rng):
     flip = rng.random(len(images)) < 0.5
     if isinstance(images, np.ndarray):
         out = images.copy()
-        out[flip] = images[flip, ..., ::-1]
+        out[flip] = mirror(images[flip])
         return out
     import torch
     flip = torch.from_numpy(flip).to(images.device).view(-1, 1, 1, 1)
-    return torch.where(flip, images.flip(-1), images)
+    return torch.where(flip, mirror(images), images)
 
 
 def random_crop_flip(images, rng, padding=4):

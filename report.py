@@ -384,9 +384,10 @@ def section_presets(summary):
         accuracy_panel(ax, entry["metrics"], entry["label"])
         ax.legend(fontsize=8)
     save_figure(fig, os.path.join(RESULTS, "presets", "presets.png"))
-    if budget_factor() is None:
+    budget = budget_factor()
+    if budget is None:
         return "The budgets are unknown here: run `python experiments.py budget-reference`."
-    factor = budget_factor()[1]
+    factor = budget[1]
     verdicts = "; ".join(preset_verdict(e, factor) for e in entries if e["label"] in PRESET_TARGETS)
     by_label = {e["label"]: e["metrics"] for e in entries}
     numpy_run, torch_run = by_label["--preset best, NumPy"], by_label["--preset best"]

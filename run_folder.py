@@ -1,5 +1,5 @@
-"""A run's folder: metrics.json kept current, the curves, and the one atomic writer
-through which every file of the project is written."""
+"""A run's folder: metrics.json kept current, the curves, and the atomic writer through which
+metrics, models, downloads and the report are written."""
 import contextlib
 import json
 import os
