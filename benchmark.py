@@ -5,7 +5,8 @@
 
 The data must already be in --data_dir (a download is not part of what is measured). Each run
 is a fresh `python train_...py` process, so imports, data loading, training, evaluation and
-plotting all count. Prints a Markdown table and writes results/benchmark.json."""
+plotting all count. Prints a Markdown table and writes results/benchmark.json. Paths are the
+repository's own, wherever the command is run from."""
 import argparse
 import json
 import os
@@ -16,8 +17,12 @@ import sys
 import tempfile
 import time
 
-from options import DEFAULTS, positive_int
+from checks import positive_int
+from options import DEFAULTS
 from run_folder import write_json
+from train_utils import run_cli
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 BENCHMARKS = {
     "numpy": ["train_mlp_numpy.py"],
@@ -30,7 +35,12 @@ def measure(command):
     """Run command to completion; return (wall seconds, peak RSS in MB) of that process alone."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:  # stopped: the run being measured stops too
+        process.terminate()
+        process.wait()
+        raise
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"error: {' '.join(command)} failed; run it by hand to see why")
@@ -44,21 +54,27 @@ def test_accuracy(results_dir):
         return json.load(f)["test_accuracy"]
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--repeat", type=positive_int, default=3)
-    parser.add_argument("--data_dir", default=DEFAULTS["data_dir"])
+    parser.add_argument("--data_dir", default=os.path.join(HERE, DEFAULTS["data_dir"]))
     args = parser.parse_args()
     if set(args.names) - set(BENCHMARKS):
         parser.error(f"unknown benchmark: choose from {', '.join(BENCHMARKS)}")
+    return args
+
+
+def main(args):
     rows = []
     for name in args.names or BENCHMARKS:
         samples = []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as results:
-                samples.append((*measure([sys.executable, *BENCHMARKS[name], "--data_dir",
+                script, *flags = BENCHMARKS[name]
+                samples.append((*measure([sys.executable, os.path.join(HERE, script), *flags,
+                                          "--data_dir",
                                           args.data_dir, "--data_url", "", "--results_dir",
                                           results]), test_accuracy(results)))
         walls, peaks, accuracies = zip(*samples)
@@ -72,11 +88,13 @@ def main():
     for row in rows:
         print(f"| {row['benchmark']} | `{row['command']}` | {row['wall_s_median']:.2f} s | "
               f"{row['peak_rss_mb_max']:.0f} MB | {row['test_accuracy']:.4f} |")
-    os.makedirs(DEFAULTS["results_dir"], exist_ok=True)
-    write_json(os.path.join(DEFAULTS["results_dir"], "benchmark.json"),
+    results = os.path.join(HERE, DEFAULTS["results_dir"])
+    os.makedirs(results, exist_ok=True)
+    write_json(os.path.join(results, "benchmark.json"),
                {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "repeat": args.repeat,
                 "date": time.strftime("%Y-%m-%d"), "runs": rows})
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "before the benchmarks finished; results/benchmark.json is as it was",
+            args=parse_args())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+import checks
 from errors import DataError
 from preprocessing import normalize
 from run_folder import write_atomically
@@ -88,8 +89,7 @@ def download(url, destination, md5):
     try:
         write_atomically(destination, fetch)
     except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors; a bad URL not
-        folder = os.path.dirname(os.path.abspath(destination))
-        raise DataError(f"could not download {url} ({error}); {_layout_help(folder)}") from None
+        raise DataError(f"could not download {url} ({error})") from None
 
 
 def _check_members(tar, tar_path):
@@ -163,12 +163,16 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
     if not _missing_batches(folder):
         return folder
     tar_path = os.path.join(data_dir, TARBALL_NAME)
-    if os.path.exists(tar_path) and file_md5(tar_path) != md5:
+    found_md5 = os.path.exists(tar_path) and file_md5(tar_path)
+    if found_md5 and found_md5 != md5:
+        wrong = f"{tar_path} has md5 {found_md5}, expected {md5}: corrupt or not CIFAR-10"
         if not url:
-            raise DataError(f"{tar_path} has md5 {file_md5(tar_path)}, expected {md5}: corrupt or "
-                            f"not CIFAR-10; delete it or replace it with a good copy")
+            raise DataError(f"{wrong}; delete it or replace it with a good copy")
         print(f"{tar_path} has the wrong md5; downloading a fresh copy once from {url}")
-        download(url, tar_path, md5)
+        try:
+            download(url, tar_path, md5)
+        except DataError as error:
+            raise DataError(f"{wrong}, and no fresh copy came: {error}") from None
     if not os.path.exists(tar_path):
         if os.path.isdir(folder) and not url:
             raise DataError(f"{folder} lacks {', '.join(_missing_batches(folder))}, and there is "
@@ -185,16 +189,23 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
 
 
 def _download_into(data_dir, url, tar_path, md5):
-    created = not os.path.exists(data_dir)
+    """Download into data_dir, creating it; on failure, every folder created is removed again."""
+    created, parent = [], os.path.abspath(data_dir)
+    while not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
     try:
         os.makedirs(data_dir, exist_ok=True)
     except OSError as error:
         raise DataError(f"cannot create the data folder {data_dir} ({error})") from None
     try:
         download(url, tar_path, md5)
-    except BaseException:
-        if created and not os.listdir(data_dir):
-            os.rmdir(data_dir)
+    except BaseException as error:
+        for path in created:  # deepest first; a folder someone else filled meanwhile stays
+            if not os.listdir(path):
+                os.rmdir(path)
+        if isinstance(error, DataError):
+            raise DataError(f"{error}; {_layout_help(data_dir)}") from None
         raise
 
 
@@ -312,14 +323,19 @@ def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_
     """Load CIFAR-10 as {'train', 'validation', 'test'} Splits of uint8 images.
 
     The validation images are drawn from the 50,000 training images with a fixed seed, so every
-    run, whatever its own seed, sees the same 45,000 / 5,000 split."""
-    folder = ensure_dataset(data_dir, url, md5)
-    images, labels = _load_files(folder, TRAIN_FILES)
+    run, whatever its own seed, sees the same 45,000 / 5,000 split. The arguments are checked as
+    the command line checks --data_dir, --validation_size and --data_url ('~' is expanded)."""
+    data_dir = checks.folder.check("data_dir", data_dir)
+    url = checks.location_or_nothing.check("url", url)
+    validation_size = checks.validation_size.check("validation_size", validation_size)
+    batch_folder = ensure_dataset(data_dir, url, md5)
+    class_names(data_dir)  # a damaged batches.meta is found now, not after training
+    images, labels = _load_files(batch_folder, TRAIN_FILES)
     if not 0 < validation_size < len(labels):
         raise DataError(f"validation_size must lie in 1..{len(labels) - 1}, got {validation_size}")
     train, validation = _split_off_validation(images, labels, validation_size)
     return {"train": train, "validation": validation,
-            "test": Split(*_load_files(folder, [TEST_FILE]))}
+            "test": Split(*_load_files(batch_folder, [TEST_FILE]))}
 
 
 # --- Batches ---
@@ -340,6 +356,7 @@ class DataLoader:
 
     def __init__(self, split, batch_size, shuffle=False, drop_last=False, seed=None,
                  return_numpy=True, transform=None, preprocess=normalize):
+        batch_size = checks.positive_int.check("batch_size", batch_size)
         self.split, self.batch_size, self.transform = split, batch_size, transform
         self.preprocess = preprocess
         self.shuffle, self.drop_last, self.return_numpy = shuffle, drop_last, return_numpy

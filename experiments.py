@@ -1,5 +1,7 @@
 """The assignment's questions answered by runs anyone can repeat: what each experiment set (SETS)
-runs, and how. Running a set again replaces its results; report.py then writes the report.
+runs, and how. Running a set again replaces its results once the whole set is done (until then,
+and if it fails or is stopped, the earlier results stay); report.py then writes the report.
+Paths are the repository's own, wherever the command is run from.
 
     python experiments.py bn              # train one set: results/bn/ (runs, summary.json)
     python experiments.py all             # every set, then the report
@@ -10,6 +12,7 @@ import datetime
 import os
 import platform
 import shutil
+import sys
 
 import cifar10_utils
 import report
@@ -17,8 +20,10 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from options import DEFAULTS, PRESETS, SHORT_SEARCH_RECIPE, command_line
 from preprocessing import normalize
-from run_folder import write_json
+from run_folder import stop_signals_ignored, write_json
 from train_utils import run_cli
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULTS["data_dir"])
 
 SEEDS = (0, 1, 2)
 COURSE_FLAGS = ("hidden_dims", "lr", "batch_size", "epochs", "seed")
@@ -139,14 +144,13 @@ def train_entry(entry, results_dir, data_dir):
                          data_dir=data_dir, results_dir=results_dir, **settings)
 
 
-def draw_learned(entry, run_dir, data_dir):
+def draw_learned(entry, run_dir, data_dir, folder):
     """--evaluate the entry's saved model (the four figures appear beside it) and copy the
-    figures to results/learned/<entry's figures>/, where the report shows them."""
+    figures to <the set's folder>/<entry's figures>/, where the report shows them."""
     trainer, model_file, settings = TRAINERS[entry["trainer"]]
     trainer.evaluate_saved(os.path.join(run_dir, model_file), set(), data_dir=data_dir,
-                           data_url="", **settings,
-                           validation_size=dict(DEFAULTS, **entry["flags"])["validation_size"])
-    target = os.path.join(report.RESULTS, "learned", entry["figures"])
+                           data_url="", **settings)
+    target = os.path.join(folder, entry["figures"])
     os.makedirs(target, exist_ok=True)
     for name in ("confusion.png", "per_class.png", "weights.png", "mistakes.png"):
         shutil.copy(os.path.join(run_dir, name), target)
@@ -176,8 +180,37 @@ def data_note(data_dir, note):
 
 
 def train_set(name, data_dir, note):
-    folder = os.path.join(report.RESULTS, name)
-    shutil.rmtree(folder, ignore_errors=True)
+    """Train the set in a folder of its own beside its results, which it replaces only once
+    every run is done: a failed or stopped set leaves the earlier results as they were."""
+    folder, partial = (os.path.join(report.RESULTS, prefix + name) for prefix in ("", "."))
+    shutil.rmtree(partial, ignore_errors=True)  # what an earlier failed attempt left
+    os.makedirs(partial)
+    try:
+        summary = run_entries(name, partial, data_dir)
+    except BaseException:
+        print(f"[{name}] not finished: its earlier results in {folder} are as they were; the "
+              f"runs this attempt finished are in {partial}", file=sys.stderr, flush=True)
+        raise
+    write_json(os.path.join(partial, "summary.json"), {
+        "set": name, "command": f"python experiments.py {name}",
+        "date": datetime.date.today().isoformat(), "machine": machine(),
+        "data": data_note(data_dir, note), "runs": summary})
+    replace_folder(partial, folder)
+
+
+def replace_folder(new, old):
+    """Put the folder new where old is, old's content deleted only once new is in place."""
+    with stop_signals_ignored():
+        retired = f"{new}.replaced"
+        if os.path.exists(old):
+            os.replace(old, retired)
+        os.replace(new, old)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
+def run_entries(name, folder, data_dir):
+    """Train (or, for a model another set trained, evaluate) each entry of the set into folder;
+    returns the entries as the summary records them."""
     runs_dir = os.path.join(folder, "runs")
     validation = None
     entries, kept_flags, kept_accuracy = [], {}, -1.0
@@ -190,13 +223,13 @@ def train_set(name, data_dir, note):
             source = report.load_set(entry["from_set"])
             (trained,) = [e for e in source["runs"] if e["label"] == entry["from_label"]]
             run_dir = os.path.join(report.RESULTS, entry["from_set"], trained["run_dir"])
-            draw_learned(entry, run_dir, data_dir)
+            draw_learned(entry, run_dir, data_dir, folder)
             entries.append(dict(entry, command=command, run_dir=os.path.relpath(run_dir, folder)))
             continue
         model, val_accuracies, _, log = train_entry(entry, runs_dir, data_dir)
         saved = dict(entry, command=command, run_dir=os.path.relpath(log["run_dir"], folder))
         if "figures" in entry:
-            draw_learned(entry, log["run_dir"], data_dir)
+            draw_learned(entry, log["run_dir"], data_dir, folder)
         if name in GREEDY_SETS:
             saved["kept"] = max(val_accuracies) > kept_accuracy
             if saved["kept"]:
@@ -206,10 +239,7 @@ def train_set(name, data_dir, note):
                 data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"])["validation"]
             saved["dead_fraction"] = dead_fractions(model, validation)
         entries.append(saved)
-    write_json(os.path.join(folder, "summary.json"), {
-        "set": name, "command": f"python experiments.py {name}",
-        "date": datetime.date.today().isoformat(), "machine": machine(),
-        "data": data_note(data_dir, note), "runs": entries})
+    return entries
 
 
 def machine():
@@ -232,8 +262,8 @@ def main(what, data_dir, data_note_text):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=[*SETS, "all", "report"])
-    parser.add_argument("--data_dir", default=DEFAULTS["data_dir"])
+    parser.add_argument("--data_dir", default=DATA_DIR)
     parser.add_argument("--data_note", default="",
                         help="what the data is, for the report (default: from its md5)")
     args = parser.parse_args()
-    run_cli(main, what=args.what, data_dir=args.data_dir, data_note_text=args.data_note)
+    run_cli(main, "(a set not finished keeps its earlier results)", what=args.what, data_dir=args.data_dir, data_note_text=args.data_note)

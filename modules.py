@@ -45,7 +45,9 @@ class LinearModule(Module):
                       "bias": np.zeros_like(self.params["bias"])}
 
     def forward(self, x):
-        """x: (S, M) -> Y = X Wᵀ + B: (S, N)."""
+        """x: (S, M) -> Y = X Wᵀ + B: (S, N). Integer or boolean x is taken in W's precision."""
+        if x.dtype.kind != "f":
+            x = x.astype(self.params["weight"].dtype)
         # params are read at call time: finite-difference checks perturb them in place
         weight, bias = (self.params[key].astype(x.dtype, copy=False) for key in ("weight", "bias"))
         self.cache = x
@@ -222,10 +224,15 @@ class SoftMaxModule(Module):
 
 
 def as_targets(y, num_classes, dtype):
-    """Labels (S,) of integers, or target rows (S, C) (one-hot or soft), -> T: (S, C)."""
+    """Labels (S,) of integers in 0..C-1, or target rows (S, C) (one-hot or soft), -> T: (S, C).
+    Other labels are a ValueError: a label of -1 would silently mean the last class."""
     y = np.asarray(y)
     if y.ndim == 2:
         return y.astype(dtype, copy=False)
+    if not np.issubdtype(y.dtype, np.integer) or (y.size and not 0 <= y.min() <= y.max()
+                                                  < num_classes):
+        raise ValueError(f"labels must be integers in 0..{num_classes - 1}; got {y.dtype} labels "
+                         f"from {y.min()} to {y.max()}")
     targets = np.zeros((len(y), num_classes), dtype)
     targets[np.arange(len(y)), y] = 1
     return targets

@@ -4,43 +4,12 @@ record, the architecture record, the presets' check and the README's flag table 
 
     python options.py      # prints the README's flag table"""
 import argparse
-import math
 
 import cifar10_utils
+from checks import (check_choice, check_flag, check_sizes, folder, fraction,
+                    location_or_nothing, nonnegative_float, nonnegative_int, positive_float,
+                    positive_int, saved_model, seed, validation_size)
 from errors import UserError
-
-
-def _number_type(convert, minimum, maximum=math.inf, open_below=False, open_above=False):
-    """An argparse type that converts text and checks it lies in the allowed range; its
-    `allowed` attribute states the range."""
-    low = f"> {minimum}" if open_below else f">= {minimum}"
-    high = f"< {maximum}" if open_above else f"<= {maximum}"
-    allowed = low if maximum == math.inf else f"{low} and {high}"
-    kind = "an integer" if convert is int else "a number"
-
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not {kind}") from None
-        below = value <= minimum if open_below else value < minimum
-        above = value >= maximum if open_above else value > maximum
-        if not math.isfinite(value) or below or above:
-            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {allowed}")
-        return value
-
-    parse.__name__ = convert.__name__  # argparse names the type in its messages
-    parse.allowed = allowed
-    return parse
-
-
-positive_int = _number_type(int, 1)
-nonnegative_int = _number_type(int, 0)
-positive_float = _number_type(float, 0, open_below=True)
-nonnegative_float = _number_type(float, 0)
-fraction = _number_type(float, 0, 1, open_above=True)  # 1 would drop, smooth or keep everything
-validation_size = _number_type(int, 1, 49999)
-seed = _number_type(int, 0, 2 ** 32 - 1)  # what NumPy's and torch's generators accept
 
 
 def comma_separated_dims(text):
@@ -51,13 +20,26 @@ def comma_separated_dims(text):
 class Option:
     """One flag. group: 'course' (the course's own), 'training' (beyond the course; named in the
     run's folder when changed), 'setup' (data, results, device), 'run' (what to run; no part of
-    the run's record); architecture: a saved model records it; trainer: the only one taking it."""
+    the run's record); architecture: a saved model records it; trainer: the only one taking it;
+    spells: the option this one is another spelling of."""
 
-    def __init__(self, name, default, help, group, architecture=False, trainer=None,
+    def __init__(self, name, default, help, group, architecture=False, trainer=None, spells=None,
                  **argparse_settings):
         self.name, self.default, self.help, self.group = name, default, help, group
-        self.architecture, self.trainer = architecture, trainer
+        self.architecture, self.trainer, self.spells = architecture, trainer, spells
         self.settings = argparse_settings
+
+    def check(self, value, name=None):
+        """value as train() takes it, checked as the command line checks the flag's text:
+        TypeError or ValueError naming the option (or name)."""
+        name = name or self.name
+        if self.settings.get("action") is argparse.BooleanOptionalAction:
+            return check_flag(name, value)
+        if "choices" in self.settings:
+            return check_choice(name, value, self.settings["choices"])
+        if self.settings.get("nargs") == "+":
+            return check_sizes(name, value, self.settings["type"])
+        return self.settings["type"].check(name, value)
 
     @property
     def allowed(self):
@@ -93,7 +75,7 @@ OPTIONS = [
            "logistic regression", "course", architecture=True, type=positive_int, nargs="+",
            metavar="N"),
     Option("dnn_hidden_units", None, "the 2021 edition's spelling of --hidden_dims: \"100,50\"",
-           "course", dest="hidden_dims", type=comma_separated_dims, metavar='"N,N"'),
+           "course", spells="hidden_dims", type=comma_separated_dims, metavar='"N,N"'),
     Option("lr", 0.1, "learning rate", "course", type=positive_float),
     Option("batch_size", 128, "images per training step (2 or more with BatchNorm)", "course",
            type=positive_int),
@@ -138,25 +120,29 @@ OPTIONS = [
            "before the first hidden layer, so that layer's weights have rank <= N; 0 is none",
            "training", architecture=True, type=nonnegative_int, metavar="N"),
     Option("data_dir", cifar10_utils.DATA_DIR, f"folder holding {cifar10_utils.FOLDER_NAME}/ or "
-           f"{cifar10_utils.TARBALL_NAME}", "setup"),
+           f"{cifar10_utils.TARBALL_NAME}", "setup", type=folder),
     Option("data_url", cifar10_utils.CIFAR10_URL, "where to download CIFAR-10 if it is missing "
-           "(a mirror, or a plain path to the tarball); '' never downloads", "setup"),
+           "(a mirror, or a plain path to the tarball); '' never downloads", "setup",
+           type=location_or_nothing),
     Option("validation_size", cifar10_utils.VALIDATION_SIZE, "training images held out for "
            "validation", "setup", type=validation_size),
     Option("results_dir", "results", "each run writes a folder of curves, metrics and its model "
-           "here", "setup"),
+           "here", "setup", type=folder),
     Option("device", "auto", "auto picks CUDA, then MPS, then the CPU, and says which", "setup",
            trainer="pytorch", choices=("auto", "cpu", "cuda", "mps")),
     Option("preset", None, "start from a named recipe of results/README.md; flags given as "
            "well override it", "run", choices=tuple(sorted(PRESETS))),
     Option("evaluate", None, "instead of training, test the model a run saved", "run",
-           metavar="MODEL"),
+           type=saved_model, metavar="MODEL"),
 ]
 BY_NAME = {option.name: option for option in OPTIONS}
 DEFAULTS = {option.name: option.default for option in OPTIONS if option.group != "run"
-            and "dest" not in option.settings}
+            and not option.spells}
 TRAINING_OPTIONS = tuple(option.name for option in OPTIONS if option.group == "training")
 ARCHITECTURE = tuple(option.name for option in OPTIONS if option.architecture)
+# A saved model's record: its architecture and the validation split its epoch was chosen on,
+# which --evaluate measures again (the file calls the whole record its "architecture")
+RECORDED = (*ARCHITECTURE, "validation_size")
 
 
 def options_of(trainer):
@@ -187,18 +173,16 @@ def build_parser(trainer, description):
               for option in OPTIONS}
     for option in OPTIONS:
         if option.trainer in (None, trainer):
-            settings = dict(option.settings)
-            if "dest" not in settings:  # an alias leaves the default to the option it spells
-                settings["default"] = option.default
             groups[option.group].add_argument(f"--{option.name}", help=help_text(option),
-                                              **settings)
+                                              default=option.default, **option.settings)
     return parser
 
 
 def parse_with_preset(parser, argv=None):
     """Parse argv, with a --preset's flags as the defaults that flags given on the line override.
 
-    args.given_flags names the flags the user chose: typed, or set by the preset."""
+    args.given_flags names the flags the user chose: typed, or set by the preset. A flag typed
+    in two spellings is refused: which one was meant cannot be known."""
     preset = parser.parse_known_args(argv)[0].preset
     if preset:
         parser.set_defaults(**PRESETS[preset])
@@ -206,8 +190,18 @@ def parse_with_preset(parser, argv=None):
     # argparse fills in a default only where the namespace lacks the name: start from markers
     not_given = object()
     typed = parser.parse_args(argv, argparse.Namespace(**{key: not_given for key in vars(args)}))
-    args.given_flags = {key for key, value in vars(typed).items() if value is not not_given}
-    args.given_flags |= set(PRESETS.get(preset, {}))
+    typed = {key for key, value in vars(typed).items() if value is not not_given}
+    for option in OPTIONS:
+        if option.spells and option.name in typed:
+            if option.spells in typed:
+                parser.error(f"--{option.name} and --{option.spells} are two spellings of one "
+                             f"option: give one of them")
+            setattr(args, option.spells, getattr(args, option.name))
+            typed.add(option.spells)
+        if option.spells:
+            delattr(args, option.name)
+            typed.discard(option.name)
+    args.given_flags = typed | set(PRESETS.get(preset, {}))
     del args.preset  # its flags are in args now
     try:
         check_batch_norm_batch(args.use_batch_norm, args.batch_size)
@@ -230,6 +224,17 @@ def flag_text(value):
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def typed_flag(name, value):
+    """The flag with its value as a user types it: --hidden_dims 8 4, --no-use_batch_norm."""
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    if value == []:  # only the other spelling can say "none"
+        return f'--{next(o.name for o in OPTIONS if o.spells == name)} ""'
+    if isinstance(value, list):
+        return " ".join([f"--{name}", *map(str, value)])
+    return f"--{name} {flag_text(value)}"
+
+
 def command_line(trainer, flags):
     """The shortest trainer command line that gives these flags: a preset they contain, then
     every flag that differs from its default."""
@@ -237,17 +242,8 @@ def command_line(trainer, flags):
     for name, preset in PRESETS.items():
         if {**flags, **preset} == flags:
             return f"python {script} --preset {name}"
-    words = ["python", script]
-    for key, value in flags.items():
-        if value == DEFAULTS.get(key):
-            continue
-        if value is True:
-            words.append(f"--{key}")
-        elif isinstance(value, list):
-            words += [f"--{key}", *map(str, value)]
-        else:
-            words += [f"--{key}", flag_text(value)]
-    return " ".join(words)
+    return " ".join(["python", script, *(typed_flag(key, value) for key, value in flags.items()
+                                         if value != DEFAULTS.get(key))])
 
 
 def markdown_table():

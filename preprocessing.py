@@ -102,9 +102,16 @@ class Preprocessing:
     @classmethod
     def load(cls, normalize, arrays):
         """The Preprocessing a saved model kept: its fitted arrays, which must be those that
-        --normalize fits (none for the course's fixed numbers). ValueError if they are not."""
+        --normalize fits (none for the course's fixed numbers), each of its shape. ValueError if
+        they are not."""
         if set(arrays) != FITTED_ARRAYS.get(normalize):
             raise ValueError(f"its preprocessing does not fit --normalize {normalize}")
+        pixels = len(SCALE)
+        for name, value in arrays.items():
+            expected = (pixels, pixels) if name == "whitening" else (pixels,)
+            if np.shape(value) != expected:
+                raise ValueError(f"its preprocessing array {name} has the shape "
+                                 f"{np.shape(value)}, not {expected}")
         return cls({name: np.asarray(value, np.float32) for name, value in arrays.items()}
                    or None)
 

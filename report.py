@@ -3,13 +3,15 @@ and text. Nothing here trains; `python experiments.py report` calls write_report
 import json
 import os
 import statistics
+import sys
 
 import numpy as np
 
+from errors import UserError
 from options import DEFAULTS, command_line
 from run_folder import pyplot, save_figure, write_atomically
 
-RESULTS = DEFAULTS["results_dir"]
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULTS["results_dir"])
 PRESET_REFERENCE_MINUTES = 8.8  # the earlier --preset best on the Intel Xeon of the first report
 # What the figures of the 'learned' set show, written after looking at them
 LEARNED_NOTES = """What the accuracy alone does not say. The course's model learns colour and
@@ -24,13 +26,33 @@ its most confident mistakes are still judged by background: nearly every bird on
 sky is called an airplane."""
 
 
+SUMMARY_KEYS = ("command", "date", "machine", "data", "runs")
+ENTRY_KEYS = ("label", "trainer", "flags", "run_dir")
+METRICS_KEYS = ("test_accuracy", "val_accuracy", "train_loss", "best_epoch", "wall_time_s")
+
+
+def read_json(path, keys):
+    """The JSON object in path, which must hold keys; UserError naming the file otherwise."""
+    shown = os.path.relpath(path, RESULTS)
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{shown} cannot be read ({error})") from None
+    missing = [key for key in keys if not isinstance(content, dict) or key not in content]
+    if missing:
+        raise UserError(f"{shown} lacks {', '.join(missing)}")
+    return content
+
+
 def load_set(name):
     folder = os.path.join(RESULTS, name)
-    with open(os.path.join(folder, "summary.json")) as f:
-        summary = json.load(f)
+    summary = read_json(os.path.join(folder, "summary.json"), SUMMARY_KEYS)
     for entry in summary["runs"]:
-        with open(os.path.join(folder, entry["run_dir"], "metrics.json")) as f:
-            entry["metrics"] = json.load(f)
+        if not isinstance(entry, dict) or not set(ENTRY_KEYS) <= set(entry):
+            raise UserError(f"{name}/summary.json: a run lacks one of {', '.join(ENTRY_KEYS)}")
+        entry["metrics"] = read_json(os.path.join(folder, entry["run_dir"], "metrics.json"),
+                                     METRICS_KEYS)
         # the presets may have changed since the run
         entry["command"] = command_line(entry["trainer"], entry["flags"])
     return summary
@@ -470,9 +492,17 @@ def write_report():
         if not os.path.exists(os.path.join(RESULTS, name, "summary.json")):
             parts.append(f"## {title}\n\nNot run yet: `python experiments.py {name}`.\n")
             continue
-        summary = load_set(name)
-        parts.append(f"## {title}\n\n`{summary['command']}` — run on {summary['date']}, "
-                     f"{summary['machine']}. Data: {summary['data']}.\n\n{section(summary)}\n")
+        try:
+            summary = load_set(name)
+            parts.append(f"## {title}\n\n`{summary['command']}` — run on {summary['date']}, "
+                         f"{summary['machine']}. Data: {summary['data']}.\n\n{section(summary)}\n")
+        except (UserError, KeyError, TypeError, ValueError, IndexError) as error:
+            problem = error if isinstance(error, UserError) else (
+                f"{name}/: its files lack what this section reads ({type(error).__name__}: "
+                f"{error})")
+            print(f"warning: {problem}; the report says so and goes on", file=sys.stderr)
+            parts.append(f"## {title}\n\nNot shown: {problem}. Run the set again: "
+                         f"`python experiments.py {name}`.\n")
     os.makedirs(RESULTS, exist_ok=True)
     text = "\n".join(parts).encode()
     write_atomically(os.path.join(RESULTS, "README.md"), lambda f: f.write(text))

@@ -117,18 +117,38 @@ class RunRecorder:
     def __exit__(self, exc_type, exc, traceback):
         self.status = ENDINGS.get(exc_type, "failed")
         with stop_signals_ignored():  # a second Ctrl-C or SIGTERM must not cut this short
+            unwritten = self.write_record()
+        where = (f"their curves and metrics are in {self.folder}" if unwritten is None else
+                 f"their curves and metrics could not all be written to {self.folder} "
+                 f"({unwritten})")
+        if exc_type is None and unwritten is None:
+            print(f"test accuracy {self.log['test_accuracy']:.4f} ({self.tested()}); results in "
+                  f"{self.folder}")
+        else:
+            close_progress_bars()
+            print(f"{self.status if exc_type else 'failed'} after {len(self.log['val_accuracy'])} "
+                  f"finished epoch(s); {where}", file=sys.stderr)
+        if exc is not None:
+            exc.reported = True  # run_cli need not say it again
+        if exc_type is None and unwritten is not None:
+            raise unwritten
+        return False
+
+    def write_record(self):
+        """Write metrics.json, then the curves; the OSError that stopped that (a full disk, say),
+        or None once everything is written."""
+        try:
             write_json(self.path("metrics.json"), self.metrics())
             if self.log["val_accuracy"]:
                 plot_run(self.metrics(), self.folder)
-        epochs = len(self.log["val_accuracy"])
-        if exc_type is None:
-            print(f"test accuracy {self.log['test_accuracy']:.4f} (best validation epoch "
-                  f"{self.log['best_epoch']}); results in {self.folder}")
-        else:
-            close_progress_bars()
-            print(f"{self.status} after {epochs} finished epoch(s); their curves and metrics are "
-                  f"in {self.folder}", file=sys.stderr)
-        return False
+        except OSError as error:
+            return error
+        return None
+
+    def tested(self):
+        if self.log["best_epoch"] is None:
+            return "the untrained model: no epoch to choose from"
+        return f"best validation epoch {self.log['best_epoch']}"
 
 
 def close_progress_bars():
@@ -156,16 +176,34 @@ def stop_signals_ignored():
 
 
 def pyplot():
+    """matplotlib's pyplot drawing to files only (Agg), which works on headless cluster nodes.
+    matplotlib refuses to import under an MPLBACKEND it does not know; since no window is ever
+    opened, such a value is set aside with one warning."""
+    chosen = os.environ.get("MPLBACKEND")
+    if chosen and "matplotlib" not in sys.modules:
+        os.environ["MPLBACKEND"] = "agg"
+        try:
+            import matplotlib
+            matplotlib.rcsetup.validate_backend(chosen)
+        except ValueError:
+            print(f"warning: MPLBACKEND={chosen} is no backend matplotlib knows; the figures "
+                  f"are drawn with Agg", file=sys.stderr)
+        finally:
+            os.environ["MPLBACKEND"] = chosen
     import matplotlib
-    matplotlib.use("Agg")  # files only: works on headless cluster nodes
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
 def save_figure(fig, path, dpi=110):
+    """Write fig to path as PNG through write_atomically: a stop or a full disk mid-write leaves
+    the previous figure, never half a new one."""
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
+    try:
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    finally:
+        pyplot().close(fig)
 
 
 def plot_run(metrics, folder):

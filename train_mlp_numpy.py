@@ -23,7 +23,8 @@ from modules import CrossEntropyModule
 from optim_numpy import make_optimizer
 from options import build_parser, parse_with_preset
 from run_folder import write_atomically
-from train_utils import TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model
+from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model,
+                         refuse_the_other_trainers_model)
 
 
 def parse_args(argv=None):
@@ -48,23 +49,25 @@ def evaluate_model(model, data_loader, tta=None):
     return accuracy_of(*predict(model, data_loader, tta))
 
 
-def build_model(architecture):
-    """The MLP an architecture record describes, in float32: half the memory traffic."""
-    return build_mlp(MLP, architecture, dtype=np.float32)
+def build_model(record):
+    """The MLP a record (options.RECORDED) describes, in float32: half the memory traffic."""
+    return build_mlp(MLP, record, dtype=np.float32)
 
 
-def save_weights(state, architecture, preprocessing, path):
-    """model.npz: the state_dict's arrays, the architecture as one JSON string entry and the
-    fitted preprocessing's arrays, so that the file describes itself; arrays only, no pickle."""
+def save_weights(state, record, preprocessing, path):
+    """model.npz: the state_dict's arrays, the record (options.RECORDED) as one JSON string entry
+    named architecture, and the fitted preprocessing's arrays, so that the file describes
+    itself; arrays only, no pickle."""
     arrays = {f"preprocessing.{name}": value
               for name, value in preprocessing.fitted_arrays.items()}
-    write_atomically(path, lambda f: np.savez(f, architecture=np.array(json.dumps(architecture)),
+    write_atomically(path, lambda f: np.savez(f, architecture=np.array(json.dumps(record)),
                                               **state, **arrays))
 
 
 def read_weights(path):
-    """(state, architecture record or None, Preprocessing) of a model.npz; any other file is
-    refused by name."""
+    """(state, record or None, preprocessing arrays) of a model.npz; any other file is refused
+    by name."""
+    refuse_the_other_trainers_model(path, "numpy")
     try:
         with np.load(path) as saved:  # allow_pickle stays False: a pickle is refused unread
             entries = {name: saved[name] for name in saved.files}
@@ -115,7 +118,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
     flags = run.flags
     np.random.seed(seed)
     loaders = run.load_data()
-    model = build_model(run.architecture)
+    model = build_model(run.record)
     optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
                                flags["weight_decay"])
     loss_module = CrossEntropyModule(label_smoothing=flags["label_smoothing"])
@@ -140,7 +143,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
                 evaluated.load_state_dict(average.average)
             if run.end_epoch(evaluate_model(evaluated, loaders["validation"], flags["tta"])):
                 best_state = evaluated.state_dict()
-                save_weights(best_state, run.architecture, run.preprocessing,
+                save_weights(best_state, run.record, run.preprocessing,
                              run.path("model.npz"))
         model.clear_cache()
         model.load_state_dict(best_state)

@@ -21,7 +21,8 @@ from errors import UserError
 from mlp_pytorch import MLP
 from options import build_parser, parse_with_preset
 from run_folder import write_atomically
-from train_utils import TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model
+from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model,
+                         refuse_the_other_trainers_model)
 
 
 def parse_args(argv=None):
@@ -49,24 +50,25 @@ def to_device(split, device):
                                torch.from_numpy(split.labels).to(device))
 
 
-def build_model(architecture, device):
-    """The MLP an architecture record describes, on the device."""
-    return build_mlp(MLP, architecture).to(device)
+def build_model(record, device):
+    """The MLP a record (options.RECORDED) describes, on the device."""
+    return build_mlp(MLP, record).to(device)
 
 
-def save_weights(state, architecture, preprocessing, path):
-    """model.pt: {'architecture': the record, 'state_dict': the tensors, 'preprocessing': the
+def save_weights(state, record, preprocessing, path):
+    """model.pt: {'architecture': the record (options.RECORDED), 'state_dict': the tensors, 'preprocessing': the
     fitted preprocessing's arrays as tensors}, all of it readable by torch.load(path,
     weights_only=True), so that the file describes itself."""
     arrays = {name: torch.from_numpy(value) for name, value in preprocessing.fitted_arrays.items()}
-    write_atomically(path, lambda f: torch.save({"architecture": architecture, "state_dict": state,
+    write_atomically(path, lambda f: torch.save({"architecture": record, "state_dict": state,
                                                  "preprocessing": arrays}, f))
 
 
 def read_weights(path, device):
-    """(state_dict, architecture record or None, preprocessing arrays) of a model.pt, or of a
-    bare state_dict as earlier versions saved; any other file is refused by name, and nothing
-    in it is run."""
+    """(state_dict, record or None, preprocessing arrays) of a model.pt, or of a bare
+    state_dict as earlier versions saved; any other file is refused by name, and nothing in it
+    is run."""
+    refuse_the_other_trainers_model(path, "pytorch")
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
     except OSError:
@@ -91,7 +93,7 @@ def evaluate_saved(path, given_flags, device, **flags):
     """--evaluate: train_utils.evaluate_saved with this trainer's file format and model."""
     device = pick_device(device)
     train_utils.evaluate_saved(path, given_flags, flags, lambda path: read_weights(path, device),
-                               lambda architecture: build_model(architecture, device), predict,
+                               lambda record: build_model(record, device), predict,
                                lambda model: model.linear_layers[0].weight.detach().cpu().numpy(),
                                move=lambda split: to_device(split, device))
 
@@ -165,7 +167,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     run.config["device"] = str(device)  # what "auto" chose
     torch.manual_seed(seed)
     loaders = run.load_data(move=lambda split: to_device(split, device))
-    model = build_model(run.architecture, device)
+    model = build_model(run.record, device)
     optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
                                flags["weight_decay"])
     loss_module = nn.CrossEntropyLoss(label_smoothing=flags["label_smoothing"])
@@ -195,7 +197,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                 evaluated.load_state_dict({**model.state_dict(), **average.average})
             if run.end_epoch(evaluate_model(evaluated, loaders["validation"], flags["tta"])):
                 best_state = cloned_state(evaluated)
-                save_weights(best_state, run.architecture, run.preprocessing, run.path("model.pt"))
+                save_weights(best_state, run.record, run.preprocessing, run.path("model.pt"))
         model.load_state_dict(best_state)
         run.test(*predict(model, loaders["test"], flags["tta"]))
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log

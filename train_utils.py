@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+import zipfile
 
 import numpy as np
 from tqdm import tqdm
@@ -13,10 +14,10 @@ from tqdm import tqdm
 import cifar10_utils
 import inspect_model
 from errors import EXIT_CODES, Terminated, TrainingDiverged, UserError
-from options import (ARCHITECTURE, DEFAULTS, TRAINING_OPTIONS, check_batch_norm_batch,
-                     flag_text, options_of)
+from options import (ARCHITECTURE, BY_NAME, DEFAULTS, RECORDED, TRAINING_OPTIONS,
+                     check_batch_norm_batch, options_of, typed_flag)
 from preprocessing import AUGMENTATIONS, Mixup, Preprocessing, mirror
-from run_folder import RunRecorder
+from run_folder import ENDINGS, RunRecorder, close_progress_bars
 
 
 # --- A training run around its loop ---
@@ -24,17 +25,18 @@ class TrainingRun(RunRecorder):
     """Everything of a run but its model and its step, the same for both trainers: the checks,
     the run's folder and record, the preprocessed data, each epoch's batches with their learning
     rate and mixup, the bookkeeping of every step and epoch, and the test. flags: the trainer's
-    options (options.options_of), defaults for those left out; an unknown one is a TypeError."""
+    options (options.options_of), defaults for those left out, each checked as the command line
+    checks it (TypeError or ValueError naming it); an unknown one is a TypeError."""
 
     def __init__(self, framework, flags):
         unknown = set(flags) - set(options_of(framework))
         if unknown:
             raise TypeError(f"unknown options: {sorted(unknown)}")
-        self.flags = flags = {name: flags.get(name, DEFAULTS[name])
+        self.flags = flags = {name: BY_NAME[name].check(flags.get(name, DEFAULTS[name]))
                               for name in options_of(framework)}
         check_batch_norm_batch(flags["use_batch_norm"], flags["batch_size"])
         check_model_fits(flags["hidden_dims"], flags["bottleneck"])
-        self.architecture = {name: flags[name] for name in ARCHITECTURE}
+        self.record = {name: flags[name] for name in RECORDED}
         super().__init__(flags["results_dir"], self.folder_name(framework),
                          dict(framework=framework, **flags))
         self.mixup = Mixup(flags["mixup"], flags["seed"])
@@ -202,17 +204,44 @@ def not_a_saved_model(path, reason):
     return UserError(f"{path} is not a saved model of this trainer ({reason})")
 
 
-def resolve_architecture(path, saved, flags, given_flags):
-    """The architecture to rebuild a saved model with: the one saved with it, which flags the
-    user chose must not contradict; flags alone only for a file that records none."""
+def saved_by(path):
+    """'numpy' or 'pytorch' where path is a zip archive such as that trainer saves, else None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if any(name.endswith("/data.pkl") for name in names):
+        return "pytorch"
+    return "numpy" if "architecture.npy" in names else None
+
+
+def refuse_the_other_trainers_model(path, framework):
+    other = saved_by(path)
+    if other not in (None, framework):
+        name = {"numpy": "NumPy", "pytorch": "PyTorch"}[other]
+        raise not_a_saved_model(path, f"it is a {name} model: use train_mlp_{other}.py")
+
+
+def resolve_record(path, saved, flags, given_flags):
+    """The record (options.RECORDED) to rebuild and measure a saved model with: the one saved
+    with it, each value checked as a flag is, which flags the user chose must not contradict;
+    flags alone only for a file that records none. A record written before the validation
+    split was recorded takes the flags' split."""
     if saved is None:
-        return {name: flags[name] for name in ARCHITECTURE}
-    if not isinstance(saved, dict) or set(saved) != set(ARCHITECTURE):
+        return {name: flags[name] for name in RECORDED}
+    if not isinstance(saved, dict) or not set(ARCHITECTURE) <= set(saved) <= set(RECORDED):
         raise not_a_saved_model(path, "its architecture record is not one this trainer writes")
-    conflicts = [f"--{key} {flag_text(flags[key])} (the model: {flag_text(saved[key])})"
-                 for key in ARCHITECTURE if key in given_flags and flags[key] != saved[key]]
+    try:
+        saved = {name: BY_NAME[name].check(value) for name, value
+                 in {"validation_size": flags["validation_size"], **saved}.items()}
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{path} records {error}: this version cannot rebuild that model (the "
+                        f"file was edited, or a newer version wrote it)") from None
+    conflicts = [f"{typed_flag(key, flags[key])} (the model: {typed_flag(key, saved[key])})"
+                 for key in RECORDED if key in given_flags and flags[key] != saved[key]]
     if conflicts:
-        raise UserError(f"{path} was trained with another architecture than "
+        raise UserError(f"{path} records other settings than "
                         f"{', '.join(conflicts)}; leave these flags out: the model records its "
                         f"own")
     return saved
@@ -237,21 +266,22 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     The model is rebuilt as it records, which the flags the user gave must not contradict, by the
     trainer's functions; move(split) puts a split where the model lives."""
     flags = {**DEFAULTS, **flags}
-    state, saved_architecture, arrays = read_weights(path)
-    architecture = resolve_architecture(path, saved_architecture, flags, given_flags)
-    model = build_model(architecture)
+    state, saved_record, arrays = read_weights(path)
+    record = resolve_record(path, saved_record, flags, given_flags)
+    model = build_model(record)
     load_weights(model, state, path)
     try:
-        preprocessing = Preprocessing.load(architecture["normalize"], arrays)
+        preprocessing = Preprocessing.load(record["normalize"], arrays)
     except ValueError as error:
         raise not_a_saved_model(path, str(error)) from None
-    dataset = cifar10_utils.get_cifar10(flags["data_dir"], flags["validation_size"],
+    dataset = cifar10_utils.get_cifar10(flags["data_dir"], record["validation_size"],
                                         url=flags["data_url"])
+    names = cifar10_utils.class_names(flags["data_dir"])
     loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
-    validation_accuracy = accuracy_of(*predict(model, loaders["validation"], architecture["tta"]))
-    probabilities, _ = predict(model, loaders["test"], architecture["tta"])
+    validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
+    probabilities, _ = predict(model, loaders["test"], record["tta"])
     inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
-                         first_layer_weights(model), cifar10_utils.class_names(flags["data_dir"]))
+                         first_layer_weights(model), names)
 
 
 # --- Stop signals and the command line ---
@@ -288,9 +318,10 @@ def handle_stop_signals():
     _on_stop_signals(_raise_stop)
 
 
-def run_cli(function, **kwargs):
+def run_cli(function, stopped="before any result was written", **kwargs):
     """Call function(**kwargs); a user-facing error, Ctrl-C or SIGTERM ends with one line (the
-    run's own, or error: ...) and an exit code: 1, 130 or 143.
+    run's own, or error: ..., or the stop and when it came: stopped) and an exit code: 1, 130
+    or 143.
 
     OSErrors (a full disk, a missing or unreadable file) are the machine's state, not bugs, so
     they get one line too; so does running out of memory."""
@@ -298,6 +329,9 @@ def run_cli(function, **kwargs):
     try:
         function(**kwargs)
     except KeyboardInterrupt as stop:
+        if not getattr(stop, "reported", False):
+            close_progress_bars()
+            print(f"{ENDINGS[type(stop)]} {stopped}", file=sys.stderr)
         sys.exit(EXIT_CODES[type(stop)])
     except (UserError, OSError) as error:
         sys.exit(f"error: {error}")
@@ -309,7 +343,8 @@ def train_or_evaluate(args, train, evaluate_saved):
     """Train with the parsed flags or, given --evaluate PATH, test the weights saved there."""
     args = vars(args)
     saved_model, given_flags = args.pop("evaluate"), args.pop("given_flags")
-    if saved_model:
-        run_cli(evaluate_saved, path=saved_model, given_flags=given_flags, **args)
+    if saved_model is not None:
+        run_cli(evaluate_saved, "before the evaluation finished; figures already drawn are "
+                "whole", path=saved_model, given_flags=given_flags, **args)
     else:
-        run_cli(train, **args)
+        run_cli(train, "before the first epoch finished; no run folder was made", **args)

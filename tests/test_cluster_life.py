@@ -213,9 +213,9 @@ def test_evaluate_needs_no_architecture_flags(framework, trained):
                                  "--activation", "elu", "--no-use_batch_norm", "--bottleneck", 0,
                                  *common)
     assert code == 1
-    assert_one_clear_line(stderr, "--activation elu (the model: tanh)",
-                          "--use_batch_norm False (the model: True)",
-                          "--bottleneck 0 (the model: 12)")
+    assert_one_clear_line(stderr, "--activation elu (the model: --activation tanh)",
+                          "--no-use_batch_norm (the model: --use_batch_norm)",
+                          "--bottleneck 0 (the model: --bottleneck 12)")
 
 
 def test_pytorch_weights_stay_readable_with_weights_only(trained):
@@ -223,7 +223,8 @@ def test_pytorch_weights_stay_readable_with_weights_only(trained):
     saved = torch.load(folders["pytorch"] / "model.pt", weights_only=True)
     assert saved["architecture"] == {"hidden_dims": [16, 8], "bottleneck": 12,
                                      "use_batch_norm": True, "activation": "tanh",
-                                     "dropout": 0.2, "normalize": "channel", "tta": "none"}
+                                     "dropout": 0.2, "normalize": "channel", "tta": "none",
+                                     "validation_size": 30}
     assert all(torch.is_tensor(value) for value in saved["state_dict"].values())
 
 

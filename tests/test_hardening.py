@@ -285,7 +285,7 @@ def test_saved_model_of_another_architecture_names_both(script, extra, cifar_dir
     assert code == 0 and "test accuracy" in stdout
     code, _, stderr = run_script(script, "--hidden_dims", 24, "--evaluate", saved, *common)
     assert code == 1
-    assert_one_clear_line(stderr, "--hidden_dims 24 (the model: 16)")
+    assert_one_clear_line(stderr, "--hidden_dims 24 (the model: --hidden_dims 16)")
     # a file that records no architecture (as earlier versions saved) is checked by its shapes
     legacy = tmp_path / f"legacy{saved.suffix}"
     if saved.suffix == ".npz":
