@@ -115,12 +115,19 @@ def draw_templates(weights, path):
     save_figure(fig, path, dpi=80)  # pixels of noise compress badly: keep the file small
 
 
+def most_confident_mistakes(labels, probabilities, count=MAX_MISTAKES):
+    """(indices of the count wrong predictions made with the highest probability, most
+    confident first; how many predictions are wrong)."""
+    confidence = probabilities.max(axis=1)
+    wrong = np.flatnonzero(probabilities.argmax(axis=1) != labels)
+    return wrong[np.argsort(-confidence[wrong], kind="stable")][:count], len(wrong)
+
+
 def draw_mistakes(images, labels, probabilities, class_names, path):
     """The wrong predictions made with the highest probability, with true and predicted class."""
     predictions = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
-    wrong = np.flatnonzero(predictions != labels)
-    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:MAX_MISTAKES]
+    worst, mistakes = most_confident_mistakes(labels, probabilities)
     fig, axes = image_grid(len(worst), 6, (1.9, 2.5))
     for ax, index in zip(axes.flat, worst):
         ax.imshow(as_picture(images[index]))
@@ -128,7 +135,7 @@ def draw_mistakes(images, labels, probabilities, class_names, path):
                      f"{class_names[predictions[index]]}\np = {confidence[index]:.2f}",
                      fontsize=7.5)
     fig.suptitle(f"The {len(worst)} most confident mistakes on the test set "
-                 f"(of {len(wrong)} mistakes)", fontsize=9)
+                 f"(of {mistakes} mistakes)", fontsize=9)
     save_figure(fig, path)
 
 

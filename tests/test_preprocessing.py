@@ -122,7 +122,7 @@ def test_saved_preprocessing_lets_evaluate_reproduce_the_accuracy(script, weight
     assert f"test accuracy {test_accuracy:.4f}" in stdout
     code, _, stderr = run_script(script, "--evaluate", folder / weights, "--normalize", "pixel",
                                  *common)
-    assert code == 1 and "--normalize pixel (the model: zca)" in stderr
+    assert code == 1 and "--normalize pixel (the model: --normalize zca)" in stderr
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
