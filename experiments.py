@@ -20,7 +20,7 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from options import DEFAULTS, PRESETS, SHORT_SEARCH_RECIPE, command_line
 from preprocessing import normalize
-from run_folder import stop_signals_ignored, write_json
+from run_folder import stop_signals_ignored, write_atomically, write_json
 from train_utils import run_cli
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULTS["data_dir"])
@@ -153,7 +153,9 @@ def draw_learned(entry, run_dir, data_dir, folder):
     target = os.path.join(folder, entry["figures"])
     os.makedirs(target, exist_ok=True)
     for name in ("confusion.png", "per_class.png", "weights.png", "mistakes.png"):
-        shutil.copy(os.path.join(run_dir, name), target)
+        with open(os.path.join(run_dir, name), "rb") as figure:
+            content = figure.read()
+        write_atomically(os.path.join(target, name), lambda f: f.write(content))
 
 
 def dead_fractions(model, split):
@@ -266,4 +268,5 @@ if __name__ == "__main__":
     parser.add_argument("--data_note", default="",
                         help="what the data is, for the report (default: from its md5)")
     args = parser.parse_args()
-    run_cli(main, "(a set not finished keeps its earlier results)", what=args.what, data_dir=args.data_dir, data_note_text=args.data_note)
+    run_cli(main, "(a set not finished keeps its earlier results)", what=args.what,
+            data_dir=args.data_dir, data_note_text=args.data_note)

@@ -1,5 +1,5 @@
 """A run's folder: metrics.json kept current, the curves, and the atomic writer through which
-metrics, models, downloads and the report are written."""
+every file the project writes goes: metrics, models, figures, downloads, summaries, the report."""
 import contextlib
 import json
 import os

@@ -56,9 +56,9 @@ def build_model(record, device):
 
 
 def save_weights(state, record, preprocessing, path):
-    """model.pt: {'architecture': the record (options.RECORDED), 'state_dict': the tensors, 'preprocessing': the
-    fitted preprocessing's arrays as tensors}, all of it readable by torch.load(path,
-    weights_only=True), so that the file describes itself."""
+    """model.pt: {'architecture': the record (options.RECORDED), 'state_dict': the tensors,
+    'preprocessing': the fitted preprocessing's arrays as tensors}, all of it readable by
+    torch.load(path, weights_only=True), so that the file describes itself."""
     arrays = {name: torch.from_numpy(value) for name, value in preprocessing.fitted_arrays.items()}
     write_atomically(path, lambda f: torch.save({"architecture": record, "state_dict": state,
                                                  "preprocessing": arrays}, f))

@@ -166,6 +166,27 @@ def test_a_figure_interrupted_mid_write_leaves_the_previous_one(tmp_path, monkey
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
+def test_every_file_of_a_run_and_its_evaluation_goes_through_the_atomic_writer(
+        framework, cifar_dir, tmp_path, monkeypatch):
+    written = set()
+    atomic = run_folder.write_atomically
+
+    def recorded(path, write):
+        written.add(os.path.abspath(path))
+        atomic(path, write)
+
+    trainer, name = TRAINERS[framework]
+    for module in (run_folder, trainer):
+        monkeypatch.setattr(module, "write_atomically", recorded)
+    *_, log = train(framework, cifar_dir[0], tmp_path / "r")
+    settings = {"device": "cpu"} if framework == "pytorch" else {}
+    trainer.evaluate_saved(os.path.join(log["run_dir"], name), set(), data_dir=str(cifar_dir[0]),
+                           data_url="", **settings)
+    files = {str(path) for path in (tmp_path / "r").rglob("*") if path.is_file()}
+    assert len(files) == 8 and files == written
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
 def test_a_full_disk_ends_the_run_with_its_closing_line(framework, cifar_dir, tmp_path,
                                                         monkeypatch, capsys):
     def disk_full(self, target, **kwargs):

@@ -307,9 +307,11 @@ def test_experiment_options_train(cifar_dir, tmp_path):
                              dropout=0.1, schedule="cosine", warmup=1, label_smoothing=0.1,
                              augment="crop+flip", activation="relu")
     assert log["train_loss"][-1] < log["train_loss"][0]
-    assert os.listdir(tmp_path / "r") == ["pytorch_h32_lr0.001_b16_e3_s1_activationrelu_optimizeradamw_"
-                                    "weight_decay0.01_dropout0.1_schedulecosine_warmup1_"
-                                    "label_smoothing0.1_augmentcrop+flip"]
+    # warmup=1 is taken as the number it is, 1.0: the name --warmup 1 gives on the command line
+    assert os.listdir(tmp_path / "r") == ["pytorch_h32_lr0.001_b16_e3_s1_activationrelu_"
+                                          "optimizeradamw_weight_decay0.01_dropout0.1_"
+                                          "schedulecosine_warmup1.0_label_smoothing0.1_"
+                                          "augmentcrop+flip"]
 
 
 def test_command_line_defaults_match_the_course():

@@ -3,6 +3,7 @@ fitted on, what the evaluation loaders see, which weights are tested, the warm-u
 epsilon, the crops' reach, the search's rule and what the figures of a model show."""
 import json
 import os
+from functools import partial
 
 import numpy as np
 import pytest
@@ -53,8 +54,8 @@ def test_the_preprocessing_is_fitted_on_the_training_split_alone(framework, cifa
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
-def test_validation_and_test_see_plain_images_and_the_best_epoch_is_tested(framework, cifar_dir,
-                                                                         tmp_path):
+def test_validation_and_test_see_plain_images_and_the_best_epoch_is_tested(
+        framework, cifar_dir, tmp_path):
     """Augmented evaluation, or the last epoch's weights tested, would make the recorded numbers
     differ from those of the saved (best) model measured on plain images."""
     root, _ = cifar_dir
@@ -62,8 +63,7 @@ def test_validation_and_test_see_plain_images_and_the_best_epoch_is_tested(frame
     assert log["best_epoch"] < 6, "this test needs a run whose best epoch is not its last"
     model, record, preprocessing = saved(framework, log)
     dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
-    move = None if framework == "numpy" else (lambda split: train_mlp_pytorch.to_device(split,
-                                                                                       "cpu"))
+    move = None if framework == "numpy" else partial(train_mlp_pytorch.to_device, device="cpu")
     loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
     trainer, _ = TRAINERS[framework]
     assert trainer.evaluate_model(model, loaders["validation"]) == \
