@@ -33,6 +33,13 @@ class SGD:
                 buffer = self.buffers[name] = grad.copy()
             param -= self.lr * buffer
 
+    def state_dict(self):
+        """The momentum buffers, as arrays named 'buffer.<parameter>': what a resumed run needs."""
+        return {f"buffer.{name}": buffer.copy() for name, buffer in self.buffers.items()}
+
+    def load_state_dict(self, state):
+        self.buffers = {name.split(".", 1)[1]: np.array(value) for name, value in state.items()}
+
 
 class Adam:
     """m <- β₁ m + (1 - β₁) g,  v <- β₂ v + (1 - β₂) g²,
@@ -76,6 +83,20 @@ class Adam:
             np.divide(mean, scratch, out=scratch)
             scratch *= step_size
             param -= scratch
+
+    def state_dict(self):
+        """The step t and both moments, as arrays ('t', 'mean.<parameter>', 'square.<parameter>'):
+        what a resumed run needs. The scratch array is rewritten before every use."""
+        state = {"t": np.array(self.t)}
+        for name, (mean, square, _) in self.moments.items():
+            state.update({f"mean.{name}": mean.copy(), f"square.{name}": square.copy()})
+        return state
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        names = [key.split(".", 1)[1] for key in state if key.startswith("mean.")]
+        self.moments = {name: (np.array(state[f"mean.{name}"]), np.array(state[f"square.{name}"]),
+                               np.empty_like(state[f"mean.{name}"])) for name in names}
 
 
 class AdamW(Adam):

@@ -1,6 +1,7 @@
 """Every option of the two trainers, written once (OPTIONS): its default, type and range, help, and
-whether a saved model records it. Both command lines, the defaults of train(), the run's name and
-record, the architecture record, the presets' check and the README's flag table derive from it.
+whether a saved model records it. Both command lines, the defaults of train() and the checks of
+its arguments, the run's name and record, a saved model's record and its checks, the presets'
+check and the README's flag table derive from it.
 
     python options.py      # prints the README's flag table"""
 import argparse
@@ -8,7 +9,7 @@ import argparse
 import cifar10_utils
 from checks import (check_choice, check_flag, check_sizes, folder, fraction,
                     location_or_nothing, nonnegative_float, nonnegative_int, positive_float,
-                    positive_int, saved_model, seed, validation_size)
+                    positive_int, run_folder, saved_model, seed, validation_size)
 from errors import UserError
 
 
@@ -21,18 +22,20 @@ class Option:
     """One flag. group: 'course' (the course's own), 'training' (beyond the course; named in the
     run's folder when changed), 'setup' (data, results, device), 'run' (what to run; no part of
     the run's record); architecture: a saved model records it; trainer: the only one taking it;
-    spells: the option this one is another spelling of."""
+    spells: the option this one is another spelling of; where: it says where the run finds or
+    leaves things, not what it computes, so a resumed run may change it."""
 
     def __init__(self, name, default, help, group, architecture=False, trainer=None, spells=None,
-                 **argparse_settings):
+                 where=False, **argparse_settings):
         self.name, self.default, self.help, self.group = name, default, help, group
         self.architecture, self.trainer, self.spells = architecture, trainer, spells
+        self.where = where
         self.settings = argparse_settings
 
-    def check(self, value, name=None):
+    def check(self, value):
         """value as train() takes it, checked as the command line checks the flag's text:
-        TypeError or ValueError naming the option (or name)."""
-        name = name or self.name
+        TypeError or ValueError naming the option."""
+        name = self.name
         if self.settings.get("action") is argparse.BooleanOptionalAction:
             return check_flag(name, value)
         if "choices" in self.settings:
@@ -120,26 +123,30 @@ OPTIONS = [
            "before the first hidden layer, so that layer's weights have rank <= N; 0 is none",
            "training", architecture=True, type=nonnegative_int, metavar="N"),
     Option("data_dir", cifar10_utils.DATA_DIR, f"folder holding {cifar10_utils.FOLDER_NAME}/ or "
-           f"{cifar10_utils.TARBALL_NAME}", "setup", type=folder),
+           f"{cifar10_utils.TARBALL_NAME}", "setup", where=True, type=folder),
     Option("data_url", cifar10_utils.CIFAR10_URL, "where to download CIFAR-10 if it is missing "
-           "(a mirror, or a plain path to the tarball); '' never downloads", "setup",
+           "(a mirror, or a plain path to the tarball); '' never downloads", "setup", where=True,
            type=location_or_nothing),
     Option("validation_size", cifar10_utils.VALIDATION_SIZE, "training images held out for "
            "validation", "setup", type=validation_size),
     Option("results_dir", "results", "each run writes a folder of curves, metrics and its model "
-           "here", "setup", type=folder),
+           "here", "setup", where=True, type=folder),
     Option("device", "auto", "auto picks CUDA, then MPS, then the CPU, and says which", "setup",
-           trainer="pytorch", choices=("auto", "cpu", "cuda", "mps")),
+           trainer="pytorch", where=True, choices=("auto", "cpu", "cuda", "mps")),
     Option("preset", None, "start from a named recipe of results/README.md; flags given as "
            "well override it", "run", choices=tuple(sorted(PRESETS))),
     Option("evaluate", None, "instead of training, test the model a run saved", "run",
            type=saved_model, metavar="MODEL"),
+    Option("resume", None, "continue a stopped run from its last finished epoch, with its own "
+           "flags, to the numbers it would have reached uninterrupted", "run", type=run_folder,
+           metavar="RUN_DIR"),
 ]
 BY_NAME = {option.name: option for option in OPTIONS}
 DEFAULTS = {option.name: option.default for option in OPTIONS if option.group != "run"
             and not option.spells}
 TRAINING_OPTIONS = tuple(option.name for option in OPTIONS if option.group == "training")
 ARCHITECTURE = tuple(option.name for option in OPTIONS if option.architecture)
+WHERE = tuple(option.name for option in OPTIONS if option.where)
 # A saved model's record: its architecture and the validation split its epoch was chosen on,
 # which --evaluate measures again (the file calls the whole record its "architecture")
 RECORDED = (*ARCHITECTURE, "validation_size")

@@ -71,8 +71,10 @@ class RunRecorder:
     Used as a context manager: however the block ends (done, diverged, Ctrl-C, SIGTERM), the
     numbers of the finished epochs are written out with the way it ended, and plotted."""
 
-    def __init__(self, results_dir, name, config):
-        self.results_dir, self.name, self.folder = results_dir, name, None
+    def __init__(self, results_dir, name, config, folder=None):
+        """A new folder results_dir/name (name_2, ... if taken), or the existing folder of a run
+        that is continued."""
+        self.results_dir, self.name, self.existing, self.folder = results_dir, name, folder, None
         self.config = config
         self.status = "running"
         self.start = time.perf_counter()
@@ -81,11 +83,12 @@ class RunRecorder:
                     "best_epoch": None}
         if os.path.exists(results_dir) and not os.path.isdir(results_dir):
             raise UserError(f"--results_dir {results_dir} is a file, not a folder")
+        target = folder or results_dir
         try:  # fail before any work is done, but create the run's folder only once training starts
-            os.makedirs(results_dir, exist_ok=True)
-            os.rmdir(tempfile.mkdtemp(dir=results_dir))
+            os.makedirs(target, exist_ok=True)
+            os.rmdir(tempfile.mkdtemp(dir=target))
         except OSError as error:
-            raise UserError(f"results folder {results_dir} is not writable ({error})") from None
+            raise UserError(f"results folder {target} is not writable ({error})") from None
 
     def path(self, filename):
         return os.path.join(self.folder, filename)
@@ -110,7 +113,8 @@ class RunRecorder:
                 "machine": platform.machine(), **self.log}
 
     def __enter__(self):
-        self.folder = self.log["run_dir"] = _new_folder(os.path.join(self.results_dir, self.name))
+        self.folder = self.log["run_dir"] = (self.existing or
+                                             _new_folder(os.path.join(self.results_dir, self.name)))
         write_json(self.path("metrics.json"), self.metrics())
         return self
 

@@ -13,18 +13,19 @@ if __name__ == "__main__":
 
 import copy
 import json
+import os
 import re
 import zipfile
 
 import numpy as np
 
 from mlp_numpy import MLP
-from modules import CrossEntropyModule
+from modules import CrossEntropyModule, DropoutModule
 from optim_numpy import make_optimizer
 from options import build_parser, parse_with_preset
 from run_folder import write_atomically
-from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model,
-                         refuse_the_other_trainers_model)
+from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, damaged_checkpoint,
+                         not_a_saved_model, prefixed, refuse_the_other_trainers_model, unprefixed)
 
 
 def parse_args(argv=None):
@@ -96,6 +97,45 @@ def evaluate_saved(path, given_flags, **flags):
                                lambda model: model.linear_layers[0].params["weight"])
 
 
+def save_checkpoint(run, epoch, model, optimizer, best_state, average):
+    """checkpoint.npz, after every epoch: the model, the best state so far, the optimizer's
+    state, the weight average and, as one JSON entry, the run's progress with every random
+    generator's state (the dropout layers' too): what --resume needs to go on exactly. Arrays
+    only, no pickle."""
+    progress = run.progress(epoch)
+    progress["dropout"] = [layer.rng.bit_generator.state for layer in dropout_layers(model)]
+    progress["average_updates"] = average.updates if average else 0
+    arrays = {**prefixed("model", model.state_dict()), **prefixed("best", best_state),
+              **prefixed("optimizer", optimizer.state_dict()),
+              **prefixed("average", average.average if average else {})}
+    write_atomically(run.path(run.checkpoint), lambda f: np.savez(
+        f, progress=np.array(json.dumps(progress)), **arrays))
+
+
+def load_checkpoint(run, model, optimizer, average):
+    """Put a stopped run's checkpoint.npz back into model, optimizer, average and run; returns
+    (the first epoch still to train, the best state so far)."""
+    path = os.path.join(run.resume, run.checkpoint)
+    try:
+        with np.load(path) as saved:
+            entries = {name: saved[name] for name in saved.files}
+        progress = json.loads(str(entries.pop("progress")[()]))
+        model.load_state_dict(unprefixed("model", entries))
+        optimizer.load_state_dict(unprefixed("optimizer", entries))
+        for layer, state in zip(dropout_layers(model), progress["dropout"], strict=True):
+            layer.rng.bit_generator.state = state
+        if average:
+            average.average, average.updates = (unprefixed("average", entries),
+                                                progress["average_updates"])
+        return run.restore(progress), unprefixed("best", entries)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise damaged_checkpoint(path, error) from None
+
+
+def dropout_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, DropoutModule)]
+
+
 def mixed_loss(loss_module, probs, labels, partners, weight):
     """(L, dL/dlogits) of a batch blended by Mixup: L = w CE(y) + (1 - w) CE(y[perm]), and the
     gradient blends alike, CE being linear in its target; w = 1 is the plain loss."""
@@ -122,13 +162,15 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
     optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
                                flags["weight_decay"])
     loss_module = CrossEntropyModule(label_smoothing=flags["label_smoothing"])
-    best_state = model.state_dict()
+    best_state, first_epoch = model.state_dict(), 1
     average, evaluated = None, model  # with --ema, a copy of the model holds the average
     if flags["ema"]:
         average, evaluated = WeightAverage(flags["ema"], model.state_dict()), copy.deepcopy(model)
+    if run.resume:
+        first_epoch, best_state = load_checkpoint(run, model, optimizer, average)
 
     with run:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             model.train()
             for lr_now, images, labels, partners, weight in run.batches(epoch):
                 optimizer.lr = lr_now
@@ -145,6 +187,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
                 best_state = evaluated.state_dict()
                 save_weights(best_state, run.record, run.preprocessing,
                              run.path("model.npz"))
+            save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.clear_cache()
         model.load_state_dict(best_state)
         run.test(*predict(model, loaders["test"], flags["tta"]))

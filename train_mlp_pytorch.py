@@ -12,6 +12,8 @@ if __name__ == "__main__":
     train_utils.exit_quietly_on_stop_signals()
 
 import copy
+import json
+import os
 
 import torch
 from torch import nn
@@ -21,8 +23,8 @@ from errors import UserError
 from mlp_pytorch import MLP
 from options import build_parser, parse_with_preset
 from run_folder import write_atomically
-from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, not_a_saved_model,
-                         refuse_the_other_trainers_model)
+from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, damaged_checkpoint,
+                         not_a_saved_model, refuse_the_other_trainers_model)
 
 
 def parse_args(argv=None):
@@ -134,6 +136,12 @@ class PlainSGD:
         for param in self.params:
             param.grad = None
 
+    def state_dict(self):
+        return {}  # nothing but the learning rate, which the schedule sets every step
+
+    def load_state_dict(self, state):
+        pass
+
 
 def make_optimizer(model, name, lr, momentum, weight_decay):
     if name == "sgd" and momentum == 0 and weight_decay == 0:
@@ -143,6 +151,42 @@ def make_optimizer(model, name, lr, momentum, weight_decay):
                                weight_decay=weight_decay)
     optimizer = torch.optim.Adam if name == "adam" else torch.optim.AdamW
     return optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def save_checkpoint(run, epoch, model, optimizer, best_state, average):
+    """checkpoint.pt, after every epoch: the model, the best state so far, the optimizer's state,
+    the weight average, torch's random generators (CPU, and CUDA's where used) and, as one JSON
+    string, the run's progress with its own generators: what --resume needs to go on exactly.
+    Tensors and plain types only, readable with weights_only=True."""
+    progress = run.progress(epoch)
+    progress["average_updates"] = average.updates if average else 0
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    content = {"progress": json.dumps(progress), "model": model.state_dict(),
+               "best": best_state, "optimizer": optimizer.state_dict(),
+               "average": average.average if average else {},
+               "cpu_generator": torch.get_rng_state(), "cuda_generators": cuda}
+    write_atomically(run.path(run.checkpoint), lambda f: torch.save(content, f))
+
+
+def load_checkpoint(run, model, optimizer, average, device):
+    """Put a stopped run's checkpoint.pt back into model, optimizer, average, torch's generators
+    and run; returns (the first epoch still to train, the best state so far)."""
+    path = os.path.join(run.resume, run.checkpoint)
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+        progress = json.loads(saved["progress"])
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["cpu_generator"].cpu())
+        if device.type == "cuda" and saved["cuda_generators"]:
+            torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_generators"]])
+        if average:
+            average.average, average.updates = saved["average"], progress["average_updates"]
+        return run.restore(progress), saved["best"]
+    except OSError:
+        raise
+    except Exception as error:  # damaged bytes fail in many ways inside torch's unpickler
+        raise damaged_checkpoint(path, error) from None
 
 
 def mixed_loss(loss_module, logits, labels, partners, weight):
@@ -171,16 +215,18 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
                                flags["weight_decay"])
     loss_module = nn.CrossEntropyLoss(label_smoothing=flags["label_smoothing"])
-    best_state = cloned_state(model)
+    best_state, first_epoch = cloned_state(model), 1
     average, evaluated = None, model  # with --ema, a copy of the model holds the average
     if flags["ema"]:
         average = WeightAverage(flags["ema"], {key: value for key, value
                                                in cloned_state(model).items()
                                                if value.is_floating_point()})
         evaluated = copy.deepcopy(model)
+    if run.resume:
+        first_epoch, best_state = load_checkpoint(run, model, optimizer, average, device)
 
     with run:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             model.train()
             for lr_now, images, labels, partners, weight in run.batches(epoch):
                 for group in optimizer.param_groups:
@@ -198,6 +244,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
             if run.end_epoch(evaluate_model(evaluated, loaders["validation"], flags["tta"])):
                 best_state = cloned_state(evaluated)
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.pt"))
+            save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.load_state_dict(best_state)
         run.test(*predict(model, loaders["test"], flags["tta"]))
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log

@@ -1,6 +1,7 @@
 """What the two training loops share: a run's course around the loop (TrainingRun), the
 learning-rate schedule, the moving average of the weights, the checks before any work, the
 saved-model record and its evaluation, stop signals and the command-line runner."""
+import json
 import math
 import os
 import signal
@@ -14,7 +15,8 @@ from tqdm import tqdm
 import cifar10_utils
 import inspect_model
 from errors import EXIT_CODES, Terminated, TrainingDiverged, UserError
-from options import (ARCHITECTURE, BY_NAME, DEFAULTS, RECORDED, TRAINING_OPTIONS,
+import checks
+from options import (ARCHITECTURE, BY_NAME, DEFAULTS, RECORDED, TRAINING_OPTIONS, WHERE,
                      check_batch_norm_batch, options_of, typed_flag)
 from preprocessing import AUGMENTATIONS, Mixup, Preprocessing, mirror
 from run_folder import ENDINGS, RunRecorder, close_progress_bars
@@ -29,6 +31,8 @@ class TrainingRun(RunRecorder):
     checks it (TypeError or ValueError naming it); an unknown one is a TypeError."""
 
     def __init__(self, framework, flags):
+        flags = dict(flags)
+        resume = flags.pop("resume", None)
         unknown = set(flags) - set(options_of(framework))
         if unknown:
             raise TypeError(f"unknown options: {sorted(unknown)}")
@@ -37,8 +41,12 @@ class TrainingRun(RunRecorder):
         check_batch_norm_batch(flags["use_batch_norm"], flags["batch_size"])
         check_model_fits(flags["hidden_dims"], flags["bottleneck"])
         self.record = {name: flags[name] for name in RECORDED}
+        self.resume = resume and checks.run_folder.check("resume", resume)
+        self.checkpoint = CHECKPOINTS[framework]
+        if self.resume:
+            check_resumable(self.resume, framework, flags, self.checkpoint)
         super().__init__(flags["results_dir"], self.folder_name(framework),
-                         dict(framework=framework, **flags))
+                         dict(framework=framework, **flags), folder=self.resume)
         self.mixup = Mixup(flags["mixup"], flags["seed"])
         self.step = 0
 
@@ -107,10 +115,89 @@ class TrainingRun(RunRecorder):
                    f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
         return best
 
+    def progress(self, epoch):
+        """What a resumed run needs of this run's own course after epoch, as JSON: the step, the
+        log, the time spent, and the states of the loader's and mixup's generators."""
+        return {"epoch": epoch, "step": self.step, "log": self.log,
+                "wall_time_s": time.perf_counter() - self.start,
+                "generators": [rng.bit_generator.state for rng in self.generators()]}
+
+    def restore(self, progress):
+        """Take up a checkpoint's progress; returns the first epoch still to train."""
+        self.step = progress["step"]
+        self.log.update(progress["log"])
+        self.start -= progress["wall_time_s"]
+        for rng, state in zip(self.generators(), progress["generators"], strict=True):
+            rng.bit_generator.state = state
+        return progress["epoch"] + 1
+
+    def generators(self):
+        return [self.loaders["train"].rng, self.mixup.rng]
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None and self.folder and os.path.exists(self.path(self.checkpoint)):
+            os.remove(self.path(self.checkpoint))  # finished: nothing left to resume
+        return super().__exit__(exc_type, exc, traceback)
+
     def test(self, probabilities, labels):
         """Record the kept model's test predictions: accuracy, confusion matrix, per class."""
         names = cifar10_utils.class_names(self.flags["data_dir"])
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
+
+
+# --- Resuming a stopped run ---
+CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
+
+
+def run_config(run_dir):
+    """The config and status a run folder's metrics.json records; UserError if it has none."""
+    path = os.path.join(run_dir, "metrics.json")
+    try:
+        with open(path) as f:
+            metrics = json.load(f)
+        return metrics["config"], metrics["status"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{run_dir} holds no run to resume ({path}: {error})") from None
+
+
+def resumed_flags(run_dir, flags, given_flags):
+    """The flags to continue run_dir with: its own, except those the user gave."""
+    config, _ = run_config(run_dir)
+    return {name: value if name in given_flags else config.get(name, value)
+            for name, value in flags.items()}
+
+
+def check_resumable(run_dir, framework, flags, checkpoint):
+    """Refuse to resume a run of the other trainer, a finished one, one without a checkpoint,
+    or one whose flags differ from these (those that only say where things are excepted)."""
+    config, status = run_config(run_dir)
+    if config.get("framework") != framework:
+        other = config.get("framework")
+        raise UserError(f"{run_dir} is a run of train_mlp_{other}.py: resume it with that script")
+    if status == "finished":
+        raise UserError(f"{run_dir} finished already: there is nothing to resume")
+    conflicts = [f"{typed_flag(name, flags[name])} (the run: {typed_flag(name, config[name])})"
+                 for name in flags if name not in WHERE and flags[name] != config.get(name)]
+    if conflicts:
+        raise UserError(f"{run_dir} was started with other flags than {', '.join(conflicts)}; "
+                        f"leave them out: the run records its own")
+    if not os.path.isfile(os.path.join(run_dir, checkpoint)):
+        raise UserError(f"{run_dir} has no {checkpoint}: it stopped before its first epoch "
+                        f"finished; start it again without --resume")
+
+
+def damaged_checkpoint(path, error):
+    return UserError(f"{path} is damaged ({type(error).__name__}: {error}); start the run again "
+                     f"without --resume")
+
+
+def prefixed(prefix, arrays):
+    return {f"{prefix}.{name}": value for name, value in arrays.items()}
+
+
+def unprefixed(prefix, entries):
+    return {name[len(prefix) + 1:]: value for name, value in entries.items()
+            if name.startswith(prefix + ".")}
 
 
 def predict(model, data_loader, tta, probabilities_of):
@@ -276,12 +363,11 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
         raise not_a_saved_model(path, str(error)) from None
     dataset = cifar10_utils.get_cifar10(flags["data_dir"], record["validation_size"],
                                         url=flags["data_url"])
-    names = cifar10_utils.class_names(flags["data_dir"])
     loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
     validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
     probabilities, _ = predict(model, loaders["test"], record["tta"])
     inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
-                         first_layer_weights(model), names)
+                         first_layer_weights(model), cifar10_utils.class_names(flags["data_dir"]))
 
 
 # --- Stop signals and the command line ---
@@ -342,8 +428,12 @@ def run_cli(function, stopped="before any result was written", **kwargs):
 def train_or_evaluate(args, train, evaluate_saved):
     """Train with the parsed flags or, given --evaluate PATH, test the weights saved there."""
     args = vars(args)
-    saved_model, given_flags = args.pop("evaluate"), args.pop("given_flags")
-    if saved_model is not None:
+    saved_model, resume = args.pop("evaluate"), args.pop("resume")
+    given_flags = args.pop("given_flags")
+    if resume is not None:
+        run_cli(lambda: train(**resumed_flags(resume, args, given_flags), resume=resume),
+                "before the resumed run finished an epoch; its checkpoint is as it was")
+    elif saved_model is not None:
         run_cli(evaluate_saved, "before the evaluation finished; figures already drawn are "
                 "whole", path=saved_model, given_flags=given_flags, **args)
     else:

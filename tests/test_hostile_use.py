@@ -183,7 +183,7 @@ def test_every_file_of_a_run_and_its_evaluation_goes_through_the_atomic_writer(
     trainer.evaluate_saved(os.path.join(log["run_dir"], name), set(), data_dir=str(cifar_dir[0]),
                            data_url="", **settings)
     files = {str(path) for path in (tmp_path / "r").rglob("*") if path.is_file()}
-    assert len(files) == 8 and files == written
+    assert len(files) == 8 and files <= written  # written also: the checkpoint, removed at the end
 
 
 @pytest.mark.parametrize("framework", TRAINERS)

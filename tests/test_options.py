@@ -25,7 +25,8 @@ def test_the_readme_flag_table_is_the_generated_one():
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_each_command_line_takes_its_options_with_their_defaults(trainer):
     args = vars(TRAINERS[trainer].parse_args([]))
-    assert args.pop("evaluate") is None and args.pop("given_flags") == set()
+    assert args.pop("evaluate") is None and args.pop("resume") is None
+    assert args.pop("given_flags") == set()
     assert args == {name: options.DEFAULTS[name] for name in options.options_of(trainer)}
 
 

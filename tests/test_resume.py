@@ -1,0 +1,149 @@
+"""--resume: a stopped run, continued, reaches exactly the numbers and the model an uninterrupted
+run with the same flags reaches; what cannot be continued is said in one line."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import train_mlp_numpy
+import train_mlp_pytorch
+import train_utils
+from errors import Terminated, UserError
+from test_cluster_life import SCRIPTS, TINY, start_trainer, wait_for_epochs
+from test_hardening import assert_one_clear_line, run_script
+
+TRAINERS = {"numpy": train_mlp_numpy, "pytorch": train_mlp_pytorch}
+# everything a run draws at random or carries from step to step
+EVERYTHING = dict(hidden_dims=[32, 16], lr=2e-3, batch_size=16, epochs=5, seed=3,
+                  validation_size=30, data_url="", use_batch_norm=True, dropout=0.1,
+                  optimizer="adamw", weight_decay=0.05, schedule="onecycle",
+                  augment="crop+flip", ema=0.9, mixup=0.2)
+COMPARED = ["train_loss_steps", "train_loss", "train_accuracy", "val_accuracy", "best_epoch",
+            "test_accuracy", "test_confusion_matrix"]
+
+
+def train(framework, root, results, **flags):
+    settings = {"device": "cpu"} if framework == "pytorch" else {}
+    return TRAINERS[framework].train(**{**EVERYTHING, "data_dir": str(root),
+                                        "results_dir": str(results), **settings, **flags})
+
+
+def stopped_in_epoch(monkeypatch, epoch, step=4):
+    """Let training stop (SIGTERM's exception) at the given step of the given epoch."""
+    batches = train_utils.TrainingRun.batches
+
+    def stopping(self, current):
+        for index, batch in enumerate(batches(self, current)):
+            if current == epoch and index == step:
+                raise Terminated()
+            yield batch
+
+    monkeypatch.setattr(train_utils.TrainingRun, "batches", stopping)
+    return batches
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, hard_cifar_dir, tmp_path,
+                                                            monkeypatch):
+    root, _ = hard_cifar_dir
+    *_, uninterrupted = train(framework, root, tmp_path / "a")
+    batches = stopped_in_epoch(monkeypatch, 3)
+    with pytest.raises(Terminated):
+        train(framework, root, tmp_path / "b")
+    monkeypatch.setattr(train_utils.TrainingRun, "batches", batches)
+    (run_dir,) = (tmp_path / "b").iterdir()
+    stopped = json.loads((run_dir / "metrics.json").read_text())
+    assert stopped["status"] == "terminated" and len(stopped["val_accuracy"]) == 2
+    *_, resumed = train(framework, root, tmp_path / "ignored", resume=str(run_dir))
+    assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
+    model = SCRIPTS[framework][1]
+    assert (run_dir / model).read_bytes() == (tmp_path / "a" / os.listdir(tmp_path / "a")[0]
+                                              / model).read_bytes()
+    assert sorted(os.listdir(run_dir)) == ["accuracy.png", "loss.png", "metrics.json", model]
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+    assert not (tmp_path / "ignored").exists() or not os.listdir(tmp_path / "ignored")
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_a_run_killed_by_sigterm_resumes_from_the_command_line(framework, cifar_dir, tmp_path):
+    script, _ = SCRIPTS[framework]
+    common = ["--hidden_dims", 64, "--epochs", 6, "--dropout", 0.2, "--augment", "flip",
+              "--data_dir", cifar_dir[0], *TINY]
+    code, _, stderr = run_script(script, *common, "--results_dir", tmp_path / "a")
+    assert code == 0, stderr
+    process = start_trainer(script, *common, "--results_dir", tmp_path / "b")
+    wait_for_epochs(tmp_path / "b", 2, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    (run_dir,) = (tmp_path / "b").iterdir()
+    code, stdout, stderr = run_script(script, "--resume", run_dir)
+    assert code == 0, stderr
+    (uninterrupted,) = (tmp_path / "a").iterdir()
+    first, second = (json.loads((folder / "metrics.json").read_text())
+                     for folder in (uninterrupted, run_dir))
+    assert {key: first[key] for key in COMPARED} == {key: second[key] for key in COMPARED}
+    assert f"test accuracy {first['test_accuracy']:.4f}" in stdout
+
+
+@pytest.fixture
+def stopped_run(hard_cifar_dir, tmp_path, monkeypatch):
+    """A NumPy run stopped in its third epoch: (data folder, run folder)."""
+    root, _ = hard_cifar_dir
+    batches = stopped_in_epoch(monkeypatch, 3)
+    with pytest.raises(Terminated):
+        train("numpy", root, tmp_path / "r", epochs=4)
+    monkeypatch.setattr(train_utils.TrainingRun, "batches", batches)
+    (run_dir,) = (tmp_path / "r").iterdir()
+    return root, run_dir
+
+
+def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run):
+    root, run_dir = stopped_run
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--lr", 0.5,
+                                 "--no-use_batch_norm", "--data_dir", root)
+    assert code == 1
+    assert_one_clear_line(stderr, "--lr 0.5 (the run: --lr 0.002)",
+                          "--no-use_batch_norm (the run: --use_batch_norm)")
+    # where the data lives may change: a job's node stages it elsewhere
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--data_dir", root,
+                                 "--epochs", 4)
+    assert code == 0, stderr
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("finished", "finished already: there is nothing to resume"),
+    ("no checkpoint", "has no checkpoint.npz: it stopped before its first epoch finished"),
+    ("damaged checkpoint", "checkpoint.npz is damaged"),
+    ("no metrics", "holds no run to resume"),
+])
+def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
+    root, run_dir = stopped_run
+    metrics = run_dir / "metrics.json"
+    if damage == "finished":
+        metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), status="finished")))
+    elif damage == "no checkpoint":
+        os.remove(run_dir / "checkpoint.npz")
+    elif damage == "damaged checkpoint":
+        (run_dir / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a whole zip")
+    else:
+        os.remove(metrics)
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
+    assert code == 1
+    assert_one_clear_line(stderr, message)
+
+
+def test_the_other_trainers_run_names_the_script_to_use(stopped_run):
+    root, run_dir = stopped_run
+    with pytest.raises(UserError, match="is a run of train_mlp_numpy.py: resume it with that"):
+        train("pytorch", root, run_dir.parent, resume=str(run_dir))
+
+
+def test_the_checkpoint_holds_arrays_only(stopped_run):
+    _, run_dir = stopped_run
+    with np.load(run_dir / "checkpoint.npz") as saved:  # allow_pickle stays False
+        assert all(saved[name].dtype != object for name in saved.files)
+        progress = json.loads(str(saved["progress"][()]))
+    assert progress["epoch"] == 2 and progress["step"] == 2 * ((200 - 30) // 16)
