@@ -1,0 +1,86 @@
+"""The job files on a real SLURM: a one-node cluster (slurm/local_cluster.sh) on this machine.
+Skipped, with the reason, where SLURM is not installed or cannot start (it runs as root)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+import synthetic_cifar
+from test_hardening import REPO, run_script
+
+CLUSTER = os.path.join(REPO, "slurm", "local_cluster.sh")
+COMPARED = ["train_loss_steps", "val_accuracy", "best_epoch", "test_accuracy",
+            "test_confusion_matrix"]
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """The environment in which sbatch, squeue and scontrol talk to the local cluster."""
+    if shutil.which("slurmctld") is None:
+        pytest.skip("SLURM is not installed (apt-get install slurm-wlm munge)")
+    if os.geteuid() != 0:
+        pytest.skip("the local SLURM runs its daemons as root")
+    folder = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run([CLUSTER, "start", folder], capture_output=True, text=True,
+                             timeout=180)
+    if started.returncode != 0:
+        pytest.skip(f"the local SLURM did not start: {started.stderr.strip()}")
+    yield dict(os.environ, SLURM_CONF=str(folder / "slurm.conf"), PYTHON=sys.executable)
+    subprocess.run([CLUSTER, "stop", folder], timeout=60)
+
+
+def job_state(job, env):
+    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                           env=env).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", shown))
+
+
+def wait_for_job(job, env, timeout):
+    """Wait until the job is done; a requeued job is let start at once instead of after the
+    two minutes SLURM holds it back. Returns the job's last state."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = job_state(job, env)
+        if state["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            return state
+        if state["JobState"] == "PENDING" and state.get("Reason") == "BeginTime":
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env)
+        time.sleep(1)
+    raise AssertionError(f"job {job} not done within {timeout} s: {state}")
+
+
+def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(slurm, tmp_path):
+    synthetic_cifar.write_dataset(tmp_path / "data", per_batch=400, brightness=15,
+                                  label_noise=0.2)
+    flags = ["--hidden_dims", 1024, 1024, "--lr", 0.01, "--epochs", 40, "--batch_size", 16,
+             "--validation_size", 100, "--dropout", 0.1, "--data_dir", tmp_path / "data",
+             "--data_url", ""]
+    code, _, stderr = run_script("train_mlp_numpy.py", *flags, "--results_dir",
+                                 tmp_path / "uninterrupted")
+    assert code == 0, stderr
+    # the job file as a student submits it, with a time limit of one minute and the warning
+    # 30 s before it: too short for the run, which must come back to finish
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--time=1", "--signal=B:TERM@30", f"--chdir={REPO}",
+         f"--output={tmp_path}/job-%j.out", os.path.join(REPO, "slurm", "train.job"),
+         *map(str, flags)],
+        capture_output=True, text=True, env=dict(slurm, TRAINER="train_mlp_numpy.py",
+                                                 RESULTS_DIR=str(tmp_path / "results")))
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip()
+    state = wait_for_job(job, slurm, timeout=600)
+    log = (tmp_path / f"job-{job}.out").read_text()
+    assert state["JobState"] == "COMPLETED", log
+    assert int(state["Restarts"]) >= 1 and "requeued" in log and "--resume" in log, log
+    (run_dir,) = (tmp_path / "results" / f"slurm-{job}").iterdir()
+    (reference,) = (tmp_path / "uninterrupted").iterdir()
+    resumed, uninterrupted = (json.loads((folder / "metrics.json").read_text())
+                              for folder in (run_dir, reference))
+    assert resumed["status"] == "finished"
+    assert {key: resumed[key] for key in COMPARED} == \
+        {key: uninterrupted[key] for key in COMPARED}
