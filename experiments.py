@@ -9,8 +9,10 @@ Paths are the repository's own, wherever the command is run from.
 """
 import argparse
 import datetime
+import glob
 import os
 import platform
+import shlex
 import shutil
 import sys
 
@@ -20,6 +22,7 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from options import DEFAULTS, PRESETS, SHORT_SEARCH_RECIPE, command_line
 from preprocessing import normalize
+from errors import UserError
 from run_folder import stop_signals_ignored, write_atomically, write_json
 from train_utils import run_cli
 
@@ -184,20 +187,80 @@ def data_note(data_dir, note):
 def train_set(name, data_dir, note):
     """Train the set in a folder of its own beside its results, which it replaces only once
     every run is done: a failed or stopped set leaves the earlier results as they were."""
-    folder, partial = (os.path.join(report.RESULTS, prefix + name) for prefix in ("", "."))
+    folder, partial = set_folders(name)
     shutil.rmtree(partial, ignore_errors=True)  # what an earlier failed attempt left
     os.makedirs(partial)
     try:
-        summary = run_entries(name, partial, data_dir)
+        entries = run_entries(name, partial, data_dir)
     except BaseException:
         print(f"[{name}] not finished: its earlier results in {folder} are as they were; the "
               f"runs this attempt finished are in {partial}", file=sys.stderr, flush=True)
         raise
+    finish_set(name, entries, machine(), data_note(data_dir, note))
+
+
+def set_folders(name):
+    """(the set's results, the folder its next results grow in until they are complete)"""
+    return os.path.join(report.RESULTS, name), os.path.join(report.RESULTS, f".{name}")
+
+
+def finish_set(name, entries, machine_text, data_text):
+    folder, partial = set_folders(name)
     write_json(os.path.join(partial, "summary.json"), {
         "set": name, "command": f"python experiments.py {name}",
-        "date": datetime.date.today().isoformat(), "machine": machine(),
-        "data": data_note(data_dir, note), "runs": summary})
+        "date": datetime.date.today().isoformat(), "machine": machine_text, "data": data_text,
+        "runs": entries})
     replace_folder(partial, folder)
+
+
+# --- A set as a SLURM job array: one run per task, collected by the report ---
+def array_commands(name, data_dir):
+    """The trainer command of each run of the set, writing to a task folder of its own."""
+    draws_figures = any("from_set" in entry or "figures" in entry for entry in SETS[name])
+    if name in GREEDY_SETS or draws_figures:
+        raise UserError(f"the {name} set cannot run as a job array: each of its rows depends "
+                        f"on the ones before (or draws figures); run it as one job")
+    _, partial = set_folders(name)
+    return [" ".join([command_line(entry["trainer"], entry["flags"]), "--data_dir",
+                      shlex.quote(data_dir), "--results_dir",
+                      shlex.quote(os.path.join(partial, "tasks", str(index)))])
+            for index, entry in enumerate(SETS[name])]
+
+
+def collect_array(name, data_dir, note):
+    """Where every task of the set's job array has finished its run, make those runs the set's
+    results; say which tasks are missing where some are."""
+    _, partial = set_folders(name)
+    entries, missing = [], []
+    for index, entry in enumerate(SETS[name]):
+        metrics = glob.glob(os.path.join(partial, "tasks", str(index), "*", "metrics.json"))
+        if len(metrics) != 1 or report.read_json(metrics[0], ("status",))["status"] != "finished":
+            missing.append(str(index))
+            continue
+        run_dir = os.path.dirname(metrics[0])
+        saved = dict(entry, command=command_line(entry["trainer"], entry["flags"]),
+                     run_dir=os.path.relpath(run_dir, partial))
+        if name == "dead-neurons":
+            validation = cifar10_utils.get_cifar10(
+                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"])["validation"]
+            saved["dead_fraction"] = dead_fractions(saved_model(run_dir), validation)
+        entries.append(saved)
+    if missing:
+        print(f"[{name}] job array tasks {','.join(missing)} have not finished; the report shows "
+              f"the set's earlier results", file=sys.stderr)
+        return
+    finish_set(name, entries, "the nodes of a SLURM job array (each run's metrics.json "
+               "records its device)", data_note(data_dir, note))
+    print(f"[{name}] collected the {len(entries)} runs of its job array")
+
+
+def saved_model(run_dir):
+    """The PyTorch model a run saved, on the CPU."""
+    path = os.path.join(run_dir, "model.pt")
+    state, record, _ = train_mlp_pytorch.read_weights(path, "cpu")
+    model = train_mlp_pytorch.build_model(record, "cpu")
+    model.load_state_dict(state)
+    return model
 
 
 def replace_folder(new, old):
@@ -255,9 +318,18 @@ def machine():
     return f"{model}, {os.cpu_count()} cores, {platform.system()}, no GPU used"
 
 
-def main(what, data_dir, data_note_text):
+def main(what, data_dir, data_note_text, list_commands=False):
+    if list_commands:
+        if what not in SETS:
+            raise UserError("--list needs a set's name")
+        print("\n".join(array_commands(what, data_dir)))
+        return
     for name in SETS if what == "all" else [what] if what in SETS else []:
         train_set(name, data_dir, data_note_text)
+    if what == "report":
+        for name in SETS:
+            if os.path.isdir(os.path.join(set_folders(name)[1], "tasks")):
+                collect_array(name, data_dir, data_note_text)
     report.write_report()
 
 
@@ -267,6 +339,13 @@ if __name__ == "__main__":
     parser.add_argument("--data_dir", default=DATA_DIR)
     parser.add_argument("--data_note", default="",
                         help="what the data is, for the report (default: from its md5)")
+    parser.add_argument("--results_dir", default=report.RESULTS,
+                        help="where the sets' results and the report are (default: results/ "
+                             "beside this file)")
+    parser.add_argument("--list", action="store_true",
+                        help="print the set's runs as trainer commands, one a line, for a job "
+                             "array (slurm/experiments.job), instead of running them")
     args = parser.parse_args()
+    report.RESULTS = os.path.abspath(os.path.expanduser(args.results_dir))
     run_cli(main, "(a set not finished keeps its earlier results)", what=args.what,
-            data_dir=args.data_dir, data_note_text=args.data_note)
+            data_dir=args.data_dir, data_note_text=args.data_note, list_commands=args.list)

@@ -84,3 +84,79 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(sl
     assert resumed["status"] == "finished"
     assert {key: resumed[key] for key in COMPARED} == \
         {key: uninterrupted[key] for key in COMPARED}
+
+
+def experiments(*arguments, env=None):
+    return subprocess.run([sys.executable, os.path.join(REPO, "experiments.py"),
+                           *map(str, arguments)], capture_output=True, text=True, timeout=600,
+                          env=env, cwd=REPO)
+
+
+def summary_numbers(results, name):
+    summary = json.loads((results / name / "summary.json").read_text())
+    numbers = []
+    for run in summary["runs"]:
+        metrics = json.loads((results / name / run["run_dir"] / "metrics.json").read_text())
+        numbers.append((run["label"], {key: metrics[key] for key in COMPARED}))
+    return numbers
+
+
+@pytest.fixture(scope="module")
+def array_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("array")
+    synthetic_cifar.write_dataset(root / "data", per_batch=1050)  # room for 5,000 validation
+    done = experiments("numpy-vs-torch", "--data_dir", root / "data", "--results_dir",
+                       root / "one-job")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def test_the_listed_commands_collected_by_the_report_make_the_same_set(array_data, tmp_path):
+    listed = experiments("numpy-vs-torch", "--list", "--data_dir", array_data / "data",
+                         "--results_dir", tmp_path)
+    commands = listed.stdout.strip().splitlines()
+    assert listed.returncode == 0 and len(commands) == 2
+    first = subprocess.run(commands[0], shell=True, cwd=REPO, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    halfway = experiments("report", "--data_dir", array_data / "data", "--results_dir", tmp_path)
+    assert "job array tasks 1 have not finished" in halfway.stderr
+    assert "Not run yet: `python experiments.py numpy-vs-torch`" in \
+        (tmp_path / "README.md").read_text()
+    second = subprocess.run(commands[1], shell=True, cwd=REPO, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    collected = experiments("report", "--data_dir", array_data / "data", "--results_dir",
+                            tmp_path)
+    assert collected.returncode == 0, collected.stderr
+    assert summary_numbers(tmp_path, "numpy-vs-torch") == \
+        summary_numbers(array_data / "one-job", "numpy-vs-torch")
+
+
+def test_a_set_whose_rows_build_on_each_other_is_no_array():
+    refused = experiments("search", "--list")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: the search set cannot run as a job array: each of its rows depends on the ones "
+        "before (or draws figures); run it as one job"]
+
+
+def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--array=0-1", f"--chdir={REPO}",
+         f"--output={tmp_path}/task-%A_%a.out", os.path.join(REPO, "slurm", "experiments.job"),
+         "numpy-vs-torch", "--data_dir", str(array_data / "data"), "--results_dir",
+         str(tmp_path / "results")], capture_output=True, text=True, env=slurm)
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip()
+    deadline = time.time() + 600
+    while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True,
+                         env=slurm).stdout.strip():
+        assert time.time() < deadline, "the array did not finish within 10 minutes"
+        time.sleep(1)
+    logs = "".join(path.read_text() for path in tmp_path.glob("task-*.out"))
+    collected = experiments("report", "--data_dir", array_data / "data", "--results_dir",
+                            tmp_path / "results")
+    assert collected.returncode == 0, collected.stderr + logs
+    assert summary_numbers(tmp_path / "results", "numpy-vs-torch") == \
+        summary_numbers(array_data / "one-job", "numpy-vs-torch"), logs
+    assert "Not run yet: `python experiments.py numpy-vs-torch`" not in \
+        (tmp_path / "results" / "README.md").read_text()
