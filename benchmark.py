@@ -1,12 +1,15 @@
 """Time the trainers' default runs: wall time and peak memory (RSS) of each whole process.
 
-    python benchmark.py                    # every benchmark, 3 repeats each
+    python benchmark.py                    # every CPU benchmark, 3 repeats each
     python benchmark.py numpy --repeat 5   # just one
+    python benchmark.py --device cuda      # the course's run and --preset best on a CUDA GPU
 
 The data must already be in --data_dir (a download is not part of what is measured). Each run
 is a fresh `python train_...py` process, so imports, data loading, training, evaluation and
-plotting all count. Prints a Markdown table and writes results/benchmark.json. Paths are the
-repository's own, wherever the command is run from."""
+plotting all count; the seconds of training alone (the epochs) and, on a GPU, its peak memory
+come from the run's metrics.json. Prints a Markdown table and writes results/benchmark.json
+(benchmark-cuda.json for --device cuda). Paths are the repository's own, wherever the command
+is run from."""
 import argparse
 import json
 import os
@@ -25,9 +28,11 @@ from train_utils import run_cli
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 BENCHMARKS = {
-    "numpy": ["train_mlp_numpy.py"],
-    "pytorch": ["train_mlp_pytorch.py", "--device", "cpu"],
-    "pytorch-bn": ["train_mlp_pytorch.py", "--device", "cpu", "--use_batch_norm"],
+    "cpu": {"numpy": ["train_mlp_numpy.py"],
+            "pytorch": ["train_mlp_pytorch.py", "--device", "cpu"],
+            "pytorch-bn": ["train_mlp_pytorch.py", "--device", "cpu", "--use_batch_norm"]},
+    "cuda": {"pytorch": ["train_mlp_pytorch.py", "--device", "cuda"],
+             "pytorch-best": ["train_mlp_pytorch.py", "--device", "cuda", "--preset", "best"]},
 }
 
 
@@ -47,52 +52,72 @@ def measure(command):
     return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 
-def test_accuracy(results_dir):
-    """The test accuracy of the single run that results_dir holds."""
+def run_metrics(results_dir):
+    """The metrics.json of the single run that results_dir holds."""
     (run,) = os.listdir(results_dir)
     with open(os.path.join(results_dir, run, "metrics.json")) as f:
-        return json.load(f)["test_accuracy"]
+        return json.load(f)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    offered = "; ".join(f"{device}: {', '.join(names)}" for device, names in BENCHMARKS.items())
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
+                        help=f"benchmarks to run, of the device's ({offered}; default: all)")
+    parser.add_argument("--device", choices=tuple(BENCHMARKS), default="cpu",
+                        help="cuda: the course's run and --preset best on a CUDA GPU")
     parser.add_argument("--repeat", type=positive_int, default=3)
     parser.add_argument("--data_dir", default=os.path.join(HERE, DEFAULTS["data_dir"]))
     args = parser.parse_args()
-    if set(args.names) - set(BENCHMARKS):
-        parser.error(f"unknown benchmark: choose from {', '.join(BENCHMARKS)}")
+    if set(args.names) - set(BENCHMARKS[args.device]):
+        parser.error(f"unknown benchmark: choose from {', '.join(BENCHMARKS[args.device])}")
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA GPU on this machine")
     return args
 
 
 def main(args):
-    rows = []
-    for name in args.names or BENCHMARKS:
+    benchmarks, rows = BENCHMARKS[args.device], []
+    for name in args.names or benchmarks:
         samples = []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as results:
-                script, *flags = BENCHMARKS[name]
+                script, *flags = benchmarks[name]
                 samples.append((*measure([sys.executable, os.path.join(HERE, script), *flags,
-                                          "--data_dir",
-                                          args.data_dir, "--data_url", "", "--results_dir",
-                                          results]), test_accuracy(results)))
-        walls, peaks, accuracies = zip(*samples)
-        rows.append({"benchmark": name, "command": " ".join(["python", *BENCHMARKS[name]]),
-                     "wall_s_median": statistics.median(walls), "wall_s_all": list(walls),
-                     "peak_rss_mb_max": max(peaks), "test_accuracy": accuracies[0]})
-        print(f"{name}: {statistics.median(walls):.2f} s median wall, {max(peaks):.0f} MB peak "
-              f"RSS, test accuracy {accuracies[0]:.4f}", flush=True)
-    print("\n| benchmark | command | wall (median) | peak RSS | test accuracy |")
-    print("|---|---|---|---|---|")
+                                          "--data_dir", args.data_dir, "--data_url", "",
+                                          "--results_dir", results]), run_metrics(results)))
+        rows.append(summary_row(name, benchmarks[name], samples))
+        print(f"{name}: {rows[-1]['wall_s_median']:.2f} s median wall, "
+              f"{rows[-1]['peak_rss_mb_max']:.0f} MB peak RSS, test accuracy "
+              f"{rows[-1]['test_accuracy']:.4f}", flush=True)
+    print("\n| benchmark | command | wall (median) | training (median) | peak RSS | peak GPU "
+          "memory | test accuracy |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
+        gpu = f"{row['peak_gpu_mb_max']:.0f} MB" if row["peak_gpu_mb_max"] else "-"
         print(f"| {row['benchmark']} | `{row['command']}` | {row['wall_s_median']:.2f} s | "
-              f"{row['peak_rss_mb_max']:.0f} MB | {row['test_accuracy']:.4f} |")
+              f"{row['training_s_median']:.2f} s | {row['peak_rss_mb_max']:.0f} MB | {gpu} | "
+              f"{row['test_accuracy']:.4f} |")
     results = os.path.join(HERE, DEFAULTS["results_dir"])
     os.makedirs(results, exist_ok=True)
-    write_json(os.path.join(results, "benchmark.json"),
+    name = "benchmark.json" if args.device == "cpu" else f"benchmark-{args.device}.json"
+    write_json(os.path.join(results, name),
                {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "repeat": args.repeat,
                 "date": time.strftime("%Y-%m-%d"), "runs": rows})
+
+
+def summary_row(name, command, samples):
+    """One benchmark's repeats, as (wall s, peak RSS MB, metrics), summed up."""
+    walls, peaks, metrics = zip(*samples)
+    training = [sum(m["epoch_seconds"]) for m in metrics]
+    return {"benchmark": name, "command": " ".join(["python", *command]),
+            "wall_s_median": statistics.median(walls), "wall_s_all": list(walls),
+            "training_s_median": statistics.median(training),
+            "peak_rss_mb_max": max(peaks),
+            "peak_gpu_mb_max": max(m.get("peak_gpu_memory_mb") or 0 for m in metrics),
+            "test_accuracy": metrics[0]["test_accuracy"]}
 
 
 if __name__ == "__main__":

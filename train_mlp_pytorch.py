@@ -247,6 +247,8 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.load_state_dict(best_state)
         run.test(*predict(model, loaders["test"], flags["tta"]))
+        if device.type == "cuda":
+            run.log["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log
 
 
