@@ -210,6 +210,8 @@ def parse_with_preset(parser, argv=None):
             typed.discard(option.name)
     args.given_flags = typed | set(PRESETS.get(preset, {}))
     del args.preset  # its flags are in args now
+    if args.resume is not None and args.evaluate is not None:
+        parser.error("--resume continues a run and --evaluate tests a saved model: give one")
     try:
         check_batch_norm_batch(args.use_batch_norm, args.batch_size)
     except UserError as error:

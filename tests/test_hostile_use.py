@@ -397,6 +397,8 @@ def test_matplotlib_refusing_mplbackend_costs_one_warning(cifar_dir, tmp_path):
     (["--evaluate", ""], "argument --evaluate: an empty name: give the path of a saved model"),
     (["--hidden_dims", "8", "--dnn_hidden_units", "4"],
      "--dnn_hidden_units and --hidden_dims are two spellings of one option"),
+    (["--resume", "results/x", "--evaluate", "results/x/model.npz"],
+     "--resume continues a run and --evaluate tests a saved model: give one"),
 ])
 def test_flags_that_cannot_mean_anything_are_refused(flags, fragment, capsys):
     with pytest.raises(SystemExit) as stopped:
