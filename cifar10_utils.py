@@ -87,7 +87,7 @@ def download(url, destination, md5):
                             f"nothing was kept")
 
     try:
-        write_atomically(destination, fetch)
+        write_atomically(destination, fetch, finish_before_stopping=False)
     except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors; a bad URL not
         raise DataError(f"could not download {url} ({error})") from None
 

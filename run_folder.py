@@ -23,16 +23,21 @@ def set_default_permissions(path):
     os.chmod(path, 0o666 & ~umask)
 
 
-def write_atomically(path, write):
+def write_atomically(path, write, finish_before_stopping=True):
     """write(f) fills a temporary binary file beside path, which then replaces path in one step:
     a reader, or a run killed mid-write, never sees half a file or loses the previous one. The
-    file ends with the permissions a plain open() would give it under the user's umask."""
+    file ends with the permissions a plain open() would give it under the user's umask.
+
+    A Ctrl-C or SIGTERM during the write takes effect once the file is in place (torch.save,
+    stopped halfway, fails in its own cleanup instead of stopping); a long download passes
+    finish_before_stopping=False to stay stoppable."""
     fd, partial = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        set_default_permissions(partial)
-        os.replace(partial, path)
+        with stop_signals_deferred() if finish_before_stopping else contextlib.nullcontext():
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            set_default_permissions(partial)
+            os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
@@ -158,9 +163,13 @@ class RunRecorder:
 def close_progress_bars():
     """Clear the progress bars a stop left drawn. A signal that lands between drawing a bar and
     entering its loop leaves a bar nothing will close, and the closing line would follow it on
-    the same line of the log."""
+    the same line of the log. One that lands inside a bar's constructor leaves a bar that
+    cannot close itself: it is dropped."""
     for bar in list(tqdm._instances):
-        bar.close()
+        try:
+            bar.close()
+        except AttributeError:
+            tqdm._instances.discard(bar)
 
 
 @contextlib.contextmanager
@@ -177,6 +186,25 @@ def stop_signals_ignored():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def stop_signals_deferred():
+    """A SIGINT or SIGTERM that arrives inside the block is delivered when the block ends, to the
+    handlers there were (in the main thread; elsewhere Python cannot change handlers)."""
+    arrived = []
+    try:
+        previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum))
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in arrived[:1]:
+            signal.raise_signal(signum)
 
 
 def pyplot():

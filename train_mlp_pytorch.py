@@ -216,12 +216,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                                flags["weight_decay"])
     loss_module = nn.CrossEntropyLoss(label_smoothing=flags["label_smoothing"])
     best_state, first_epoch = cloned_state(model), 1
-    average, evaluated = None, model  # with --ema, a copy of the model holds the average
-    if flags["ema"]:
-        average = WeightAverage(flags["ema"], {key: value for key, value
-                                               in cloned_state(model).items()
-                                               if value.is_floating_point()})
-        evaluated = copy.deepcopy(model)
+    average, evaluated = weight_average(model, flags["ema"])
     if run.resume:
         first_epoch, best_state = load_checkpoint(run, model, optimizer, average, device)
 
@@ -250,6 +245,15 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
         if device.type == "cuda":
             run.log["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log
+
+
+def weight_average(model, decay):
+    """(the WeightAverage of the model's floating-point state, the copy of the model that holds
+    it for evaluation), or (None, the model itself) where decay is 0: no --ema."""
+    if not decay:
+        return None, model
+    return (WeightAverage(decay, {key: value for key, value in cloned_state(model).items()
+                                  if value.is_floating_point()}), copy.deepcopy(model))
 
 
 def cloned_state(model):

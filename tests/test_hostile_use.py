@@ -12,6 +12,7 @@ import matplotlib.figure
 import numpy as np
 import pytest
 import torch
+from tqdm import tqdm
 
 import cifar10_utils
 import experiments
@@ -163,6 +164,33 @@ def test_a_figure_interrupted_mid_write_leaves_the_previous_one(tmp_path, monkey
     with pytest.raises(Terminated):
         run_folder.save_figure(plt.subplots()[0], str(path))
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["confusion.png"]
+
+
+def test_a_stop_during_a_write_takes_effect_once_the_file_is_whole(tmp_path):
+    """torch.save stopped halfway fails in its own cleanup (a RuntimeError, not the stop)."""
+    state = {"weight": torch.arange(1000.0)}
+
+    def stopped_halfway(f):
+        f.write(b"")
+        os.kill(os.getpid(), signal.SIGTERM)
+        torch.save(state, f)
+
+    train_utils.handle_stop_signals()
+    try:
+        with pytest.raises(Terminated):
+            run_folder.write_atomically(str(tmp_path / "model.pt"), stopped_halfway)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert torch.equal(torch.load(tmp_path / "model.pt", weights_only=True)["weight"],
+                       state["weight"])
+
+
+def test_a_bar_stopped_inside_its_constructor_does_not_stop_the_closing_line():
+    bar = tqdm(range(3))
+    del bar.pos  # what a signal landing before tqdm sets it leaves
+    run_folder.close_progress_bars()
+    assert bar not in tqdm._instances
 
 
 @pytest.mark.parametrize("framework", TRAINERS)

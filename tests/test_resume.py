@@ -69,7 +69,7 @@ def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, hard_cifa
 @pytest.mark.parametrize("framework", SCRIPTS)
 def test_a_run_killed_by_sigterm_resumes_from_the_command_line(framework, cifar_dir, tmp_path):
     script, _ = SCRIPTS[framework]
-    common = ["--hidden_dims", 64, "--epochs", 6, "--dropout", 0.2, "--augment", "flip",
+    common = ["--hidden_dims", 64, "--epochs", 20, "--dropout", 0.2, "--augment", "flip",
               "--data_dir", cifar_dir[0], *TINY]
     code, _, stderr = run_script(script, *common, "--results_dir", tmp_path / "a")
     assert code == 0, stderr
