@@ -9,6 +9,7 @@ Paths are the repository's own, wherever the command is run from.
 """
 import argparse
 import datetime
+import functools
 import glob
 import os
 import platform
@@ -161,6 +162,14 @@ def draw_learned(entry, run_dir, data_dir, folder):
         write_atomically(os.path.join(target, name), lambda f: f.write(content))
 
 
+@functools.lru_cache(maxsize=1)
+def validation_split(data_dir, validation_size):
+    """The validation split the dead-neurons runs are measured on, read once for all of them; a
+    copy, so the training images it was cut from need not stay in memory."""
+    split = cifar10_utils.get_cifar10(data_dir, validation_size)["validation"]
+    return cifar10_utils.Split(split.images.copy(), split.labels.copy())
+
+
 def dead_fractions(model, split):
     """Per ReLU layer, the fraction of units that output 0 for every image of split."""
     import torch
@@ -241,9 +250,8 @@ def collect_array(name, data_dir, note):
         saved = dict(entry, command=command_line(entry["trainer"], entry["flags"]),
                      run_dir=os.path.relpath(run_dir, partial))
         if name == "dead-neurons":
-            validation = cifar10_utils.get_cifar10(
-                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"])["validation"]
-            saved["dead_fraction"] = dead_fractions(saved_model(run_dir), validation)
+            saved["dead_fraction"] = dead_fractions(saved_model(run_dir), validation_split(
+                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"]))
         entries.append(saved)
     if missing:
         print(f"[{name}] job array tasks {','.join(missing)} have not finished; the report shows "
@@ -277,7 +285,6 @@ def run_entries(name, folder, data_dir):
     """Train (or, for a model another set trained, evaluate) each entry of the set into folder;
     returns the entries as the summary records them."""
     runs_dir = os.path.join(folder, "runs")
-    validation = None
     entries, kept_flags, kept_accuracy = [], {}, -1.0
     for entry in SETS[name]:
         if name in GREEDY_SETS:  # each row's change goes on top of the changes kept so far
@@ -300,9 +307,8 @@ def run_entries(name, folder, data_dir):
             if saved["kept"]:
                 kept_flags, kept_accuracy = entry["flags"], max(val_accuracies)
         if name == "dead-neurons":
-            validation = validation or cifar10_utils.get_cifar10(
-                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"])["validation"]
-            saved["dead_fraction"] = dead_fractions(model, validation)
+            saved["dead_fraction"] = dead_fractions(model, validation_split(
+                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"]))
         entries.append(saved)
     return entries
 

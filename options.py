@@ -35,14 +35,13 @@ class Option:
     def check(self, value):
         """value as train() takes it, checked as the command line checks the flag's text:
         TypeError or ValueError naming the option."""
-        name = self.name
         if self.settings.get("action") is argparse.BooleanOptionalAction:
-            return check_flag(name, value)
+            return check_flag(self.name, value)
         if "choices" in self.settings:
-            return check_choice(name, value, self.settings["choices"])
+            return check_choice(self.name, value, self.settings["choices"])
         if self.settings.get("nargs") == "+":
-            return check_sizes(name, value, self.settings["type"])
-        return self.settings["type"].check(name, value)
+            return check_sizes(self.name, value, self.settings["type"])
+        return self.settings["type"].check(self.name, value)
 
     @property
     def allowed(self):

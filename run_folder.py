@@ -173,11 +173,11 @@ def close_progress_bars():
 
 
 @contextlib.contextmanager
-def stop_signals_ignored():
-    """Ignore SIGINT and SIGTERM inside the block (in the main thread; elsewhere Python cannot
-    change handlers), then restore the handlers there were."""
+def _stop_signals_handled_by(handler):
+    """SIGINT and SIGTERM go to handler inside the block (in the main thread; elsewhere Python
+    cannot change handlers), then to the handlers there were."""
     try:
-        previous = {signum: signal.signal(signum, signal.SIG_IGN)
+        previous = {signum: signal.signal(signum, handler)
                     for signum in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
         previous = {}
@@ -186,23 +186,22 @@ def stop_signals_ignored():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def stop_signals_ignored():
+    """Ignore SIGINT and SIGTERM inside the block."""
+    return _stop_signals_handled_by(signal.SIG_IGN)
 
 
 @contextlib.contextmanager
 def stop_signals_deferred():
     """A SIGINT or SIGTERM that arrives inside the block is delivered when the block ends, to the
-    handlers there were (in the main thread; elsewhere Python cannot change handlers)."""
+    handlers there were."""
     arrived = []
     try:
-        previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum))
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        previous = {}
-    try:
-        yield
+        with _stop_signals_handled_by(lambda signum, frame: arrived.append(signum)):
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         for signum in arrived[:1]:
             signal.raise_signal(signum)
 

@@ -12,10 +12,10 @@ import zipfile
 import numpy as np
 from tqdm import tqdm
 
+import checks
 import cifar10_utils
 import inspect_model
 from errors import EXIT_CODES, Terminated, TrainingDiverged, UserError
-import checks
 from options import (ARCHITECTURE, BY_NAME, DEFAULTS, RECORDED, TRAINING_OPTIONS, WHERE,
                      check_batch_norm_batch, options_of, typed_flag)
 from preprocessing import AUGMENTATIONS, Mixup, Preprocessing, mirror
@@ -176,14 +176,22 @@ def check_resumable(run_dir, framework, flags, checkpoint):
         raise UserError(f"{run_dir} is a run of train_mlp_{other}.py: resume it with that script")
     if status == "finished":
         raise UserError(f"{run_dir} finished already: there is nothing to resume")
-    conflicts = [f"{typed_flag(name, flags[name])} (the run: {typed_flag(name, config[name])})"
-                 for name in flags if name not in WHERE and flags[name] != config.get(name)]
+    conflicts = contradictions(flags, config, [name for name in flags if name not in WHERE],
+                               "the run")
     if conflicts:
-        raise UserError(f"{run_dir} was started with other flags than {', '.join(conflicts)}; "
-                        f"leave them out: the run records its own")
+        raise UserError(f"{run_dir} was started with other flags than {conflicts}; leave them "
+                        f"out: the run records its own")
     if not os.path.isfile(os.path.join(run_dir, checkpoint)):
         raise UserError(f"{run_dir} has no {checkpoint}: it stopped before its first epoch "
                         f"finished; start it again without --resume")
+
+
+def contradictions(flags, recorded, names, whose):
+    """Each of names whose flag differs from what recorded holds, both as typed, e.g.
+    '--lr 0.5 (the run: --lr 0.1)', joined by commas; '' where none differs."""
+    return ", ".join(f"{typed_flag(name, flags[name])} ({whose}: "
+                     f"{typed_flag(name, recorded.get(name))})"
+                     for name in names if flags[name] != recorded.get(name))
 
 
 def damaged_checkpoint(path, error):
@@ -325,12 +333,11 @@ def resolve_record(path, saved, flags, given_flags):
     except (TypeError, ValueError) as error:
         raise UserError(f"{path} records {error}: this version cannot rebuild that model (the "
                         f"file was edited, or a newer version wrote it)") from None
-    conflicts = [f"{typed_flag(key, flags[key])} (the model: {typed_flag(key, saved[key])})"
-                 for key in RECORDED if key in given_flags and flags[key] != saved[key]]
+    conflicts = contradictions(flags, saved, [key for key in RECORDED if key in given_flags],
+                               "the model")
     if conflicts:
-        raise UserError(f"{path} records other settings than "
-                        f"{', '.join(conflicts)}; leave these flags out: the model records its "
-                        f"own")
+        raise UserError(f"{path} records other settings than {conflicts}; leave these flags "
+                        f"out: the model records its own")
     return saved
 
 
