@@ -25,7 +25,8 @@ from optim_numpy import make_optimizer
 from options import build_parser, parse_with_preset
 from run_folder import write_atomically
 from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, damaged_checkpoint,
-                         not_a_saved_model, prefixed, refuse_the_other_trainers_model, unprefixed)
+                         not_a_saved_model, prefixed, refuse_the_other_trainers_model,
+                         set_generator_states, unprefixed)
 
 
 def parse_args(argv=None):
@@ -122,8 +123,7 @@ def load_checkpoint(run, model, optimizer, average):
         progress = json.loads(str(entries.pop("progress")[()]))
         model.load_state_dict(unprefixed("model", entries))
         optimizer.load_state_dict(unprefixed("optimizer", entries))
-        for layer, state in zip(dropout_layers(model), progress["dropout"], strict=True):
-            layer.rng.bit_generator.state = state
+        set_generator_states([layer.rng for layer in dropout_layers(model)], progress["dropout"])
         if average:
             average.average, average.updates = (unprefixed("average", entries),
                                                 progress["average_updates"])

@@ -127,8 +127,7 @@ class TrainingRun(RunRecorder):
         self.step = progress["step"]
         self.log.update(progress["log"])
         self.start -= progress["wall_time_s"]
-        for rng, state in zip(self.generators(), progress["generators"], strict=True):
-            rng.bit_generator.state = state
+        set_generator_states(self.generators(), progress["generators"])
         return progress["epoch"] + 1
 
     def generators(self):
@@ -192,6 +191,14 @@ def contradictions(flags, recorded, names, whose):
     return ", ".join(f"{typed_flag(name, flags[name])} ({whose}: "
                      f"{typed_flag(name, recorded.get(name))})"
                      for name in names if flags[name] != recorded.get(name))
+
+
+def set_generator_states(generators, states):
+    """Give each NumPy Generator its saved state; ValueError where the counts differ."""
+    if len(generators) != len(states):
+        raise ValueError(f"{len(states)} generator states for {len(generators)} generators")
+    for rng, state in zip(generators, states):
+        rng.bit_generator.state = state
 
 
 def damaged_checkpoint(path, error):
