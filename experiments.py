@@ -16,16 +16,25 @@ import platform
 import shlex
 import shutil
 import sys
+import time
 
+import numpy as np
+import torch
+
+import batch_statistics
 import cifar10_utils
+import hessian
+import mlp_numpy
+import mlp_pytorch
 import report
+import saddles
 import train_mlp_numpy
 import train_mlp_pytorch
-from options import DEFAULTS, PRESETS, SHORT_SEARCH_RECIPE, command_line
-from preprocessing import normalize
+from options import DEFAULTS, PRESETS, RECORDED, SHORT_SEARCH_RECIPE, command_line
+from preprocessing import Preprocessing, normalize
 from errors import UserError
 from run_folder import stop_signals_ignored, write_atomically, write_json
-from train_utils import run_cli
+from train_utils import build_mlp, run_cli
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULTS["data_dir"])
 
@@ -133,7 +142,26 @@ SETS = {
     "learned": [dict(run("the course's NumPy MLP", trainer="numpy"), figures="course-numpy"),
                 dict(run("the best MLP", **PRESETS["best"]), figures="best-mlp",
                      from_set="presets", from_label="--preset best")],
+    # Question 4: the course's NumPy MLP at three points of its default run (--epochs 0 tests
+    # the initial weights), then GOE matrices and saddles, which train nothing
+    "hessian": [run("initialization", trainer="numpy", epochs=0),
+                run("after one epoch", trainer="numpy", epochs=1),
+                run("the best epoch of 10", trainer="numpy")],
+    "saddles": [],
+    # Question 5c: a BatchNorm model tested with running and with batch statistics
+    "bn-test-time": [run("BatchNorm at the course's defaults", use_batch_norm=True)],
 }
+# how far each measurement goes: sized so that each set takes a few minutes on 2 cores
+HESSIAN = dict(images=4000, lanczos_steps=80, slq_steps=40, probes=8, seed=0)
+SADDLES = dict(goe_samples=4_000_000, goe_max_n=10, goe_min_hits=10,
+               epsilons=[10.0 ** -k for k in range(1, 13)], lr=0.1, starts=50,
+               network=dict(inputs=8, hidden=4, outputs=3, samples=200), network_lr=0.02,
+               network_starts=20, seed=0)
+BATCH_STATISTICS = dict(batch_sizes=[1, 2, 8, 32, 128, 1000], companions=8, images=500,
+                        draws=20, shown_draws=200, seed=0)
+# sets measured on what only their training process holds (--epochs 0 saves no model), or that
+# train nothing: they run as one job, never as a job array
+ONE_PROCESS_SETS = {"hessian", "saddles"}
 
 
 # --- Training a set ---
@@ -163,16 +191,15 @@ def draw_learned(entry, run_dir, data_dir, folder):
 
 
 @functools.lru_cache(maxsize=1)
-def validation_split(data_dir, validation_size):
-    """The validation split the dead-neurons runs are measured on, read once for all of them; a
-    copy, so the training images it was cut from need not stay in memory."""
-    split = cifar10_utils.get_cifar10(data_dir, validation_size)["validation"]
-    return cifar10_utils.Split(split.images.copy(), split.labels.copy())
+def split_copy(data_dir, validation_size, name, count=None):
+    """The first count images (all by default) of a split, read once for all the runs of a set
+    that are measured on it; a copy, so the rest of the dataset need not stay in memory."""
+    split = cifar10_utils.get_cifar10(data_dir, validation_size)[name]
+    return cifar10_utils.Split(split.images[:count].copy(), split.labels[:count].copy())
 
 
 def dead_fractions(model, split):
     """Per ReLU layer, the fraction of units that output 0 for every image of split."""
-    import torch
     fractions = []
     with torch.no_grad():
         model.eval()
@@ -182,6 +209,103 @@ def dead_fractions(model, split):
             if isinstance(module, torch.nn.ReLU):
                 fractions.append(float(((x > 0).sum(dim=0) == 0).float().mean()))
     return fractions
+
+
+def flags_of(entry):
+    return dict(DEFAULTS, **entry["flags"])
+
+
+# --- What a set measures on each model it trains, in the same process ---
+def measure_dead_neurons(model, entry, data_dir):
+    validation = split_copy(data_dir, flags_of(entry)["validation_size"], "validation")
+    return {"dead_fraction": dead_fractions(model, validation)}
+
+
+def measure_hessian(model, entry, data_dir):
+    """Question 4a: the Hessian of the NumPy model's mean loss on the first HESSIAN['images']
+    images of the training split, in float64 (spectrum_summary), and how far its products are
+    from autograd's on this model."""
+    flags = flags_of(entry)
+    split = split_copy(data_dir, flags["validation_size"], "train", HESSIAN["images"])
+    # the course's fixed normalization, the one the set's runs use
+    images = Preprocessing()(split.images).reshape(len(split), -1).astype(np.float64)
+    record = {name: flags[name] for name in RECORDED}
+    exact = build_mlp(mlp_numpy.MLP, record, dtype=np.float64)
+    exact.load_state_dict(model.state_dict())
+    surface = hessian.LossSurface(exact, images, split.labels)
+    start = time.perf_counter()
+    rng = np.random.default_rng(HESSIAN["seed"])
+    summary = hessian.spectrum_summary(surface, HESSIAN["lanczos_steps"], HESSIAN["slq_steps"],
+                                       HESSIAN["probes"], rng)
+    twin = build_mlp(mlp_pytorch.MLP, record).double()
+    twin.load_state_dict({name: torch.from_numpy(value).reshape(twin.state_dict()[name].shape)
+                          for name, value in exact.state_dict().items()})
+    summary["autograd_relative_error"] = hessian.autograd_relative_error(surface, twin, rng)
+    summary["seconds"] = time.perf_counter() - start
+    summary["settings"] = dict(HESSIAN, images=len(split), step=hessian.STEP,
+                               curvature_step=hessian.CURVATURE_STEP)
+    return {"hessian": summary}
+
+
+def measure_batch_statistics(model, entry, data_dir):
+    """Question 5c: the test accuracy with running statistics (the trainers' evaluate_model) and
+    with each batch's own, by batch size; how often an image's class changes with the images it
+    is batched with, and the classes one image is given."""
+    settings, start = BATCH_STATISTICS, time.perf_counter()
+    test = split_copy(data_dir, flags_of(entry)["validation_size"], "test")
+    preprocessing = Preprocessing()  # the course's normalization, the one the set's run uses
+    running = train_mlp_pytorch.evaluate_model(model, cifar10_utils.DataLoader(
+        test, cifar10_utils.EVAL_BATCH_SIZE, return_numpy=False, preprocess=preprocessing))
+    by_size = batch_statistics.accuracy_by_batch_size(model, test, preprocessing,
+                                                      settings["batch_sizes"])
+    rng = np.random.default_rng(settings["seed"])
+    classes_taken = [len(set(batch_statistics.classes_with_companions(
+        model, test, preprocessing, index, settings["companions"], settings["draws"], rng)))
+        for index in range(min(settings["images"], len(test)))]
+    shown = int(np.argmax(classes_taken))  # the first image given the most different classes
+    shown_classes = batch_statistics.classes_with_companions(
+        model, test, preprocessing, shown, settings["companions"], settings["shown_draws"], rng)
+    alone = cifar10_utils.Split(test.images[shown:shown + 1], test.labels[shown:shown + 1])
+    running_class = train_mlp_pytorch.predict(model, batch_statistics.loader(alone, preprocessing,
+                                                                             1))[0].argmax()
+    return {"batch_statistics": {
+        "running_accuracy": running,
+        "accuracy": {str(size): accuracy for size, (accuracy, _) in by_size.items()},
+        "images": {str(size): len(classes) for size, (_, classes) in by_size.items()},
+        "classes_at_batch_of_one": np.bincount(by_size[1][1], minlength=cifar10_utils.NUM_CLASSES)
+        .tolist() if 1 in by_size else None,
+        "classes_taken": classes_taken, "shown_index": shown,
+        "shown_label": int(test.labels[shown]), "shown_pixels": test.images[shown].tolist(),
+        "shown_classes": shown_classes.tolist(), "shown_running_class": int(running_class),
+        "class_names": cifar10_utils.class_names(data_dir), "settings": settings,
+        "seconds": time.perf_counter() - start}}
+
+
+MEASURES = {"dead-neurons": measure_dead_neurons, "hessian": measure_hessian,
+            "bn-test-time": measure_batch_statistics}
+
+
+# --- What a set computes without training ---
+def compute_saddles():
+    """Questions 4b and 4c: the share of GOE matrices with only positive eigenvalues by size, and
+    the gradient-descent steps needed to get away from two saddles, by starting distance."""
+    settings, start = SADDLES, time.perf_counter()
+    rng = np.random.default_rng(settings["seed"])
+    network = saddles.LinearNetwork(**settings["network"], rng=rng)
+    results = {
+        "goe": saddles.all_positive_fractions(settings["goe_max_n"], settings["goe_samples"], rng,
+                                              settings["goe_min_hits"]),
+        "quadratic": saddles.escape_from_quadratic_saddle(settings["epsilons"], settings["lr"],
+                                                          settings["starts"], rng),
+        "network": saddles.escape_from_linear_network(network, settings["epsilons"],
+                                                      settings["network_lr"],
+                                                      settings["network_starts"], rng),
+        "network_curvature": network.top_saddle_curvature(), "settings": settings}
+    results["seconds"] = time.perf_counter() - start
+    return results
+
+
+COMPUTATIONS = {"saddles": compute_saddles}
 
 
 def data_note(data_dir, note):
@@ -201,11 +325,14 @@ def train_set(name, data_dir, note):
     os.makedirs(partial)
     try:
         entries = run_entries(name, partial, data_dir)
+        computed = COMPUTATIONS[name]() if name in COMPUTATIONS else {}
     except BaseException:
         print(f"[{name}] not finished: its earlier results in {folder} are as they were; the "
               f"runs this attempt finished are in {partial}", file=sys.stderr, flush=True)
         raise
-    finish_set(name, entries, machine(), data_note(data_dir, note))
+    data_text = data_note(data_dir, note) if entries else "none: random matrices and synthetic " \
+        "problems"
+    finish_set(name, entries, machine(), data_text, computed)
 
 
 def set_folders(name):
@@ -213,22 +340,28 @@ def set_folders(name):
     return os.path.join(report.RESULTS, name), os.path.join(report.RESULTS, f".{name}")
 
 
-def finish_set(name, entries, machine_text, data_text):
+def finish_set(name, entries, machine_text, data_text, computed=None):
+    """Write the set's summary.json (its runs, and what it computed without training) and put
+    the set's new folder in place."""
     folder, partial = set_folders(name)
     write_json(os.path.join(partial, "summary.json"), {
         "set": name, "command": f"python experiments.py {name}",
         "date": datetime.date.today().isoformat(), "machine": machine_text, "data": data_text,
-        "runs": entries})
+        "runs": entries, **(computed or {})})
     replace_folder(partial, folder)
 
 
 # --- A set as a SLURM job array: one run per task, collected by the report ---
 def array_commands(name, data_dir):
     """The trainer command of each run of the set, writing to a task folder of its own."""
-    draws_figures = any("from_set" in entry or "figures" in entry for entry in SETS[name])
-    if name in GREEDY_SETS or draws_figures:
-        raise UserError(f"the {name} set cannot run as a job array: each of its rows depends "
-                        f"on the ones before (or draws figures); run it as one job")
+    reasons = [(name in GREEDY_SETS, "each of its rows depends on the ones before"),
+               (any("from_set" in entry or "figures" in entry for entry in SETS[name]),
+                "it draws figures"),
+               (name in ONE_PROCESS_SETS, "it measures what only one process holds")]
+    for applies, reason in reasons:
+        if applies:
+            raise UserError(f"the {name} set cannot run as a job array: {reason}; run it as "
+                            f"one job")
     _, partial = set_folders(name)
     return [" ".join([command_line(entry["trainer"], entry["flags"]), "--data_dir",
                       shlex.quote(data_dir), "--results_dir",
@@ -250,8 +383,7 @@ def collect_array(name, data_dir, note):
         saved = dict(entry, command=command_line(entry["trainer"], entry["flags"]),
                      run_dir=os.path.relpath(run_dir, partial))
         if name == "dead-neurons":
-            saved["dead_fraction"] = dead_fractions(saved_model(run_dir), validation_split(
-                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"]))
+            saved.update(MEASURES[name](saved_model(run_dir), entry, data_dir))
         entries.append(saved)
     if missing:
         print(f"[{name}] job array tasks {','.join(missing)} have not finished; the report shows "
@@ -306,9 +438,8 @@ def run_entries(name, folder, data_dir):
             saved["kept"] = max(val_accuracies) > kept_accuracy
             if saved["kept"]:
                 kept_flags, kept_accuracy = entry["flags"], max(val_accuracies)
-        if name == "dead-neurons":
-            saved["dead_fraction"] = dead_fractions(model, validation_split(
-                data_dir, dict(DEFAULTS, **entry["flags"])["validation_size"]))
+        if name in MEASURES:
+            saved.update(MEASURES[name](model, entry, data_dir))
         entries.append(saved)
     return entries
 

@@ -7,6 +7,7 @@ import pytest
 
 import experiments
 import report
+from errors import UserError
 from options import command_line
 
 
@@ -20,6 +21,13 @@ def tiny_sets(monkeypatch, tmp_path):
                    for entry in entries[:4]]
             for name, entries in experiments.SETS.items()}
     monkeypatch.setattr(experiments, "SETS", tiny)
+    monkeypatch.setattr(experiments, "HESSIAN", dict(images=50, lanczos_steps=6, slq_steps=5,
+                                                     probes=2, seed=0))
+    monkeypatch.setattr(experiments, "SADDLES", dict(
+        experiments.SADDLES, goe_samples=2000, goe_max_n=4, epsilons=[1e-1, 1e-3], starts=3,
+        network_starts=2))
+    monkeypatch.setattr(experiments, "BATCH_STATISTICS", dict(
+        experiments.BATCH_STATISTICS, images=5, draws=3, shown_draws=10))
     monkeypatch.setattr(report, "RESULTS", str(tmp_path / "results"))
     return tmp_path / "results"
 
@@ -36,11 +44,14 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
                    "best-numpy-vs-torch/best-numpy-vs-torch.png", "search/search.png",
                    "search-long/search-long.png",
                    "presets/presets.png", "learned/course-numpy/confusion.png",
-                   "learned/best-mlp/weights.png"]:
+                   "learned/best-mlp/weights.png", "hessian/hessian.png", "saddles/saddles.png",
+                   "bn-test-time/bn-test-time.png"]:
         assert (tiny_sets / figure).stat().st_size > 10_000
         assert f"({figure})" in text
     summary = json.loads((tiny_sets / "dead-neurons" / "summary.json").read_text())
     assert all(0 <= f <= 1 for run in summary["runs"] for f in run["dead_fraction"])
+    (tested,) = report.load_set("bn-test-time")["runs"]  # through the trainers' own evaluation
+    assert tested["batch_statistics"]["running_accuracy"] == tested["metrics"]["test_accuracy"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("the report must not train")
@@ -49,6 +60,17 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
     os.remove(tiny_sets / "README.md")
     experiments.main("report", str(cifar_dir[0]), "")
     assert (tiny_sets / "README.md").read_text() == text
+
+
+@pytest.mark.parametrize("name", ["hessian", "saddles"])
+def test_sets_measured_in_their_own_process_refuse_a_job_array(name):
+    with pytest.raises(UserError, match="cannot run as a job array"):
+        experiments.array_commands(name, "data")
+
+
+def test_sets_measured_on_saved_models_run_as_job_arrays():
+    assert len(experiments.array_commands("dead-neurons", "data")) == 4
+    assert len(experiments.array_commands("bn-test-time", "data")) == 1
 
 
 def test_report_without_runs_says_how_to_make_them(tiny_sets):

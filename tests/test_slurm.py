@@ -136,7 +136,7 @@ def test_a_set_whose_rows_build_on_each_other_is_no_array():
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         "error: the search set cannot run as a job array: each of its rows depends on the ones "
-        "before (or draws figures); run it as one job"]
+        "before; run it as one job"]
 
 
 def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
