@@ -2,7 +2,10 @@
 
     python -m pytest unittests.py        (or: python unittests.py)
 
-Every analytic backward pass is compared with (f(x + h) - f(x - h)) / 2h, element by element."""
+Every analytic backward pass is compared with (f(x + h) - f(x - h)) / 2h, element by element.
+The matrix-calculus identities of the assignment's Section 1 are checked the same way in
+tests/test_matrix_calculus.py, and the Hessian-vector products of Question 4 in
+tests/test_hessian.py; derivations.md derives each formula and names its test."""
 import unittest
 import warnings
 
