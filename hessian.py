@@ -16,9 +16,11 @@ from modules import BatchNormModule, CrossEntropyModule, DropoutModule
 # 1e-6; 5e-8 to 9e-8 at 1e-7, where rounding, which grows like 1/h, takes over. Every run of the
 # experiment measures it again.
 STEP = 1e-6
-# t of the loss-only second difference: its O(t²) error and its rounding's O(1e-16 L / t²) are
-# both about 1e-9 here
-CURVATURE_STEP = 1e-3
+# t of the loss-only second difference. Measured along the smallest eigenvalue's vector of the
+# course's MLP at its best epoch, against uᵀ H u: relative differences 1e-2 at 1e-3, where ELU
+# inputs cross its kink within ±t; 1e-5 at 1e-4; 1.5e-6 at 1e-5; 2e-4 at 1e-6, where rounding's
+# 1e-16 L / t² takes over.
+CURVATURE_STEP = 1e-5
 
 
 class LossSurface:
