@@ -5,6 +5,7 @@ check and the README's flag table derive from it.
 
     python options.py      # prints the README's flag table"""
 import argparse
+import shlex
 
 import cifar10_utils
 from checks import (check_choice, check_flag, check_sizes, folder, fraction,
@@ -240,7 +241,7 @@ def typed_flag(name, value):
         return f'--{next(o.name for o in OPTIONS if o.spells == name)} ""'
     if isinstance(value, list):
         return " ".join([f"--{name}", *map(str, value)])
-    return f"--{name} {flag_text(value)}"
+    return f"--{name} {shlex.quote(flag_text(value))}"  # '' for an empty text, as a shell needs
 
 
 def command_line(trainer, flags):

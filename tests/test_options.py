@@ -1,6 +1,7 @@
 """options.py is the one table of options: the README, both command lines, the presets and the
 implementations of every choice are checked against it."""
 import pathlib
+import shlex
 
 import numpy as np
 import pytest
@@ -70,3 +71,8 @@ def test_architecture_and_training_options_come_from_the_table():
     assert options.ARCHITECTURE == ("hidden_dims", "use_batch_norm", "activation", "dropout",
                                     "normalize", "tta", "bottleneck")
     assert "lr" not in options.TRAINING_OPTIONS and "mixup" in options.TRAINING_OPTIONS
+
+
+def test_command_lines_quote_what_a_shell_would_split_or_drop():
+    line = options.command_line("numpy", {"data_url": "", "data_dir": "my data", "lr": 0.05})
+    assert shlex.split(line)[2:] == ["--data_url", "", "--data_dir", "my data", "--lr", "0.05"]
