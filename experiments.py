@@ -382,7 +382,7 @@ def collect_array(name, data_dir, note):
         run_dir = os.path.dirname(metrics[0])
         saved = dict(entry, command=command_line(entry["trainer"], entry["flags"]),
                      run_dir=os.path.relpath(run_dir, partial))
-        if name == "dead-neurons":
+        if name in MEASURES:
             saved.update(MEASURES[name](saved_model(run_dir), entry, data_dir))
         entries.append(saved)
     if missing:

@@ -2,6 +2,7 @@
 from what was saved, and rebuilding it trains nothing."""
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -68,9 +69,18 @@ def test_sets_measured_in_their_own_process_refuse_a_job_array(name):
         experiments.array_commands(name, "data")
 
 
-def test_sets_measured_on_saved_models_run_as_job_arrays():
+def test_sets_measured_on_saved_models_run_as_job_arrays(cifar_dir, tiny_sets):
+    """Each task runs its trainer command; the report's collection measures the saved model as
+    the set in one process measures the trained one."""
     assert len(experiments.array_commands("dead-neurons", "data")) == 4
-    assert len(experiments.array_commands("bn-test-time", "data")) == 1
+    (command,) = experiments.array_commands("bn-test-time", str(cifar_dir[0]))
+    task = subprocess.run(command, shell=True, cwd=os.path.dirname(experiments.__file__),
+                          capture_output=True, text=True)
+    assert task.returncode == 0, task.stderr
+    experiments.main("report", str(cifar_dir[0]), "synthetic test data")
+    (collected,) = report.load_set("bn-test-time")["runs"]
+    assert collected["batch_statistics"]["running_accuracy"] == \
+        collected["metrics"]["test_accuracy"]
 
 
 def test_report_without_runs_says_how_to_make_them(tiny_sets):
