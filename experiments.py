@@ -237,9 +237,7 @@ def measure_hessian(model, entry, data_dir):
     rng = np.random.default_rng(HESSIAN["seed"])
     summary = hessian.spectrum_summary(surface, HESSIAN["lanczos_steps"], HESSIAN["slq_steps"],
                                        HESSIAN["probes"], rng)
-    twin = build_mlp(mlp_pytorch.MLP, record).double()
-    twin.load_state_dict({name: torch.from_numpy(value).reshape(twin.state_dict()[name].shape)
-                          for name, value in exact.state_dict().items()})
+    twin = hessian.pytorch_twin(exact, build_mlp(mlp_pytorch.MLP, record))
     summary["autograd_relative_error"] = hessian.autograd_relative_error(surface, twin, rng)
     summary["seconds"] = time.perf_counter() - start
     summary["settings"] = dict(HESSIAN, images=len(split), step=hessian.STEP,

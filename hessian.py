@@ -84,6 +84,16 @@ class LossSurface:
                 + self.loss(self.theta - t * u)) / t ** 2
 
 
+def pytorch_twin(model, twin):
+    """twin, an mlp_pytorch.MLP built like the NumPy model, in float64 and holding its weights:
+    the model autograd differentiates."""
+    import torch
+    twin = twin.double()
+    twin.load_state_dict({name: torch.from_numpy(value).reshape(twin.state_dict()[name].shape)
+                          for name, value in model.state_dict().items()})
+    return twin
+
+
 def autograd_hessian_vector_product(twin, images, labels, v):
     """H v by torch's double backward: twin is a float64 mlp_pytorch.MLP holding the NumPy
     model's weights, v is flat in the NumPy model's parameter order (which is twin's). The

@@ -16,9 +16,8 @@ def surface_and_twin(hidden, activation, seed=0, inputs=20, classes=10, samples=
     model = MLP(inputs, hidden, classes, activation=activation)
     rng = np.random.default_rng(seed)
     images, labels = rng.standard_normal((samples, inputs)), rng.integers(0, classes, samples)
-    twin = mlp_pytorch.MLP(inputs, hidden, classes, activation=activation).double()
-    twin.load_state_dict({name: torch.from_numpy(value).reshape(twin.state_dict()[name].shape)
-                          for name, value in model.state_dict().items()})
+    twin = hessian.pytorch_twin(model, mlp_pytorch.MLP(inputs, hidden, classes,
+                                                       activation=activation))
     return hessian.LossSurface(model, images, labels), twin
 
 
