@@ -63,14 +63,18 @@ def accuracy_by_batch_size(model, split, preprocessing, batch_sizes):
     return results
 
 
-def classes_with_companions(model, split, preprocessing, index, batch_size, draws, rng):
-    """The class predicted for the image split[index] with batch statistics, batched with
-    batch_size - 1 other images of the split drawn at random, `draws` times: (draws,) ints."""
+def classes_with_companions(model, split, preprocessing, indices, batch_size, draws, rng):
+    """The classes predicted with batch statistics for each image split[i], i in indices, batched
+    with batch_size - 1 other images of the split drawn at random, `draws` times per image:
+    (len(indices), draws) ints. All the batches go through one prediction."""
     twin = with_batch_statistics(model)
-    others = np.delete(np.arange(len(split)), index)
-    rows = np.array([[index, *rng.choice(others, batch_size - 1, replace=False)]
-                     for _ in range(draws)])
+    rows = []
+    for index in indices:
+        others = np.delete(np.arange(len(split)), index)
+        rows += [[index, *rng.choice(others, batch_size - 1, replace=False)]
+                 for _ in range(draws)]
+    rows = np.array(rows)
     batches = cifar10_utils.Split(split.images[rows.ravel()], split.labels[rows.ravel()])
     probabilities, _ = train_mlp_pytorch.predict(twin, loader(batches, preprocessing,
                                                               batch_size))
-    return probabilities.argmax(axis=1).reshape(draws, batch_size)[:, 0]
+    return probabilities.argmax(axis=1).reshape(len(indices), draws, batch_size)[..., 0]

@@ -34,7 +34,7 @@ from options import DEFAULTS, PRESETS, RECORDED, SHORT_SEARCH_RECIPE, command_li
 from preprocessing import Preprocessing, normalize
 from errors import UserError
 from run_folder import stop_signals_ignored, write_atomically, write_json
-from train_utils import build_mlp, run_cli
+from train_utils import accuracy_of, build_mlp, run_cli
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULTS["data_dir"])
 
@@ -252,29 +252,27 @@ def measure_batch_statistics(model, entry, data_dir):
     settings, start = BATCH_STATISTICS, time.perf_counter()
     test = split_copy(data_dir, flags_of(entry)["validation_size"], "test")
     preprocessing = Preprocessing()  # the course's normalization, the one the set's run uses
-    running = train_mlp_pytorch.evaluate_model(model, cifar10_utils.DataLoader(
+    # the trainers' own evaluation (evaluate_model is accuracy_of of this prediction)
+    probabilities, labels = train_mlp_pytorch.predict(model, cifar10_utils.DataLoader(
         test, cifar10_utils.EVAL_BATCH_SIZE, return_numpy=False, preprocess=preprocessing))
     by_size = batch_statistics.accuracy_by_batch_size(model, test, preprocessing,
                                                       settings["batch_sizes"])
     rng = np.random.default_rng(settings["seed"])
-    classes_taken = [len(set(batch_statistics.classes_with_companions(
-        model, test, preprocessing, index, settings["companions"], settings["draws"], rng)))
-        for index in range(min(settings["images"], len(test)))]
+    classes_taken = [len(set(row)) for row in batch_statistics.classes_with_companions(
+        model, test, preprocessing, range(min(settings["images"], len(test))),
+        settings["companions"], settings["draws"], rng)]
     shown = int(np.argmax(classes_taken))  # the first image given the most different classes
-    shown_classes = batch_statistics.classes_with_companions(
-        model, test, preprocessing, shown, settings["companions"], settings["shown_draws"], rng)
-    alone = cifar10_utils.Split(test.images[shown:shown + 1], test.labels[shown:shown + 1])
-    running_class = train_mlp_pytorch.predict(model, batch_statistics.loader(alone, preprocessing,
-                                                                             1))[0].argmax()
+    (shown_classes,) = batch_statistics.classes_with_companions(
+        model, test, preprocessing, [shown], settings["companions"], settings["shown_draws"], rng)
     return {"batch_statistics": {
-        "running_accuracy": running,
+        "running_accuracy": accuracy_of(probabilities, labels),
         "accuracy": {str(size): accuracy for size, (accuracy, _) in by_size.items()},
         "images": {str(size): len(classes) for size, (_, classes) in by_size.items()},
         "classes_at_batch_of_one": np.bincount(by_size[1][1], minlength=cifar10_utils.NUM_CLASSES)
         .tolist() if 1 in by_size else None,
         "classes_taken": classes_taken, "shown_index": shown,
         "shown_label": int(test.labels[shown]), "shown_pixels": test.images[shown].tolist(),
-        "shown_classes": shown_classes.tolist(), "shown_running_class": int(running_class),
+        "shown_classes": shown_classes.tolist(), "shown_running_class": int(probabilities[shown].argmax()),
         "class_names": cifar10_utils.class_names(data_dir), "settings": settings,
         "seconds": time.perf_counter() - start}}
 

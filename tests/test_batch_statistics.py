@@ -82,14 +82,15 @@ def test_accuracy_by_batch_size_uses_each_full_batchs_own_statistics(model, spli
 
 def test_an_images_class_is_measured_in_the_batch_it_was_drawn_with(model, split):
     rng = np.random.default_rng(1)
-    classes = batch_statistics.classes_with_companions(model, split, Preprocessing(), 5, 4, 6,
-                                                       rng)
-    assert classes.shape == (6,)
+    classes = batch_statistics.classes_with_companions(model, split, Preprocessing(), [5, 9],
+                                                       4, 6, rng)
+    assert classes.shape == (2, 6)
     rng = np.random.default_rng(1)  # the same draws, computed here batch by batch
     twin = batch_statistics.with_batch_statistics(model)
-    others = np.delete(np.arange(64), 5)
-    for drawn in classes:
-        rows = [5, *rng.choice(others, 3, replace=False)]
-        images = torch.from_numpy(Preprocessing()(split.images[rows]).reshape(4, -1))
-        with torch.no_grad():
-            assert twin(images)[0].argmax().item() == drawn
+    for index, drawn_classes in zip([5, 9], classes):
+        others = np.delete(np.arange(64), index)
+        for drawn in drawn_classes:
+            rows = [index, *rng.choice(others, 3, replace=False)]
+            images = torch.from_numpy(Preprocessing()(split.images[rows]).reshape(4, -1))
+            with torch.no_grad():
+                assert twin(images)[0].argmax().item() == drawn
