@@ -467,13 +467,20 @@ class given the other): {', '.join(f'{a}/{b} ({n})' for n, a, b in pairs)}. Hard
 {LEARNED_NOTES}"""
 
 
+def slq_rules(found, scale=1.0):
+    """The saved SLQ rules of a Hessian as (nodes / scale, weights) arrays, one pair a probe."""
+    return [(np.array(r["nodes"]) / scale, np.array(r["weights"])) for r in found["slq"]]
+
+
+def share(rules, where):
+    """The share of the spectrum on the nodes where(nodes) holds: the mean over the probes."""
+    return np.mean([weights[where(nodes)].sum() for nodes, weights in rules])
+
+
 def tail_masses(rules, threshold):
-    """(share below -threshold, share within ±threshold, share above threshold) of the SLQ
-    density, each the mean over the probes' quadrature rules."""
-    below = np.mean([np.sum(np.array(r["weights"])[np.array(r["nodes"]) < -threshold])
-                     for r in rules])
-    above = np.mean([np.sum(np.array(r["weights"])[np.array(r["nodes"]) > threshold])
-                     for r in rules])
+    """(share below -threshold, share within ±threshold, share above threshold)."""
+    below = share(rules, lambda nodes: nodes < -threshold)
+    above = share(rules, lambda nodes: nodes > threshold)
     return below, 1 - below - above, above
 
 
@@ -486,14 +493,14 @@ def hessian_figure(entries, path):
     for entry, color in zip(entries, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
         found = entry["hessian"]
         largest = found["largest"]["value"]
-        rules = [(np.array(r["nodes"]) / largest, np.array(r["weights"])) for r in found["slq"]]
+        rules = slq_rules(found, largest)
         density = spectrum.smoothed_density(rules, grid, 0.01)
         axes[0].semilogy(grid, np.maximum(density, 1e-8), color=color,
                          label=f"{entry['label']} (λ_max {largest:.3g})")
         reach = np.geomspace(1e-3, 1, 200)
-        axes[1].loglog(reach, [np.mean([w[n > x].sum() for n, w in rules]) for x in reach],
+        axes[1].loglog(reach, [share(rules, lambda nodes: nodes > x) for x in reach],
                        color=color, label=f"{entry['label']}: λ > x λ_max")
-        axes[1].loglog(reach, [np.mean([w[n < -x].sum() for n, w in rules]) for x in reach],
+        axes[1].loglog(reach, [share(rules, lambda nodes: nodes < -x) for x in reach],
                        "--", color=color, label=f"{entry['label']}: λ < −x λ_max")
     axes[0].axvline(0, color="gray", lw=0.5)
     axes[0].set(title="Eigenvalue density of the Hessian (SLQ, smoothed by 1 % of λ_max)",
@@ -513,7 +520,7 @@ def section_hessian(summary):
     for entry in entries:
         found, metrics = entry["hessian"], entry["metrics"]
         smallest, largest = found["smallest"], found["largest"]
-        below, near, above = tail_masses(found["slq"], 0.01 * largest["value"])
+        below, near, above = tail_masses(slq_rules(found), 0.01 * largest["value"])
         rows.append(
             f"| {entry['label']} | {100 * metrics['test_accuracy']:.2f} | {found['loss']:.4f} | "
             f"{found['gradient_norm']:.3f} | {largest['value']:.4g} ({largest['residual']:.0g}) | "
@@ -558,8 +565,7 @@ def hessian_text(entries):
                "when its epochs run out, not at a critical point)." if negative_everywhere else
                "Not every point has a negative eigenvalue that the loss values confirm: see the "
                "table.")
-    below_zero = [spectrum.mass_below([(np.array(r["nodes"]), np.array(r["weights"]))
-                                       for r in f["slq"]], 0.0) for f in found]
+    below_zero = [spectrum.mass_below(slq_rules(f), 0.0) for f in found]
     below_zero = ", ".join(f"{100 * m.mean():.1f} ± {100 * m.std(ddof=1) / np.sqrt(len(m)):.1f} %"
                            for m in below_zero)
     return f"""Most of the spectrum is flat: at every point nearly all of the density lies within
