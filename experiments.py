@@ -272,7 +272,8 @@ def measure_batch_statistics(model, entry, data_dir):
         .tolist() if 1 in by_size else None,
         "classes_taken": classes_taken, "shown_index": shown,
         "shown_label": int(test.labels[shown]), "shown_pixels": test.images[shown].tolist(),
-        "shown_classes": shown_classes.tolist(), "shown_running_class": int(probabilities[shown].argmax()),
+        "shown_classes": shown_classes.tolist(),
+        "shown_running_class": int(probabilities[shown].argmax()),
         "class_names": cifar10_utils.class_names(data_dir), "settings": settings,
         "seconds": time.perf_counter() - start}}
 
