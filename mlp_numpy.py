@@ -2,7 +2,7 @@
 import numpy as np
 
 from modules import (BatchNormModule, DropoutModule, ELUModule, GELUModule, LinearModule, Module,
-                     ReLUModule, SoftMaxModule, TanhModule)
+                     ProjectionModule, ReLUModule, SoftMaxModule, TanhModule)
 
 ACTIVATIONS = {"elu": lambda: ELUModule(alpha=1.0), "gelu": GELUModule, "relu": ReLUModule,
                "tanh": TanhModule}
@@ -14,13 +14,17 @@ class MLP(Module):
 
     x: (S, n_inputs) -> class probabilities (S, n_classes). n_hidden=[] gives multinomial logistic
     regression. bottleneck=K puts a linear layer of K units first (nothing after it), so that the
-    first hidden layer's weights become a product of rank at most K. Parameters are float64,
+    first hidden layer's weights become a product of rank at most K. projection=K puts a fixed
+    ProjectionModule onto K components before everything else. Parameters are float64,
     NumPy's default, unless dtype says otherwise (the trainer asks for float32). train() and
     eval() switch BatchNorm and Dropout as in PyTorch."""
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
-                 dropout=0.0, dtype=np.float64, bottleneck=0):
+                 dropout=0.0, dtype=np.float64, bottleneck=0, projection=0):
         self.layers = []
+        if projection:
+            self.layers.append(ProjectionModule(n_inputs, projection, dtype))
+            n_inputs = projection
         if bottleneck:
             self.layers.append(LinearModule(n_inputs, bottleneck, input_layer=True, dtype=dtype))
         sizes = [bottleneck or n_inputs, *n_hidden, n_classes]
@@ -42,6 +46,13 @@ class MLP(Module):
     def linear_layers(self):
         return [layer for layer in self.layers if isinstance(layer, LinearModule)]
 
+    def input_filters(self):
+        """The first Linear layer's weights as filters on the model's input, (N, n_inputs): W,
+        or W Pᵀ behind a projection."""
+        weight = self.linear_layers[0].params["weight"]
+        first = self.layers[0]
+        return weight @ first.components.T if isinstance(first, ProjectionModule) else weight
+
     def train(self, mode=True):
         """Switch every layer to training (or evaluation) mode; eval() is train(False)."""
         for layer in self.layers:
@@ -62,6 +73,8 @@ class MLP(Module):
         """dlogits = dL/dZ for the pre-softmax logits Z (see CrossEntropyModule.logits_grad)."""
         for layer in reversed(self.layers):
             dlogits = layer.backward(dlogits)
+            if dlogits is None:  # the input layer's: a projection before it needs no gradient
+                return
 
     def clear_cache(self):
         for layer in self.layers + [self.softmax]:
@@ -75,8 +88,9 @@ class MLP(Module):
                 for name, value in getattr(layer, "params", {}).items()]
 
     def state_dict(self):
-        """A copy of every parameter and BatchNorm running statistic, named 'layers.<i>.<name>'
-        with i the layer's index in self.layers (the PyTorch MLP's indices)."""
+        """A copy of every parameter and buffer (BatchNorm's running statistics, a projection's
+        components), named 'layers.<i>.<name>' with i the layer's index in self.layers (the
+        PyTorch MLP's indices)."""
         state = {}
         for i, layer in enumerate(self.layers):
             tensors = {**getattr(layer, "params", {}),
@@ -93,8 +107,5 @@ class MLP(Module):
         for i, layer in enumerate(self.layers):
             for name, value in getattr(layer, "params", {}).items():
                 value[...] = state[f"layers.{i}.{name}"]
-            if isinstance(layer, BatchNormModule):
-                layer.running_mean = np.array(state[f"layers.{i}.running_mean"],
-                                              layer.running_mean.dtype)
-                layer.running_var = np.array(state[f"layers.{i}.running_var"],
-                                             layer.running_var.dtype)
+            for name, value in getattr(layer, "buffers", dict)().items():
+                setattr(layer, name, np.array(state[f"layers.{i}.{name}"], value.dtype))

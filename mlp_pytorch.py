@@ -1,25 +1,41 @@
 """The PyTorch mirror of mlp_numpy.MLP: the same layers in the same order, by autograd."""
 import math
 
+import torch
 from torch import nn
 
 ACTIVATIONS = {"elu": nn.ELU, "gelu": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU,
                "tanh": nn.Tanh}
 
 
+class Projection(nn.Module):
+    """modules.ProjectionModule's fixed Y = X P: the buffer 'components' P (M, K), saved with
+    the model and never trained; it starts at zero until the fitted components are set."""
+
+    def __init__(self, in_features, n_components):
+        super().__init__()
+        self.register_buffer("components", torch.zeros(in_features, n_components))
+
+    def forward(self, x):
+        return x @ self.components
+
+
 class MLP(nn.Module):
     """Per hidden layer Linear -> [BatchNorm1d] -> activation [-> Dropout]; then a final Linear.
-    bottleneck=K puts a Linear of K units first, with nothing after it (see mlp_numpy.MLP).
+    bottleneck=K puts a Linear of K units first, with nothing after it; projection=K puts a
+    fixed Projection onto K components before everything else (see mlp_numpy.MLP).
 
     x: (S, n_inputs) or (S, 3, 32, 32) -> logits (S, n_classes); the loss applies log-softmax.
     Initialised as the NumPy model: Kaiming normal with std sqrt(1 / fan_in) for the input layer,
     which reads normalized pixels, and sqrt(2 / fan_in) after an activation; zero biases."""
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
-                 dropout=0.0, bottleneck=0):
+                 dropout=0.0, bottleneck=0, projection=0):
         super().__init__()
+        blocks = [Projection(n_inputs, projection)] if projection else []
+        n_inputs = projection or n_inputs
         sizes = [bottleneck or n_inputs, *n_hidden]
-        blocks = [nn.Linear(n_inputs, bottleneck)] if bottleneck else []
+        blocks += [nn.Linear(n_inputs, bottleneck)] if bottleneck else []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             blocks.append(nn.Linear(fan_in, fan_out))
             if use_batch_norm:
@@ -38,6 +54,14 @@ class MLP(nn.Module):
     @property
     def linear_layers(self):
         return [module for module in self.layers if isinstance(module, nn.Linear)]
+
+    def input_filters(self):
+        """The first Linear layer's weights as filters on the model's input, a NumPy (N,
+        n_inputs): W, or W Pᵀ behind a projection."""
+        weight = self.linear_layers[0].weight
+        if isinstance(self.layers[0], Projection):
+            weight = weight @ self.layers[0].components.T
+        return weight.detach().cpu().numpy()
 
     @property
     def device(self):

@@ -67,6 +67,32 @@ class LinearModule(Module):
         return dout @ self.params["weight"].astype(dout.dtype, copy=False)
 
 
+class ProjectionModule(Module):
+    """A fixed linear map onto K directions: Y = X P, P: (M, K) not trained (the top K principal
+    components of the preprocessed training images, see preprocessing.principal_components).
+
+    x: (S, M) -> (S, K); no params; the buffer 'components' P, saved with the model. Backward:
+    dL/dX = (dL/dY) Pᵀ. Inside the MLP it comes first and its backward is never called: nothing
+    upstream needs dL/dX."""
+
+    def __init__(self, in_features, n_components, dtype=np.float64):
+        """P starts at zero: the trainer sets the fitted components, or a saved model's."""
+        self.components = np.zeros((in_features, n_components), dtype)
+
+    def forward(self, x):
+        """x: (S, M) -> X P: (S, K)."""
+        if x.dtype.kind != "f":
+            x = x.astype(self.components.dtype)
+        return x @ self.components.astype(x.dtype, copy=False)
+
+    def backward(self, dout):
+        """dout = dL/dY: (S, K) -> dL/dX: (S, M)."""
+        return dout @ self.components.T.astype(dout.dtype, copy=False)
+
+    def buffers(self):
+        return {"components": self.components}
+
+
 class ELUModule(Module):
     """ELU: y = x for x > 0, alpha (eˣ - 1) otherwise; elementwise, (S, N) -> (S, N).
 

@@ -119,6 +119,9 @@ OPTIONS = [
     Option("ema", 0.0, "validate, keep and test an exponential moving average of the weights "
            "(and BatchNorm's statistics), a <- d a + (1-d) w after every step, "
            "d = min(DECAY, (1+t)/(10+t)); 0 is off", "training", type=fraction, metavar="DECAY"),
+    Option("projection", 0, "a fixed first layer: each whitened image, after augmentation, "
+           "projected onto the top K principal components that --normalize zca fitted; 0 is "
+           "none", "training", architecture=True, type=nonnegative_int, metavar="K"),
     Option("bottleneck", 0, "a linear layer of N units (no BatchNorm, activation or dropout) "
            "before the first hidden layer, so that layer's weights have rank <= N; 0 is none",
            "training", architecture=True, type=nonnegative_int, metavar="N"),

@@ -65,9 +65,10 @@ class Preprocessing:
     arrays: {'scale', 'shift'} and for ZCA 'whitening' W (3072, 3072); fitted_arrays is what a
     saved model keeps: nothing for the course's fixed numbers."""
 
-    def __init__(self, arrays=None):
+    def __init__(self, arrays=None, eigenvectors=None):
         self.fitted_arrays = arrays or {}
         self.arrays = arrays or {"scale": SCALE, "shift": SHIFT}
+        self.eigenvectors = eigenvectors  # ZCA's, as fitted: what a projection is made of
 
     @classmethod
     def fit(cls, normalize, train_images, zca_epsilon=None):
@@ -97,7 +98,14 @@ class Preprocessing:
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + zca_epsilon)) \
             @ eigenvectors.T
-        return cls({"scale": scale, "shift": shift, "whitening": whitening.astype(np.float32)})
+        return cls({"scale": scale, "shift": shift, "whitening": whitening.astype(np.float32)},
+                   eigenvectors=eigenvectors[:, ::-1])  # largest eigenvalue first
+
+    def principal_components(self, n_components):
+        """P: (3072, n_components), the fitted ZCA's top principal directions of the training
+        images, largest variance first. Whitening keeps every direction and the order of their
+        variances, so they are the whitened images' principal components too."""
+        return np.ascontiguousarray(self.eigenvectors[:, :n_components], np.float32)
 
     @classmethod
     def load(cls, normalize, arrays):

@@ -51,9 +51,13 @@ def evaluate_model(model, data_loader, tta=None):
     return accuracy_of(*predict(model, data_loader, tta))
 
 
-def build_model(record):
-    """The MLP a record (options.RECORDED) describes, in float32: half the memory traffic."""
-    return build_mlp(MLP, record, dtype=np.float32)
+def build_model(record, components=None):
+    """The MLP a record (options.RECORDED) describes, in float32: half the memory traffic;
+    components: its projection's, fitted by the run (a saved model brings its own)."""
+    model = build_mlp(MLP, record, dtype=np.float32)
+    if components is not None:
+        model.layers[0].components = components
+    return model
 
 
 def save_weights(state, record, preprocessing, path):
@@ -94,8 +98,7 @@ def read_weights(path):
 
 def evaluate_saved(path, given_flags, **flags):
     """--evaluate: train_utils.evaluate_saved with this trainer's file format and model."""
-    train_utils.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
-                               lambda model: model.linear_layers[0].params["weight"])
+    train_utils.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict)
 
 
 def save_checkpoint(run, epoch, model, optimizer, best_state, average):
@@ -158,7 +161,7 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
     flags = run.flags
     np.random.seed(seed)
     loaders = run.load_data()
-    model = build_model(run.record)
+    model = build_model(run.record, run.components)
     optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
                                flags["weight_decay"])
     loss_module = CrossEntropyModule(label_smoothing=flags["label_smoothing"])

@@ -52,9 +52,13 @@ def to_device(split, device):
                                torch.from_numpy(split.labels).to(device))
 
 
-def build_model(record, device):
-    """The MLP a record (options.RECORDED) describes, on the device."""
-    return build_mlp(MLP, record).to(device)
+def build_model(record, device, components=None):
+    """The MLP a record (options.RECORDED) describes, on the device; components: its
+    projection's, fitted by the run (a saved model brings its own)."""
+    model = build_mlp(MLP, record).to(device)
+    if components is not None:
+        model.layers[0].components.copy_(torch.from_numpy(components))
+    return model
 
 
 def save_weights(state, record, preprocessing, path):
@@ -96,7 +100,6 @@ def evaluate_saved(path, given_flags, device, **flags):
     device = pick_device(device)
     train_utils.evaluate_saved(path, given_flags, flags, lambda path: read_weights(path, device),
                                lambda record: build_model(record, device), predict,
-                               lambda model: model.linear_layers[0].weight.detach().cpu().numpy(),
                                move=lambda split: to_device(split, device))
 
 
@@ -211,7 +214,7 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     run.config["device"] = str(device)  # what "auto" chose
     torch.manual_seed(seed)
     loaders = run.load_data(move=lambda split: to_device(split, device))
-    model = build_model(run.record, device)
+    model = build_model(run.record, device, run.components)
     optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
                                flags["weight_decay"])
     loss_module = nn.CrossEntropyLoss(label_smoothing=flags["label_smoothing"])

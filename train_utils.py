@@ -39,7 +39,8 @@ class TrainingRun(RunRecorder):
         self.flags = flags = {name: BY_NAME[name].check(flags.get(name, DEFAULTS[name]))
                               for name in options_of(framework)}
         check_batch_norm_batch(flags["use_batch_norm"], flags["batch_size"])
-        check_model_fits(flags["hidden_dims"], flags["bottleneck"])
+        check_model_fits(flags["hidden_dims"], flags["bottleneck"], flags["projection"])
+        check_projection(flags["projection"], flags["normalize"])
         self.record = {name: flags[name] for name in RECORDED}
         self.resume = resume and checks.run_folder.check("resume", resume)
         self.checkpoint = CHECKPOINTS[framework]
@@ -61,8 +62,9 @@ class TrainingRun(RunRecorder):
                               if flags[key] != DEFAULTS[key])
 
     def load_data(self, move=None):
-        """The loaders of the three splits, preprocessed as the flags say: the preprocessing is
-        fitted on the training split alone. move(split) puts a split where it is to live."""
+        """The loaders of the three splits, preprocessed as the flags say: the preprocessing,
+        and a projection's components, are fitted on the training split alone. move(split) puts a
+        split where it is to live."""
         flags = self.flags
         self.dataset = cifar10_utils.get_cifar10(flags["data_dir"], flags["validation_size"],
                                                  url=flags["data_url"])
@@ -75,6 +77,8 @@ class TrainingRun(RunRecorder):
         self.loaders = cifar10_utils.make_loaders(self.dataset, self.preprocessing,
                                                   flags["batch_size"], flags["seed"],
                                                   AUGMENTATIONS[flags["augment"]], move)
+        self.components = (self.preprocessing.principal_components(flags["projection"])
+                           if flags["projection"] else None)
         steps_per_epoch = len(self.loaders["train"])
         self.total_steps = flags["epochs"] * steps_per_epoch
         self.warmup_steps = round(flags["warmup"] * steps_per_epoch)
@@ -279,15 +283,27 @@ def build_mlp(mlp_class, architecture, **settings):
     return mlp_class(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
                      cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
                      architecture["activation"], architecture["dropout"],
-                     bottleneck=architecture["bottleneck"], **settings)
+                     bottleneck=architecture["bottleneck"],
+                     projection=architecture["projection"], **settings)
 
 
-def check_model_fits(hidden_dims, bottleneck):
+def check_projection(projection, normalize):
+    """A projection is onto ZCA's principal components, at most one per pixel value."""
+    pixels = int(np.prod(cifar10_utils.IMAGE_SHAPE))
+    if projection and normalize != "zca":
+        raise UserError(f"--projection {projection} projects onto the principal components that "
+                        f"ZCA whitening fits: add --normalize zca")
+    if projection > pixels:
+        raise UserError(f"--projection {projection} asks for more principal components than "
+                        f"the {pixels} pixel values of an image")
+
+
+def check_model_fits(hidden_dims, bottleneck, projection=0):
     """Refuse hidden sizes whose weights cannot fit in this machine's memory, saying how much.
 
     Training holds each weight about four times (the weight, its gradient, two optimizer
     moments), in float32; NumPy draws the initial weights in float64 first."""
-    sizes = [int(np.prod(cifar10_utils.IMAGE_SHAPE)), *([bottleneck] if bottleneck else []),
+    sizes = [projection or int(np.prod(cifar10_utils.IMAGE_SHAPE)), *([bottleneck] if bottleneck else []),
              *hidden_dims, cifar10_utils.NUM_CLASSES]
     parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     needed = 4 * 4 * parameters
@@ -325,6 +341,10 @@ def refuse_the_other_trainers_model(path, framework):
         raise not_a_saved_model(path, f"it is a {name} model: use train_mlp_{other}.py")
 
 
+# what a record written before these options existed means by leaving them out
+RECORDED_LATER = {"projection": 0}
+
+
 def resolve_record(path, saved, flags, given_flags):
     """The record (options.RECORDED) to rebuild and measure a saved model with: the one saved
     with it, each value checked as a flag is, which flags the user chose must not contradict;
@@ -332,6 +352,8 @@ def resolve_record(path, saved, flags, given_flags):
     split was recorded takes the flags' split."""
     if saved is None:
         return {name: flags[name] for name in RECORDED}
+    if isinstance(saved, dict):
+        saved = {**RECORDED_LATER, **saved}
     if not isinstance(saved, dict) or not set(ARCHITECTURE) <= set(saved) <= set(RECORDED):
         raise not_a_saved_model(path, "its architecture record is not one this trainer writes")
     try:
@@ -361,8 +383,7 @@ def load_weights(model, state, path):
     model.load_state_dict(state)
 
 
-def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
-                   first_layer_weights, move=None):
+def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict, move=None):
     """--evaluate: print a saved model's accuracies and draw inspect_model's figures beside it.
     The model is rebuilt as it records, which the flags the user gave must not contradict, by the
     trainer's functions; move(split) puts a split where the model lives."""
@@ -381,7 +402,7 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
     probabilities, _ = predict(model, loaders["test"], record["tta"])
     inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
-                         first_layer_weights(model), cifar10_utils.class_names(flags["data_dir"]))
+                         model.input_filters(), cifar10_utils.class_names(flags["data_dir"]))
 
 
 # --- Stop signals and the command line ---

@@ -13,7 +13,7 @@ import numpy as np
 
 from mlp_numpy import MLP
 from modules import (BatchNormModule, CrossEntropyModule, DropoutModule, ELUModule, GELUModule,
-                     LinearModule, ReLUModule, SoftMaxModule, TanhModule)
+                     LinearModule, ProjectionModule, ReLUModule, SoftMaxModule, TanhModule)
 
 REL_ERROR_MAX = 1e-7
 
@@ -101,6 +101,30 @@ class TestLinearModule(unittest.TestCase):
         before = layer.forward(x).copy()
         layer.params["weight"] += 1.0
         np.testing.assert_allclose(layer.forward(x), before + 3.0)
+
+
+def orthonormal_columns(rng, rows, columns):
+    """A random (rows, columns) matrix with orthonormal columns, as principal components are."""
+    return np.linalg.qr(rng.standard_normal((rows, columns)))[0]
+
+
+class TestProjectionModule(unittest.TestCase):
+    def test_backward_matches_finite_differences(self):
+        rng = np.random.default_rng(30)
+        for batch, fan_in, components in random_shapes(rng):
+            layer = ProjectionModule(fan_in, min(components, fan_in))
+            layer.components = orthonormal_columns(rng, fan_in, min(components, fan_in))
+            x = rng.standard_normal((batch, fan_in))
+            dout = rng.standard_normal((batch, layer.components.shape[1]))
+            self.assertEqual(backward_errors(layer, x, dout).keys(), {"x"})  # nothing trained
+            self.assertLess(backward_errors(layer, x, dout)["x"], REL_ERROR_MAX)
+
+    def test_forward_projects_onto_the_components(self):
+        rng = np.random.default_rng(31)
+        layer = ProjectionModule(7, 3)
+        layer.components = orthonormal_columns(rng, 7, 3)
+        inside = rng.standard_normal((4, 3)) @ layer.components.T  # in the components' span
+        np.testing.assert_allclose(layer.forward(inside) @ layer.components.T, inside, atol=1e-12)
 
 
 class TestActivations(unittest.TestCase):
@@ -380,6 +404,39 @@ class TestMLP(unittest.TestCase):
             for name, param, grad in model.parameters():
                 numeric = numerical_gradient(lambda: loss.forward(model.forward(x), labels), param)
                 self.assertLess(rel_error(grad, numeric), REL_ERROR_MAX, (hidden, name))
+
+    def test_projection_model_gradients(self):
+        """A fixed projection of 8 inputs onto 5 components first: the Linear after it is the
+        input layer, and no gradient flows into the projection, which has nothing to train."""
+        rng = np.random.default_rng(22)
+        for hidden, use_batch_norm, bottleneck in (([6], False, 0), ([5, 4], True, 0),
+                                                   ([], False, 0), ([6], False, 3)):
+            model = MLP(8, hidden, 4, use_batch_norm, "gelu", bottleneck=bottleneck, projection=5)
+            model.layers[0].components = orthonormal_columns(rng, 8, 5)
+            self.assertEqual(type(model.layers[0]).__name__, "ProjectionModule")
+            self.assertTrue(model.linear_layers[0].input_layer)
+            x, labels = rng.standard_normal((6, 8)), rng.integers(0, 4, 6)
+            loss = CrossEntropyModule()
+            model.backward_logits(loss.logits_grad(model.forward(x), labels))
+            self.assertNotIn("layers.0", " ".join(name for name, _, _ in model.parameters()))
+            before_batch_norm = {f"layers.{i - 1}.bias" for i, layer in enumerate(model.layers)
+                                 if isinstance(layer, BatchNormModule)}
+            for name, param, grad in model.parameters():
+                if name in before_batch_norm:
+                    continue  # the batch mean cancels it: 0, checked in the test above
+                numeric = numerical_gradient(lambda: loss.forward(model.forward(x), labels), param)
+                self.assertLess(rel_error(grad, numeric), REL_ERROR_MAX, (hidden, name))
+
+    def test_projection_is_saved_with_the_model_and_filters_reach_the_pixels(self):
+        rng = np.random.default_rng(23)
+        model, other = MLP(8, [5], 3, projection=4), MLP(8, [5], 3, projection=4)
+        model.layers[0].components = orthonormal_columns(rng, 8, 4)
+        other.load_state_dict(model.state_dict())
+        x = rng.standard_normal((3, 8))
+        np.testing.assert_array_equal(model.forward(x), other.forward(x))
+        first = model.linear_layers[0]
+        np.testing.assert_allclose(x @ model.input_filters().T + first.params["bias"],
+                                   first.forward(model.layers[0].forward(x)), atol=1e-12)
 
     def test_linear_20_to_40_with_batch_norm_has_920_parameters(self):
         """The seed's Q5b, counted on the NumPy model: 20*40 + 40 (Linear) + 40 + 40 (γ, β)."""

@@ -39,17 +39,20 @@ def torch_name(numpy_name):
 
 
 def twin_models(n_inputs, hidden, n_classes, activation="elu", seed=0, use_batch_norm=False,
-                bottleneck=0):
+                bottleneck=0, projection=0):
     """A NumPy MLP and a PyTorch MLP holding the same float64 weights (BatchNorm's γ and β made
-    other than 1 and 0, so that they count)."""
+    other than 1 and 0, so that they count; a projection's components orthonormal)."""
     np.random.seed(seed)
     numpy_model = NumpyMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
-                           bottleneck=bottleneck)
+                           bottleneck=bottleneck, projection=projection)
     for name, param, _ in numpy_model.parameters():
         if ".gamma" in name or ".beta" in name:
             param += np.random.uniform(-0.5, 0.5, param.shape)
+    if projection:
+        numpy_model.layers[0].components = np.linalg.qr(
+            np.random.standard_normal((n_inputs, projection)))[0]
     torch_model = TorchMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
-                           bottleneck=bottleneck).double()
+                           bottleneck=bottleneck, projection=projection).double()
     with torch.no_grad():
         targets = torch_model.state_dict()
         for name, value in numpy_model.state_dict().items():
@@ -113,6 +116,26 @@ def test_numpy_and_pytorch_agree_with_a_linear_bottleneck(hidden, use_batch_norm
     assert len(torch_params) == len(numpy_model.parameters())
     for name, _, grad in numpy_model.parameters():
         assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+
+
+@pytest.mark.parametrize("hidden, use_batch_norm, bottleneck", [([7], False, 0), ([6, 5], True, 0),
+                                                                 ([], False, 0), ([6], True, 4)])
+def test_numpy_and_pytorch_agree_with_a_projection(hidden, use_batch_norm, bottleneck):
+    rng = np.random.default_rng(6)
+    x, labels = rng.standard_normal((10, 12)), rng.integers(0, 4, 10)
+    numpy_model, torch_model = twin_models(12, hidden, 4, "gelu", 2, use_batch_norm, bottleneck,
+                                           projection=5)
+    assert type(torch_model.layers[0]).__name__ == "Projection"
+    numpy_loss = numpy_loss_and_grads(numpy_model, x, labels, 0.1)
+    loss = torch_loss(torch_model, x, labels, 0.1)
+    loss.backward()
+    assert rel_error(numpy_loss, loss.item()) < 1e-10
+    torch_params = dict(torch_model.named_parameters())
+    assert len(torch_params) == len(numpy_model.parameters())  # the projection is not trained
+    for name, _, grad in numpy_model.parameters():
+        assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+    assert_same_state(numpy_model, torch_model, 1e-12)
+    assert rel_error(numpy_model.input_filters(), torch_model.input_filters()) < 1e-12
 
 
 def test_a_bottleneck_and_the_layer_after_it_read_unsquashed_inputs():
