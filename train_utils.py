@@ -303,8 +303,9 @@ def check_model_fits(hidden_dims, bottleneck, projection=0):
 
     Training holds each weight about four times (the weight, its gradient, two optimizer
     moments), in float32; NumPy draws the initial weights in float64 first."""
-    sizes = [projection or int(np.prod(cifar10_utils.IMAGE_SHAPE)), *([bottleneck] if bottleneck else []),
-             *hidden_dims, cifar10_utils.NUM_CLASSES]
+    inputs = projection or int(np.prod(cifar10_utils.IMAGE_SHAPE))
+    sizes = [inputs, *([bottleneck] if bottleneck else []), *hidden_dims,
+             cifar10_utils.NUM_CLASSES]
     parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     needed = 4 * 4 * parameters
     try:

@@ -118,8 +118,8 @@ def test_numpy_and_pytorch_agree_with_a_linear_bottleneck(hidden, use_batch_norm
         assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
 
 
-@pytest.mark.parametrize("hidden, use_batch_norm, bottleneck", [([7], False, 0), ([6, 5], True, 0),
-                                                                 ([], False, 0), ([6], True, 4)])
+@pytest.mark.parametrize("hidden, use_batch_norm, bottleneck",
+                         [([7], False, 0), ([6, 5], True, 0), ([], False, 0), ([6], True, 4)])
 def test_numpy_and_pytorch_agree_with_a_projection(hidden, use_batch_norm, bottleneck):
     rng = np.random.default_rng(6)
     x, labels = rng.standard_normal((10, 12)), rng.integers(0, 4, 10)
