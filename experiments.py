@@ -30,7 +30,8 @@ import report
 import saddles
 import train_mlp_numpy
 import train_mlp_pytorch
-from options import DEFAULTS, PRESETS, RECORDED, SHORT_SEARCH_RECIPE, command_line
+from options import (DEFAULTS, LONG_SEARCH_RECIPE, PRESETS, RECORDED, SHORT_SEARCH_RECIPE,
+                     command_line)
 from preprocessing import Preprocessing, normalize
 from errors import UserError
 from run_folder import stop_signals_ignored, write_atomically, write_json
@@ -115,7 +116,21 @@ LONG_SEARCH = [
          dict(bottleneck=256, hidden_dims=[2048, 1024])),
     ]],
 ]
-GREEDY_SETS = {"search", "search-long"}
+PROJECTION_SEARCH_EPOCHS = 40
+
+
+# The third stage: the second stage's recipe with its first layer made cheap by a projection
+# onto principal components, then what the time saved buys; rows compare at their minutes.
+PROJECTION_SEARCH = [
+    run("start: the second stage's recipe at 40 epochs (`--preset best`), each image projected "
+        "onto its top 512 principal components", **{**LONG_SEARCH_RECIPE, "projection": 512,
+                                                    "epochs": PROJECTION_SEARCH_EPOCHS}),
+    *[{"label": label, "trainer": "pytorch", "flags": change} for label, change in [
+        ("256 principal components", dict(projection=256)),
+        ("70 epochs: what the cheaper first layer buys within the budget", dict(epochs=70)),
+    ]],
+]
+GREEDY_SETS = {"search", "search-long", "search-projection"}
 
 
 SETS = {
@@ -135,6 +150,7 @@ SETS = {
                             run("PyTorch (autograd)", **EARLIER_BEST)],
     "search": SEARCH,
     "search-long": LONG_SEARCH,
+    "search-projection": PROJECTION_SEARCH,
     "budget-reference": [run("the earlier --preset best (the 61 % recipe)", **EARLIER_BEST)],
     "presets": [*[run(f"--preset {name}", **preset) for name, preset in PRESETS.items()],
                 run("--preset best, NumPy", trainer="numpy", **PRESETS["best"])],

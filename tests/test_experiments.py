@@ -43,7 +43,7 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
     for figure in ["bn/bn.png", "activations/activations.png", "numpy-vs-torch/numpy-vs-torch.png",
                    "dead-neurons/dead-neurons.png", "best/best.png",
                    "best-numpy-vs-torch/best-numpy-vs-torch.png", "search/search.png",
-                   "search-long/search-long.png",
+                   "search-long/search-long.png", "search-projection/search-projection.png",
                    "presets/presets.png", "learned/course-numpy/confusion.png",
                    "learned/best-mlp/weights.png", "hessian/hessian.png", "saddles/saddles.png",
                    "bn-test-time/bn-test-time.png"]:
