@@ -69,7 +69,7 @@ class LinearModule(Module):
 
 class ProjectionModule(Module):
     """A fixed linear map onto K directions: Y = X P, P: (M, K) not trained (the top K principal
-    components of the preprocessed training images, see preprocessing.principal_components).
+    components that ZCA whitening fitted: preprocessing.Preprocessing.principal_components).
 
     x: (S, M) -> (S, K); no params; the buffer 'components' P, saved with the model. Backward:
     dL/dX = (dL/dY) Pᵀ. Inside the MLP it comes first and its backward is never called: nothing

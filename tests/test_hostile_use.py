@@ -258,20 +258,24 @@ def test_evaluate_measures_the_validation_split_the_model_was_chosen_on(framewor
                                data_url="", validation_size=30, **settings)
 
 
-def edited_copy(framework, path, target, change, arrays=None):
-    """A copy of the saved model at path whose record is changed by change (a dict), and whose
-    preprocessing arrays are arrays where given."""
+def edited_copy(framework, path, target, change, arrays=None, removed=()):
+    """A copy of the saved model at path whose record is changed by change (a dict) and lacks
+    the names in removed, and whose preprocessing arrays are arrays where given."""
     if framework == "numpy":
         with np.load(path) as saved:
             entries = {name: saved[name] for name in saved.files}
         record = json.loads(str(entries["architecture"][()]))
-        entries["architecture"] = np.array(json.dumps({**record, **change}))
+        record = {name: value for name, value in {**record, **change}.items()
+                  if name not in removed}
+        entries["architecture"] = np.array(json.dumps(record))
         entries.update({f"preprocessing.{name}": value for name, value in (arrays or {}).items()})
         with open(target, "wb") as f:
             np.savez(f, **entries)
     else:
         saved = torch.load(path, weights_only=True)
         saved["architecture"].update(change)
+        for name in removed:
+            del saved["architecture"][name]
         saved["preprocessing"].update({name: torch.from_numpy(value)
                                        for name, value in (arrays or {}).items()})
         torch.save(saved, target)

@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
 import cifar10_utils
+import synthetic_cifar
 import train_mlp_numpy
 import train_mlp_pytorch
 from errors import UserError
@@ -47,7 +47,6 @@ def train(framework, data, results, **flags):
 @pytest.fixture(scope="module")
 def projected_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("projected")
-    import synthetic_cifar
     synthetic_cifar.write_dataset(root / "data", brightness=15, label_noise=0.2)
     return root / "data", {framework: train(framework, root / "data", root / framework)
                            for framework in TRAINERS}
@@ -83,20 +82,8 @@ def test_a_record_from_before_the_projection_still_evaluates(framework, projecte
     *_, test_accuracy, log = train(framework, data, tmp_path / "plain", projection=0,
                                    normalize="channel", epochs=1)
     path = os.path.join(log["run_dir"], TRAINERS[framework][1])
-    if framework == "numpy":
-        with np.load(path) as saved:
-            entries = {name: saved[name] for name in saved.files}
-        record = json.loads(str(entries["architecture"][()]))
-        del record["projection"]
-        entries["architecture"] = np.array(json.dumps(record))
-        with open(tmp_path / "old.npz", "wb") as f:
-            np.savez(f, **entries)
-        old = tmp_path / "old.npz"
-    else:
-        saved = torch.load(path, weights_only=True)
-        del saved["architecture"]["projection"]
-        torch.save(saved, tmp_path / "old.pt")
-        old = tmp_path / "old.pt"
+    old = edited_copy(framework, path, tmp_path / TRAINERS[framework][1], {},
+                      removed=["projection"])
     TRAINERS[framework][0].evaluate_saved(str(old), set(), data_dir=str(data), data_url="",
                                           **SETTINGS[framework])
     assert f"test accuracy {test_accuracy:.4f}" in capsys.readouterr().out
