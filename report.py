@@ -20,7 +20,8 @@ LEARNED_NOTES = """What the accuracy alone does not say. The course's model lear
 layout: its first-layer templates are smooth blobs, a green or blue centre against a contrasting
 surround, and its confident mistakes are images whose colours belong to another class (a bird
 against blue sky taken for an airplane, a green-brown cat for a frog). The best MLP reads
-ZCA-whitened pixels and was trained on shifted and mirrored copies, and its templates show it:
+ZCA-whitened pixels through their top 512 principal components and was trained on shifted and
+mirrored copies, and its templates (its first layer seen from the pixels, W Pᵀ) show it:
 besides colour blobs, many units are oriented stripes, gratings and chevrons, local edge
 detectors of the kind a convolution learns, here spread over whole images. It gains on every
 class and halves the automobile/truck confusions, but cat/dog stays the most confused pair, and

@@ -221,7 +221,7 @@ def test_evaluate_needs_no_architecture_flags(framework, trained):
 def test_pytorch_weights_stay_readable_with_weights_only(trained):
     _, folders = trained
     saved = torch.load(folders["pytorch"] / "model.pt", weights_only=True)
-    assert saved["architecture"] == {"hidden_dims": [16, 8], "bottleneck": 12,
+    assert saved["architecture"] == {"hidden_dims": [16, 8], "bottleneck": 12, "projection": 0,
                                      "use_batch_norm": True, "activation": "tanh",
                                      "dropout": 0.2, "normalize": "channel", "tta": "none",
                                      "validation_size": 30}
