@@ -9,7 +9,7 @@ import pytest
 import experiments
 import report
 from errors import UserError
-from options import command_line
+from options import DEFAULTS, PRESETS, command_line
 
 
 @pytest.fixture
@@ -44,6 +44,7 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
                    "dead-neurons/dead-neurons.png", "best/best.png",
                    "best-numpy-vs-torch/best-numpy-vs-torch.png", "search/search.png",
                    "search-long/search-long.png", "search-projection/search-projection.png",
+                   "search-fast/search-fast.png",
                    "presets/presets.png", "learned/course-numpy/confusion.png",
                    "learned/best-mlp/weights.png", "hessian/hessian.png", "saddles/saddles.png",
                    "bn-test-time/bn-test-time.png"]:
@@ -97,3 +98,11 @@ def test_commands_repeat_the_runs():
          "python train_mlp_numpy.py --preset best"]
     numpy_run = experiments.SETS["numpy-vs-torch"][0]
     assert command_line(numpy_run["trainer"], numpy_run["flags"]) == "python train_mlp_numpy.py"
+
+
+@pytest.mark.parametrize("preset, stage", [("best", "search-projection"), ("fast", "search-fast")])
+def test_each_preset_trains_what_its_search_stage_kept(preset, stage):
+    """A preset is the last row its stage of the committed search kept: a preset edited by hand,
+    or a stage run again that kept something else, fails here until the two agree."""
+    last_kept = [entry for entry in report.load_set(stage)["runs"] if entry["kept"]][-1]
+    assert dict(DEFAULTS, **last_kept["flags"]) == dict(DEFAULTS, **PRESETS[preset])
