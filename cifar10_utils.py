@@ -35,6 +35,7 @@ META_FILE = "batches.meta"
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                "truck")
 IMAGE_SHAPE = (3, 32, 32)
+PIXEL_VALUES = int(np.prod(IMAGE_SHAPE))  # numbers per image: the MLP's input size
 SPLIT_SEED = 42  # the train/validation split is a property of the dataset, not of the run's seed
 EVAL_BATCH_SIZE = 1000  # evaluation only: larger matrix products, the same accuracy
 
@@ -255,11 +256,10 @@ def load_batch(path):
                         f"{error}); delete it and let the data be extracted again") from None
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error})") from None
-    size = int(np.prod(IMAGE_SHAPE))
     if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 2
-            and images.shape[1] == size):
+            and images.shape[1] == PIXEL_VALUES):
         shape = getattr(images, "shape", None)
-        raise DataError(f"{path}: 'data' must be uint8 of shape (N, {size}), got "
+        raise DataError(f"{path}: 'data' must be uint8 of shape (N, {PIXEL_VALUES}), got "
                         f"{getattr(images, 'dtype', type(images).__name__)} {shape}")
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{path}: {labels.shape} labels for {len(images)} images")

@@ -55,6 +55,13 @@ def run(label, trainer="pytorch", **flags):
             "flags": {**{name: DEFAULTS[name] for name in COURSE_FLAGS}, **flags}}
 
 
+def greedy_search(start, changes):
+    """A greedy search set's rows: its starting run, then a row for each (label, change), which
+    run_entries applies on top of every change kept so far."""
+    return [start, *[{"label": label, "trainer": "pytorch", "flags": change}
+                     for label, change in changes]]
+
+
 def earlier_ladder():
     """How the 61 % recipe was built: one change a row, each row keeping the last's; rows marked
     'not kept' try an alternative that the next row drops again."""
@@ -81,10 +88,10 @@ def earlier_ladder():
 
 # One change a row, tried on top of every change kept so far; kept only where it raises the best
 # validation accuracy. Test accuracy is recorded for every row and never looked at to decide.
-SEARCH = [
+SEARCH = greedy_search(
     run(f"start: the 61 % recipe at {SEARCH_EPOCHS} epochs", **{**EARLIER_BEST,
                                                                 "epochs": SEARCH_EPOCHS}),
-    *[{"label": label, "trainer": "pytorch", "flags": change} for label, change in [
+    [
         ("per-pixel standardization", dict(normalize="pixel")),
         ("ZCA whitening, epsilon 0.1", dict(normalize="zca", zca_epsilon=0.1)),
         ("ZCA whitening, epsilon 0.01", dict(normalize="zca", zca_epsilon=0.01)),
@@ -97,16 +104,16 @@ SEARCH = [
         ("batch 256", dict(batch_size=256)),
         ("random crops (4-pixel padding) and flips", dict(augment="crop+flip")),
         ("mirror averaging at test time", dict(tta="flip")),
-    ]],
-]
+    ],
+)
 
 
 # The second stage: what the first one kept, at twice its length, where the first stage's
 # recipe overfits; the same greedy rule. Regularizers that cost epochs are tried again here.
-LONG_SEARCH = [
+LONG_SEARCH = greedy_search(
     run(f"start: the first stage's recipe at {LONG_SEARCH_EPOCHS} epochs",
         **{**SHORT_SEARCH_RECIPE, "epochs": LONG_SEARCH_EPOCHS}),
-    *[{"label": label, "trainer": "pytorch", "flags": change} for label, change in [
+    [
         ("random crops (4-pixel padding) and flips", dict(augment="crop+flip")),
         ("dropout 0.1", dict(dropout=0.1)),
         ("moving average of the weights, decay 0.999", dict(ema=0.999)),
@@ -114,37 +121,37 @@ LONG_SEARCH = [
         ("first hidden layer 2048 units", dict(hidden_dims=[2048, 1024])),
         ("a linear bottleneck of 256 units, then 2048 and 1024 (less work than 1024 and 1024)",
          dict(bottleneck=256, hidden_dims=[2048, 1024])),
-    ]],
-]
+    ],
+)
 PROJECTION_SEARCH_EPOCHS = 40
 
 
 # The third stage: the second stage's recipe with its first layer made cheap by a projection
 # onto principal components, then what the time saved buys; rows compare at their minutes.
-PROJECTION_SEARCH = [
+PROJECTION_SEARCH = greedy_search(
     run("start: the second stage's recipe at 40 epochs (`--preset best`), each image projected "
         "onto its top 512 principal components", **{**LONG_SEARCH_RECIPE, "projection": 512,
                                                     "epochs": PROJECTION_SEARCH_EPOCHS}),
-    *[{"label": label, "trainer": "pytorch", "flags": change} for label, change in [
+    [
         ("256 principal components", dict(projection=256)),
         ("70 epochs: what the cheaper first layer buys within the budget", dict(epochs=70)),
-    ]],
-]
+    ],
+)
 FAST_SEARCH_EPOCHS = 16
 
 
 # The fourth stage: the third stage's recipe at the horizon of --preset fast, 16 epochs (as many as
-# fit its 2.5 minutes on a 2-core CPU), where it is far from converged. Each row spends what its
-# change saves per epoch on more epochs, so that rows compare at about the same minutes.
-FAST_SEARCH = [
+# fit its 2.5 minutes on a 2-core CPU). Each row spends what its change saves per epoch on more
+# epochs, so that rows compare at about the same minutes.
+FAST_SEARCH = greedy_search(
     run(f"start: the third stage's recipe at {FAST_SEARCH_EPOCHS} epochs",
         **{**PROJECTION_SEARCH_RECIPE, "epochs": FAST_SEARCH_EPOCHS}),
-    *[{"label": label, "trainer": "pytorch", "flags": change} for label, change in [
+    [
         ("first hidden layer 1024 units, 24 epochs", dict(hidden_dims=[1024, 1024], epochs=24)),
         ("256 principal components, 28 epochs", dict(projection=256, epochs=28)),
         ("batch 512 at learning rate 4e-3, 26 epochs", dict(batch_size=512, lr=4e-3, epochs=26)),
-    ]],
-]
+    ],
+)
 GREEDY_SETS = {"search", "search-long", "search-projection", "search-fast"}
 
 

@@ -280,7 +280,7 @@ class WeightAverage:
 # --- Checks before any work ---
 def build_mlp(mlp_class, architecture, **settings):
     """The MLP for CIFAR-10 that an architecture record (options.ARCHITECTURE) describes."""
-    return mlp_class(int(np.prod(cifar10_utils.IMAGE_SHAPE)), architecture["hidden_dims"],
+    return mlp_class(cifar10_utils.PIXEL_VALUES, architecture["hidden_dims"],
                      cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
                      architecture["activation"], architecture["dropout"],
                      bottleneck=architecture["bottleneck"],
@@ -289,13 +289,12 @@ def build_mlp(mlp_class, architecture, **settings):
 
 def check_projection(projection, normalize):
     """A projection is onto ZCA's principal components, at most one per pixel value."""
-    pixels = int(np.prod(cifar10_utils.IMAGE_SHAPE))
     if projection and normalize != "zca":
         raise UserError(f"--projection {projection} projects onto the principal components that "
                         f"ZCA whitening fits: add --normalize zca")
-    if projection > pixels:
+    if projection > cifar10_utils.PIXEL_VALUES:
         raise UserError(f"--projection {projection} asks for more principal components than "
-                        f"the {pixels} pixel values of an image")
+                        f"the {cifar10_utils.PIXEL_VALUES} pixel values of an image")
 
 
 def check_model_fits(hidden_dims, bottleneck, projection=0):
@@ -303,7 +302,7 @@ def check_model_fits(hidden_dims, bottleneck, projection=0):
 
     Training holds each weight about four times (the weight, its gradient, two optimizer
     moments), in float32; NumPy draws the initial weights in float64 first."""
-    inputs = projection or int(np.prod(cifar10_utils.IMAGE_SHAPE))
+    inputs = projection or cifar10_utils.PIXEL_VALUES
     sizes = [inputs, *([bottleneck] if bottleneck else []), *hidden_dims,
              cifar10_utils.NUM_CLASSES]
     parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
