@@ -76,6 +76,9 @@ FAST_SEARCH_RECIPE = dict(PROJECTION_SEARCH_RECIPE, hidden_dims=[1024, 1024], ba
                           lr=4e-3)
 PRESETS = {"best": dict(PROJECTION_SEARCH_RECIPE, epochs=70),
            "fast": dict(FAST_SEARCH_RECIPE, epochs=26)}
+# each preset's budget in minutes, on the Intel Xeon of the README's first benchmark; the
+# budget-reference set of experiments.py scales it to the machine at hand
+PRESET_BUDGET_MINUTES = {"best": 10, "fast": 2.5}
 
 OPTIONS = [
     Option("hidden_dims", [128], "hidden layer sizes; none at all (--dnn_hidden_units \"\") is "

@@ -4,13 +4,14 @@ import json
 import os
 import statistics
 import sys
+import textwrap
 
 import numpy as np
 
 import saddles
 import spectrum
 from errors import UserError
-from options import DEFAULTS, command_line
+from options import DEFAULTS, PRESET_BUDGET_MINUTES, PRESETS, command_line
 from run_folder import pyplot, save_figure, write_atomically
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULTS["results_dir"])
@@ -315,14 +316,14 @@ def greedy_figure(entries, folder, every_row=False, budget_minutes=None):
     for entry in entries:
         if entry["kept"] or every_row:
             ax.plot(minutes_axis(entry["metrics"]), entry["metrics"]["val_accuracy"],
-                    ".-" if entry["kept"] else ".:", label=entry["label"])
+                    ".-" if entry["kept"] else ".:", label=textwrap.fill(entry["label"], 60))
     if budget_minutes:
         ax.axvline(budget_minutes, color="gray", linestyle="--",
                    label=f"the budget here ({budget_minutes:.2f} minutes)")
     ax.set(title="Validation accuracy against wall-clock minutes, "
            + ("every row (dotted: not kept)" if every_row else "the rows that were kept"),
            xlabel="minutes since the run started", ylabel="validation accuracy")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     save_figure(fig, os.path.join(RESULTS, folder, f"{folder}.png"))
 
 
@@ -336,10 +337,18 @@ def mean_epoch_seconds(entries):
                      for i, e in enumerate(entries))
 
 
+def decision(entry):
+    """A greedy row's decision in words: a row over its stage's budget says so."""
+    budget = entry.get("budget_minutes")
+    if not entry["kept"] and budget and entry["metrics"]["wall_time_s"] / 60 > budget:
+        return f"not kept: over the budget of {budget:.2f} min"
+    return "kept" if entry["kept"] else "not kept"
+
+
 def greedy_table(entries):
     """A greedy search set's rows as a markdown table."""
     rows = "\n".join(
-        f"| {i} | {e['label']} | {'kept' if e['kept'] else 'not kept'} | "
+        f"| {i} | {e['label']} | {decision(e)} | "
         f"{100 * max(e['metrics']['val_accuracy']):.2f} | {100 * e['metrics']['test_accuracy']:.2f}"
         f" | {e['metrics']['wall_time_s'] / 60:.1f} | `{e['command']}` |"
         for i, e in enumerate(entries))
@@ -352,6 +361,10 @@ GREEDY_RULE = """each row tries one change on top of every change kept so far, a
 raises the **best validation accuracy**; otherwise the next row starts again from the last kept
 one. The rule is in `experiments.py` and decides by itself: the test set is evaluated once per
 row, for this table, and never used to choose. Rows that were not kept stay in the table."""
+BUDGET_RULE = """A change also has to keep to the budget of the preset its stage builds, scaled
+to this machine (the budget section below): a row whose whole run took longer is not kept, however
+accurate, and its decision says so. The starting row is kept whatever it took, as every later row
+builds on it."""
 
 
 def greedy_section(summary, folder, origin, note):
@@ -393,12 +406,23 @@ epochs as the budget then allows (40).""")
 UNPROJECTED_BEST = dict(validation=69.12, test=68.83, minutes=13.64, epochs=40)
 
 
+def budget_line(preset):
+    """What the dashed line of a budgeted stage's figure is, or why there is none."""
+    budget = budget_here(preset)
+    if budget is None:
+        return ("The budget on this machine is unknown: run `python experiments.py "
+                "budget-reference`.")
+    return (f"The dashed line is the {PRESET_BUDGET_MINUTES[preset]}-minute budget of `--preset "
+            f"{preset}` on this machine ({budget:.2f} minutes, from the budget section below).")
+
+
 def section_search_projection(summary):
     entries = summary["runs"]
-    greedy_figure(entries, "search-projection", every_row=True)
+    greedy_figure(entries, "search-projection", every_row=True,
+                  budget_minutes=budget_here("best"))
     before = UNPROJECTED_BEST
     return f"""A greedy search from the second stage's recipe, by the same rule, except that rows
-compare at the minutes they take rather than at equal epochs: {GREEDY_RULE}
+compare at the minutes they take rather than at equal epochs: {GREEDY_RULE} {BUDGET_RULE}
 
 The second stage's first hidden layer, 3072 x 2048 weights, is about three quarters of every
 step's work. Here each whitened image, after its crop and flip, is projected onto the top K
@@ -412,7 +436,7 @@ backward pass.
 ![Validation accuracy against minutes](search-projection/search-projection.png)
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on
-average, {mean_epoch_seconds(entries)}. Before this stage, `--preset best` (the second stage's recipe at
+average, {mean_epoch_seconds(entries)}. {budget_line("best")} Before this stage, `--preset best` (the second stage's recipe at
 {before['epochs']} epochs with no projection) reached {before['validation']:.2f} % validation and
 {before['test']:.2f} % test accuracy in {before['minutes']:.1f} minutes on the same kind of
 machine (the presets set of 2026-11-23). `--preset best` now trains the kept recipe."""
@@ -420,28 +444,23 @@ machine (the presets set of 2026-11-23). `--preset best` now trains the kept rec
 
 def section_search_fast(summary):
     entries = summary["runs"]
-    budget = budget_factor()
-    budget_minutes = budget and 2.5 * budget[1]
-    greedy_figure(entries, "search-fast", every_row=True, budget_minutes=budget_minutes)
-    budget_text = (f"The dashed line is the 2.5-minute budget of `--preset fast` on this machine "
-                   f"({budget_minutes:.2f} minutes, from the budget section below)"
-                   if budget else "The budget on this machine is unknown: run `python "
-                   "experiments.py budget-reference`")
+    greedy_figure(entries, "search-fast", every_row=True, budget_minutes=budget_here("fast"))
     return f"""A greedy search from the third stage's recipe at the horizon of `--preset fast`, by
-the same rule, rows compared at about the same minutes: {GREEDY_RULE}
+the same rule, rows compared at about the same minutes: {GREEDY_RULE} {BUDGET_RULE}
 
 Sixteen epochs of the third stage's recipe are as many as fit 2.5 minutes on a 2-core CPU, against
-the 70 that `--preset best` trains it for. Each row therefore makes an epoch cheaper and spends what
-that saves on more epochs, so that every row takes about the minutes of the first: a first hidden
-layer of 1024 units instead of 2048, fewer principal components, and batches twice as large with
-the learning rate doubled (the step count halves, so each step moves further).
+the {PRESETS['best']['epochs']} that `--preset best` trains it for. Each row therefore makes an
+epoch cheaper and spends what that saves on more epochs, so that every row takes about the minutes
+of the first: a first hidden layer of 1024 units instead of 2048, fewer principal components, and
+batches twice as large with the learning rate doubled (the step count halves, so each step moves
+further).
 
 {greedy_table(entries)}
 
 ![Validation accuracy against minutes](search-fast/search-fast.png)
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on average,
-{mean_epoch_seconds(entries)}. {budget_text}. `--preset fast` trains the kept recipe."""
+{mean_epoch_seconds(entries)}. {budget_line("fast")} `--preset fast` trains the kept recipe."""
 
 
 def budget_factor():
@@ -453,17 +472,26 @@ def budget_factor():
     return minutes, minutes / PRESET_REFERENCE_MINUTES
 
 
+def budget_here(preset):
+    """A preset's budget in minutes on this machine, or None before budget-reference has run."""
+    factor = budget_factor()
+    return factor and PRESET_BUDGET_MINUTES[preset] * factor[1]
+
+
 def section_budget_reference(summary):
     minutes, factor = budget_factor()
     return f"""The budgets of the presets below are stated for the Intel Xeon of the README's first
 benchmark, where the earlier `--preset best` (the 61 % recipe, `{summary['runs'][0]['command']}`)
 took {PRESET_REFERENCE_MINUTES} minutes. Here, with the machine otherwise idle, it took {minutes:.1f} minutes and reached
 {100 * summary['runs'][0]['metrics']['test_accuracy']:.2f} % test accuracy: a factor of
-{factor:.2f}, so the 10-minute budget is {10 * factor:.1f} minutes here and the 2.5-minute one
-{2.5 * factor:.1f}."""
+{factor:.2f}, so the {PRESET_BUDGET_MINUTES['best']}-minute budget of `--preset best` is
+{budget_here('best'):.2f} minutes here and the {PRESET_BUDGET_MINUTES['fast']}-minute one of
+`--preset fast` {budget_here('fast'):.2f}. The search stages that build the presets keep only rows
+within these budgets, so this set runs before them."""
 
 
-PRESET_TARGETS = {"--preset best": (0.72, 10), "--preset fast": (0.64, 2.5)}
+PRESET_TARGETS = {"--preset best": (0.72, PRESET_BUDGET_MINUTES["best"]),
+                  "--preset fast": (0.64, PRESET_BUDGET_MINUTES["fast"])}
 
 
 def preset_row(e, factor):
@@ -479,9 +507,10 @@ def preset_row(e, factor):
 def preset_verdict(e, factor):
     target, budget = PRESET_TARGETS[e["label"]]
     reached = e["metrics"]["test_accuracy"] >= target
-    within = e["metrics"]["wall_time_s"] / 60 <= budget * factor
+    spare = 1 - e["metrics"]["wall_time_s"] / 60 / (budget * factor)
     return (f"`{e['label']}` {'reaches' if reached else '**does not reach**'} its "
-            f"{100 * target:.0f} % target {'within' if within else '**outside**'} its budget")
+            f"{100 * target:.0f} % target {'within' if spare >= 0 else '**outside**'} its budget "
+            f"({100 * abs(spare):.1f} % {'to spare' if spare >= 0 else 'over'})")
 
 
 def section_presets(summary):

@@ -167,25 +167,55 @@ def test_the_per_class_table_lists_the_worst_class_first():
     assert lines[4].split()[:2] == ["all", "0.8000"]
 
 
-def test_the_search_keeps_a_change_on_validation_accuracy_never_on_test(tmp_path, monkeypatch):
-    """Each row's numbers are chosen so that test accuracy would keep other rows: the flags
-    every row was trained with show which rows were kept."""
-    rows = [("start", {}, 0.50, 0.90), ("a", {"dropout": 0.1}, 0.60, 0.10),
-            ("b", {"momentum": 0.5}, 0.55, 0.99), ("c", {"weight_decay": 0.01}, 0.70, 0.00)]
-    monkeypatch.setattr(experiments, "SETS", {"search": [
-        {"label": label, "trainer": "numpy", "flags": change} for label, change, _, _ in rows]})
+def run_fake_search(name, rows, tmp_path, monkeypatch):
+    """Run the greedy set name over rows of (label, change, best validation accuracy, test
+    accuracy, minutes) without training; returns the flags each row was trained with and the
+    summary the set wrote."""
+    monkeypatch.setattr(experiments, "SETS", {name: [
+        {"label": label, "trainer": "numpy", "flags": change} for label, change, *_ in rows]})
     monkeypatch.setattr(experiments.report, "RESULTS", str(tmp_path / "results"))
     trained = []
 
     def fake_training(entry, runs_dir, data_dir):
-        _, _, validation, test = next(row for row in rows if row[0] == entry["label"])
+        _, _, validation, test, minutes = next(row for row in rows if row[0] == entry["label"])
         trained.append(entry["flags"])
         run_dir = os.path.join(runs_dir, entry["label"])
         os.makedirs(run_dir)
+        with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+            json.dump({"wall_time_s": 60 * minutes}, f)
         return None, [validation / 2, validation], test, {"run_dir": run_dir}
 
     monkeypatch.setattr(experiments, "train_entry", fake_training)
-    experiments.train_set("search", str(tmp_path), "synthetic")
-    summary = json.loads((tmp_path / "results" / "search" / "summary.json").read_text())
+    experiments.train_set(name, str(tmp_path), "synthetic")
+    return trained, json.loads((tmp_path / "results" / name / "summary.json").read_text())
+
+
+def test_the_search_keeps_a_change_on_validation_accuracy_never_on_test(tmp_path, monkeypatch):
+    """Each row's numbers are chosen so that test accuracy would keep other rows: the flags
+    every row was trained with show which rows were kept."""
+    rows = [("start", {}, 0.50, 0.90, 1), ("a", {"dropout": 0.1}, 0.60, 0.10, 1),
+            ("b", {"momentum": 0.5}, 0.55, 0.99, 1), ("c", {"weight_decay": 0.01}, 0.70, 0.00, 1)]
+    trained, summary = run_fake_search("search", rows, tmp_path, monkeypatch)
     assert [run["kept"] for run in summary["runs"]] == [True, True, False, True]
     assert trained[3] == {"dropout": 0.1, "weight_decay": 0.01}  # a kept, b not
+
+
+def test_a_stage_that_builds_a_preset_keeps_no_row_past_its_budget(tmp_path, monkeypatch):
+    """Row a is the most accurate but runs 0.1 minute past the budget here: not kept, and row b
+    starts again from the start's flags. The start, over the budget too, is what every row
+    builds on: kept."""
+    monkeypatch.setattr(experiments.report, "budget_here", lambda preset: 3.0)
+    rows = [("start", {"lr": 0.01}, 0.50, 0.5, 3.5), ("a", {"epochs": 30}, 0.80, 0.8, 3.1),
+            ("b", {"dropout": 0.1}, 0.60, 0.6, 3.0)]
+    trained, summary = run_fake_search("search-fast", rows, tmp_path, monkeypatch)
+    assert [run["kept"] for run in summary["runs"]] == [True, False, True]
+    assert trained[2] == {"lr": 0.01, "dropout": 0.1}
+    assert {run["budget_minutes"] for run in summary["runs"]} == {3.0}
+
+
+def test_a_stage_that_builds_a_preset_refuses_to_start_without_a_budget(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments.report, "budget_here", lambda preset: None)
+    with pytest.raises(experiments.UserError, match="budget-reference"):
+        run_fake_search("search-projection", [("start", {}, 0.5, 0.5, 1.0)], tmp_path,
+                        monkeypatch)
+    assert not (tmp_path / "results" / "search-projection").exists()
