@@ -461,7 +461,7 @@ def stage_budget(name):
         return None
     budget = report.budget_here(BUDGETED_STAGES[name])
     if budget is None:
-        raise UserError(f"{name} keeps only rows within the budget of --preset "
+        raise UserError(f"{name} keeps no change past the budget of --preset "
                         f"{BUDGETED_STAGES[name]}, which is unknown on this machine: run "
                         "`python experiments.py budget-reference` first")
     return budget

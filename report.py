@@ -486,8 +486,8 @@ took {PRESET_REFERENCE_MINUTES} minutes. Here, with the machine otherwise idle, 
 {100 * summary['runs'][0]['metrics']['test_accuracy']:.2f} % test accuracy: a factor of
 {factor:.2f}, so the {PRESET_BUDGET_MINUTES['best']}-minute budget of `--preset best` is
 {budget_here('best'):.2f} minutes here and the {PRESET_BUDGET_MINUTES['fast']}-minute one of
-`--preset fast` {budget_here('fast'):.2f}. The search stages that build the presets keep only rows
-within these budgets, so this set runs before them."""
+`--preset fast` {budget_here('fast'):.2f}. The search stages that build the presets keep no change
+past these budgets, so this set runs before them."""
 
 
 PRESET_TARGETS = {"--preset best": (0.72, PRESET_BUDGET_MINUTES["best"]),
