@@ -4,23 +4,15 @@ python batches safely, split off validation, and cut batches.
 The images stay uint8 in memory (180 MB for all 60,000) and are preprocessed one batch at a time
 (preprocessing.py). No torchvision: the official "python version" files are read directly,
 through an unpickler that only admits what those files contain."""
-import hashlib
 import os
-import pathlib
 import pickle
-import shutil
-import tarfile
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
-import checks
-from errors import DataError
-from preprocessing import normalize
-from run_folder import write_atomically
+from safety import checks
+from safety.downloads import download, extract, file_md5
+from safety.errors import DataError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -55,85 +47,6 @@ def _layout_help(data_dir):
     return (f"expected {os.path.join(data_dir, FOLDER_NAME)}/ (data_batch_1..5, test_batch) or "
             f"{os.path.join(data_dir, TARBALL_NAME)}; download it from {CIFAR10_URL} where there "
             f"is internet and point --data_dir at its folder")
-
-
-def file_md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def as_url(location):
-    """--data_url as a URL: one with a scheme as given, a plain path as a file:// URL."""
-    return location if "://" in location else pathlib.Path(location).resolve().as_uri()
-
-
-def download(url, destination, md5):
-    """Stream url to destination, which only appears once its md5 checks out: the bytes go
-    through write_atomically, so an interrupted or corrupted download never leaves a file that a
-    later run could take for the dataset."""
-    def fetch(out):
-        digest = hashlib.md5()
-        with urllib.request.urlopen(as_url(url), timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}") as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    digest.update(block)
-                    bar.update(len(block))
-        if digest.hexdigest() != md5:
-            raise DataError(f"download from {url} has md5 {digest.hexdigest()}, expected {md5}; "
-                            f"nothing was kept")
-
-    try:
-        write_atomically(destination, fetch, finish_before_stopping=False)
-    except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors; a bad URL not
-        raise DataError(f"could not download {url} ({error})") from None
-
-
-def _check_members(tar, tar_path):
-    """Only plain files and folders inside cifar-10-batches-py/: no links, devices or '..' paths."""
-    members = tar.getmembers()
-    for member in members:
-        parts = member.name.replace("\\", "/").split("/")
-        unsafe = (os.path.isabs(member.name) or ".." in parts or parts[0] != FOLDER_NAME
-                  or not (member.isfile() or member.isdir()))
-        if unsafe:
-            raise DataError(f"{tar_path}: refusing to extract unsafe member '{member.name}' "
-                            f"(only plain files under {FOLDER_NAME}/ are allowed)")
-    return members
-
-
-_EXTRACT_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-
-
-def extract(tar_path, data_dir):
-    """Extract the tarball's cifar-10-batches-py/ into data_dir, atomically and safely.
-
-    Where the folder exists already, only the files it lacks are added: nothing the user has is
-    overwritten or deleted, and a batch file deleted because it was damaged comes back."""
-    staging = tempfile.mkdtemp(prefix=".extract-", dir=data_dir)
-    try:
-        try:
-            with tarfile.open(tar_path, "r:gz") as tar:
-                members = _check_members(tar, tar_path)
-                # Python's own extraction filter is a second guard where this Python has it
-                tar.extractall(staging, members=members, **_EXTRACT_FILTER)
-        except (tarfile.TarError, OSError, EOFError) as error:
-            raise DataError(f"{tar_path}: not a readable .tar.gz ({error})") from None
-        extracted, target = os.path.join(staging, FOLDER_NAME), os.path.join(data_dir, FOLDER_NAME)
-        if not os.path.isdir(extracted):
-            raise DataError(f"{tar_path}: holds no {FOLDER_NAME}/ folder")
-        if not os.path.exists(target):
-            os.replace(extracted, target)
-            return
-        for name in os.listdir(extracted):
-            if not os.path.exists(os.path.join(target, name)):
-                os.replace(os.path.join(extracted, name), os.path.join(target, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _missing_batches(folder):
@@ -182,7 +95,7 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
         if not url:
             raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
         _download_into(data_dir, url, tar_path, md5)
-    extract(tar_path, data_dir)
+    extract(tar_path, data_dir, FOLDER_NAME)
     if _missing_batches(folder):
         raise DataError(f"{tar_path}: lacks {', '.join(_missing_batches(folder))}; "
                         f"{_layout_help(data_dir)}")
@@ -336,6 +249,53 @@ def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_
     train, validation = _split_off_validation(images, labels, validation_size)
     return {"train": train, "validation": validation,
             "test": Split(*_load_files(batch_folder, [TEST_FILE]))}
+
+
+# --- The course's normalization ---
+MEAN = (0.491, 0.482, 0.447)  # the course's per-channel numbers for CIFAR-10
+
+
+STD = (0.247, 0.243, 0.262)
+
+
+# x_norm = (x / 255 - mean) / std = x * SCALE + SHIFT, one multiply-add per pixel; spelled out
+# per pixel of a flattened image so NumPy runs one long loop instead of many 32-pixel rows
+SCALE = np.repeat(1.0 / (255.0 * np.array(STD, np.float32)), 32 * 32)
+
+
+SHIFT = np.repeat(-np.array(MEAN, np.float32) / np.array(STD, np.float32), 32 * 32)
+
+
+def normalize(images):
+    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std.
+
+    images is a NumPy array, or a torch tensor on any device (normalized there)."""
+    return affine(images, SCALE, SHIFT)
+
+
+def affine(images, scale, shift):
+    """x * scale + shift per pixel of each flattened uint8 image, where the images live."""
+    flat = images.reshape(len(images), -1)
+    if isinstance(images, np.ndarray):
+        out = flat.astype(np.float32)
+        out *= scale
+        out += shift
+    else:
+        scale, shift = torch_constants(images.device, scale, shift)
+        out = flat.float().mul_(scale).add_(shift)
+    return out.reshape(images.shape)
+
+
+_on_device = {}
+
+
+def torch_constants(device, *arrays):
+    """The arrays as tensors on device, copied there once per array and device."""
+    import torch
+    key = (str(device), *map(id, arrays))
+    if key not in _on_device:
+        _on_device[key] = arrays, [torch.from_numpy(a).to(device) for a in arrays]
+    return _on_device[key][1]
 
 
 # --- Batches ---

@@ -1,8 +1,7 @@
 """A multi-layer perceptron in NumPy, built from the modules with hand-written backward passes."""
 import numpy as np
 
-from modules import (BatchNormModule, DropoutModule, ELUModule, GELUModule, LinearModule, Module,
-                     ProjectionModule, ReLUModule, SoftMaxModule, TanhModule)
+from modules import BatchNormModule, DropoutModule, ELUModule, GELUModule, LinearModule, Module, ProjectionModule, ReLUModule, SoftMaxModule, TanhModule
 
 ACTIVATIONS = {"elu": lambda: ELUModule(alpha=1.0), "gelu": GELUModule, "relu": ReLUModule,
                "tanh": TanhModule}

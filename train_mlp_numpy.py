@@ -6,10 +6,10 @@
 Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.npz).
 Every option left out keeps the course's plain SGD run; the options are options.py's, the same
 as the PyTorch trainer's."""
-import train_utils  # light (NumPy, the data path): the guard below comes before torch and the rest
+from safety import signals  # light: the guard below comes before NumPy, torch and the rest
 
 if __name__ == "__main__":
-    train_utils.exit_quietly_on_stop_signals()
+    signals.exit_quietly_on_stop_signals()
 
 import copy
 import json
@@ -21,12 +21,15 @@ import numpy as np
 
 from mlp_numpy import MLP
 from modules import CrossEntropyModule, DropoutModule
-from optim_numpy import make_optimizer
-from options import build_parser, parse_with_preset
-from run_folder import write_atomically
-from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, damaged_checkpoint,
-                         not_a_saved_model, prefixed, refuse_the_other_trainers_model,
-                         set_generator_states, unprefixed)
+from training.optim_numpy import make_optimizer
+from training import cli, evaluation
+from training.options import build_parser, parse_with_preset
+from safety.files import write_atomically
+from training.evaluation import accuracy_of
+from training.resume import damaged_checkpoint, prefixed, set_generator_states, unprefixed
+from training.run import TrainingRun
+from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
+from training.schedules import WeightAverage
 
 
 def parse_args(argv=None):
@@ -39,8 +42,8 @@ def accuracy(predictions, targets):
 
 
 def predict(model, data_loader, tta=None):
-    """train_utils.predict of the model, whose forward ends in the softmax."""
-    outputs = train_utils.predict(model, data_loader, tta,
+    """evaluation.predict of the model, whose forward ends in the softmax."""
+    outputs = evaluation.predict(model, data_loader, tta,
                                   lambda images: model.forward(images.reshape(len(images), -1)))
     model.clear_cache()
     return outputs
@@ -97,8 +100,8 @@ def read_weights(path):
 
 
 def evaluate_saved(path, given_flags, **flags):
-    """--evaluate: train_utils.evaluate_saved with this trainer's file format and model."""
-    train_utils.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict)
+    """--evaluate: evaluation.evaluate_saved with this trainer's file format and model."""
+    evaluation.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict)
 
 
 def save_checkpoint(run, epoch, model, optimizer, best_state, average):
@@ -198,4 +201,4 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
 
 
 if __name__ == "__main__":
-    train_utils.train_or_evaluate(parse_args(), train, evaluate_saved)
+    cli.train_or_evaluate(parse_args(), train, evaluate_saved)

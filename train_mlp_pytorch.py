@@ -6,10 +6,10 @@ Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best we
 its state_dict and architecture, read by torch.load(path, weights_only=True)). Every option left
 out keeps the course's plain SGD run. The options are options.py's, shared with the NumPy trainer.
 """
-import train_utils  # light (NumPy, the data path): the guard below comes before torch and the rest
+from safety import signals  # light: the guard below comes before NumPy, torch and the rest
 
 if __name__ == "__main__":
-    train_utils.exit_quietly_on_stop_signals()
+    signals.exit_quietly_on_stop_signals()
 
 import copy
 import json
@@ -19,12 +19,16 @@ import torch
 from torch import nn
 
 import cifar10_utils
-from errors import UserError
+from safety.errors import UserError
 from mlp_pytorch import MLP
-from options import build_parser, parse_with_preset
-from run_folder import write_atomically
-from train_utils import (TrainingRun, WeightAverage, accuracy_of, build_mlp, damaged_checkpoint,
-                         not_a_saved_model, refuse_the_other_trainers_model)
+from training import cli, evaluation
+from training.options import build_parser, parse_with_preset
+from safety.files import write_atomically
+from training.evaluation import accuracy_of
+from training.resume import damaged_checkpoint
+from training.run import TrainingRun
+from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
+from training.schedules import WeightAverage
 
 
 def parse_args(argv=None):
@@ -96,9 +100,9 @@ def read_weights(path, device):
 
 
 def evaluate_saved(path, given_flags, device, **flags):
-    """--evaluate: train_utils.evaluate_saved with this trainer's file format and model."""
+    """--evaluate: evaluation.evaluate_saved with this trainer's file format and model."""
     device = pick_device(device)
-    train_utils.evaluate_saved(path, given_flags, flags, lambda path: read_weights(path, device),
+    evaluation.evaluate_saved(path, given_flags, flags, lambda path: read_weights(path, device),
                                lambda record: build_model(record, device), predict,
                                move=lambda split: to_device(split, device))
 
@@ -110,8 +114,8 @@ def accuracy(predictions, targets):
 
 @torch.no_grad()
 def predict(model, data_loader, tta=None):
-    """train_utils.predict of the model, whose logits go through a softmax."""
-    return train_utils.predict(model, data_loader, tta,
+    """evaluation.predict of the model, whose logits go through a softmax."""
+    return evaluation.predict(model, data_loader, tta,
                                lambda images: torch.softmax(model(images), dim=1))
 
 
@@ -265,4 +269,4 @@ def cloned_state(model):
 
 
 if __name__ == "__main__":
-    train_utils.train_or_evaluate(parse_args(), train, evaluate_saved)
+    cli.train_or_evaluate(parse_args(), train, evaluate_saved)

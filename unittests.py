@@ -12,8 +12,7 @@ import warnings
 import numpy as np
 
 from mlp_numpy import MLP
-from modules import (BatchNormModule, CrossEntropyModule, DropoutModule, ELUModule, GELUModule,
-                     LinearModule, ProjectionModule, ReLUModule, SoftMaxModule, TanhModule)
+from modules import BatchNormModule, CrossEntropyModule, DropoutModule, ELUModule, GELUModule, LinearModule, ProjectionModule, ReLUModule, SoftMaxModule, TanhModule
 
 REL_ERROR_MAX = 1e-7
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-import batch_statistics
 import cifar10_utils
 from mlp_pytorch import MLP
-from preprocessing import Preprocessing
+from questions import batch_statistics
+from training.preprocessing import Preprocessing
 
 
 @pytest.fixture

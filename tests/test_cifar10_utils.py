@@ -3,10 +3,9 @@ import os
 
 import numpy as np
 import pytest
+import synthetic_cifar
 
 import cifar10_utils
-import preprocessing
-import synthetic_cifar
 from cifar10_utils import DataError, get_cifar10, get_dataloader
 
 
@@ -85,7 +84,7 @@ def test_dataloaders_batch_normalize_and_shuffle_reproducibly(cifar_dir):
                for images, _ in train)
     test = list(loaders["test"])
     assert [len(labels) for _, labels in test] == [16, 16, 8]
-    mean, std = np.array(preprocessing.MEAN), np.array(preprocessing.STD)
+    mean, std = np.array(cifar10_utils.MEAN), np.array(cifar10_utils.STD)
     expected = (data["test"].images[:16] / 255.0 - mean[:, None, None]) / std[:, None, None]
     np.testing.assert_allclose(test[0][0], expected, rtol=1e-5, atol=1e-5)
     same_seed = list(get_dataloader(data, 16, return_numpy=True, seed=3)["train"])

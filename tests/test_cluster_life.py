@@ -11,20 +11,18 @@ import zipfile
 
 import numpy as np
 import pytest
+import synthetic_cifar
 import torch
+from helpers import REPO, RunsCode, assert_one_clear_line, run_script
 from tqdm import tqdm
 
 import cifar10_utils
-import synthetic_cifar
 import train_mlp_numpy
 import train_mlp_pytorch
-import options
-import run_folder
-import train_utils
-from errors import Terminated
 from cifar10_utils import DataError, get_cifar10
-from test_hardening import REPO, RunsCode, assert_one_clear_line, run_script
-from errors import UserError
+from safety import files, signals
+from safety.errors import Terminated, UserError
+from training import options, run_folder
 
 SCRIPTS = {"numpy": ("train_mlp_numpy.py", "model.npz"),
            "pytorch": ("train_mlp_pytorch.py", "model.pt")}
@@ -108,7 +106,7 @@ def test_a_stop_signal_during_the_imports_exits_quietly(signum, code, tmp_path):
 def test_a_second_signal_while_finishing_does_not_lose_metrics(tmp_path, monkeypatch):
     """The stop signal is repeated (an impatient Ctrl-C, a scheduler's second SIGTERM) while the
     final metrics.json is being written and the curves drawn."""
-    real_write_json = run_folder.write_json
+    real_write_json = files.write_json
 
     def signalled_while_writing(path, content):
         if content["status"] != "running":
@@ -118,7 +116,7 @@ def test_a_second_signal_while_finishing_does_not_lose_metrics(tmp_path, monkeyp
 
     monkeypatch.setattr(run_folder, "write_json", signalled_while_writing)
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    train_utils.handle_stop_signals()
+    signals.handle_stop_signals()
     try:
         run = run_folder.RunRecorder(str(tmp_path), "run", {})
         with pytest.raises(Terminated):

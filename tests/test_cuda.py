@@ -5,13 +5,18 @@ import os
 import numpy as np
 import pytest
 import torch
+from test_pytorch import (
+    assert_agree,
+    numpy_loss_and_grads,
+    rel_error,
+    torch_name,
+    twin_models,
+)
 
 import cifar10_utils
 import train_mlp_pytorch
-import train_utils
-from errors import Terminated
-from test_pytorch import (assert_agree, numpy_loss_and_grads, rel_error, torch_name,
-                          twin_models)
+from safety.errors import Terminated
+from training import run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA GPU here: the CUDA path is tested where one is")
@@ -64,7 +69,7 @@ def test_a_model_trained_on_cuda_is_evaluated_on_the_cpu(cifar_dir, tmp_path, ca
 
 
 def test_a_run_stopped_on_cuda_resumes_on_the_cpu(cifar_dir, tmp_path, monkeypatch):
-    batches = train_utils.TrainingRun.batches
+    batches = run.TrainingRun.batches
 
     def stopped_in_epoch_2(self, epoch):
         for index, batch in enumerate(batches(self, epoch)):
@@ -72,10 +77,10 @@ def test_a_run_stopped_on_cuda_resumes_on_the_cpu(cifar_dir, tmp_path, monkeypat
                 raise Terminated()
             yield batch
 
-    monkeypatch.setattr(train_utils.TrainingRun, "batches", stopped_in_epoch_2)
+    monkeypatch.setattr(run.TrainingRun, "batches", stopped_in_epoch_2)
     with pytest.raises(Terminated):
         train(cifar_dir[0], tmp_path / "r")
-    monkeypatch.setattr(train_utils.TrainingRun, "batches", batches)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
     (run_dir,) = (tmp_path / "r").iterdir()
     *_, log = train(cifar_dir[0], tmp_path / "r", device="cpu", resume=str(run_dir))
     metrics = json.loads((run_dir / "metrics.json").read_text())

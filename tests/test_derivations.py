@@ -55,14 +55,14 @@ def test_every_test_named_exists():
 
 
 def test_every_file_named_exists():
-    files = set(re.findall(r"`((?:tests/)?\w+\.py)", text()))
+    files = set(re.findall(r"`((?:\w+/)*\w+\.py)", text()))
     assert files and all(os.path.exists(os.path.join(ROOT, name)) for name in files)
 
 
 def test_every_link_leads_to_a_heading():
     """Links into this document and into results/README.md, by GitHub's anchor rule; the report's
     headings come from report.SECTIONS, so a renamed section breaks this test."""
-    import report
+    from experiments import report
     own = anchors(DOCUMENT)
     sections = {github_anchor(title) for title, _ in report.SECTIONS.values()}
     links = re.findall(r"\]\(([^)]*)#([^)]+)\)", text())

@@ -3,38 +3,22 @@ clean stop), nothing lost, nothing executed. Synthetic data only."""
 import json
 import os
 import pickle
-import subprocess
-import sys
 import tarfile
 import urllib.request
 
 import numpy as np
 import pytest
+import synthetic_cifar
+from helpers import assert_one_clear_line, run_script
 
 import cifar10_utils
-import synthetic_cifar
 import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import DataError, get_cifar10
-from errors import TrainingDiverged, UserError
+from safety.errors import TrainingDiverged, UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINERS = [train_mlp_numpy, train_mlp_pytorch]
-
-
-def run_script(script, *flags, timeout=120):
-    """Run a trainer as a user would; returns (exit code, stdout, stderr)."""
-    result = subprocess.run([sys.executable, os.path.join(REPO, script), *map(str, flags)],
-                            capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    return result.returncode, result.stdout, result.stderr
-
-
-def assert_one_clear_line(stderr, *fragments):
-    assert "Traceback" not in stderr
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith("error: "), stderr
-    for fragment in fragments:
-        assert fragment in last, (fragment, last)
 
 
 # --- data ---------------------------------------------------------------------------------------

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-import hessian
 import mlp_pytorch
-import spectrum
 from mlp_numpy import MLP
+from questions import hessian, spectrum
 
 
 def surface_and_twin(hidden, activation, seed=0, inputs=20, classes=10, samples=64):

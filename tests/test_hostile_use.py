@@ -2,7 +2,6 @@
 silently wrong, one clear line where something cannot be done."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,21 +10,19 @@ import time
 import matplotlib.figure
 import numpy as np
 import pytest
+import synthetic_cifar
 import torch
+from helpers import REPO, assert_one_clear_line, copy_of_the_repository, run_script
 from tqdm import tqdm
 
 import cifar10_utils
-import experiments
-import report
-import run_folder
-import synthetic_cifar
 import train_mlp_numpy
 import train_mlp_pytorch
-import train_utils
-from errors import DataError, Terminated, UserError
 from mlp_numpy import MLP
 from modules import CrossEntropyModule, LinearModule
-from test_hardening import REPO, assert_one_clear_line, run_script
+from safety import files, signals
+from safety.errors import DataError, Terminated, UserError
+from training import cli, plots, run, run_folder
 
 TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
 TINY = dict(batch_size=16, validation_size=30, data_url="")
@@ -40,105 +37,21 @@ def train(framework, root, results, **flags):
     return trainer.train(**{**settings, **flags})
 
 
-def files_of(folder):
-    return {str(path.relative_to(folder)): path.read_bytes()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
 # --- experiment sets: replaced only once complete ---
-@pytest.fixture
-def one_small_set(monkeypatch, tmp_path):
-    runs = [experiments.run("NumPy", trainer="numpy", epochs=1, **TINY),
-            experiments.run("PyTorch", epochs=1, **TINY)]
-    monkeypatch.setattr(experiments, "SETS", {"bn": runs})
-    monkeypatch.setattr(report, "RESULTS", str(tmp_path / "results"))
-    return tmp_path / "results" / "bn"
-
-
-def test_a_failed_or_stopped_set_leaves_the_earlier_results_as_they_were(one_small_set,
-                                                                         cifar_dir, tmp_path,
-                                                                         monkeypatch, capsys):
-    experiments.train_set("bn", str(cifar_dir[0]), "synthetic")
-    before = files_of(one_small_set)
-    assert "summary.json" in before and len(before) > 4
-    with pytest.raises(DataError):
-        experiments.train_set("bn", str(tmp_path / "nonexistent"), "")
-    assert files_of(one_small_set) == before
-    trained = []
-    real_training = experiments.train_entry
-
-    def stopped_after_one_run(entry, runs_dir, data_dir):
-        if trained:
-            raise KeyboardInterrupt
-        trained.append(entry)
-        return real_training(entry, runs_dir, data_dir)
-
-    monkeypatch.setattr(experiments, "train_entry", stopped_after_one_run)
-    with pytest.raises(KeyboardInterrupt):
-        experiments.train_set("bn", str(cifar_dir[0]), "synthetic")
-    assert files_of(one_small_set) == before
-    assert "earlier results" in capsys.readouterr().err
-    monkeypatch.setattr(experiments, "train_entry", real_training)
-    experiments.train_set("bn", str(cifar_dir[0]), "synthetic")  # complete: now replaced
-    after = files_of(one_small_set)
-    assert after != before and "summary.json" in after
-    assert sorted(os.listdir(one_small_set.parent)) == ["bn"]  # nothing left beside it
-
-
-def test_the_report_names_a_damaged_file_and_goes_on(tmp_path, monkeypatch, capsys):
-    results = tmp_path / "results"
-    monkeypatch.setattr(report, "RESULTS", str(results))
-    run = {"label": "x", "trainer": "numpy", "flags": {}, "run_dir": "runs/x"}
-    summary = {"set": "bn", "command": "c", "date": "d", "machine": "m", "data": "s",
-               "runs": [run]}
-    (results / "bn" / "runs" / "x").mkdir(parents=True)
-    (results / "bn" / "summary.json").write_text(json.dumps(summary))
-    (results / "bn" / "runs" / "x" / "metrics.json").write_text('{"test_accuracy": 0.5, ')
-    (results / "activations").mkdir()
-    (results / "activations" / "summary.json").write_text(
-        json.dumps({key: value for key, value in summary.items() if key != "machine"}))
-    report.write_report()
-    text = (results / "README.md").read_text()
-    assert "Not shown: bn/runs/x/metrics.json cannot be read" in text
-    assert "Not shown: activations/summary.json lacks machine" in text
-    assert "Not run yet: `python experiments.py numpy-vs-torch`" in text
-    assert "bn/runs/x/metrics.json" in capsys.readouterr().err
-
-
-def copy_of_the_repository(tmp_path, with_results=False):
-    copy = tmp_path / "repo"
-    copy.mkdir()
-    for name in os.listdir(REPO):
-        if name.endswith(".py"):
-            shutil.copy(os.path.join(REPO, name), copy)
-    if with_results:
-        shutil.copytree(os.path.join(REPO, "results"), copy / "results")
-    return copy
-
-
-def test_the_report_reads_the_repositorys_results_from_any_folder(tmp_path):
-    copy = copy_of_the_repository(tmp_path, with_results=True)
-    os.remove(copy / "results" / "README.md")
-    result = subprocess.run([sys.executable, copy / "experiments.py", "report"], cwd="/",
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    text = (copy / "results" / "README.md").read_text()
-    assert "Not run yet" not in text and "Not shown" not in text
-    assert text == open(os.path.join(REPO, "results", "README.md")).read()
-
-
 def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
     copy = copy_of_the_repository(tmp_path)
     synthetic_cifar.write_dataset(copy / "data", per_batch=1100)  # room for 5,000 validation
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = subprocess.run([sys.executable, copy / "benchmark.py", "numpy", "--repeat", "1"],
-                            cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.benchmark", "numpy", "--repeat",
+                             "1"], cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(copy)))
     assert result.returncode == 0, result.stderr
     assert json.loads((copy / "results" / "benchmark.json").read_text())["runs"][0]["benchmark"] \
         == "numpy"
-    process = subprocess.Popen([sys.executable, copy / "benchmark.py", "numpy"], cwd=elsewhere,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.benchmark", "numpy"],
+                               cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, PYTHONPATH=str(copy)))
     time.sleep(4)  # inside the first measured run
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -149,11 +62,11 @@ def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
 
 # --- figures and the closing line ---
 def test_a_figure_interrupted_mid_write_leaves_the_previous_one(tmp_path, monkeypatch):
-    plt = run_folder.pyplot()
+    plt = plots.pyplot()
     path = tmp_path / "confusion.png"
     fig, ax = plt.subplots()
     ax.plot([1, 2])
-    run_folder.save_figure(fig, str(path))
+    plots.save_figure(fig, str(path))
     good = path.read_bytes()
 
     def stopped_mid_write(self, target, **kwargs):
@@ -162,7 +75,7 @@ def test_a_figure_interrupted_mid_write_leaves_the_previous_one(tmp_path, monkey
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", stopped_mid_write)
     with pytest.raises(Terminated):
-        run_folder.save_figure(plt.subplots()[0], str(path))
+        plots.save_figure(plt.subplots()[0], str(path))
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["confusion.png"]
 
 
@@ -175,10 +88,10 @@ def test_a_stop_during_a_write_takes_effect_once_the_file_is_whole(tmp_path):
         os.kill(os.getpid(), signal.SIGTERM)
         torch.save(state, f)
 
-    train_utils.handle_stop_signals()
+    signals.handle_stop_signals()
     try:
         with pytest.raises(Terminated):
-            run_folder.write_atomically(str(tmp_path / "model.pt"), stopped_halfway)
+            files.write_atomically(str(tmp_path / "model.pt"), stopped_halfway)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -197,21 +110,21 @@ def test_a_bar_stopped_inside_its_constructor_does_not_stop_the_closing_line():
 def test_every_file_of_a_run_and_its_evaluation_goes_through_the_atomic_writer(
         framework, cifar_dir, tmp_path, monkeypatch):
     written = set()
-    atomic = run_folder.write_atomically
+    atomic = files.write_atomically
 
     def recorded(path, write):
         written.add(os.path.abspath(path))
         atomic(path, write)
 
     trainer, name = TRAINERS[framework]
-    for module in (run_folder, trainer):
+    for module in (files, plots, trainer):
         monkeypatch.setattr(module, "write_atomically", recorded)
     *_, log = train(framework, cifar_dir[0], tmp_path / "r")
     settings = {"device": "cpu"} if framework == "pytorch" else {}
     trainer.evaluate_saved(os.path.join(log["run_dir"], name), set(), data_dir=str(cifar_dir[0]),
                            data_url="", **settings)
-    files = {str(path) for path in (tmp_path / "r").rglob("*") if path.is_file()}
-    assert len(files) == 8 and files <= written  # written also: the checkpoint, removed at the end
+    found = {str(path) for path in (tmp_path / "r").rglob("*") if path.is_file()}
+    assert len(found) == 8 and found <= written  # written also: the checkpoint, removed at the end
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -444,13 +357,13 @@ def test_a_stop_before_the_first_epoch_says_so(framework, cifar_dir, tmp_path, m
     def terminated(*args, **kwargs):
         raise Terminated()
 
-    monkeypatch.setattr(train_utils.Preprocessing, "fit", terminated)
+    monkeypatch.setattr(run.Preprocessing, "fit", terminated)
     trainer, _ = TRAINERS[framework]
     args = trainer.parse_args(["--normalize", "zca", "--data_dir", str(cifar_dir[0]),
                                "--results_dir", str(tmp_path / "r"), "--batch_size", "16",
                                "--validation_size", "30", "--data_url", ""])
     with pytest.raises(SystemExit) as stopped:
-        train_utils.train_or_evaluate(args, trainer.train, trainer.evaluate_saved)
+        cli.train_or_evaluate(args, trainer.train, trainer.evaluate_saved)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     assert stopped.value.code == 143

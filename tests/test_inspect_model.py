@@ -5,12 +5,12 @@ import os
 import matplotlib.image
 import numpy as np
 import pytest
+from helpers import run_script
 
 import cifar10_utils
-import inspect_model
 import train_mlp_numpy
 import train_mlp_pytorch
-from test_hardening import run_script
+from training import inspect_model
 
 TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
 

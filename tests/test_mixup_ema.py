@@ -3,6 +3,7 @@ against autograd), the average's rule, and what each does to a run of either tra
 import numpy as np
 import pytest
 import torch
+from test_pytorch import assert_agree, rel_error, torch_name, twin_models
 from torch import nn
 
 import cifar10_utils
@@ -10,9 +11,8 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import get_cifar10
 from modules import CrossEntropyModule
-from test_pytorch import assert_agree, rel_error, torch_name, twin_models
-from preprocessing import Mixup
-from train_utils import WeightAverage
+from training.preprocessing import Mixup
+from training.schedules import WeightAverage
 
 
 def test_mixup_blends_each_image_with_one_partner_of_its_batch():

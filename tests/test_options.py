@@ -8,19 +8,17 @@ import pytest
 
 import mlp_numpy
 import mlp_pytorch
-import optim_numpy
-import options
-import preprocessing
 import train_mlp_numpy
 import train_mlp_pytorch
-from train_utils import lr_factor
+from training import optim_numpy, options, preprocessing
+from training.schedules import lr_factor
 
 TRAINERS = {"numpy": train_mlp_numpy, "pytorch": train_mlp_pytorch}
 
 
 def test_the_readme_flag_table_is_the_generated_one():
     readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
-    assert options.markdown_table() in readme, "run `python options.py` and paste its table"
+    assert options.markdown_table() in readme, "run `python -m training.options` and paste its table"
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)

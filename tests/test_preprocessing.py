@@ -5,17 +5,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import run_script
 
 import cifar10_utils
 import train_mlp_numpy
 import train_mlp_pytorch
-import preprocessing
 from cifar10_utils import Split, get_cifar10
-from preprocessing import Preprocessing
 from mlp_numpy import MLP as NumpyMLP
-from test_hardening import run_script
-from options import PRESETS
-from train_utils import lr_factor
+from training import preprocessing
+from training.options import PRESETS
+from training.preprocessing import Preprocessing
+from training.schedules import lr_factor
 
 
 def mirrored_images(count, seed):
@@ -73,7 +73,7 @@ def test_channel_preprocessing_is_the_course_normalization(cifar_dir):
     fitted = Preprocessing.fit("channel", data["train"].images)
     assert fitted.fitted_arrays == {}  # nothing to save: the course's fixed numbers
     np.testing.assert_array_equal(fitted(data["test"].images),
-                                  preprocessing.normalize(data["test"].images))
+                                  cifar10_utils.normalize(data["test"].images))
 
 
 def test_one_cycle_rises_to_the_peak_then_falls_to_zero():
@@ -143,7 +143,7 @@ def test_normalization_uses_the_course_mean_and_std_per_channel():
     """Each channel by its own numbers, written out here as the course gives them."""
     image = np.empty((1, 3, 32, 32), np.uint8)
     image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
-    out = preprocessing.normalize(image)
+    out = cifar10_utils.normalize(image)
     expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
     for channel, value in enumerate(expected):
         np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
@@ -151,7 +151,7 @@ def test_normalization_uses_the_course_mean_and_std_per_channel():
 
 def test_torch_normalization_equals_numpy_normalization():
     images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
-    ours = preprocessing.normalize(images)
-    theirs = preprocessing.normalize(torch.from_numpy(images))
+    ours = cifar10_utils.normalize(images)
+    theirs = cifar10_utils.normalize(torch.from_numpy(images))
     assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
     np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)

@@ -5,15 +5,15 @@ import os
 
 import numpy as np
 import pytest
+import synthetic_cifar
+from helpers import assert_one_clear_line, run_script
+from test_hostile_use import edited_copy
 
 import cifar10_utils
-import synthetic_cifar
 import train_mlp_numpy
 import train_mlp_pytorch
-from errors import UserError
-from preprocessing import Preprocessing
-from test_hardening import assert_one_clear_line, run_script
-from test_hostile_use import edited_copy
+from safety.errors import UserError
+from training.preprocessing import Preprocessing
 
 TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
 SETTINGS = {"numpy": {}, "pytorch": {"device": "cpu"}}

@@ -11,11 +11,10 @@ import train_mlp_pytorch
 from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
 from modules import BatchNormModule, CrossEntropyModule
-from optim_numpy import make_optimizer as numpy_make_optimizer
-import options
-import preprocessing
-from errors import UserError
-from train_utils import lr_factor
+from safety.errors import UserError
+from training import options, preprocessing
+from training.optim_numpy import make_optimizer as numpy_make_optimizer
+from training.schedules import lr_factor
 
 
 def rel_error(a, b):

@@ -6,13 +6,13 @@ import signal
 
 import numpy as np
 import pytest
+from test_cluster_life import SCRIPTS, TINY, start_trainer, wait_for_epochs
+from test_hardening import assert_one_clear_line, run_script
 
 import train_mlp_numpy
 import train_mlp_pytorch
-import train_utils
-from errors import Terminated, UserError
-from test_cluster_life import SCRIPTS, TINY, start_trainer, wait_for_epochs
-from test_hardening import assert_one_clear_line, run_script
+from safety.errors import Terminated, UserError
+from training import run
 
 TRAINERS = {"numpy": train_mlp_numpy, "pytorch": train_mlp_pytorch}
 # everything a run draws at random or carries from step to step
@@ -32,7 +32,7 @@ def train(framework, root, results, **flags):
 
 def stopped_in_epoch(monkeypatch, epoch, step=4):
     """Let training stop (SIGTERM's exception) at the given step of the given epoch."""
-    batches = train_utils.TrainingRun.batches
+    batches = run.TrainingRun.batches
 
     def stopping(self, current):
         for index, batch in enumerate(batches(self, current)):
@@ -40,7 +40,7 @@ def stopped_in_epoch(monkeypatch, epoch, step=4):
                 raise Terminated()
             yield batch
 
-    monkeypatch.setattr(train_utils.TrainingRun, "batches", stopping)
+    monkeypatch.setattr(run.TrainingRun, "batches", stopping)
     return batches
 
 
@@ -52,7 +52,7 @@ def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, hard_cifa
     batches = stopped_in_epoch(monkeypatch, 3)
     with pytest.raises(Terminated):
         train(framework, root, tmp_path / "b")
-    monkeypatch.setattr(train_utils.TrainingRun, "batches", batches)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
     (run_dir,) = (tmp_path / "b").iterdir()
     stopped = json.loads((run_dir / "metrics.json").read_text())
     assert stopped["status"] == "terminated" and len(stopped["val_accuracy"]) == 2
@@ -95,7 +95,7 @@ def stopped_run(hard_cifar_dir, tmp_path, monkeypatch):
     batches = stopped_in_epoch(monkeypatch, 3)
     with pytest.raises(Terminated):
         train("numpy", root, tmp_path / "r", epochs=4)
-    monkeypatch.setattr(train_utils.TrainingRun, "batches", batches)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
     (run_dir,) = (tmp_path / "r").iterdir()
     return root, run_dir
 

@@ -4,7 +4,7 @@ examples (the proof in derivations.md, not these checks, answers it)."""
 import numpy as np
 import pytest
 
-import saddles
+from questions import saddles
 
 
 @pytest.fixture

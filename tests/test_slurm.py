@@ -9,9 +9,8 @@ import sys
 import time
 
 import pytest
-
 import synthetic_cifar
-from test_hardening import REPO, run_script
+from helpers import REPO, run_script
 
 CLUSTER = os.path.join(REPO, "slurm", "local_cluster.sh")
 COMPARED = ["train_loss_steps", "val_accuracy", "best_epoch", "test_accuracy",
@@ -87,8 +86,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(sl
 
 
 def experiments(*arguments, env=None):
-    return subprocess.run([sys.executable, os.path.join(REPO, "experiments.py"),
-                           *map(str, arguments)], capture_output=True, text=True, timeout=600,
+    return subprocess.run([sys.executable, "-m", "experiments", *map(str, arguments)], capture_output=True, text=True, timeout=600,
                           env=env, cwd=REPO)
 
 
@@ -120,7 +118,7 @@ def test_the_listed_commands_collected_by_the_report_make_the_same_set(array_dat
     assert first.returncode == 0, first.stderr
     halfway = experiments("report", "--data_dir", array_data / "data", "--results_dir", tmp_path)
     assert "job array tasks 1 have not finished" in halfway.stderr
-    assert "Not run yet: `python experiments.py numpy-vs-torch`" in \
+    assert "Not run yet: `python -m experiments numpy-vs-torch`" in \
         (tmp_path / "README.md").read_text()
     second = subprocess.run(commands[1], shell=True, cwd=REPO, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
@@ -158,5 +156,5 @@ def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
     assert collected.returncode == 0, collected.stderr + logs
     assert summary_numbers(tmp_path / "results", "numpy-vs-torch") == \
         summary_numbers(array_data / "one-job", "numpy-vs-torch"), logs
-    assert "Not run yet: `python experiments.py numpy-vs-torch`" not in \
+    assert "Not run yet: `python -m experiments numpy-vs-torch`" not in \
         (tmp_path / "results" / "README.md").read_text()

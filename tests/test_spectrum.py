@@ -3,7 +3,7 @@ A = U diag(λ) Uᵀ with a random orthogonal U and λ chosen here."""
 import numpy as np
 import pytest
 
-import spectrum
+from questions import spectrum
 
 
 def matrix_with_spectrum(eigenvalues, rng):

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 import cifar10_utils
-import preprocessing
 import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import get_cifar10
@@ -16,7 +15,7 @@ from modules import CrossEntropyModule
 
 
 def normalized(split):
-    return preprocessing.normalize(split.images).reshape(len(split), -1)
+    return cifar10_utils.normalize(split.images).reshape(len(split), -1)
 
 
 def test_evaluation_accuracy_is_correct_over_all_images_across_batches(cifar_dir):

@@ -1,7 +1,6 @@
 """How the trainers are wired, tested through what each wire decides: what the preprocessing is
 fitted on, what the evaluation loaders see, which weights are tested, the warm-up's unit, ZCA's
 epsilon, the crops' reach, the search's rule and what the figures of a model show."""
-import json
 import os
 from functools import partial
 
@@ -9,11 +8,10 @@ import numpy as np
 import pytest
 
 import cifar10_utils
-import experiments
-import inspect_model
 import train_mlp_numpy
 import train_mlp_pytorch
-from preprocessing import Preprocessing, mirror_permutation, random_crop_flip
+from training import inspect_model
+from training.preprocessing import Preprocessing, mirror_permutation, random_crop_flip
 
 TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
 
@@ -165,57 +163,3 @@ def test_the_per_class_table_lists_the_worst_class_first():
     lines = inspect_model.per_class_table(confusion, ["cat", "dog", "ship"]).splitlines()
     assert [line.split()[0] for line in lines[1:4]] == ["dog", "cat", "ship"]
     assert lines[4].split()[:2] == ["all", "0.8000"]
-
-
-def run_fake_search(name, rows, tmp_path, monkeypatch):
-    """Run the greedy set name over rows of (label, change, best validation accuracy, test
-    accuracy, minutes) without training; returns the flags each row was trained with and the
-    summary the set wrote."""
-    monkeypatch.setattr(experiments, "SETS", {name: [
-        {"label": label, "trainer": "numpy", "flags": change} for label, change, *_ in rows]})
-    monkeypatch.setattr(experiments.report, "RESULTS", str(tmp_path / "results"))
-    trained = []
-
-    def fake_training(entry, runs_dir, data_dir):
-        _, _, validation, test, minutes = next(row for row in rows if row[0] == entry["label"])
-        trained.append(entry["flags"])
-        run_dir = os.path.join(runs_dir, entry["label"])
-        os.makedirs(run_dir)
-        with open(os.path.join(run_dir, "metrics.json"), "w") as f:
-            json.dump({"wall_time_s": 60 * minutes}, f)
-        return None, [validation / 2, validation], test, {"run_dir": run_dir}
-
-    monkeypatch.setattr(experiments, "train_entry", fake_training)
-    experiments.train_set(name, str(tmp_path), "synthetic")
-    return trained, json.loads((tmp_path / "results" / name / "summary.json").read_text())
-
-
-def test_the_search_keeps_a_change_on_validation_accuracy_never_on_test(tmp_path, monkeypatch):
-    """Each row's numbers are chosen so that test accuracy would keep other rows: the flags
-    every row was trained with show which rows were kept."""
-    rows = [("start", {}, 0.50, 0.90, 1), ("a", {"dropout": 0.1}, 0.60, 0.10, 1),
-            ("b", {"momentum": 0.5}, 0.55, 0.99, 1), ("c", {"weight_decay": 0.01}, 0.70, 0.00, 1)]
-    trained, summary = run_fake_search("search", rows, tmp_path, monkeypatch)
-    assert [run["kept"] for run in summary["runs"]] == [True, True, False, True]
-    assert trained[3] == {"dropout": 0.1, "weight_decay": 0.01}  # a kept, b not
-
-
-def test_a_stage_that_builds_a_preset_keeps_no_row_past_its_budget(tmp_path, monkeypatch):
-    """Row a is the most accurate but runs 0.1 minute past the budget here: not kept, and row b
-    starts again from the start's flags. The start, over the budget too, is what every row
-    builds on: kept."""
-    monkeypatch.setattr(experiments.report, "budget_here", lambda preset: 3.0)
-    rows = [("start", {"lr": 0.01}, 0.50, 0.5, 3.5), ("a", {"epochs": 30}, 0.80, 0.8, 3.1),
-            ("b", {"dropout": 0.1}, 0.60, 0.6, 3.0)]
-    trained, summary = run_fake_search("search-fast", rows, tmp_path, monkeypatch)
-    assert [run["kept"] for run in summary["runs"]] == [True, False, True]
-    assert trained[2] == {"lr": 0.01, "dropout": 0.1}
-    assert {run["budget_minutes"] for run in summary["runs"]} == {3.0}
-
-
-def test_a_stage_that_builds_a_preset_refuses_to_start_without_a_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments.report, "budget_here", lambda preset: None)
-    with pytest.raises(experiments.UserError, match="budget-reference"):
-        run_fake_search("search-projection", [("start", {}, 0.5, 0.5, 1.0)], tmp_path,
-                        monkeypatch)
-    assert not (tmp_path / "results" / "search-projection").exists()

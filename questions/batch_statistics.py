@@ -4,7 +4,7 @@ of the running ones that training kept.
 With batch statistics an image's prediction depends on the images it is batched with, and with a
 batch of one it is lost altogether: x - μ = 0 for every feature, so every normalized
 pre-activation is β and every image gets the same output. The trainers test with the running
-statistics (train_mlp_pytorch.evaluate_model in eval mode); this module swaps each BatchNorm1d
+statistics (training.evaluation.predict in eval mode); this module swaps each BatchNorm1d
 of a copy of the model for the batch-statistics formula and runs the same evaluation path."""
 import copy
 
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import cifar10_utils
-import train_mlp_pytorch
+from training.evaluation import predict
 
 
 class BatchStatisticsNorm(nn.Module):
@@ -41,6 +41,13 @@ def with_batch_statistics(model):
     return twin
 
 
+@torch.no_grad()
+def probabilities_and_labels(model, data_loader):
+    """The trainers' prediction path (training.evaluation.predict) with the PyTorch trainer's
+    softmax of the logits."""
+    return predict(model, data_loader, None, lambda images: torch.softmax(model(images), dim=1))
+
+
 def loader(split, preprocessing, batch_size):
     """The split's images in order, in batches of exactly batch_size (the remainder left out:
     a smaller last batch would be normalized with other statistics), preprocessed as the
@@ -56,8 +63,7 @@ def accuracy_by_batch_size(model, split, preprocessing, batch_sizes):
     twin = with_batch_statistics(model)
     results = {}
     for size in (size for size in batch_sizes if size <= len(split)):
-        probabilities, labels = train_mlp_pytorch.predict(twin, loader(split, preprocessing,
-                                                                       size))
+        probabilities, labels = probabilities_and_labels(twin, loader(split, preprocessing, size))
         results[size] = (float(np.mean(probabilities.argmax(axis=1) == labels)),
                          probabilities.argmax(axis=1))
     return results
@@ -75,6 +81,5 @@ def classes_with_companions(model, split, preprocessing, indices, batch_size, dr
                  for _ in range(draws)]
     rows = np.array(rows)
     batches = cifar10_utils.Split(split.images[rows.ravel()], split.labels[rows.ravel()])
-    probabilities, _ = train_mlp_pytorch.predict(twin, loader(batches, preprocessing,
-                                                              batch_size))
+    probabilities, _ = probabilities_and_labels(twin, loader(batches, preprocessing, batch_size))
     return probabilities.argmax(axis=1).reshape(len(indices), draws, batch_size)[..., 0]

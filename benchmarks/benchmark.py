@@ -1,8 +1,8 @@
 """Time the trainers' default runs: wall time and peak memory (RSS) of each whole process.
 
-    python benchmark.py                    # every CPU benchmark, 3 repeats each
-    python benchmark.py numpy --repeat 5   # just one
-    python benchmark.py --device cuda      # the course's run and --preset best on a CUDA GPU
+    python -m benchmarks.benchmark                    # every CPU benchmark, 3 repeats each
+    python -m benchmarks.benchmark numpy --repeat 5   # just one
+    python -m benchmarks.benchmark --device cuda      # the course's run and --preset best on a CUDA GPU
 
 The data must already be in --data_dir (a download is not part of what is measured). Each run
 is a fresh `python train_...py` process, so imports, data loading, training, evaluation and
@@ -20,12 +20,12 @@ import sys
 import tempfile
 import time
 
-from checks import positive_int
-from options import DEFAULTS
-from run_folder import write_json
-from train_utils import run_cli
+from safety.checks import positive_int
+from training.options import DEFAULTS
+from safety.files import write_json
+from training.cli import run_cli
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
 BENCHMARKS = {
     "cpu": {"numpy": ["train_mlp_numpy.py"],

@@ -1,10 +1,7 @@
-"""A run's folder: metrics.json kept current, the curves, and the atomic writer through which
-every file the project writes goes: metrics, models, figures, downloads, summaries, the report."""
-import contextlib
-import json
+"""A run's folder: metrics.json kept current while the run goes on, and written with the way
+it ended, whatever that was."""
 import os
 import platform
-import signal
 import sys
 import tempfile
 import time
@@ -12,39 +9,10 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from errors import Terminated, TrainingDiverged, UserError
-
-
-def set_default_permissions(path):
-    """Give a file that tempfile made (mode 0600) the mode a plain open() would: 0666 less the
-    user's umask, so that a shared group folder shares it as it shares the user's other files."""
-    umask = os.umask(0)  # the only way to read the umask is to set it
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def write_atomically(path, write, finish_before_stopping=True):
-    """write(f) fills a temporary binary file beside path, which then replaces path in one step:
-    a reader, or a run killed mid-write, never sees half a file or loses the previous one. The
-    file ends with the permissions a plain open() would give it under the user's umask.
-
-    A Ctrl-C or SIGTERM during the write takes effect once the file is in place (torch.save,
-    stopped halfway, fails in its own cleanup instead of stopping); a long download passes
-    finish_before_stopping=False to stay stoppable."""
-    fd, partial = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
-    try:
-        with stop_signals_deferred() if finish_before_stopping else contextlib.nullcontext():
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            set_default_permissions(partial)
-            os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
-def write_json(path, content):
-    write_atomically(path, lambda f: f.write(json.dumps(content, indent=1).encode()))
+from safety.errors import Terminated, TrainingDiverged, UserError
+from safety.files import write_json
+from safety.signals import stop_signals_ignored
+from training.plots import plot_run
 
 
 def versions():
@@ -170,95 +138,3 @@ def close_progress_bars():
             bar.close()
         except AttributeError:
             tqdm._instances.discard(bar)
-
-
-@contextlib.contextmanager
-def _stop_signals_handled_by(handler):
-    """SIGINT and SIGTERM go to handler inside the block (in the main thread; elsewhere Python
-    cannot change handlers), then to the handlers there were."""
-    try:
-        previous = {signum: signal.signal(signum, handler)
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        previous = {}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def stop_signals_ignored():
-    """Ignore SIGINT and SIGTERM inside the block."""
-    return _stop_signals_handled_by(signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def stop_signals_deferred():
-    """A SIGINT or SIGTERM that arrives inside the block is delivered when the block ends, to the
-    handlers there were."""
-    arrived = []
-    try:
-        with _stop_signals_handled_by(lambda signum, frame: arrived.append(signum)):
-            yield
-    finally:
-        for signum in arrived[:1]:
-            signal.raise_signal(signum)
-
-
-def pyplot():
-    """matplotlib's pyplot drawing to files only (Agg), which works on headless cluster nodes.
-    matplotlib refuses to import under an MPLBACKEND it does not know; since no window is ever
-    opened, such a value is set aside with one warning."""
-    chosen = os.environ.get("MPLBACKEND")
-    if chosen and "matplotlib" not in sys.modules:
-        os.environ["MPLBACKEND"] = "agg"
-        try:
-            import matplotlib
-            matplotlib.rcsetup.validate_backend(chosen)
-        except ValueError:
-            print(f"warning: MPLBACKEND={chosen} is no backend matplotlib knows; the figures "
-                  f"are drawn with Agg", file=sys.stderr)
-        finally:
-            os.environ["MPLBACKEND"] = chosen
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(fig, path, dpi=110):
-    """Write fig to path as PNG through write_atomically: a stop or a full disk mid-write leaves
-    the previous figure, never half a new one."""
-    fig.tight_layout()
-    try:
-        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
-    finally:
-        pyplot().close(fig)
-
-
-def plot_run(metrics, folder):
-    """loss.png (per step and per-epoch mean) and accuracy.png (train, validation) for one run."""
-    plt = pyplot()
-    title = os.path.basename(os.path.normpath(folder))
-    steps = np.asarray(metrics["train_loss_steps"], dtype=float)
-    epochs = np.arange(1, len(metrics["train_loss"]) + 1)
-    steps_per_epoch = len(steps) / max(len(epochs), 1)
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(np.arange(1, len(steps) + 1) / steps_per_epoch, steps, lw=0.5, alpha=0.5,
-            label="per step")
-    ax.plot(epochs, metrics["train_loss"], "o-", label="epoch mean")
-    ax.set(title=f"Training loss\n{title}", xlabel="epoch", ylabel="cross-entropy loss")
-    ax.legend()
-    save_figure(fig, os.path.join(folder, "loss.png"))
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(epochs, metrics["train_accuracy"], "o-", label="train")
-    ax.plot(epochs, metrics["val_accuracy"], "s-", label="validation")
-    if metrics["test_accuracy"] is not None:
-        ax.axhline(metrics["test_accuracy"], color="gray", ls="--",
-                   label=f"test (best epoch) {metrics['test_accuracy']:.3f}")
-    ax.set(title=f"Accuracy\n{title}", xlabel="epoch", ylabel="accuracy")
-    ax.legend()
-    save_figure(fig, os.path.join(folder, "accuracy.png"))

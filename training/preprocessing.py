@@ -4,46 +4,9 @@ mixup). Each works on NumPy arrays and on torch tensors on their device alike, a
 NumPy Generator, so that both trainers see the same batches for a seed."""
 import numpy as np
 
-MEAN = (0.491, 0.482, 0.447)  # the course's per-channel numbers for CIFAR-10
-STD = (0.247, 0.243, 0.262)
+from cifar10_utils import SCALE, SHIFT, affine, torch_constants
+
 CHUNK = 5000  # images at a time where a whole split is processed: bounded float64 memory
-
-# x_norm = (x / 255 - mean) / std = x * SCALE + SHIFT, one multiply-add per pixel; spelled out
-# per pixel of a flattened image so NumPy runs one long loop instead of many 32-pixel rows
-SCALE = np.repeat(1.0 / (255.0 * np.array(STD, np.float32)), 32 * 32)
-SHIFT = np.repeat(-np.array(MEAN, np.float32) / np.array(STD, np.float32), 32 * 32)
-
-
-def normalize(images):
-    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std.
-
-    images is a NumPy array, or a torch tensor on any device (normalized there)."""
-    return _affine(images, SCALE, SHIFT)
-
-
-def _affine(images, scale, shift):
-    """x * scale + shift per pixel of each flattened uint8 image, where the images live."""
-    flat = images.reshape(len(images), -1)
-    if isinstance(images, np.ndarray):
-        out = flat.astype(np.float32)
-        out *= scale
-        out += shift
-    else:
-        scale, shift = _torch_constants(images.device, scale, shift)
-        out = flat.float().mul_(scale).add_(shift)
-    return out.reshape(images.shape)
-
-
-_on_device = {}
-
-
-def _torch_constants(device, *arrays):
-    """The arrays as tensors on device, copied there once per array and device."""
-    import torch
-    key = (str(device), *map(id, arrays))
-    if key not in _on_device:
-        _on_device[key] = arrays, [torch.from_numpy(a).to(device) for a in arrays]
-    return _on_device[key][1]
 
 
 def mirror_permutation(image_shape=(3, 32, 32)):
@@ -92,7 +55,7 @@ class Preprocessing:
                         "shift": (-mean / std).astype(np.float32)})
         scale = np.full(flat.shape[1], 1 / 255.0, np.float32)
         shift = (-mean / 255.0).astype(np.float32)
-        centered = _affine(train_images, scale, shift).reshape(len(flat), -1)
+        centered = affine(train_images, scale, shift).reshape(len(flat), -1)
         covariance = (centered.T @ centered).astype(np.float64) / len(flat)
         covariance = (covariance + covariance[np.ix_(mirror, mirror)]) / 2
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
@@ -125,13 +88,13 @@ class Preprocessing:
 
     def __call__(self, images):
         """uint8 (B, 3, 32, 32), NumPy or torch -> float32 (B, 3, 32, 32) preprocessed."""
-        out = _affine(images, self.arrays["scale"], self.arrays["shift"])
+        out = affine(images, self.arrays["scale"], self.arrays["shift"])
         if "whitening" not in self.arrays:
             return out
         flat = out.reshape(len(out), -1)
         if isinstance(flat, np.ndarray):
             return (flat @ self.arrays["whitening"]).reshape(out.shape)
-        (whitening,) = _torch_constants(flat.device, self.arrays["whitening"])
+        (whitening,) = torch_constants(flat.device, self.arrays["whitening"])
         return (flat @ whitening).reshape(out.shape)
 
     def prepare(self, images):

@@ -7,7 +7,7 @@ central differences of two gradients in float64, θ being every parameter of the
 into one vector. spectrum.py turns these products into extreme eigenvalues and a density."""
 import numpy as np
 
-import spectrum
+from questions import spectrum
 from modules import BatchNormModule, CrossEntropyModule, DropoutModule
 
 # The displacement ‖h v‖. Measured against autograd on the course's MLP at its best epoch

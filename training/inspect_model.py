@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from run_folder import pyplot, save_figure
+from training.plots import pyplot, save_figure
 
 MAX_TEMPLATES = 64
 MAX_MISTAKES = 24

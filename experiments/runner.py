@@ -3,11 +3,10 @@ runs, and how. Running a set again replaces its results once the whole set is do
 and if it fails or is stopped, the earlier results stay); report.py then writes the report.
 Paths are the repository's own, wherever the command is run from.
 
-    python experiments.py bn              # train one set: results/bn/ (runs, summary.json)
-    python experiments.py all             # every set, then the report
-    python experiments.py report          # redraw figures, rewrite results/README.md; no training
+    python -m experiments bn              # train one set: results/bn/ (runs, summary.json)
+    python -m experiments all             # every set, then the report
+    python -m experiments report          # redraw figures, rewrite results/README.md; no training
 """
-import argparse
 import datetime
 import functools
 import glob
@@ -21,23 +20,31 @@ import time
 import numpy as np
 import torch
 
-import batch_statistics
 import cifar10_utils
-import hessian
 import mlp_numpy
 import mlp_pytorch
-import report
-import saddles
 import train_mlp_numpy
 import train_mlp_pytorch
-from options import (DEFAULTS, LONG_SEARCH_RECIPE, PRESETS, PROJECTION_SEARCH_RECIPE, RECORDED,
-                     SHORT_SEARCH_RECIPE, command_line)
-from preprocessing import Preprocessing, normalize
-from errors import UserError
-from run_folder import stop_signals_ignored, write_atomically, write_json
-from train_utils import accuracy_of, build_mlp, run_cli
+from cifar10_utils import normalize
+from experiments import report
+from questions import batch_statistics, hessian, saddles
+from safety.errors import UserError
+from safety.files import write_atomically, write_json
+from safety.signals import stop_signals_ignored
+from training.evaluation import accuracy_of
+from training.options import (
+    DEFAULTS,
+    LONG_SEARCH_RECIPE,
+    PRESETS,
+    PROJECTION_SEARCH_RECIPE,
+    RECORDED,
+    SHORT_SEARCH_RECIPE,
+    command_line,
+)
+from training.preprocessing import Preprocessing
+from training.saved_model import build_mlp
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), DEFAULTS["data_dir"])
+DATA_DIR = os.path.join(report.REPOSITORY, DEFAULTS["data_dir"])
 
 SEEDS = (0, 1, 2)
 COURSE_FLAGS = ("hidden_dims", "lr", "batch_size", "epochs", "seed")
@@ -386,7 +393,7 @@ def finish_set(name, entries, machine_text, data_text, computed=None):
     the set's new folder in place."""
     folder, partial = set_folders(name)
     write_json(os.path.join(partial, "summary.json"), {
-        "set": name, "command": f"python experiments.py {name}",
+        "set": name, "command": f"python -m experiments {name}",
         "date": datetime.date.today().isoformat(), "machine": machine_text, "data": data_text,
         "runs": entries, **(computed or {})})
     replace_folder(partial, folder)
@@ -463,7 +470,7 @@ def stage_budget(name):
     if budget is None:
         raise UserError(f"{name} keeps no change past the budget of --preset "
                         f"{BUDGETED_STAGES[name]}, which is unknown on this machine: run "
-                        "`python experiments.py budget-reference` first")
+                        "`python -m experiments budget-reference` first")
     return budget
 
 
@@ -535,21 +542,3 @@ def main(what, data_dir, data_note_text, list_commands=False):
             if os.path.isdir(os.path.join(set_folders(name)[1], "tasks")):
                 collect_array(name, data_dir, data_note_text)
     report.write_report()
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=[*SETS, "all", "report"])
-    parser.add_argument("--data_dir", default=DATA_DIR)
-    parser.add_argument("--data_note", default="",
-                        help="what the data is, for the report (default: from its md5)")
-    parser.add_argument("--results_dir", default=report.RESULTS,
-                        help="where the sets' results and the report are (default: results/ "
-                             "beside this file)")
-    parser.add_argument("--list", action="store_true",
-                        help="print the set's runs as trainer commands, one a line, for a job "
-                             "array (slurm/experiments.job), instead of running them")
-    args = parser.parse_args()
-    report.RESULTS = os.path.abspath(os.path.expanduser(args.results_dir))
-    run_cli(main, "(a set not finished keeps its earlier results)", what=args.what,
-            data_dir=args.data_dir, data_note_text=args.data_note, list_commands=args.list)

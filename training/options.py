@@ -3,15 +3,13 @@ whether a saved model records it. Both command lines, the defaults of train() an
 its arguments, the run's name and record, a saved model's record and its checks, the presets'
 check and the README's flag table derive from it.
 
-    python options.py      # prints the README's flag table"""
+    python -m training.options      # prints the README's flag table"""
 import argparse
 import shlex
 
 import cifar10_utils
-from checks import (check_choice, check_flag, check_sizes, folder, fraction,
-                    location_or_nothing, nonnegative_float, nonnegative_int, positive_float,
-                    positive_int, run_folder, saved_model, seed, validation_size)
-from errors import UserError
+from safety.checks import check_choice, check_flag, check_sizes, folder, fraction, location_or_nothing, nonnegative_float, nonnegative_int, positive_float, positive_int, run_folder, saved_model, seed, validation_size
+from safety.errors import UserError
 
 
 def comma_separated_dims(text):
@@ -77,7 +75,7 @@ FAST_SEARCH_RECIPE = dict(PROJECTION_SEARCH_RECIPE, hidden_dims=[1024, 1024], ba
 PRESETS = {"best": dict(PROJECTION_SEARCH_RECIPE, epochs=70),
            "fast": dict(FAST_SEARCH_RECIPE, epochs=26)}
 # each preset's budget in minutes, on the Intel Xeon of the README's first benchmark; the
-# budget-reference set of experiments.py scales it to the machine at hand
+# budget-reference set of the experiments scales it to the machine at hand
 PRESET_BUDGET_MINUTES = {"best": 10, "fast": 2.5}
 
 OPTIONS = [
@@ -96,7 +94,7 @@ OPTIONS = [
     Option("activation", "elu", "hidden-layer nonlinearity; gelu is its tanh form", "training",
            architecture=True, choices=("elu", "gelu", "relu", "tanh")),
     Option("optimizer", "sgd", "each with torch.optim's exact update rule (NumPy: "
-           "optim_numpy.py)", "training", choices=("sgd", "adam", "adamw")),
+           "training/optim_numpy.py)", "training", choices=("sgd", "adam", "adamw")),
     Option("momentum", 0.0, "SGD momentum", "training", type=fraction),
     Option("weight_decay", 0.0, "L2 for sgd and adam, decoupled for adamw", "training",
            type=nonnegative_float),
@@ -263,6 +261,14 @@ def command_line(trainer, flags):
             return f"python {script} --preset {name}"
     return " ".join(["python", script, *(typed_flag(key, value) for key, value in flags.items()
                                          if value != DEFAULTS.get(key))])
+
+
+def contradictions(flags, recorded, names, whose):
+    """Each of names whose flag differs from what recorded holds, both as typed, e.g.
+    '--lr 0.5 (the run: --lr 0.1)', joined by commas; '' where none differs."""
+    return ", ".join(f"{typed_flag(name, flags[name])} ({whose}: "
+                     f"{typed_flag(name, recorded.get(name))})"
+                     for name in names if flags[name] != recorded.get(name))
 
 
 def markdown_table():

@@ -1,0 +1,40 @@
+"""The atomic writer through which every file the project writes goes (metrics, models,
+figures, downloads, summaries, the report), and the JSON files written through it."""
+import contextlib
+import json
+import os
+import tempfile
+
+from safety.signals import stop_signals_deferred
+
+
+def set_default_permissions(path):
+    """Give a file that tempfile made (mode 0600) the mode a plain open() would: 0666 less the
+    user's umask, so that a shared group folder shares it as it shares the user's other files."""
+    umask = os.umask(0)  # the only way to read the umask is to set it
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def write_atomically(path, write, finish_before_stopping=True):
+    """write(f) fills a temporary binary file beside path, which then replaces path in one step:
+    a reader, or a run killed mid-write, never sees half a file or loses the previous one. The
+    file ends with the permissions a plain open() would give it under the user's umask.
+
+    A Ctrl-C or SIGTERM during the write takes effect once the file is in place (torch.save,
+    stopped halfway, fails in its own cleanup instead of stopping); a long download passes
+    finish_before_stopping=False to stay stoppable."""
+    fd, partial = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
+    try:
+        with stop_signals_deferred() if finish_before_stopping else contextlib.nullcontext():
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            set_default_permissions(partial)
+            os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def write_json(path, content):
+    write_atomically(path, lambda f: f.write(json.dumps(content, indent=1).encode()))

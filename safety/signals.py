@@ -1,0 +1,75 @@
+"""Ctrl-C (SIGINT) and SIGTERM, the way a cluster scheduler ends a job: raised as exceptions
+while a run works, ignored while its record is written, deferred while a file is written, and an
+exit without a traceback while a script is still importing."""
+import contextlib
+import signal
+import sys
+
+from safety.errors import EXIT_CODES, Terminated
+
+
+@contextlib.contextmanager
+def _stop_signals_handled_by(handler):
+    """SIGINT and SIGTERM go to handler inside the block (in the main thread; elsewhere Python
+    cannot change handlers), then to the handlers there were."""
+    try:
+        previous = {signum: signal.signal(signum, handler)
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def stop_signals_ignored():
+    """Ignore SIGINT and SIGTERM inside the block."""
+    return _stop_signals_handled_by(signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def stop_signals_deferred():
+    """A SIGINT or SIGTERM that arrives inside the block is delivered when the block ends, to the
+    handlers there were."""
+    arrived = []
+    try:
+        with _stop_signals_handled_by(lambda signum, frame: arrived.append(signum)):
+            yield
+    finally:
+        for signum in arrived[:1]:
+            signal.raise_signal(signum)
+
+
+def _raise_stop(signum, frame):
+    # The exception may land inside any constructor (a progress bar's, say); the half-built
+    # object's destructor then fails, and Python would print that as a traceback. After a stop
+    # was asked for, such destructor noise is not news: keep it off the user's screen.
+    sys.unraisablehook = lambda unraisable: None
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _exit_quietly(signum, frame):
+    sys.unraisablehook = lambda unraisable: None  # half-imported modules may complain
+    sys.exit(EXIT_CODES[Terminated if signum == signal.SIGTERM else KeyboardInterrupt])
+
+
+def _on_stop_signals(handler):
+    """handler for SIGINT and SIGTERM; a signal the parent set to be ignored (SIGINT in a
+    background job, under nohup) stays ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)
+
+
+def exit_quietly_on_stop_signals():
+    """Until run_cli takes over: a Ctrl-C or SIGTERM (during the slow imports of a script's
+    start) exits with its code, 130 or 143, and no traceback."""
+    _on_stop_signals(_exit_quietly)
+
+
+def handle_stop_signals():
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, so that a run being stopped
+    writes what it finished."""
+    _on_stop_signals(_raise_stop)

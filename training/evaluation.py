@@ -1,0 +1,52 @@
+"""Predictions and accuracy over a loader, for both trainers, and --evaluate of a saved model."""
+import numpy as np
+
+import cifar10_utils
+from training import inspect_model
+from training.options import DEFAULTS
+from training.preprocessing import Preprocessing, mirror
+from training.saved_model import load_weights, not_a_saved_model, resolve_record
+
+
+def predict(model, data_loader, tta, probabilities_of):
+    """(probabilities (N, C), labels (N,)) as NumPy arrays of probabilities_of(images) over
+    data_loader, in eval mode (BatchNorm's running statistics, no dropout), the mode restored
+    after; tta='flip' averages each image's probabilities with its mirror's."""
+    was_training = model.training
+    model.eval()
+    batches = []
+    for images, labels in data_loader:
+        probabilities = probabilities_of(images)
+        if tta == "flip":
+            probabilities = (probabilities + probabilities_of(mirror(images))) / 2
+        batches.append([part if isinstance(part, np.ndarray) else part.cpu().numpy()
+                        for part in (probabilities, labels)])
+    model.train(was_training)
+    return tuple(np.concatenate(parts) for parts in zip(*batches))
+
+
+def accuracy_of(probabilities, labels):
+    """The share of rows of probabilities (N, C) whose largest entry is at the label (N,)."""
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict, move=None):
+    """--evaluate: print a saved model's accuracies and draw inspect_model's figures beside it.
+    The model is rebuilt as it records, which the flags the user gave must not contradict, by the
+    trainer's functions; move(split) puts a split where the model lives."""
+    flags = {**DEFAULTS, **flags}
+    state, saved_record, arrays = read_weights(path)
+    record = resolve_record(path, saved_record, flags, given_flags)
+    model = build_model(record)
+    load_weights(model, state, path)
+    try:
+        preprocessing = Preprocessing.load(record["normalize"], arrays)
+    except ValueError as error:
+        raise not_a_saved_model(path, str(error)) from None
+    dataset = cifar10_utils.get_cifar10(flags["data_dir"], record["validation_size"],
+                                        url=flags["data_url"])
+    loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
+    validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
+    probabilities, _ = predict(model, loaders["test"], record["tta"])
+    inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
+                         model.input_filters(), cifar10_utils.class_names(flags["data_dir"]))

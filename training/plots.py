@@ -1,0 +1,65 @@
+"""matplotlib for files only, figures written atomically, and a run's two curves."""
+import os
+import sys
+
+import numpy as np
+
+from safety.files import write_atomically
+
+
+def pyplot():
+    """matplotlib's pyplot drawing to files only (Agg), which works on headless cluster nodes.
+    matplotlib refuses to import under an MPLBACKEND it does not know; since no window is ever
+    opened, such a value is set aside with one warning."""
+    chosen = os.environ.get("MPLBACKEND")
+    if chosen and "matplotlib" not in sys.modules:
+        os.environ["MPLBACKEND"] = "agg"
+        try:
+            import matplotlib
+            matplotlib.rcsetup.validate_backend(chosen)
+        except ValueError:
+            print(f"warning: MPLBACKEND={chosen} is no backend matplotlib knows; the figures "
+                  f"are drawn with Agg", file=sys.stderr)
+        finally:
+            os.environ["MPLBACKEND"] = chosen
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=110):
+    """Write fig to path as PNG through write_atomically: a stop or a full disk mid-write leaves
+    the previous figure, never half a new one."""
+    fig.tight_layout()
+    try:
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    finally:
+        pyplot().close(fig)
+
+
+def plot_run(metrics, folder):
+    """loss.png (per step and per-epoch mean) and accuracy.png (train, validation) for one run."""
+    plt = pyplot()
+    title = os.path.basename(os.path.normpath(folder))
+    steps = np.asarray(metrics["train_loss_steps"], dtype=float)
+    epochs = np.arange(1, len(metrics["train_loss"]) + 1)
+    steps_per_epoch = len(steps) / max(len(epochs), 1)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(np.arange(1, len(steps) + 1) / steps_per_epoch, steps, lw=0.5, alpha=0.5,
+            label="per step")
+    ax.plot(epochs, metrics["train_loss"], "o-", label="epoch mean")
+    ax.set(title=f"Training loss\n{title}", xlabel="epoch", ylabel="cross-entropy loss")
+    ax.legend()
+    save_figure(fig, os.path.join(folder, "loss.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(epochs, metrics["train_accuracy"], "o-", label="train")
+    ax.plot(epochs, metrics["val_accuracy"], "s-", label="validation")
+    if metrics["test_accuracy"] is not None:
+        ax.axhline(metrics["test_accuracy"], color="gray", ls="--",
+                   label=f"test (best epoch) {metrics['test_accuracy']:.3f}")
+    ax.set(title=f"Accuracy\n{title}", xlabel="epoch", ylabel="accuracy")
+    ax.legend()
+    save_figure(fig, os.path.join(folder, "accuracy.png"))

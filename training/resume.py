@@ -1,0 +1,69 @@
+"""Resuming a stopped run: its recorded flags and status, the checks before it goes on, and
+the helpers both trainers' checkpoints use."""
+import json
+import os
+
+from safety.errors import UserError
+from training.options import WHERE, contradictions
+
+
+CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
+
+
+def run_config(run_dir):
+    """The config and status a run folder's metrics.json records; UserError if it has none."""
+    path = os.path.join(run_dir, "metrics.json")
+    try:
+        with open(path) as f:
+            metrics = json.load(f)
+        return metrics["config"], metrics["status"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{run_dir} holds no run to resume ({path}: {error})") from None
+
+
+def resumed_flags(run_dir, flags, given_flags):
+    """The flags to continue run_dir with: its own, except those the user gave."""
+    config, _ = run_config(run_dir)
+    return {name: value if name in given_flags else config.get(name, value)
+            for name, value in flags.items()}
+
+
+def check_resumable(run_dir, framework, flags, checkpoint):
+    """Refuse to resume a run of the other trainer, a finished one, one without a checkpoint,
+    or one whose flags differ from these (those that only say where things are excepted)."""
+    config, status = run_config(run_dir)
+    if config.get("framework") != framework:
+        other = config.get("framework")
+        raise UserError(f"{run_dir} is a run of train_mlp_{other}.py: resume it with that script")
+    if status == "finished":
+        raise UserError(f"{run_dir} finished already: there is nothing to resume")
+    conflicts = contradictions(flags, config, [name for name in flags if name not in WHERE],
+                               "the run")
+    if conflicts:
+        raise UserError(f"{run_dir} was started with other flags than {conflicts}; leave them "
+                        f"out: the run records its own")
+    if not os.path.isfile(os.path.join(run_dir, checkpoint)):
+        raise UserError(f"{run_dir} has no {checkpoint}: it stopped before its first epoch "
+                        f"finished; start it again without --resume")
+
+
+def set_generator_states(generators, states):
+    """Give each NumPy Generator its saved state; ValueError where the counts differ."""
+    if len(generators) != len(states):
+        raise ValueError(f"{len(states)} generator states for {len(generators)} generators")
+    for rng, state in zip(generators, states):
+        rng.bit_generator.state = state
+
+
+def damaged_checkpoint(path, error):
+    return UserError(f"{path} is damaged ({type(error).__name__}: {error}); start the run again "
+                     f"without --resume")
+
+
+def prefixed(prefix, arrays):
+    return {f"{prefix}.{name}": value for name, value in arrays.items()}
+
+
+def unprefixed(prefix, entries):
+    return {name[len(prefix) + 1:]: value for name, value in entries.items()
+            if name.startswith(prefix + ".")}

@@ -1,0 +1,173 @@
+"""A training run's course around its loop, the same for both trainers (TrainingRun), and the
+checks it makes before any work."""
+import math
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import cifar10_utils
+from safety import checks
+from safety.errors import TrainingDiverged, UserError
+from training import inspect_model
+from training.options import DEFAULTS, RECORDED, TRAINING_OPTIONS, BY_NAME, check_batch_norm_batch, options_of
+from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
+from training.resume import CHECKPOINTS, check_resumable, set_generator_states
+from training.run_folder import RunRecorder
+from training.schedules import lr_factor
+
+
+class TrainingRun(RunRecorder):
+    """Everything of a run but its model and its step, the same for both trainers: the checks,
+    the run's folder and record, the preprocessed data, each epoch's batches with their learning
+    rate and mixup, the bookkeeping of every step and epoch, and the test. flags: the trainer's
+    options (options.options_of), defaults for those left out, each checked as the command line
+    checks it (TypeError or ValueError naming it); an unknown one is a TypeError."""
+
+    def __init__(self, framework, flags):
+        flags = dict(flags)
+        resume = flags.pop("resume", None)
+        unknown = set(flags) - set(options_of(framework))
+        if unknown:
+            raise TypeError(f"unknown options: {sorted(unknown)}")
+        self.flags = flags = {name: BY_NAME[name].check(flags.get(name, DEFAULTS[name]))
+                              for name in options_of(framework)}
+        check_batch_norm_batch(flags["use_batch_norm"], flags["batch_size"])
+        check_model_fits(flags["hidden_dims"], flags["bottleneck"], flags["projection"])
+        check_projection(flags["projection"], flags["normalize"])
+        self.record = {name: flags[name] for name in RECORDED}
+        self.resume = resume and checks.run_folder.check("resume", resume)
+        self.checkpoint = CHECKPOINTS[framework]
+        if self.resume:
+            check_resumable(self.resume, framework, flags, self.checkpoint)
+        super().__init__(flags["results_dir"], self.folder_name(framework),
+                         dict(framework=framework, **flags), folder=self.resume)
+        self.mixup = Mixup(flags["mixup"], flags["seed"])
+        self.step = 0
+
+    def folder_name(self, framework):
+        """The flags spelled out, e.g. numpy_h128_lr0.1_b128_e10_s42: the course's, then
+        BatchNorm and every training option that differs from its default."""
+        flags = self.flags
+        name = (f"{framework}_h{'-'.join(map(str, flags['hidden_dims'])) or 'none'}_"
+                f"lr{flags['lr']:g}_b{flags['batch_size']}_e{flags['epochs']}_s{flags['seed']}")
+        name += "_bn" if flags["use_batch_norm"] else ""
+        return name + "".join(f"_{key}{flags[key]}" for key in TRAINING_OPTIONS
+                              if flags[key] != DEFAULTS[key])
+
+    def load_data(self, move=None):
+        """The loaders of the three splits, preprocessed as the flags say: the preprocessing,
+        and a projection's components, are fitted on the training split alone. move(split) puts a
+        split where it is to live."""
+        flags = self.flags
+        self.dataset = cifar10_utils.get_cifar10(flags["data_dir"], flags["validation_size"],
+                                                 url=flags["data_url"])
+        if flags["batch_size"] > len(self.dataset["train"]):
+            raise UserError(f"--batch_size {flags['batch_size']} is larger than the "
+                            f"{len(self.dataset['train'])} training images: no full batch to "
+                            f"train on")
+        self.preprocessing = Preprocessing.fit(flags["normalize"], self.dataset["train"].images,
+                                               flags["zca_epsilon"])
+        self.loaders = cifar10_utils.make_loaders(self.dataset, self.preprocessing,
+                                                  flags["batch_size"], flags["seed"],
+                                                  AUGMENTATIONS[flags["augment"]], move)
+        self.components = (self.preprocessing.principal_components(flags["projection"])
+                           if flags["projection"] else None)
+        steps_per_epoch = len(self.loaders["train"])
+        self.total_steps = flags["epochs"] * steps_per_epoch
+        self.warmup_steps = round(flags["warmup"] * steps_per_epoch)
+        return self.loaders
+
+    def batches(self, epoch):
+        """The epoch's training batches, each as (learning rate, images, labels, partners,
+        weight): the schedule's rate for the step, and the batch as Mixup blends it."""
+        self.epoch, self.epoch_start, self.losses, self.correct = epoch, time.perf_counter(), [], 0
+        flags = self.flags
+        for images, labels in tqdm(self.loaders["train"], desc=f"epoch {epoch}/{flags['epochs']}",
+                                   leave=False):
+            factor = lr_factor(self.step, self.total_steps, self.warmup_steps, flags["schedule"])
+            self.step += 1
+            yield (flags["lr"] * factor, *self.mixup(images, labels))
+
+    def record_step(self, loss, predictions, labels, partners, weight):
+        """Log a step's loss, and count its correct predictions against the labels that weigh
+        most in the blend; a loss that is not finite ends the run as diverged."""
+        if not math.isfinite(loss):  # name the flags that can cause it
+            lr, weight_decay = self.flags["lr"], self.flags["weight_decay"]
+            culprits = f"--lr than {lr:g}" + (f" or --weight_decay than {weight_decay:g}"
+                                              if weight_decay else "")
+            raise TrainingDiverged(f"loss became {loss} in epoch {self.epoch}: training "
+                                   f"diverged; try a lower {culprits}")
+        self.log_step(loss)
+        self.losses.append(loss)
+        self.correct += (predictions == (labels if weight >= 0.5 else partners)).sum()
+
+    def end_epoch(self, val_accuracy):
+        """Record the finished epoch and print its line; True if it is the best so far on
+        validation, whose model the trainer then keeps."""
+        train_loss = np.mean(self.losses)
+        train_accuracy = int(self.correct) / (len(self.losses) * self.flags["batch_size"])
+        best = self.log_epoch(train_loss, train_accuracy, val_accuracy,
+                              time.perf_counter() - self.epoch_start)
+        tqdm.write(f"epoch {self.epoch:3d}  train loss {train_loss:.4f}  train acc "
+                   f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
+        return best
+
+    def progress(self, epoch):
+        """What a resumed run needs of this run's own course after epoch, as JSON: the step, the
+        log, the time spent, and the states of the loader's and mixup's generators."""
+        return {"epoch": epoch, "step": self.step, "log": self.log,
+                "wall_time_s": time.perf_counter() - self.start,
+                "generators": [rng.bit_generator.state for rng in self.generators()]}
+
+    def restore(self, progress):
+        """Take up a checkpoint's progress; returns the first epoch still to train."""
+        self.step = progress["step"]
+        self.log.update(progress["log"])
+        self.start -= progress["wall_time_s"]
+        set_generator_states(self.generators(), progress["generators"])
+        return progress["epoch"] + 1
+
+    def generators(self):
+        return [self.loaders["train"].rng, self.mixup.rng]
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None and self.folder and os.path.exists(self.path(self.checkpoint)):
+            os.remove(self.path(self.checkpoint))  # finished: nothing left to resume
+        return super().__exit__(exc_type, exc, traceback)
+
+    def test(self, probabilities, labels):
+        """Record the kept model's test predictions: accuracy, confusion matrix, per class."""
+        names = cifar10_utils.class_names(self.flags["data_dir"])
+        self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
+
+
+def check_projection(projection, normalize):
+    """A projection is onto ZCA's principal components, at most one per pixel value."""
+    if projection and normalize != "zca":
+        raise UserError(f"--projection {projection} projects onto the principal components that "
+                        f"ZCA whitening fits: add --normalize zca")
+    if projection > cifar10_utils.PIXEL_VALUES:
+        raise UserError(f"--projection {projection} asks for more principal components than "
+                        f"the {cifar10_utils.PIXEL_VALUES} pixel values of an image")
+
+
+def check_model_fits(hidden_dims, bottleneck, projection=0):
+    """Refuse hidden sizes whose weights cannot fit in this machine's memory, saying how much.
+
+    Training holds each weight about four times (the weight, its gradient, two optimizer
+    moments), in float32; NumPy draws the initial weights in float64 first."""
+    inputs = projection or cifar10_utils.PIXEL_VALUES
+    sizes = [inputs, *([bottleneck] if bottleneck else []), *hidden_dims,
+             cifar10_utils.NUM_CLASSES]
+    parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    needed = 4 * 4 * parameters
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not every system reports it
+        return
+    if needed > available:
+        raise UserError(f"--hidden_dims {' '.join(map(str, hidden_dims))} makes "
+                        f"{parameters:,} parameters: about {needed / 1e9:,.1f} GB to train, "
+                        f"but this machine has {available / 1e9:,.1f} GB of memory")

@@ -1,0 +1,81 @@
+"""A saved model: the MLP its architecture record describes, the record's checks, and the
+refusal of files that are not this trainer's model."""
+import zipfile
+
+import cifar10_utils
+from safety.errors import UserError
+from training.options import ARCHITECTURE, BY_NAME, RECORDED, contradictions
+
+
+def build_mlp(mlp_class, architecture, **settings):
+    """The MLP for CIFAR-10 that an architecture record (options.ARCHITECTURE) describes."""
+    return mlp_class(cifar10_utils.PIXEL_VALUES, architecture["hidden_dims"],
+                     cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
+                     architecture["activation"], architecture["dropout"],
+                     bottleneck=architecture["bottleneck"],
+                     projection=architecture["projection"], **settings)
+
+
+def not_a_saved_model(path, reason):
+    return UserError(f"{path} is not a saved model of this trainer ({reason})")
+
+
+def saved_by(path):
+    """'numpy' or 'pytorch' where path is a zip archive such as that trainer saves, else None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if any(name.endswith("/data.pkl") for name in names):
+        return "pytorch"
+    return "numpy" if "architecture.npy" in names else None
+
+
+def refuse_the_other_trainers_model(path, framework):
+    other = saved_by(path)
+    if other not in (None, framework):
+        name = {"numpy": "NumPy", "pytorch": "PyTorch"}[other]
+        raise not_a_saved_model(path, f"it is a {name} model: use train_mlp_{other}.py")
+
+
+# what a record written before these options existed means by leaving them out
+RECORDED_LATER = {"projection": 0}
+
+
+def resolve_record(path, saved, flags, given_flags):
+    """The record (options.RECORDED) to rebuild and measure a saved model with: the one saved
+    with it, each value checked as a flag is, which flags the user chose must not contradict;
+    flags alone only for a file that records none. A record written before the validation
+    split was recorded takes the flags' split."""
+    if saved is None:
+        return {name: flags[name] for name in RECORDED}
+    if isinstance(saved, dict):
+        saved = {**RECORDED_LATER, **saved}
+    if not isinstance(saved, dict) or not set(ARCHITECTURE) <= set(saved) <= set(RECORDED):
+        raise not_a_saved_model(path, "its architecture record is not one this trainer writes")
+    try:
+        saved = {name: BY_NAME[name].check(value) for name, value
+                 in {"validation_size": flags["validation_size"], **saved}.items()}
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{path} records {error}: this version cannot rebuild that model (the "
+                        f"file was edited, or a newer version wrote it)") from None
+    conflicts = contradictions(flags, saved, [key for key in RECORDED if key in given_flags],
+                               "the model")
+    if conflicts:
+        raise UserError(f"{path} records other settings than {conflicts}; leave these flags "
+                        f"out: the model records its own")
+    return saved
+
+
+def load_weights(model, state, path):
+    """Load a state (NumPy arrays or tensors) into model; one of another architecture is
+    refused with both sets of shapes named."""
+    saved, expected = ({name: tuple(value.shape) for name, value in tensors.items()}
+                       for tensors in (state, model.state_dict()))
+    if saved != expected:
+        raise UserError(f"{path} holds {saved}, but the model these flags build has "
+                        f"{expected}: pass the architecture flags it was "
+                        f"trained with ({', '.join(f'--{name}' for name in ARCHITECTURE)}) or "
+                        f"its --preset")
+    model.load_state_dict(state)
