@@ -159,19 +159,20 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
     The returned model holds the weights of the epoch with the best validation accuracy, which is
     also the one tested; logging_dict has per-step and per-epoch losses and accuracies. options
     are options.py's (use_batch_norm, activation, optimizer, ...), each left out at its default."""
+    resume = options.pop("resume", None)
     run = TrainingRun("numpy", dict(options, hidden_dims=hidden_dims, lr=lr, batch_size=batch_size,
-                                    epochs=epochs, seed=seed, data_dir=data_dir))
-    flags = run.flags
+                                    epochs=epochs, seed=seed, data_dir=data_dir), resume)
+    config = run.config
     np.random.seed(seed)
     loaders = run.load_data()
     model = build_model(run.record, run.components)
-    optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
-                               flags["weight_decay"])
-    loss_module = CrossEntropyModule(label_smoothing=flags["label_smoothing"])
+    optimizer = make_optimizer(model, config.optimizer, lr, config.momentum,
+                               config.weight_decay)
+    loss_module = CrossEntropyModule(label_smoothing=config.label_smoothing)
     best_state, first_epoch = model.state_dict(), 1
     average, evaluated = None, model  # with --ema, a copy of the model holds the average
-    if flags["ema"]:
-        average, evaluated = WeightAverage(flags["ema"], model.state_dict()), copy.deepcopy(model)
+    if config.ema:
+        average, evaluated = WeightAverage(config.ema, model.state_dict()), copy.deepcopy(model)
     if run.resume:
         first_epoch, best_state = load_checkpoint(run, model, optimizer, average)
 
@@ -189,14 +190,14 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
                     average.update(model.state_dict())
             if average:
                 evaluated.load_state_dict(average.average)
-            if run.end_epoch(evaluate_model(evaluated, loaders["validation"], flags["tta"])):
+            if run.end_epoch(evaluate_model(evaluated, loaders["validation"], config.tta)):
                 best_state = evaluated.state_dict()
                 save_weights(best_state, run.record, run.preprocessing,
                              run.path("model.npz"))
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.clear_cache()
         model.load_state_dict(best_state)
-        run.test(*predict(model, loaders["test"], flags["tta"]))
+        run.test(*predict(model, loaders["test"], config.tta))
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log
 
 

@@ -210,20 +210,21 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
     The returned model holds the weights of the epoch with the best validation accuracy, which is
     also the one tested. options are options.py's (device, activation, optimizer, ...), each left
     out at its default."""
+    resume = options.pop("resume", None)
     run = TrainingRun("pytorch", dict(options, hidden_dims=hidden_dims, lr=lr,
                                       use_batch_norm=use_batch_norm, batch_size=batch_size,
-                                      epochs=epochs, seed=seed, data_dir=data_dir))
-    flags = run.flags
-    device = pick_device(flags["device"])
-    run.config["device"] = str(device)  # what "auto" chose
+                                      epochs=epochs, seed=seed, data_dir=data_dir), resume)
+    config = run.config
+    device = pick_device(config.device)
+    run.config_record["device"] = str(device)  # what "auto" chose
     torch.manual_seed(seed)
     loaders = run.load_data(move=lambda split: to_device(split, device))
     model = build_model(run.record, device, run.components)
-    optimizer = make_optimizer(model, flags["optimizer"], lr, flags["momentum"],
-                               flags["weight_decay"])
-    loss_module = nn.CrossEntropyLoss(label_smoothing=flags["label_smoothing"])
+    optimizer = make_optimizer(model, config.optimizer, lr, config.momentum,
+                               config.weight_decay)
+    loss_module = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     best_state, first_epoch = cloned_state(model), 1
-    average, evaluated = weight_average(model, flags["ema"])
+    average, evaluated = weight_average(model, config.ema)
     if run.resume:
         first_epoch, best_state = load_checkpoint(run, model, optimizer, average, device)
 
@@ -243,12 +244,12 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                     average.update(model.state_dict())
             if average:
                 evaluated.load_state_dict({**model.state_dict(), **average.average})
-            if run.end_epoch(evaluate_model(evaluated, loaders["validation"], flags["tta"])):
+            if run.end_epoch(evaluate_model(evaluated, loaders["validation"], config.tta)):
                 best_state = cloned_state(evaluated)
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.pt"))
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.load_state_dict(best_state)
-        run.test(*predict(model, loaders["test"], flags["tta"]))
+        run.test(*predict(model, loaders["test"], config.tta))
         if device.type == "cuda":
             run.log["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import synthetic_cifar
 import torch
-from helpers import REPO, RunsCode, assert_one_clear_line, run_script
+from helpers import REPO, assert_one_clear_line, run_script
+from test_hardening import RunsCode
 from tqdm import tqdm
 
 import cifar10_utils

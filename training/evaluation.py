@@ -3,7 +3,7 @@ import numpy as np
 
 import cifar10_utils
 from training import inspect_model
-from training.options import DEFAULTS
+from training.options import Config
 from training.preprocessing import Preprocessing, mirror
 from training.saved_model import load_weights, not_a_saved_model, resolve_record
 
@@ -34,19 +34,19 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     """--evaluate: print a saved model's accuracies and draw inspect_model's figures beside it.
     The model is rebuilt as it records, which the flags the user gave must not contradict, by the
     trainer's functions; move(split) puts a split where the model lives."""
-    flags = {**DEFAULTS, **flags}
+    config = Config.of(None, flags)
     state, saved_record, arrays = read_weights(path)
-    record = resolve_record(path, saved_record, flags, given_flags)
+    record = resolve_record(path, saved_record, config.record(), given_flags)
     model = build_model(record)
     load_weights(model, state, path)
     try:
         preprocessing = Preprocessing.load(record["normalize"], arrays)
     except ValueError as error:
         raise not_a_saved_model(path, str(error)) from None
-    dataset = cifar10_utils.get_cifar10(flags["data_dir"], record["validation_size"],
-                                        url=flags["data_url"])
+    dataset = cifar10_utils.get_cifar10(config.data_dir, record["validation_size"],
+                                        url=config.data_url)
     loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
     validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
     probabilities, _ = predict(model, loaders["test"], record["tta"])
     inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
-                         model.input_filters(), cifar10_utils.class_names(flags["data_dir"]))
+                         model.input_filters(), cifar10_utils.class_names(config.data_dir))

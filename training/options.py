@@ -1,11 +1,12 @@
-"""Every option of the two trainers, written once (OPTIONS): its default, type and range, help, and
-whether a saved model records it. Both command lines, the defaults of train() and the checks of
-its arguments, the run's name and record, a saved model's record and its checks, the presets'
-check and the README's flag table derive from it.
+"""Every option of the two trainers, written once (Config's fields): its default, type and
+range, help, and whether a saved model records it. Both command lines, the defaults of train()
+and the checks of its arguments, the run's name and record, a saved model's record and its
+checks, the presets' check and the options page's flag table derive from it.
 
-    python -m training.options      # prints the README's flag table"""
+    python -m training.options      # prints the flag table of docs/options.md"""
 import argparse
 import shlex
+from dataclasses import dataclass, field, fields
 
 import cifar10_utils
 from safety.checks import check_choice, check_flag, check_sizes, folder, fraction, location_or_nothing, nonnegative_float, nonnegative_int, positive_float, positive_int, run_folder, saved_model, seed, validation_size
@@ -78,69 +79,117 @@ PRESETS = {"best": dict(PROJECTION_SEARCH_RECIPE, epochs=70),
 # budget-reference set of the experiments scales it to the machine at hand
 PRESET_BUDGET_MINUTES = {"best": 10, "fast": 2.5}
 
-OPTIONS = [
-    Option("hidden_dims", [128], "hidden layer sizes; none at all (--dnn_hidden_units \"\") is "
-           "logistic regression", "course", architecture=True, type=positive_int, nargs="+",
-           metavar="N"),
-    Option("dnn_hidden_units", None, "the 2021 edition's spelling of --hidden_dims: \"100,50\"",
-           "course", spells="hidden_dims", type=comma_separated_dims, metavar='"N,N"'),
-    Option("lr", 0.1, "learning rate", "course", type=positive_float),
-    Option("batch_size", 128, "images per training step (2 or more with BatchNorm)", "course",
-           type=positive_int),
-    Option("epochs", 10, "passes over the training split", "course", type=nonnegative_int),
-    Option("seed", 42, "random seed: the same seed gives the same numbers", "course", type=seed),
-    Option("use_batch_norm", False, "BatchNorm after each hidden Linear", "course",
-           architecture=True, action=argparse.BooleanOptionalAction),
-    Option("activation", "elu", "hidden-layer nonlinearity; gelu is its tanh form", "training",
-           architecture=True, choices=("elu", "gelu", "relu", "tanh")),
-    Option("optimizer", "sgd", "each with torch.optim's exact update rule (NumPy: "
-           "training/optim_numpy.py)", "training", choices=("sgd", "adam", "adamw")),
-    Option("momentum", 0.0, "SGD momentum", "training", type=fraction),
-    Option("weight_decay", 0.0, "L2 for sgd and adam, decoupled for adamw", "training",
-           type=nonnegative_float),
-    Option("dropout", 0.0, "inverted dropout after each hidden activation", "training",
-           architecture=True, type=fraction),
-    Option("schedule", "none", "learning rate per step: constant, cosine decay to 0, or "
-           "one-cycle (up from lr/25 for 30% of the steps, then down to 0)", "training",
-           choices=("none", "cosine", "onecycle")),
-    Option("warmup", 0.0, "epochs of linear learning-rate warm-up before none or cosine",
-           "training", type=nonnegative_float),
-    Option("label_smoothing", 0.0, "mixes each target with the uniform distribution",
-           "training", type=fraction),
-    Option("augment", "none", "flip: random horizontal flips; crop+flip: also random 32x32 "
-           "crops of the 4-pixel zero-padded image", "training",
-           choices=("none", "flip", "crop+flip")),
-    Option("normalize", "channel", "input preprocessing: the course's per-channel mean and std, "
-           "each pixel's own training-set mean and std, or ZCA whitening fitted on the training "
-           "split", "training", architecture=True, choices=("channel", "pixel", "zca")),
-    Option("zca_epsilon", 0.1, "added to the covariance's eigenvalues by --normalize zca, on "
-           "pixels scaled to [0, 1]", "training", type=positive_float),
-    Option("tta", "none", "flip: predict with the mean of each image's and its mirror's "
-           "probabilities, in validation and test", "training", architecture=True,
-           choices=("none", "flip")),
-    Option("mixup", 0.0, "train on blends of each batch with a shuffled copy of itself, "
-           "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ Beta(ALPHA, ALPHA) "
-           "per batch; 0 is off", "training", type=nonnegative_float, metavar="ALPHA"),
-    Option("ema", 0.0, "validate, keep and test an exponential moving average of the weights "
-           "(and BatchNorm's statistics), a <- d a + (1-d) w after every step, "
-           "d = min(DECAY, (1+t)/(10+t)); 0 is off", "training", type=fraction, metavar="DECAY"),
-    Option("projection", 0, "a fixed first layer: each whitened image, after augmentation, "
-           "projected onto the top K principal components that --normalize zca fitted; 0 is "
-           "none", "training", architecture=True, type=nonnegative_int, metavar="K"),
-    Option("bottleneck", 0, "a linear layer of N units (no BatchNorm, activation or dropout) "
-           "before the first hidden layer, so that layer's weights have rank <= N; 0 is none",
-           "training", architecture=True, type=nonnegative_int, metavar="N"),
-    Option("data_dir", cifar10_utils.DATA_DIR, f"folder holding {cifar10_utils.FOLDER_NAME}/ or "
-           f"{cifar10_utils.TARBALL_NAME}", "setup", where=True, type=folder),
-    Option("data_url", cifar10_utils.CIFAR10_URL, "where to download CIFAR-10 if it is missing "
-           "(a mirror, or a plain path to the tarball); '' never downloads", "setup", where=True,
-           type=location_or_nothing),
-    Option("validation_size", cifar10_utils.VALIDATION_SIZE, "training images held out for "
-           "validation", "setup", type=validation_size),
-    Option("results_dir", "results", "each run writes a folder of curves, metrics and its model "
-           "here", "setup", where=True, type=folder),
-    Option("device", "auto", "auto picks CUDA, then MPS, then the CPU, and says which", "setup",
-           trainer="pytorch", where=True, choices=("auto", "cpu", "cuda", "mps")),
+def option(default, help, group, architecture=False, trainer=None, where=False,
+           **argparse_settings):
+    """A field of Config carrying its Option; a list default is copied for each Config."""
+    declared = Option(None, default, help, group, architecture, trainer, None, where,
+                      **argparse_settings)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"option": declared})
+    return field(default=default, metadata={"option": declared})
+
+
+@dataclass(frozen=True)
+class Config:
+    """A run's options, each checked as its flag is (Config.of), read as config.lr. The fields'
+    order is the order of the flag table, of metrics.json's config and of the run's name."""
+    hidden_dims: list = option(
+        [128], "hidden layer sizes; none at all (--dnn_hidden_units \"\") is logistic regression",
+        "course", architecture=True, type=positive_int, nargs="+", metavar="N")
+    lr: float = option(0.1, "learning rate", "course", type=positive_float)
+    batch_size: int = option(128, "images per training step (2 or more with BatchNorm)", "course",
+                             type=positive_int)
+    epochs: int = option(10, "passes over the training split", "course", type=nonnegative_int)
+    seed: int = option(42, "random seed: the same seed gives the same numbers", "course",
+                       type=seed)
+    use_batch_norm: bool = option(False, "BatchNorm after each hidden Linear", "course",
+                                  architecture=True, action=argparse.BooleanOptionalAction)
+    activation: str = option("elu", "hidden-layer nonlinearity; gelu is its tanh form",
+                             "training", architecture=True, choices=("elu", "gelu", "relu", "tanh"))
+    optimizer: str = option("sgd", "each with torch.optim's exact update rule (NumPy: "
+                            "training/optim_numpy.py)", "training",
+                            choices=("sgd", "adam", "adamw"))
+    momentum: float = option(0.0, "SGD momentum", "training", type=fraction)
+    weight_decay: float = option(0.0, "L2 for sgd and adam, decoupled for adamw", "training",
+                                 type=nonnegative_float)
+    dropout: float = option(0.0, "inverted dropout after each hidden activation", "training",
+                            architecture=True, type=fraction)
+    schedule: str = option("none", "learning rate per step: constant, cosine decay to 0, or "
+                           "one-cycle (up from lr/25 for 30% of the steps, then down to 0)",
+                           "training", choices=("none", "cosine", "onecycle"))
+    warmup: float = option(0.0, "epochs of linear learning-rate warm-up before none or cosine",
+                           "training", type=nonnegative_float)
+    label_smoothing: float = option(0.0, "mixes each target with the uniform distribution",
+                                    "training", type=fraction)
+    augment: str = option("none", "flip: random horizontal flips; crop+flip: also random 32x32 "
+                          "crops of the 4-pixel zero-padded image", "training",
+                          choices=("none", "flip", "crop+flip"))
+    normalize: str = option("channel", "input preprocessing: the course's per-channel mean and "
+                            "std, each pixel's own training-set mean and std, or ZCA whitening "
+                            "fitted on the training split", "training", architecture=True,
+                            choices=("channel", "pixel", "zca"))
+    zca_epsilon: float = option(0.1, "added to the covariance's eigenvalues by --normalize zca, "
+                                "on pixels scaled to [0, 1]", "training", type=positive_float)
+    tta: str = option("none", "flip: predict with the mean of each image's and its mirror's "
+                      "probabilities, in validation and test", "training", architecture=True,
+                      choices=("none", "flip"))
+    mixup: float = option(0.0, "train on blends of each batch with a shuffled copy of itself, "
+                          "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ "
+                          "Beta(ALPHA, ALPHA) per batch; 0 is off", "training",
+                          type=nonnegative_float, metavar="ALPHA")
+    ema: float = option(0.0, "validate, keep and test an exponential moving average of the "
+                        "weights (and BatchNorm's statistics), a <- d a + (1-d) w after every "
+                        "step, d = min(DECAY, (1+t)/(10+t)); 0 is off", "training", type=fraction,
+                        metavar="DECAY")
+    projection: int = option(0, "a fixed first layer: each whitened image, after augmentation, "
+                             "projected onto the top K principal components that --normalize zca "
+                             "fitted; 0 is none", "training", architecture=True,
+                             type=nonnegative_int, metavar="K")
+    bottleneck: int = option(0, "a linear layer of N units (no BatchNorm, activation or dropout) "
+                             "before the first hidden layer, so that layer's weights have rank "
+                             "<= N; 0 is none", "training", architecture=True,
+                             type=nonnegative_int, metavar="N")
+    data_dir: str = option(cifar10_utils.DATA_DIR, f"folder holding {cifar10_utils.FOLDER_NAME}/ "
+                           f"or {cifar10_utils.TARBALL_NAME}", "setup", where=True, type=folder)
+    data_url: str = option(cifar10_utils.CIFAR10_URL, "where to download CIFAR-10 if it is "
+                           "missing (a mirror, or a plain path to the tarball); '' never "
+                           "downloads", "setup", where=True, type=location_or_nothing)
+    validation_size: int = option(cifar10_utils.VALIDATION_SIZE, "training images held out for "
+                                  "validation", "setup", type=validation_size)
+    results_dir: str = option("results", "each run writes a folder of curves, metrics and its "
+                              "model here", "setup", where=True, type=folder)
+    device: str = option("auto", "auto picks CUDA, then MPS, then the CPU, and says which",
+                         "setup", trainer="pytorch", where=True,
+                         choices=("auto", "cpu", "cuda", "mps"))
+
+    @classmethod
+    def of(cls, framework, values):
+        """The Config of a trainer's options (options_of; framework None: those both trainers
+        take) given as a dict, defaults for those left out, each checked as the command line checks it (TypeError or ValueError naming
+        it); an unknown one is a TypeError."""
+        unknown = set(values) - set(options_of(framework))
+        if unknown:
+            raise TypeError(f"unknown options: {sorted(unknown)}")
+        return cls(**{name: BY_NAME[name].check(values[name]) for name in options_of(framework)
+                      if name in values})
+
+    def as_dict(self, framework):
+        """The options framework takes, by name, in the table's order (metrics.json's config)."""
+        return {name: getattr(self, name) for name in options_of(framework)}
+
+    def record(self):
+        """What a saved model records (RECORDED)."""
+        return {name: getattr(self, name) for name in RECORDED}
+
+
+for _field in fields(Config):
+    _field.metadata["option"].name = _field.name
+# the 2021 edition's spelling of --hidden_dims, shown after it; only the command line takes it
+SPELLINGS = [Option("dnn_hidden_units", None, "the 2021 edition's spelling of --hidden_dims: "
+                    "\"100,50\"", "course", spells="hidden_dims", type=comma_separated_dims,
+                    metavar='"N,N"')]
+# what to run, no part of the run's record
+COMMANDS = [
     Option("preset", None, "start from a named recipe of results/README.md; flags given as "
            "well override it", "run", choices=tuple(sorted(PRESETS))),
     Option("evaluate", None, "instead of training, test the model a run saved", "run",
@@ -149,9 +198,12 @@ OPTIONS = [
            "flags, to the numbers it would have reached uninterrupted", "run", type=run_folder,
            metavar="RUN_DIR"),
 ]
+# every flag, in the table's order
+OPTIONS = [shown for declared in fields(Config) for shown in
+           [declared.metadata["option"], *[s for s in SPELLINGS if s.spells == declared.name]]]
+OPTIONS += COMMANDS
 BY_NAME = {option.name: option for option in OPTIONS}
-DEFAULTS = {option.name: option.default for option in OPTIONS if option.group != "run"
-            and not option.spells}
+DEFAULTS = {declared.name: declared.metadata["option"].default for declared in fields(Config)}
 TRAINING_OPTIONS = tuple(option.name for option in OPTIONS if option.group == "training")
 ARCHITECTURE = tuple(option.name for option in OPTIONS if option.architecture)
 WHERE = tuple(option.name for option in OPTIONS if option.where)

@@ -11,7 +11,7 @@ import cifar10_utils
 from safety import checks
 from safety.errors import TrainingDiverged, UserError
 from training import inspect_model
-from training.options import DEFAULTS, RECORDED, TRAINING_OPTIONS, BY_NAME, check_batch_norm_batch, options_of
+from training.options import DEFAULTS, TRAINING_OPTIONS, Config, check_batch_norm_batch
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
 from training.resume import CHECKPOINTS, check_resumable, set_generator_states
 from training.run_folder import RunRecorder
@@ -22,79 +22,79 @@ class TrainingRun(RunRecorder):
     """Everything of a run but its model and its step, the same for both trainers: the checks,
     the run's folder and record, the preprocessed data, each epoch's batches with their learning
     rate and mixup, the bookkeeping of every step and epoch, and the test. flags: the trainer's
-    options (options.options_of), defaults for those left out, each checked as the command line
-    checks it (TypeError or ValueError naming it); an unknown one is a TypeError."""
+    options (options.options_of) by name, read into a Config (Config.of checks each); resume:
+    the folder of a stopped run to continue, or None."""
 
-    def __init__(self, framework, flags):
-        flags = dict(flags)
-        resume = flags.pop("resume", None)
-        unknown = set(flags) - set(options_of(framework))
-        if unknown:
-            raise TypeError(f"unknown options: {sorted(unknown)}")
-        self.flags = flags = {name: BY_NAME[name].check(flags.get(name, DEFAULTS[name]))
-                              for name in options_of(framework)}
-        check_batch_norm_batch(flags["use_batch_norm"], flags["batch_size"])
-        check_model_fits(flags["hidden_dims"], flags["bottleneck"], flags["projection"])
-        check_projection(flags["projection"], flags["normalize"])
-        self.record = {name: flags[name] for name in RECORDED}
+    def __init__(self, framework, flags, resume=None):
+        self.config = config = Config.of(framework, flags)
+        check_batch_norm_batch(config.use_batch_norm, config.batch_size)
+        check_model_fits(config.hidden_dims, config.bottleneck, config.projection)
+        check_projection(config.projection, config.normalize)
+        self.record = config.record()
         self.resume = resume and checks.run_folder.check("resume", resume)
         self.checkpoint = CHECKPOINTS[framework]
         if self.resume:
-            check_resumable(self.resume, framework, flags, self.checkpoint)
-        super().__init__(flags["results_dir"], self.folder_name(framework),
-                         dict(framework=framework, **flags), folder=self.resume)
-        self.mixup = Mixup(flags["mixup"], flags["seed"])
+            check_resumable(self.resume, framework, config.as_dict(framework), self.checkpoint)
+        super().__init__(config.results_dir, self.folder_name(framework),
+                         dict(framework=framework, **config.as_dict(framework)),
+                         folder=self.resume)
+        self.mixup = Mixup(config.mixup, config.seed)
         self.step = 0
+        # set by load_data: the data, its preprocessing, a projection's components, the steps
+        self.dataset = self.preprocessing = self.loaders = self.components = None
+        self.total_steps = self.warmup_steps = 0
+        # set by batches: the epoch under way and its running tallies
+        self.epoch, self.epoch_start, self.losses, self.correct = 0, None, [], 0
 
     def folder_name(self, framework):
         """The flags spelled out, e.g. numpy_h128_lr0.1_b128_e10_s42: the course's, then
         BatchNorm and every training option that differs from its default."""
-        flags = self.flags
-        name = (f"{framework}_h{'-'.join(map(str, flags['hidden_dims'])) or 'none'}_"
-                f"lr{flags['lr']:g}_b{flags['batch_size']}_e{flags['epochs']}_s{flags['seed']}")
-        name += "_bn" if flags["use_batch_norm"] else ""
-        return name + "".join(f"_{key}{flags[key]}" for key in TRAINING_OPTIONS
-                              if flags[key] != DEFAULTS[key])
+        config = self.config
+        name = (f"{framework}_h{'-'.join(map(str, config.hidden_dims)) or 'none'}_"
+                f"lr{config.lr:g}_b{config.batch_size}_e{config.epochs}_s{config.seed}")
+        name += "_bn" if config.use_batch_norm else ""
+        return name + "".join(f"_{key}{getattr(config, key)}" for key in TRAINING_OPTIONS
+                              if getattr(config, key) != DEFAULTS[key])
 
     def load_data(self, move=None):
         """The loaders of the three splits, preprocessed as the flags say: the preprocessing,
         and a projection's components, are fitted on the training split alone. move(split) puts a
         split where it is to live."""
-        flags = self.flags
-        self.dataset = cifar10_utils.get_cifar10(flags["data_dir"], flags["validation_size"],
-                                                 url=flags["data_url"])
-        if flags["batch_size"] > len(self.dataset["train"]):
-            raise UserError(f"--batch_size {flags['batch_size']} is larger than the "
+        config = self.config
+        self.dataset = cifar10_utils.get_cifar10(config.data_dir, config.validation_size,
+                                                 url=config.data_url)
+        if config.batch_size > len(self.dataset["train"]):
+            raise UserError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
                             f"train on")
-        self.preprocessing = Preprocessing.fit(flags["normalize"], self.dataset["train"].images,
-                                               flags["zca_epsilon"])
+        self.preprocessing = Preprocessing.fit(config.normalize, self.dataset["train"].images,
+                                               config.zca_epsilon)
         self.loaders = cifar10_utils.make_loaders(self.dataset, self.preprocessing,
-                                                  flags["batch_size"], flags["seed"],
-                                                  AUGMENTATIONS[flags["augment"]], move)
-        self.components = (self.preprocessing.principal_components(flags["projection"])
-                           if flags["projection"] else None)
+                                                  config.batch_size, config.seed,
+                                                  AUGMENTATIONS[config.augment], move)
+        self.components = (self.preprocessing.principal_components(config.projection)
+                           if config.projection else None)
         steps_per_epoch = len(self.loaders["train"])
-        self.total_steps = flags["epochs"] * steps_per_epoch
-        self.warmup_steps = round(flags["warmup"] * steps_per_epoch)
+        self.total_steps = config.epochs * steps_per_epoch
+        self.warmup_steps = round(config.warmup * steps_per_epoch)
         return self.loaders
 
     def batches(self, epoch):
         """The epoch's training batches, each as (learning rate, images, labels, partners,
         weight): the schedule's rate for the step, and the batch as Mixup blends it."""
         self.epoch, self.epoch_start, self.losses, self.correct = epoch, time.perf_counter(), [], 0
-        flags = self.flags
-        for images, labels in tqdm(self.loaders["train"], desc=f"epoch {epoch}/{flags['epochs']}",
+        config = self.config
+        for images, labels in tqdm(self.loaders["train"], desc=f"epoch {epoch}/{config.epochs}",
                                    leave=False):
-            factor = lr_factor(self.step, self.total_steps, self.warmup_steps, flags["schedule"])
+            factor = lr_factor(self.step, self.total_steps, self.warmup_steps, config.schedule)
             self.step += 1
-            yield (flags["lr"] * factor, *self.mixup(images, labels))
+            yield (config.lr * factor, *self.mixup(images, labels))
 
     def record_step(self, loss, predictions, labels, partners, weight):
         """Log a step's loss, and count its correct predictions against the labels that weigh
         most in the blend; a loss that is not finite ends the run as diverged."""
         if not math.isfinite(loss):  # name the flags that can cause it
-            lr, weight_decay = self.flags["lr"], self.flags["weight_decay"]
+            lr, weight_decay = self.config.lr, self.config.weight_decay
             culprits = f"--lr than {lr:g}" + (f" or --weight_decay than {weight_decay:g}"
                                               if weight_decay else "")
             raise TrainingDiverged(f"loss became {loss} in epoch {self.epoch}: training "
@@ -107,7 +107,7 @@ class TrainingRun(RunRecorder):
         """Record the finished epoch and print its line; True if it is the best so far on
         validation, whose model the trainer then keeps."""
         train_loss = np.mean(self.losses)
-        train_accuracy = int(self.correct) / (len(self.losses) * self.flags["batch_size"])
+        train_accuracy = int(self.correct) / (len(self.losses) * self.config.batch_size)
         best = self.log_epoch(train_loss, train_accuracy, val_accuracy,
                               time.perf_counter() - self.epoch_start)
         tqdm.write(f"epoch {self.epoch:3d}  train loss {train_loss:.4f}  train acc "
@@ -139,7 +139,7 @@ class TrainingRun(RunRecorder):
 
     def test(self, probabilities, labels):
         """Record the kept model's test predictions: accuracy, confusion matrix, per class."""
-        names = cifar10_utils.class_names(self.flags["data_dir"])
+        names = cifar10_utils.class_names(self.config.data_dir)
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
 
 

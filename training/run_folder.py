@@ -48,7 +48,7 @@ class RunRecorder:
         """A new folder results_dir/name (name_2, ... if taken), or the existing folder of a run
         that is continued."""
         self.results_dir, self.name, self.existing, self.folder = results_dir, name, folder, None
-        self.config = config
+        self.config_record = config
         self.status = "running"
         self.start = time.perf_counter()
         self.log = {"train_loss_steps": [], "train_loss": [], "train_accuracy": [],
@@ -81,7 +81,7 @@ class RunRecorder:
         return epoch == self.log["best_epoch"]
 
     def metrics(self):
-        return {"config": self.config, "status": self.status,
+        return {"config": self.config_record, "status": self.status,
                 "wall_time_s": time.perf_counter() - self.start, "versions": versions(),
                 "machine": platform.machine(), **self.log}
 

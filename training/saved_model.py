@@ -45,8 +45,8 @@ RECORDED_LATER = {"projection": 0}
 
 def resolve_record(path, saved, flags, given_flags):
     """The record (options.RECORDED) to rebuild and measure a saved model with: the one saved
-    with it, each value checked as a flag is, which flags the user chose must not contradict;
-    flags alone only for a file that records none. A record written before the validation
+    with it, each value checked as a flag is, which flags (the record that the flags describe)
+    the user chose must not contradict; flags alone only for a file that records none. A record written before the validation
     split was recorded takes the flags' split."""
     if saved is None:
         return {name: flags[name] for name in RECORDED}
