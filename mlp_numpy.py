@@ -1,7 +1,18 @@
 """A multi-layer perceptron in NumPy, built from the modules with hand-written backward passes."""
 import numpy as np
 
-from modules import BatchNormModule, DropoutModule, ELUModule, GELUModule, LinearModule, Module, ProjectionModule, ReLUModule, SoftMaxModule, TanhModule
+from modules import (
+    BatchNormModule,
+    DropoutModule,
+    ELUModule,
+    GELUModule,
+    LinearModule,
+    Module,
+    ProjectionModule,
+    ReLUModule,
+    SoftMaxModule,
+    TanhModule,
+)
 
 ACTIVATIONS = {"elu": lambda: ELUModule(alpha=1.0), "gelu": GELUModule, "relu": ReLUModule,
                "tanh": TanhModule}
@@ -13,26 +24,25 @@ class MLP(Module):
 
     x: (S, n_inputs) -> class probabilities (S, n_classes). n_hidden=[] gives multinomial logistic
     regression. bottleneck=K puts a linear layer of K units first (nothing after it), so that the
-    first hidden layer's weights become a product of rank at most K. projection=K puts a fixed
-    ProjectionModule onto K components before everything else. Parameters are float64,
-    NumPy's default, unless dtype says otherwise (the trainer asks for float32). train() and
-    eval() switch BatchNorm and Dropout as in PyTorch."""
+    first hidden layer's weights become a product of rank at most K. projection: the components
+    P (n_inputs, K) of a fixed ProjectionModule put before everything else, or None. Parameters
+    are float64, NumPy's default, unless dtype says otherwise (the trainer asks for float32).
+    train() and eval() switch BatchNorm and Dropout as in PyTorch."""
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
-                 dropout=0.0, dtype=np.float64, bottleneck=0, projection=0):
+                 dropout=0.0, dtype=np.float64, bottleneck=0, projection=None):
         self.layers = []
-        if projection:
-            self.layers.append(ProjectionModule(n_inputs, projection, dtype))
-            n_inputs = projection
+        if projection is not None:
+            self.layers.append(ProjectionModule(projection, dtype))
+            n_inputs = self.layers[0].components.shape[1]
         if bottleneck:
             self.layers.append(LinearModule(n_inputs, bottleneck, input_layer=True, dtype=dtype))
         sizes = [bottleneck or n_inputs, *n_hidden, n_classes]
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            linear = LinearModule(fan_in, fan_out, input_layer=(i == 0 and not bottleneck),
-                                  dtype=dtype)
-            if i == 0 and bottleneck:  # it reads a linear projection, not activations:
-                linear.params["weight"] /= np.sqrt(2)  # the input layer's std
-            self.layers.append(linear)
+            # the first reads the data or the bottleneck's linear output: the input layer's gain;
+            # dL/dX is needed only for a bottleneck before it
+            self.layers.append(LinearModule(fan_in, fan_out, input_layer=i == 0, dtype=dtype,
+                                            input_grad=i > 0 or bool(bottleneck)))
             if i < len(n_hidden):  # a hidden layer, not the output layer
                 if use_batch_norm:
                     self.layers.append(BatchNormModule(fan_out, dtype=dtype))

@@ -9,12 +9,13 @@ ACTIVATIONS = {"elu": nn.ELU, "gelu": lambda: nn.GELU(approximate="tanh"), "relu
 
 
 class Projection(nn.Module):
-    """modules.ProjectionModule's fixed Y = X P: the buffer 'components' P (M, K), saved with
-    the model and never trained; it starts at zero until the fitted components are set."""
+    """modules.ProjectionModule's fixed Y = X P: the buffer 'components' P (M, K), fitted by a
+    run or read from a saved model, saved with the model and never trained."""
 
-    def __init__(self, in_features, n_components):
+    def __init__(self, components):
         super().__init__()
-        self.register_buffer("components", torch.zeros(in_features, n_components))
+        self.register_buffer("components",
+                             torch.as_tensor(components, dtype=torch.float32).clone())
 
     def forward(self, x):
         return x @ self.components
@@ -22,18 +23,19 @@ class Projection(nn.Module):
 
 class MLP(nn.Module):
     """Per hidden layer Linear -> [BatchNorm1d] -> activation [-> Dropout]; then a final Linear.
-    bottleneck=K puts a Linear of K units first, with nothing after it; projection=K puts a
-    fixed Projection onto K components before everything else (see mlp_numpy.MLP).
+    bottleneck=K puts a Linear of K units first, with nothing after it; projection: the
+    components P (n_inputs, K) of a fixed Projection put before everything else, or None (see
+    mlp_numpy.MLP).
 
     x: (S, n_inputs) or (S, 3, 32, 32) -> logits (S, n_classes); the loss applies log-softmax.
     Initialised as the NumPy model: Kaiming normal with std sqrt(1 / fan_in) for the input layer,
     which reads normalized pixels, and sqrt(2 / fan_in) after an activation; zero biases."""
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
-                 dropout=0.0, bottleneck=0, projection=0):
+                 dropout=0.0, bottleneck=0, projection=None):
         super().__init__()
-        blocks = [Projection(n_inputs, projection)] if projection else []
-        n_inputs = projection or n_inputs
+        blocks = [Projection(projection)] if projection is not None else []
+        n_inputs = blocks[0].components.shape[1] if blocks else n_inputs
         sizes = [bottleneck or n_inputs, *n_hidden]
         blocks += [nn.Linear(n_inputs, bottleneck)] if bottleneck else []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
@@ -46,8 +48,10 @@ class MLP(nn.Module):
         blocks.append(nn.Linear(sizes[-1], n_classes))
         self.layers = nn.Sequential(*blocks)
         for i, linear in enumerate(self.linear_layers):
-            reads_activations = i > (1 if bottleneck else 0)
-            gain = 2.0 if reads_activations else 1.0
+            # modules.LinearModule's rule: the input layer's gain where a layer reads the data or
+            # the bottleneck's linear output, 2 where it reads activations
+            input_layer = i <= (1 if bottleneck else 0)
+            gain = 1.0 if input_layer else 2.0
             nn.init.normal_(linear.weight, 0.0, math.sqrt(gain / linear.in_features))
             nn.init.zeros_(linear.bias)
 

@@ -31,15 +31,18 @@ class LinearModule(Module):
     x: (S, M) -> (S, N); params 'weight' W: (N, M), 'bias' b: (1, N) (B is b repeated S times).
     Backward: dL/dW = (dL/dY)ᵀ X,  dL/db = 1ᵀ dL/dY,  dL/dX = (dL/dY) W."""
 
-    def __init__(self, in_features, out_features, input_layer=False, dtype=np.float64):
-        """Kaiming init, zero bias; input_layer marks the layer that reads the data itself.
+    def __init__(self, in_features, out_features, input_layer=False, dtype=np.float64,
+                 input_grad=None):
+        """Kaiming init W ~ N(0, gain / M), zero bias. Two jobs, one argument each:
 
-        Hidden layers read ELU outputs, of which about half are squashed, so they need twice the
-        variance (std = sqrt(2 / M)); the input layer reads normalized pixels of unit variance,
-        which std = sqrt(1 / M) passes on unchanged."""
+        input_layer (the course's argument) sets the gain: the layer reads inputs of unit
+        variance (the normalized pixels, or a linear bottleneck's output), which gain 1 passes on
+        unchanged; otherwise it reads ELU outputs, of which about half are squashed, so gain 2.
+        input_grad: whether backward computes dL/dX; by default not for the input layer, where
+        nothing upstream needs it and skipping it saves a third of the layer's work."""
         gain = 1.0 if input_layer else 2.0
         weight = np.random.normal(0.0, np.sqrt(gain / in_features), (out_features, in_features))
-        self.input_layer = input_layer
+        self.input_grad = not input_layer if input_grad is None else input_grad
         self.params = {"weight": weight.astype(dtype), "bias": np.zeros((1, out_features), dtype)}
         self.grads = {"weight": np.zeros_like(self.params["weight"]),
                       "bias": np.zeros_like(self.params["bias"])}
@@ -54,30 +57,30 @@ class LinearModule(Module):
         return x @ weight.T + bias
 
     def backward(self, dout):
-        """dout = dL/dY: (S, N) -> dL/dX: (S, M); fills grads with dL/dW and dL/db.
-
-        The input layer returns None: nothing upstream needs dL/dX, and skipping it saves a
-        third of the layer's work."""
+        """dout = dL/dY: (S, N) -> dL/dX: (S, M), or None without input_grad; fills grads with
+        dL/dW and dL/db."""
         x = self.cache
         # into the existing buffer: a best-preset step took 119-133 ms, 122-148 with a new array
         np.matmul(dout.T, x, out=self.grads["weight"])
         self.grads["bias"] = dout.sum(axis=0, keepdims=True)
-        if self.input_layer:
+        if not self.input_grad:
             return None
         return dout @ self.params["weight"].astype(dout.dtype, copy=False)
 
 
 class ProjectionModule(Module):
     """A fixed linear map onto K directions: Y = X P, P: (M, K) not trained (the top K principal
-    components that ZCA whitening fitted: preprocessing.Preprocessing.principal_components).
+    components that ZCA whitening fitted: training.preprocessing.Preprocessing
+    .principal_components).
 
     x: (S, M) -> (S, K); no params; the buffer 'components' P, saved with the model. Backward:
     dL/dX = (dL/dY) Pᵀ. Inside the MLP it comes first and its backward is never called: nothing
     upstream needs dL/dX."""
 
-    def __init__(self, in_features, n_components, dtype=np.float64):
-        """P starts at zero: the trainer sets the fitted components, or a saved model's."""
-        self.components = np.zeros((in_features, n_components), dtype)
+    def __init__(self, components, dtype=None):
+        """components: P (M, K), fitted by a run or read from a saved model; dtype: P's
+        precision, its own by default."""
+        self.components = np.asarray(components, dtype)
 
     def forward(self, x):
         """x: (S, M) -> X P: (S, K)."""
@@ -96,7 +99,8 @@ class ProjectionModule(Module):
 class ELUModule(Module):
     """ELU: y = x for x > 0, alpha (eˣ - 1) otherwise; elementwise, (S, N) -> (S, N).
 
-    Backward: dL/dx = dL/dy ⊙ (1 for x > 0, y + alpha otherwise), as d/dx alpha (eˣ - 1) = y + alpha.
+    Backward: dL/dx = dL/dy ⊙ (1 for x > 0, y + alpha otherwise),
+    as d/dx alpha (eˣ - 1) = y + alpha.
     """
 
     def __init__(self, alpha=1.0):

@@ -21,11 +21,11 @@ import numpy as np
 
 from mlp_numpy import MLP
 from modules import CrossEntropyModule, DropoutModule
-from training.optim_numpy import make_optimizer
-from training import cli, evaluation
-from training.options import build_parser, parse_with_preset
 from safety.files import write_atomically
+from training import cli, evaluation
 from training.evaluation import accuracy_of
+from training.optim_numpy import make_optimizer
+from training.options import build_parser, parse_with_preset
 from training.resume import damaged_checkpoint, prefixed, set_generator_states, unprefixed
 from training.run import TrainingRun
 from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
@@ -57,10 +57,7 @@ def evaluate_model(model, data_loader, tta=None):
 def build_model(record, components=None):
     """The MLP a record (options.RECORDED) describes, in float32: half the memory traffic;
     components: its projection's, fitted by the run (a saved model brings its own)."""
-    model = build_mlp(MLP, record, dtype=np.float32)
-    if components is not None:
-        model.layers[0].components = components
-    return model
+    return build_mlp(MLP, record, components, dtype=np.float32)
 
 
 def save_weights(state, record, preprocessing, path):

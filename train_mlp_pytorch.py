@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 import cifar10_utils
-from safety.errors import UserError
 from mlp_pytorch import MLP
-from training import cli, evaluation
-from training.options import build_parser, parse_with_preset
+from safety.errors import UserError
 from safety.files import write_atomically
+from training import cli, evaluation
 from training.evaluation import accuracy_of
+from training.options import build_parser, parse_with_preset
 from training.resume import damaged_checkpoint
 from training.run import TrainingRun
 from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
@@ -59,10 +59,7 @@ def to_device(split, device):
 def build_model(record, device, components=None):
     """The MLP a record (options.RECORDED) describes, on the device; components: its
     projection's, fitted by the run (a saved model brings its own)."""
-    model = build_mlp(MLP, record).to(device)
-    if components is not None:
-        model.layers[0].components.copy_(torch.from_numpy(components))
-    return model
+    return build_mlp(MLP, record, components).to(device)
 
 
 def save_weights(state, record, preprocessing, path):
@@ -102,9 +99,10 @@ def read_weights(path, device):
 def evaluate_saved(path, given_flags, device, **flags):
     """--evaluate: evaluation.evaluate_saved with this trainer's file format and model."""
     device = pick_device(device)
-    evaluation.evaluate_saved(path, given_flags, flags, lambda path: read_weights(path, device),
-                               lambda record: build_model(record, device), predict,
-                               move=lambda split: to_device(split, device))
+    evaluation.evaluate_saved(
+        path, given_flags, flags, lambda path: read_weights(path, device),
+        lambda record, components: build_model(record, device, components), predict,
+        move=lambda split: to_device(split, device))
 
 
 def accuracy(predictions, targets):

@@ -12,7 +12,18 @@ import warnings
 import numpy as np
 
 from mlp_numpy import MLP
-from modules import BatchNormModule, CrossEntropyModule, DropoutModule, ELUModule, GELUModule, LinearModule, ProjectionModule, ReLUModule, SoftMaxModule, TanhModule
+from modules import (
+    BatchNormModule,
+    CrossEntropyModule,
+    DropoutModule,
+    ELUModule,
+    GELUModule,
+    LinearModule,
+    ProjectionModule,
+    ReLUModule,
+    SoftMaxModule,
+    TanhModule,
+)
 
 REL_ERROR_MAX = 1e-7
 
@@ -111,8 +122,7 @@ class TestProjectionModule(unittest.TestCase):
     def test_backward_matches_finite_differences(self):
         rng = np.random.default_rng(30)
         for batch, fan_in, components in random_shapes(rng):
-            layer = ProjectionModule(fan_in, min(components, fan_in))
-            layer.components = orthonormal_columns(rng, fan_in, min(components, fan_in))
+            layer = ProjectionModule(orthonormal_columns(rng, fan_in, min(components, fan_in)))
             x = rng.standard_normal((batch, fan_in))
             dout = rng.standard_normal((batch, layer.components.shape[1]))
             self.assertEqual(backward_errors(layer, x, dout).keys(), {"x"})  # nothing trained
@@ -120,8 +130,7 @@ class TestProjectionModule(unittest.TestCase):
 
     def test_forward_projects_onto_the_components(self):
         rng = np.random.default_rng(31)
-        layer = ProjectionModule(7, 3)
-        layer.components = orthonormal_columns(rng, 7, 3)
+        layer = ProjectionModule(orthonormal_columns(rng, 7, 3))
         inside = rng.standard_normal((4, 3)) @ layer.components.T  # in the components' span
         np.testing.assert_allclose(layer.forward(inside) @ layer.components.T, inside, atol=1e-12)
 
@@ -410,10 +419,10 @@ class TestMLP(unittest.TestCase):
         rng = np.random.default_rng(22)
         for hidden, use_batch_norm, bottleneck in (([6], False, 0), ([5, 4], True, 0),
                                                    ([], False, 0), ([6], False, 3)):
-            model = MLP(8, hidden, 4, use_batch_norm, "gelu", bottleneck=bottleneck, projection=5)
-            model.layers[0].components = orthonormal_columns(rng, 8, 5)
+            model = MLP(8, hidden, 4, use_batch_norm, "gelu", bottleneck=bottleneck,
+                        projection=orthonormal_columns(rng, 8, 5))
             self.assertEqual(type(model.layers[0]).__name__, "ProjectionModule")
-            self.assertTrue(model.linear_layers[0].input_layer)
+            self.assertFalse(model.linear_layers[0].input_grad)
             x, labels = rng.standard_normal((6, 8)), rng.integers(0, 4, 6)
             loss = CrossEntropyModule()
             model.backward_logits(loss.logits_grad(model.forward(x), labels))
@@ -428,8 +437,8 @@ class TestMLP(unittest.TestCase):
 
     def test_projection_is_saved_with_the_model_and_filters_reach_the_pixels(self):
         rng = np.random.default_rng(23)
-        model, other = MLP(8, [5], 3, projection=4), MLP(8, [5], 3, projection=4)
-        model.layers[0].components = orthonormal_columns(rng, 8, 4)
+        model = MLP(8, [5], 3, projection=orthonormal_columns(rng, 8, 4))
+        other = MLP(8, [5], 3, projection=np.zeros((8, 4)))
         other.load_state_dict(model.state_dict())
         x = rng.standard_normal((3, 8))
         np.testing.assert_array_equal(model.forward(x), other.forward(x))

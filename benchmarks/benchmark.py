@@ -2,7 +2,7 @@
 
     python -m benchmarks.benchmark                    # every CPU benchmark, 3 repeats each
     python -m benchmarks.benchmark numpy --repeat 5   # just one
-    python -m benchmarks.benchmark --device cuda      # the course's run and --preset best on a CUDA GPU
+    python -m benchmarks.benchmark --device cuda      # the course's run, --preset best: CUDA
 
 The data must already be in --data_dir (a download is not part of what is measured). Each run
 is a fresh `python train_...py` process, so imports, data loading, training, evaluation and
@@ -21,9 +21,9 @@ import tempfile
 import time
 
 from safety.checks import positive_int
-from training.options import DEFAULTS
 from safety.files import write_json
 from training.cli import run_cli
+from training.options import DEFAULTS
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 

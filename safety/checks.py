@@ -77,7 +77,7 @@ validation_size = Number(int, 1, 49999)
 seed = Number(int, 0, 2 ** 32 - 1)  # what NumPy's and torch's generators accept
 folder = Path("a folder")
 saved_model = Path("the path of a saved model")
-run_folder = Path("the folder of a run")
+run_dir = Path("the folder of a run")
 location_or_nothing = Path("a URL or a path", may_be_empty=True)
 
 

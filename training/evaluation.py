@@ -5,7 +5,7 @@ import cifar10_utils
 from training import inspect_model
 from training.options import Config
 from training.preprocessing import Preprocessing, mirror
-from training.saved_model import load_weights, not_a_saved_model, resolve_record
+from training.saved_model import load_weights, not_a_saved_model, resolve_record, saved_components
 
 
 def predict(model, data_loader, tta, probabilities_of):
@@ -33,11 +33,12 @@ def accuracy_of(probabilities, labels):
 def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict, move=None):
     """--evaluate: print a saved model's accuracies and draw inspect_model's figures beside it.
     The model is rebuilt as it records, which the flags the user gave must not contradict, by the
-    trainer's functions; move(split) puts a split where the model lives."""
+    trainer's functions (build_model(record, components)); move(split) puts a split where the
+    model lives."""
     config = Config.of(None, flags)
     state, saved_record, arrays = read_weights(path)
     record = resolve_record(path, saved_record, config.record(), given_flags)
-    model = build_model(record)
+    model = build_model(record, saved_components(path, state, record))
     load_weights(model, state, path)
     try:
         preprocessing = Preprocessing.load(record["normalize"], arrays)

@@ -9,7 +9,22 @@ import shlex
 from dataclasses import dataclass, field, fields
 
 import cifar10_utils
-from safety.checks import check_choice, check_flag, check_sizes, folder, fraction, location_or_nothing, nonnegative_float, nonnegative_int, positive_float, positive_int, run_folder, saved_model, seed, validation_size
+from safety.checks import (
+    check_choice,
+    check_flag,
+    check_sizes,
+    folder,
+    fraction,
+    location_or_nothing,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run_dir,
+    saved_model,
+    seed,
+    validation_size,
+)
 from safety.errors import UserError
 
 
@@ -165,8 +180,8 @@ class Config:
     @classmethod
     def of(cls, framework, values):
         """The Config of a trainer's options (options_of; framework None: those both trainers
-        take) given as a dict, defaults for those left out, each checked as the command line checks it (TypeError or ValueError naming
-        it); an unknown one is a TypeError."""
+        take) given as a dict, defaults for those left out, each checked as the command line
+        checks it (TypeError or ValueError naming it); an unknown one is a TypeError."""
         unknown = set(values) - set(options_of(framework))
         if unknown:
             raise TypeError(f"unknown options: {sorted(unknown)}")
@@ -195,7 +210,7 @@ COMMANDS = [
     Option("evaluate", None, "instead of training, test the model a run saved", "run",
            type=saved_model, metavar="MODEL"),
     Option("resume", None, "continue a stopped run from its last finished epoch, with its own "
-           "flags, to the numbers it would have reached uninterrupted", "run", type=run_folder,
+           "flags, to the numbers it would have reached uninterrupted", "run", type=run_dir,
            metavar="RUN_DIR"),
 ]
 # every flag, in the table's order

@@ -6,7 +6,6 @@ import os
 from safety.errors import UserError
 from training.options import WHERE, contradictions
 
-
 CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
 
 

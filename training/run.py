@@ -31,7 +31,7 @@ class TrainingRun(RunRecorder):
         check_model_fits(config.hidden_dims, config.bottleneck, config.projection)
         check_projection(config.projection, config.normalize)
         self.record = config.record()
-        self.resume = resume and checks.run_folder.check("resume", resume)
+        self.resume = resume and checks.run_dir.check("resume", resume)
         self.checkpoint = CHECKPOINTS[framework]
         if self.resume:
             check_resumable(self.resume, framework, config.as_dict(framework), self.checkpoint)

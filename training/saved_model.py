@@ -7,13 +7,33 @@ from safety.errors import UserError
 from training.options import ARCHITECTURE, BY_NAME, RECORDED, contradictions
 
 
-def build_mlp(mlp_class, architecture, **settings):
-    """The MLP for CIFAR-10 that an architecture record (options.ARCHITECTURE) describes."""
+def build_mlp(mlp_class, architecture, components=None, **settings):
+    """The MLP for CIFAR-10 that an architecture record (options.ARCHITECTURE) describes, built
+    whole: a projection's components (PIXEL_VALUES, K), fitted by the run or saved with the
+    model, are given where the record has --projection K."""
+    projection = architecture["projection"]
+    if projection and getattr(components, "shape", None) != (cifar10_utils.PIXEL_VALUES,
+                                                            projection):
+        raise ValueError(f"--projection {projection} needs components of shape "
+                         f"({cifar10_utils.PIXEL_VALUES}, {projection}), not {components!r}")
     return mlp_class(cifar10_utils.PIXEL_VALUES, architecture["hidden_dims"],
                      cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
                      architecture["activation"], architecture["dropout"],
                      bottleneck=architecture["bottleneck"],
-                     projection=architecture["projection"], **settings)
+                     projection=components if projection else None, **settings)
+
+
+def saved_components(path, state, record):
+    """The projection's components a saved model holds, to build it with; None without one."""
+    if not record["projection"]:
+        return None
+    components = state.get("layers.0.components")
+    found = None if components is None else tuple(components.shape)
+    expected = (cifar10_utils.PIXEL_VALUES, record["projection"])
+    if found != expected:
+        raise UserError(f"{path} holds projection components of shape {found}, but the model its "
+                        f"record describes (--projection {record['projection']}) has {expected}")
+    return components
 
 
 def not_a_saved_model(path, reason):
@@ -46,8 +66,8 @@ RECORDED_LATER = {"projection": 0}
 def resolve_record(path, saved, flags, given_flags):
     """The record (options.RECORDED) to rebuild and measure a saved model with: the one saved
     with it, each value checked as a flag is, which flags (the record that the flags describe)
-    the user chose must not contradict; flags alone only for a file that records none. A record written before the validation
-    split was recorded takes the flags' split."""
+    the user chose must not contradict; flags alone only for a file that records none. A record
+    written before the validation split was recorded takes the flags' split."""
     if saved is None:
         return {name: flags[name] for name in RECORDED}
     if isinstance(saved, dict):
