@@ -1,0 +1,83 @@
+"""The repository's shape, kept by tests: the course's files at the top and every extra in a
+folder named for its job, imports running one way (down the data's flow: data -> preprocessing
+-> model -> loop -> run folder -> report), and files and functions short enough to read."""
+import ast
+import os
+
+import pytest
+
+from helpers import REPO
+
+COURSE_FILES = {"modules.py", "mlp_numpy.py", "mlp_pytorch.py", "train_mlp_numpy.py",
+                "train_mlp_pytorch.py", "cifar10_utils.py", "unittests.py"}
+# each part of the code, and the parts it may import: only those further down the flow
+MAY_IMPORT = {
+    "safety": set(),
+    "cifar10_utils": {"safety"},
+    "modules": set(),
+    "mlp_numpy": {"modules"},
+    "mlp_pytorch": set(),
+    "training": {"safety", "cifar10_utils", "training"},
+    "train_mlp_numpy": {"safety", "cifar10_utils", "modules", "mlp_numpy", "training"},
+    "train_mlp_pytorch": {"safety", "cifar10_utils", "mlp_pytorch", "training"},
+    "questions": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training",
+                  "questions"},
+    "benchmarks": {"safety", "cifar10_utils", "training"},
+    "experiments": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training",
+                    "train_mlp_numpy", "train_mlp_pytorch", "questions", "experiments"},
+}
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 50
+
+
+def source_files():
+    """The project's own Python files (not the tests), relative to the repository."""
+    found = []
+    for folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = [name for name in subfolders
+                         if not name.startswith((".", "__")) and name not in ("data", "tests")]
+        found += [os.path.relpath(os.path.join(folder, name), REPO) for name in files
+                  if name.endswith(".py")]
+    return sorted(found)
+
+
+def part_of(path):
+    """'training' for training/run.py, 'modules' for modules.py."""
+    first = path.split(os.sep)[0]
+    return first[:-len(".py")] if first.endswith(".py") else first
+
+
+def imported_parts(path):
+    with open(os.path.join(REPO, path)) as f:
+        tree = ast.parse(f.read())
+    names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names]
+    names += [node.module for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and node.module and node.level == 0]
+    return {name.split(".")[0] for name in names} & set(MAY_IMPORT)
+
+
+def test_the_top_level_is_the_assignment():
+    top = {name for name in os.listdir(REPO) if name.endswith(".py")}
+    assert top == COURSE_FILES
+
+
+def test_every_part_of_the_code_is_declared_here():
+    assert {part_of(path) for path in source_files()} - {"unittests"} == set(MAY_IMPORT)
+
+
+@pytest.mark.parametrize("path", [p for p in source_files() if p != "unittests.py"])
+def test_imports_run_down_the_flow(path):
+    assert imported_parts(path) - {part_of(path)} <= MAY_IMPORT[part_of(path)]
+
+
+@pytest.mark.parametrize("path", [p for p in source_files() if p != "unittests.py"])
+def test_files_and_functions_are_short_enough_to_read(path):
+    """unittests.py, the course's own file, is the one exception."""
+    with open(os.path.join(REPO, path)) as f:
+        text = f.read()
+    assert text.count("\n") <= MAX_FILE_LINES
+    too_long = [f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+                for node in ast.walk(ast.parse(text))
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not too_long
