@@ -39,10 +39,9 @@ class MLP(Module):
             self.layers.append(LinearModule(n_inputs, bottleneck, input_layer=True, dtype=dtype))
         sizes = [bottleneck or n_inputs, *n_hidden, n_classes]
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            # the first reads the data or the bottleneck's linear output: the input layer's gain;
-            # dL/dX is needed only for a bottleneck before it
-            self.layers.append(LinearModule(fan_in, fan_out, input_layer=i == 0, dtype=dtype,
-                                            input_grad=i > 0 or bool(bottleneck)))
+            # the first reads the data, or the bottleneck's linear output: gain 1 either way
+            self.layers.append(LinearModule(fan_in, fan_out, input_layer=i == 0 and not bottleneck,
+                                            dtype=dtype, gain=1.0 if i == 0 else 2.0))
             if i < len(n_hidden):  # a hidden layer, not the output layer
                 if use_batch_norm:
                     self.layers.append(BatchNormModule(fan_out, dtype=dtype))

@@ -48,10 +48,9 @@ class MLP(nn.Module):
         blocks.append(nn.Linear(sizes[-1], n_classes))
         self.layers = nn.Sequential(*blocks)
         for i, linear in enumerate(self.linear_layers):
-            # modules.LinearModule's rule: the input layer's gain where a layer reads the data or
-            # the bottleneck's linear output, 2 where it reads activations
-            input_layer = i <= (1 if bottleneck else 0)
-            gain = 1.0 if input_layer else 2.0
+            # modules.LinearModule's rule: gain 1 where a layer reads the data or the bottleneck's
+            # linear output, 2 where it reads activations
+            gain = 1.0 if i <= (1 if bottleneck else 0) else 2.0
             nn.init.normal_(linear.weight, 0.0, math.sqrt(gain / linear.in_features))
             nn.init.zeros_(linear.bias)
 

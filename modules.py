@@ -32,18 +32,23 @@ class LinearModule(Module):
     Backward: dL/dW = (dL/dY)ᵀ X,  dL/db = 1ᵀ dL/dY,  dL/dX = (dL/dY) W."""
 
     def __init__(self, in_features, out_features, input_layer=False, dtype=np.float64,
-                 input_grad=None):
-        """Kaiming init W ~ N(0, gain / M), zero bias. Two jobs, one argument each:
+                 gain=None, input_grad=None):
+        """Kaiming init W ~ N(0, gain / M), zero bias. input_layer, the course's argument, marks
+        the layer that reads the data; it sets the defaults of the two jobs that set it apart:
 
-        input_layer (the course's argument) sets the gain: the layer reads inputs of unit
-        variance (the normalized pixels, or a linear bottleneck's output), which gain 1 passes on
-        unchanged; otherwise it reads ELU outputs, of which about half are squashed, so gain 2.
+        gain: 1 where the inputs have unit variance (the normalized pixels, or a linear
+        bottleneck's output), which it passes on unchanged; 2 where they are ELU outputs, of which
+        about half are squashed. Default: 1 for the input layer, else 2; another gain rescales
+        the default's draw, so that a seed draws the same numbers whatever the gain.
         input_grad: whether backward computes dL/dX; by default not for the input layer, where
         nothing upstream needs it and skipping it saves a third of the layer's work."""
-        gain = 1.0 if input_layer else 2.0
-        weight = np.random.normal(0.0, np.sqrt(gain / in_features), (out_features, in_features))
+        default_gain = 1.0 if input_layer else 2.0
+        weight = np.random.normal(0.0, np.sqrt(default_gain / in_features),
+                                  (out_features, in_features)).astype(dtype)
+        if gain is not None and gain != default_gain:
+            weight /= np.sqrt(default_gain / gain)
         self.input_grad = not input_layer if input_grad is None else input_grad
-        self.params = {"weight": weight.astype(dtype), "bias": np.zeros((1, out_features), dtype)}
+        self.params = {"weight": weight, "bias": np.zeros((1, out_features), dtype)}
         self.grads = {"weight": np.zeros_like(self.params["weight"]),
                       "bias": np.zeros_like(self.params["bias"])}
 
