@@ -1,0 +1,166 @@
+"""The README and docs/ stay true to the repository: every relative link leads to a file and every
+#anchor to a heading (by GitHub's rule), every file and command they name exists, the flag table
+is the generated one, the import layers docs/layout.md states hold, and the README stays a front
+door, with the course's commands near its top and the test command CI runs."""
+import ast
+import glob
+import importlib.util
+import os
+import re
+
+import pytest
+
+from helpers import REPO
+from training import options
+
+PAGES = ["README.md", *sorted(os.path.relpath(path, REPO)
+                              for path in glob.glob(os.path.join(REPO, "docs", "*.md")))]
+COURSE_COMMANDS = ["python train_mlp_numpy.py", "python train_mlp_pytorch.py",
+                   "python -m pytest unittests.py"]
+# files the pages name that a command writes, not the repository
+WRITTEN_BY_COMMANDS = {"results/benchmark-cuda.json"}
+
+
+def read(page):
+    with open(os.path.join(REPO, page), encoding="utf-8") as f:
+        return f.read()
+
+
+def prose(text):
+    """The text outside fenced code blocks, where links and headings are."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
+def fenced_blocks(text):
+    return re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def code_spans(text):
+    """Fenced blocks and inline code, where files and commands are named."""
+    return [*fenced_blocks(text), *re.findall(r"`([^`\n]+)`", prose(text))]
+
+
+def github_anchor(heading):
+    """The id GitHub gives a heading: lower case, punctuation (backticks too) dropped, spaces to
+    hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page):
+    """The ids of a page's headings; a repeated heading gets -1, -2, ... as on GitHub."""
+    seen, ids = {}, set()
+    for line in prose(read(page)).splitlines():
+        if re.match(r"#{1,6} ", line):
+            anchor = github_anchor(line.lstrip("#"))
+            ids.add(f"{anchor}-{seen[anchor]}" if anchor in seen else anchor)
+            seen[anchor] = seen.get(anchor, 0) + 1
+    return ids
+
+
+def relative_links(page):
+    """(target path from the repository's root, anchor or '') of each link that leaves no site."""
+    links = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose(read(page))):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+        links.append((resolved, anchor))
+    return links
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_link_leads_to_a_file_and_every_anchor_to_a_heading(page):
+    links = relative_links(page)
+    assert links, f"{page} links nowhere"
+    for target, anchor in links:
+        assert os.path.exists(os.path.join(REPO, target)), f"{page}: no file {target}"
+        if anchor:
+            assert target.endswith(".md"), f"{page}: #{anchor} into {target}"
+            assert anchor in anchors(target), f"{page}: no heading #{anchor} in {target}"
+
+
+def test_the_anchor_rule_is_githubs():
+    assert github_anchor(" One job: `slurm/train.job` ") == "one-job-slurmtrainjob"
+    assert github_anchor("Dead ReLU units (2025 Q5d/e)") == "dead-relu-units-2025-q5de"
+    assert github_anchor("What a run leaves in `results/`") == "what-a-run-leaves-in-results"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_file_and_command_named_exists(page):
+    for span in code_spans(read(page)):
+        for path in re.findall(r"(?<![\w./<-])((?:[\w.-]+/)*[\w-]+\.(?:py|job|sh|md|ini|txt))\b",
+                               span):
+            if "/" in path and path not in WRITTEN_BY_COMMANDS:
+                assert os.path.exists(os.path.join(REPO, path)), f"{page}: no file {path}"
+            elif "/" not in path:  # a file of a package, named in its package's row
+                assert glob.glob(os.path.join(REPO, "**", path), recursive=True), path
+        for script in re.findall(r"\bpython ([\w/]+\.py)", span):
+            assert os.path.isfile(os.path.join(REPO, script)), f"{page}: python {script}"
+        for module in re.findall(r"\bpython -m ([\w.]+)", span):
+            assert importlib.util.find_spec(module), f"{page}: python -m {module}"
+
+
+def test_the_options_page_is_its_intro_and_then_exactly_the_generated_table():
+    intro, table, rest = read("docs/options.md").partition(options.markdown_table() + "\n")
+    assert table and rest == "", "run `python -m training.options` and paste its table"
+    assert not any(line.startswith("|") for line in intro.splitlines()), "a second table"
+
+
+def test_the_readme_is_a_front_door():
+    lines = read("README.md").splitlines()
+    assert len(lines) <= 250, f"{len(lines)} lines: move reference material into docs/"
+    top = "\n".join(lines[:80])
+    for command in COURSE_COMMANDS:
+        assert command in top, f"{command} not in the README's first 80 lines"
+    for page in PAGES[1:]:
+        assert f"]({page})" in read("README.md"), f"the README does not link {page}"
+
+
+def test_the_readme_states_once_the_test_command_ci_runs():
+    ci_commands = [line for line in read(os.path.join(".ci", "run")).splitlines()
+                   if line.startswith("python -m pytest")]
+    assert len(ci_commands) == 1, ci_commands
+    fenced = "\n".join(fenced_blocks(read("README.md"))).splitlines()
+    stated = [line for line in fenced if line.split("#")[0].strip() == ci_commands[0]]
+    assert len(stated) == 1, f"the README states `{ci_commands[0]}` {len(stated)} times"
+
+
+# --- The import layers of docs/layout.md: each file imports only layers before its own, or its
+# own group (a package, or the models, which import each other) ---
+MODELS = {"modules", "mlp_numpy", "mlp_pytorch"}
+LAYER = {"safety": 1, "cifar10_utils": 2, "training": 3, "models": 3, "train_mlp_numpy": 4,
+         "train_mlp_pytorch": 4, "questions": 4, "experiments": 5, "benchmarks": 5}
+
+
+def group(name):
+    return "models" if name in MODELS else name
+
+
+def project_files():
+    """(group, path) of every file of the project but the tests."""
+    files = []
+    for path in glob.glob(os.path.join(REPO, "*.py")) + glob.glob(os.path.join(REPO, "*", "*.py")):
+        top = os.path.relpath(path, REPO).split(os.sep)[0].removesuffix(".py")
+        if top not in ("tests", "unittests"):
+            files.append((group(top), path))
+    return files
+
+
+def project_imports(path):
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        for name in names:
+            if group(name.split(".")[0]) in LAYER:
+                yield group(name.split(".")[0])
+
+
+def test_imports_run_one_way_as_the_layout_page_says():
+    assert {own for own, _ in project_files()} == set(LAYER), "a file docs/layout.md omits"
+    for own, path in project_files():
+        for imported in project_imports(path):
+            assert imported == own or LAYER[imported] < LAYER[own], \
+                f"{os.path.relpath(path, REPO)} imports {imported}"
