@@ -1,8 +1,7 @@
 """The README and docs/ stay true to the repository: every relative link leads to a file and every
 #anchor to a heading (by GitHub's rule), every file and command they name exists, the flag table
-is the generated one, the import layers docs/layout.md states hold, and the README stays a front
-door, with the course's commands near its top and the test command CI runs."""
-import ast
+is the generated one, and the README stays a front door, with the course's commands near its top
+and the test command CI runs."""
 import glob
 import importlib.util
 import os
@@ -124,43 +123,3 @@ def test_the_readme_states_once_the_test_command_ci_runs():
     fenced = "\n".join(fenced_blocks(read("README.md"))).splitlines()
     stated = [line for line in fenced if line.split("#")[0].strip() == ci_commands[0]]
     assert len(stated) == 1, f"the README states `{ci_commands[0]}` {len(stated)} times"
-
-
-# --- The import layers of docs/layout.md: each file imports only layers before its own, or its
-# own group (a package, or the models, which import each other) ---
-MODELS = {"modules", "mlp_numpy", "mlp_pytorch"}
-LAYER = {"safety": 1, "cifar10_utils": 2, "training": 3, "models": 3, "train_mlp_numpy": 4,
-         "train_mlp_pytorch": 4, "questions": 4, "experiments": 5, "benchmarks": 5}
-
-
-def group(name):
-    return "models" if name in MODELS else name
-
-
-def project_files():
-    """(group, path) of every file of the project but the tests."""
-    files = []
-    for path in glob.glob(os.path.join(REPO, "*.py")) + glob.glob(os.path.join(REPO, "*", "*.py")):
-        top = os.path.relpath(path, REPO).split(os.sep)[0].removesuffix(".py")
-        if top not in ("tests", "unittests"):
-            files.append((group(top), path))
-    return files
-
-
-def project_imports(path):
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read())
-    for node in ast.walk(tree):
-        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
-                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-        for name in names:
-            if group(name.split(".")[0]) in LAYER:
-                yield group(name.split(".")[0])
-
-
-def test_imports_run_one_way_as_the_layout_page_says():
-    assert {own for own, _ in project_files()} == set(LAYER), "a file docs/layout.md omits"
-    for own, path in project_files():
-        for imported in project_imports(path):
-            assert imported == own or LAYER[imported] < LAYER[own], \
-                f"{os.path.relpath(path, REPO)} imports {imported}"

@@ -60,7 +60,7 @@ class Option:
 
     @property
     def allowed(self):
-        """The allowed values in words, for help texts and the README."""
+        """The allowed values in words, for help texts and the options page."""
         if "choices" in self.settings:
             return ", ".join(self.settings["choices"])
         return getattr(self.settings.get("type"), "allowed", "")
@@ -90,7 +90,7 @@ FAST_SEARCH_RECIPE = dict(PROJECTION_SEARCH_RECIPE, hidden_dims=[1024, 1024], ba
                           lr=4e-3)
 PRESETS = {"best": dict(PROJECTION_SEARCH_RECIPE, epochs=70),
            "fast": dict(FAST_SEARCH_RECIPE, epochs=26)}
-# each preset's budget in minutes, on the Intel Xeon of the README's first benchmark; the
+# each preset's budget in minutes, on the Intel Xeon of the first benchmark in docs/experiments.md; the
 # budget-reference set of the experiments scales it to the machine at hand
 PRESET_BUDGET_MINUTES = {"best": 10, "fast": 2.5}
 
@@ -236,7 +236,7 @@ assert all(set(preset) <= set(DEFAULTS) for preset in PRESETS.values())
 
 
 def shown_default(option):
-    """The default as help texts and the README show it: a switch's as on or off."""
+    """The default as help texts and the options page show it: a switch's as on or off."""
     if isinstance(option.default, bool):
         return "on" if option.default else "off"
     return "" if option.default is None else flag_text(option.default)
@@ -339,7 +339,7 @@ def contradictions(flags, recorded, names, whose):
 
 
 def markdown_table():
-    """The README's flag table."""
+    """The flag table of docs/options.md."""
     rows = ["| flag | default | allowed | meaning |", "|---|---|---|---|"]
     for option in OPTIONS:
         default = shown_default(option) and f"`{shown_default(option)}`"
