@@ -90,8 +90,8 @@ FAST_SEARCH_RECIPE = dict(PROJECTION_SEARCH_RECIPE, hidden_dims=[1024, 1024], ba
                           lr=4e-3)
 PRESETS = {"best": dict(PROJECTION_SEARCH_RECIPE, epochs=70),
            "fast": dict(FAST_SEARCH_RECIPE, epochs=26)}
-# each preset's budget in minutes, on the Intel Xeon of the first benchmark in docs/experiments.md; the
-# budget-reference set of the experiments scales it to the machine at hand
+# each preset's budget in minutes, on the Intel Xeon of the first benchmark in
+# docs/experiments.md; the budget-reference set of the experiments scales it to the machine at hand
 PRESET_BUDGET_MINUTES = {"best": 10, "fast": 2.5}
 
 def option(default, help, group, architecture=False, trainer=None, where=False,
