@@ -5,11 +5,11 @@
     python -m experiments report          # redraw figures, rewrite results/README.md; no training
 """
 import argparse
-import os
 
-from experiments import report
-from experiments.runner import DATA_DIR, SETS, main
+from experiments.runner import DATA_DIR, main
 from experiments.runner import __doc__ as RUNNER_DOC
+from experiments.sets import SETS
+from experiments.store import RESULTS, Results
 from training.cli import run_cli
 
 parser = argparse.ArgumentParser(description=RUNNER_DOC.split("\n")[0])
@@ -17,13 +17,13 @@ parser.add_argument("what", choices=[*SETS, "all", "report"])
 parser.add_argument("--data_dir", default=DATA_DIR)
 parser.add_argument("--data_note", default="",
                     help="what the data is, for the report (default: from its md5)")
-parser.add_argument("--results_dir", default=report.RESULTS,
+parser.add_argument("--results_dir", default=RESULTS,
                     help="where the sets' results and the report are (default: results/ "
                          "beside this file)")
 parser.add_argument("--list", action="store_true",
                     help="print the set's runs as trainer commands, one a line, for a job "
                          "array (slurm/experiments.job), instead of running them")
 args = parser.parse_args()
-report.RESULTS = os.path.abspath(os.path.expanduser(args.results_dir))
 run_cli(main, "(a set not finished keeps its earlier results)", what=args.what,
-        data_dir=args.data_dir, data_note_text=args.data_note, list_commands=args.list)
+        data_dir=args.data_dir, data_note_text=args.data_note, list_commands=args.list,
+        results=Results(args.results_dir))

@@ -1,44 +1,64 @@
-"""experiments.py end to end on a tiny synthetic dataset: every set trains, the report is built
-from what was saved, and rebuilding it trains nothing."""
+"""The experiment sets end to end on a tiny synthetic dataset: every set trains, the report is built
+from what was saved, and rebuilding it trains nothing; a set is declared once, and its section
+finds its runs by key."""
+import dataclasses
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 from helpers import REPO, copy_of_the_repository, files_of
 
-from experiments import report
-from experiments import runner as experiments
+from experiments import budget, figures, measures, report, runner
+from experiments.runs import Run, run
+from experiments.sets import SETS, ExperimentSet
+from experiments.store import Results, by_key
 from safety.errors import DataError, UserError
 from training.options import DEFAULTS, PRESETS, command_line
+
+TINY = dict(batch_size=16, validation_size=30, data_url="")
+
+
+# the runs a section reads by key beyond a set's first four
+READ_BY_KEY = {"best": ("crops", "earlier-best"), "search-long": ("first-2048",)}
+
+
+def tiny(experiment_set):
+    """The set with its real keys, labels and structure, but only its first four runs and those
+    its section reads by key, each small enough for a test."""
+    def small(one):
+        narrower = {"hidden_dims": one.flags["hidden_dims"][:2]} if "hidden_dims" in one.flags \
+            else {}
+        return dataclasses.replace(one, flags={**one.flags, "epochs": 2, **TINY, **narrower})
+    read = READ_BY_KEY.get(experiment_set.name, ())
+    runs = [*experiment_set.runs[:4], *[one for one in experiment_set.runs[4:] if one.key in read]]
+    return dataclasses.replace(experiment_set, runs=[small(one) for one in runs])
 
 
 @pytest.fixture
 def tiny_sets(monkeypatch, tmp_path):
-    """Every set with its real labels and structure, but runs small enough for a test."""
-    small = dict(epochs=2, batch_size=16, validation_size=30, data_url="")
-    tiny = {name: [dict(entry, flags={**entry["flags"], **small,
-                                      **({"hidden_dims": entry["flags"]["hidden_dims"][:2]}
-                                         if "hidden_dims" in entry["flags"] else {})})
-                   for entry in entries[:4]]
-            for name, entries in experiments.SETS.items()}
-    monkeypatch.setattr(experiments, "SETS", tiny)
-    monkeypatch.setattr(experiments, "HESSIAN", dict(images=50, lanczos_steps=6, slq_steps=5,
-                                                     probes=2, seed=0))
-    monkeypatch.setattr(experiments, "SADDLES", dict(
-        experiments.SADDLES, goe_samples=2000, goe_max_n=4, epsilons=[1e-1, 1e-3], starts=3,
+    """main(what, data_dir, note) over every set made tiny, into tmp_path/results; the results,
+    and the tiny sets."""
+    monkeypatch.setattr(measures, "HESSIAN", dict(images=50, lanczos_steps=6, slq_steps=5,
+                                                  probes=2, seed=0))
+    monkeypatch.setattr(measures, "SADDLES", dict(
+        measures.SADDLES, goe_samples=2000, goe_max_n=4, epsilons=[1e-1, 1e-3], starts=3,
         network_starts=2))
-    monkeypatch.setattr(experiments, "BATCH_STATISTICS", dict(
-        experiments.BATCH_STATISTICS, images=5, draws=3, shown_draws=10))
-    monkeypatch.setattr(report, "RESULTS", str(tmp_path / "results"))
-    return tmp_path / "results"
+    monkeypatch.setattr(measures, "BATCH_STATISTICS", dict(
+        measures.BATCH_STATISTICS, images=5, draws=3, shown_draws=10))
+    results = Results(tmp_path / "results")
+    sets = {name: tiny(experiment_set) for name, experiment_set in SETS.items()}
+    return functools.partial(runner.main, results=results, experiment_sets=sets), results, sets
 
 
 def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, tiny_sets,
                                                                    monkeypatch):
-    experiments.main("all", str(cifar_dir[0]), "synthetic test data")
-    text = (tiny_sets / "README.md").read_text()
+    main, results, _ = tiny_sets
+    main("all", str(cifar_dir[0]), "synthetic test data")
+    text = open(results.path("README.md")).read()
     for title, _ in report.SECTIONS.values():
         assert f"## {title}" in text
     assert "Not run yet" not in text and "synthetic test data" in text
@@ -50,122 +70,198 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
                    "presets/presets.png", "learned/course-numpy/confusion.png",
                    "learned/best-mlp/weights.png", "hessian/hessian.png", "saddles/saddles.png",
                    "bn-test-time/bn-test-time.png"]:
-        assert (tiny_sets / figure).stat().st_size > 10_000
+        assert os.path.getsize(results.path(figure)) > 10_000
         assert f"({figure})" in text
-    summary = json.loads((tiny_sets / "dead-neurons" / "summary.json").read_text())
+    summary = json.loads(open(results.path("dead-neurons", "summary.json")).read())
     assert all(0 <= f <= 1 for run in summary["runs"] for f in run["dead_fraction"])
-    (tested,) = report.load_set("bn-test-time")["runs"]  # through the trainers' own evaluation
+    (tested,) = results.load("bn-test-time")["runs"]  # through the trainers' own evaluation
     assert tested["batch_statistics"]["running_accuracy"] == tested["metrics"]["test_accuracy"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("the report must not train")
 
-    monkeypatch.setattr(experiments, "train_entry", no_training)
-    os.remove(tiny_sets / "README.md")
-    experiments.main("report", str(cifar_dir[0]), "")
-    assert (tiny_sets / "README.md").read_text() == text
+    monkeypatch.setattr(runner, "train_run", no_training)
+    os.remove(results.path("README.md"))
+    main("report", str(cifar_dir[0]), "")
+    assert open(results.path("README.md")).read() == text
 
 
 @pytest.mark.parametrize("name", ["hessian", "saddles"])
 def test_sets_measured_in_their_own_process_refuse_a_job_array(name):
     with pytest.raises(UserError, match="cannot run as a job array"):
-        experiments.array_commands(name, "data")
+        runner.array_commands(SETS[name], "data", Results())
 
 
 def test_sets_measured_on_saved_models_run_as_job_arrays(cifar_dir, tiny_sets):
     """Each task runs its trainer command; the report's collection measures the saved model as
     the set in one process measures the trained one."""
-    assert len(experiments.array_commands("dead-neurons", "data")) == 4
-    (command,) = experiments.array_commands("bn-test-time", str(cifar_dir[0]))
+    main, results, sets = tiny_sets
+    assert len(runner.array_commands(sets["dead-neurons"], "data", results)) == 4
+    (command,) = runner.array_commands(sets["bn-test-time"], str(cifar_dir[0]), results)
     task = subprocess.run(command, shell=True, cwd=REPO,
                           capture_output=True, text=True)
     assert task.returncode == 0, task.stderr
-    experiments.main("report", str(cifar_dir[0]), "synthetic test data")
-    (collected,) = report.load_set("bn-test-time")["runs"]
+    main("report", str(cifar_dir[0]), "synthetic test data")
+    (collected,) = results.load("bn-test-time")["runs"]
     assert collected["batch_statistics"]["running_accuracy"] == \
         collected["metrics"]["test_accuracy"]
 
 
 def test_report_without_runs_says_how_to_make_them(tiny_sets):
-    experiments.main("report", "unused", "")
-    assert "Not run yet: `python -m experiments bn`" in (tiny_sets / "README.md").read_text()
+    main, results, _ = tiny_sets
+    main("report", "unused", "")
+    assert "Not run yet: `python -m experiments bn`" in open(results.path("README.md")).read()
 
 
 def test_commands_repeat_the_runs():
-    ladder = experiments.SETS["best"]
-    assert command_line(ladder[0]["trainer"], ladder[0]["flags"]) == "python train_mlp_pytorch.py"
-    presets = experiments.SETS["presets"]
-    assert [command_line(e["trainer"], e["flags"]) for e in presets] == \
-        [*[f"python train_mlp_pytorch.py --preset {name}" for name in experiments.PRESETS],
+    ladder = SETS["best"].runs
+    assert command_line(ladder[0].trainer, ladder[0].flags) == "python train_mlp_pytorch.py"
+    presets = SETS["presets"].runs
+    assert [command_line(one.trainer, one.flags) for one in presets] == \
+        [*[f"python train_mlp_pytorch.py --preset {name}" for name in PRESETS],
          "python train_mlp_numpy.py --preset best"]
-    numpy_run = experiments.SETS["numpy-vs-torch"][0]
-    assert command_line(numpy_run["trainer"], numpy_run["flags"]) == "python train_mlp_numpy.py"
+    numpy_run = SETS["numpy-vs-torch"].runs[0]
+    assert command_line(numpy_run.trainer, numpy_run.flags) == "python train_mlp_numpy.py"
 
 
 @pytest.mark.parametrize("preset, stage", [("best", "search-projection"), ("fast", "search-fast")])
 def test_each_preset_trains_what_its_search_stage_kept(preset, stage):
     """A preset is the last row its stage of the committed search kept: a preset edited by hand,
     or a stage run again that kept something else, fails here until the two agree."""
-    last_kept = [entry for entry in report.load_set(stage)["runs"] if entry["kept"]][-1]
+    last_kept = [entry for entry in Results().load(stage)["runs"] if entry["kept"]][-1]
     assert dict(DEFAULTS, **last_kept["flags"]) == dict(DEFAULTS, **PRESETS[preset])
 
 
+# --- a set is declared once ---
+def test_the_ignore_rules_keep_exactly_the_declared_sets():
+    """.gitignore cannot be generated: its whitelist of results/ folders is checked instead."""
+    with open(os.path.join(REPO, ".gitignore")) as f:
+        kept = re.findall(r"^!results/([^/\s]+)/$", f.read(), re.MULTILINE)
+    assert sorted(kept) == sorted(SETS) and len(kept) == len(set(kept))
+
+
+def test_the_report_shows_each_set_once_in_its_order():
+    assert sorted(report.SECTIONS) == sorted(SETS)
+    assert list(report.SECTIONS).index("budget-reference") == \
+        list(report.SECTIONS).index("search-fast") + 1
+
+
+def test_a_key_names_one_run_or_the_seeds_of_one_setting():
+    with pytest.raises(ValueError, match="differ in more than their seed"):
+        ExperimentSet("x", "X", [run("a", "a", lr=0.1), run("a", "a", lr=0.2)], print)
+    assert [len(runs) for runs in [SETS["bn"].runs, SETS["activations"].runs]] == [6, 9]
+
+
+def first_layer_norm(model, flags, data_dir):
+    return {"first_layer_norm": float(model.layers[0].weight.detach().norm())}
+
+
+def section_widths(summary, experiment_set, results):
+    runs = by_key(summary)
+    return (f"{runs['wide']['label']}: {runs['wide']['first_layer_norm']:.3f}; "
+            f"{runs['narrow']['label']}: {runs['narrow']['first_layer_norm']:.3f}.\n\n"
+            f"![widths](widths/widths.png)")
+
+
+WIDTHS = ExperimentSet(
+    "widths", "Narrow or wide",
+    [run("narrow", "8 hidden units", hidden_dims=[8], epochs=1, **TINY),
+     run("wide", "32 hidden units", hidden_dims=[32], epochs=1, **TINY)],
+    section_widths, figures.curves("Narrow or wide"), measure=first_layer_norm)
+
+
+def test_a_new_set_is_one_declaration_with_its_measure_and_section(cifar_dir, tmp_path):
+    results = Results(tmp_path / "results")
+    runner.main("widths", str(cifar_dir[0]), "synthetic", results=results,
+                experiment_sets={**SETS, "widths": WIDTHS})
+    summary = results.load("widths")
+    assert [(e["key"], e["label"]) for e in summary["runs"]] == [
+        ("narrow", "8 hidden units"), ("wide", "32 hidden units")]
+    assert "--hidden_dims 32" in summary["runs"][1]["command"]
+    norms = [e["first_layer_norm"] for e in summary["runs"]]
+    assert all(norm > 0 for norm in norms)
+    text = open(results.path("README.md")).read()
+    section = text.split("## Narrow or wide\n\n")[1]
+    assert f"32 hidden units: {norms[1]:.3f}; 8 hidden units: {norms[0]:.3f}." in section
+    assert os.path.getsize(results.path("widths", "widths.png")) > 10_000
+    assert "Not run yet: `python -m experiments bn`" in text  # the others were not trained
+
+
+def test_a_renamed_label_changes_only_its_text_in_the_report(cifar_dir, tmp_path):
+    """The bn section finds its runs by key: the set run again with a label renamed shows the
+    new label where the old one was, and nothing else changes. Until it runs again, the report
+    shows the labels its runs were saved with."""
+    results = Results(tmp_path / "results")
+    runs = [run("without-batchnorm", "without BatchNorm", epochs=1, seed=0, **TINY),
+            run("with-batchnorm", "with BatchNorm", use_batch_norm=True, epochs=1, seed=0, **TINY)]
+    bn = dataclasses.replace(SETS["bn"], runs=runs)
+    renamed = dataclasses.replace(bn, runs=[runs[0], dataclasses.replace(runs[1],
+                                                                         label="BatchNorm on")])
+
+    def report_after(experiment_set, what):
+        runner.main(what, str(cifar_dir[0]), "synthetic", results=results,
+                    experiment_sets={**SETS, "bn": experiment_set})
+        return open(results.path("README.md")).read()
+
+    before = report_after(bn, "bn")
+    assert "| with BatchNorm | " in before and "Not shown" not in before
+    assert report_after(renamed, "report") == before
+    assert report_after(renamed, "bn") == before.replace("| with BatchNorm | ", "| BatchNorm on | ")
+
+
 # --- a set is replaced only once complete; the report reads what was saved ---
-TINY = dict(batch_size=16, validation_size=30, data_url="")
-
-
 @pytest.fixture
-def one_small_set(monkeypatch, tmp_path):
-    runs = [experiments.run("NumPy", trainer="numpy", epochs=1, **TINY),
-            experiments.run("PyTorch", epochs=1, **TINY)]
-    monkeypatch.setattr(experiments, "SETS", {"bn": runs})
-    monkeypatch.setattr(report, "RESULTS", str(tmp_path / "results"))
-    return tmp_path / "results" / "bn"
+def one_small_set(tmp_path):
+    """The bn set as two tiny runs; (the set, its results, its folder)."""
+    runs = [run("numpy", "NumPy", trainer="numpy", epochs=1, **TINY),
+            run("pytorch", "PyTorch", epochs=1, **TINY)]
+    results = Results(tmp_path / "results")
+    return dataclasses.replace(SETS["bn"], runs=runs), results, tmp_path / "results" / "bn"
 
 
 def test_a_failed_or_stopped_set_leaves_the_earlier_results_as_they_were(one_small_set,
                                                                          cifar_dir, tmp_path,
                                                                          monkeypatch, capsys):
-    experiments.train_set("bn", str(cifar_dir[0]), "synthetic")
-    before = files_of(one_small_set)
+    small_set, results, folder = one_small_set
+    runner.train_set(small_set, str(cifar_dir[0]), "synthetic", results)
+    before = files_of(folder)
     assert "summary.json" in before and len(before) > 4
     with pytest.raises(DataError):
-        experiments.train_set("bn", str(tmp_path / "nonexistent"), "")
-    assert files_of(one_small_set) == before
+        runner.train_set(small_set, str(tmp_path / "nonexistent"), "", results)
+    assert files_of(folder) == before
     trained = []
-    real_training = experiments.train_entry
+    real_training = runner.train_run
 
-    def stopped_after_one_run(entry, runs_dir, data_dir):
+    def stopped_after_one_run(one, flags, runs_dir, data_dir):
         if trained:
             raise KeyboardInterrupt
-        trained.append(entry)
-        return real_training(entry, runs_dir, data_dir)
+        trained.append(one)
+        return real_training(one, flags, runs_dir, data_dir)
 
-    monkeypatch.setattr(experiments, "train_entry", stopped_after_one_run)
+    monkeypatch.setattr(runner, "train_run", stopped_after_one_run)
     with pytest.raises(KeyboardInterrupt):
-        experiments.train_set("bn", str(cifar_dir[0]), "synthetic")
-    assert files_of(one_small_set) == before
+        runner.train_set(small_set, str(cifar_dir[0]), "synthetic", results)
+    assert files_of(folder) == before
     assert "earlier results" in capsys.readouterr().err
-    monkeypatch.setattr(experiments, "train_entry", real_training)
-    experiments.train_set("bn", str(cifar_dir[0]), "synthetic")  # complete: now replaced
-    after = files_of(one_small_set)
+    monkeypatch.setattr(runner, "train_run", real_training)
+    runner.train_set(small_set, str(cifar_dir[0]), "synthetic", results)  # complete: replaced
+    after = files_of(folder)
     assert after != before and "summary.json" in after
-    assert sorted(os.listdir(one_small_set.parent)) == ["bn"]  # nothing left beside it
+    assert sorted(os.listdir(folder.parent)) == ["bn"]  # nothing left beside it
 
 
-def test_the_report_names_a_damaged_file_and_goes_on(tmp_path, monkeypatch, capsys):
+def test_the_report_names_a_damaged_file_and_goes_on(tmp_path, capsys):
     results = tmp_path / "results"
-    monkeypatch.setattr(report, "RESULTS", str(results))
-    run = {"label": "x", "trainer": "numpy", "flags": {}, "run_dir": "runs/x"}
+    run_entry = {"key": "x", "label": "x", "trainer": "numpy", "flags": {}, "run_dir": "runs/x"}
     summary = {"set": "bn", "command": "c", "date": "d", "machine": "m", "data": "s",
-               "runs": [run]}
+               "runs": [run_entry]}
     (results / "bn" / "runs" / "x").mkdir(parents=True)
     (results / "bn" / "summary.json").write_text(json.dumps(summary))
     (results / "bn" / "runs" / "x" / "metrics.json").write_text('{"test_accuracy": 0.5, ')
     (results / "activations").mkdir()
     (results / "activations" / "summary.json").write_text(
         json.dumps({key: value for key, value in summary.items() if key != "machine"}))
-    report.write_report()
+    report.write_report(Results(results))
     text = (results / "README.md").read_text()
     assert "Not shown: bn/runs/x/metrics.json cannot be read" in text
     assert "Not shown: activations/summary.json lacks machine" in text
@@ -190,22 +286,21 @@ def run_fake_search(name, rows, tmp_path, monkeypatch):
     """Run the greedy set name over rows of (label, change, best validation accuracy, test
     accuracy, minutes) without training; returns the flags each row was trained with and the
     summary the set wrote."""
-    monkeypatch.setattr(experiments, "SETS", {name: [
-        {"label": label, "trainer": "numpy", "flags": change} for label, change, *_ in rows]})
-    monkeypatch.setattr(experiments.report, "RESULTS", str(tmp_path / "results"))
+    stage = dataclasses.replace(SETS[name], runs=[Run(label, label, "numpy", change)
+                                                  for label, change, *_ in rows])
     trained = []
 
-    def fake_training(entry, runs_dir, data_dir):
-        _, _, validation, test, minutes = next(row for row in rows if row[0] == entry["label"])
-        trained.append(entry["flags"])
-        run_dir = os.path.join(runs_dir, entry["label"])
+    def fake_training(one, flags, runs_dir, data_dir):
+        _, _, validation, test, minutes = next(row for row in rows if row[0] == one.key)
+        trained.append(flags)
+        run_dir = os.path.join(runs_dir, one.key)
         os.makedirs(run_dir)
         with open(os.path.join(run_dir, "metrics.json"), "w") as f:
             json.dump({"wall_time_s": 60 * minutes}, f)
         return None, [validation / 2, validation], test, {"run_dir": run_dir}
 
-    monkeypatch.setattr(experiments, "train_entry", fake_training)
-    experiments.train_set(name, str(tmp_path), "synthetic")
+    monkeypatch.setattr(runner, "train_run", fake_training)
+    runner.train_set(stage, str(tmp_path), "synthetic", Results(tmp_path / "results"))
     return trained, json.loads((tmp_path / "results" / name / "summary.json").read_text())
 
 
@@ -223,18 +318,20 @@ def test_a_stage_that_builds_a_preset_keeps_no_row_past_its_budget(tmp_path, mon
     """Row a is the most accurate but runs 0.1 minute past the budget here: not kept, and row b
     starts again from the start's flags. The start, over the budget too, is what every row
     builds on: kept."""
-    monkeypatch.setattr(experiments.report, "budget_here", lambda preset: 3.0)
+    monkeypatch.setattr(budget, "factor_here", lambda results: 1.0)
+    monkeypatch.setitem(budget.PRESET_BUDGET_MINUTES, "fast", 3.0)
     rows = [("start", {"lr": 0.01}, 0.50, 0.5, 3.5), ("a", {"epochs": 30}, 0.80, 0.8, 3.1),
             ("b", {"dropout": 0.1}, 0.60, 0.6, 3.0)]
     trained, summary = run_fake_search("search-fast", rows, tmp_path, monkeypatch)
     assert [run["kept"] for run in summary["runs"]] == [True, False, True]
     assert trained[2] == {"lr": 0.01, "dropout": 0.1}
     assert {run["budget_minutes"] for run in summary["runs"]} == {3.0}
+    assert [run["over_budget"] for run in summary["runs"]] == [True, True, False]
 
 
 def test_a_stage_that_builds_a_preset_refuses_to_start_without_a_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments.report, "budget_here", lambda preset: None)
-    with pytest.raises(experiments.UserError, match="budget-reference"):
+    monkeypatch.setattr(budget, "factor_here", lambda results: None)
+    with pytest.raises(UserError, match="budget-reference"):
         run_fake_search("search-projection", [("start", {}, 0.5, 0.5, 1.0)], tmp_path,
                         monkeypatch)
     assert not (tmp_path / "results" / "search-projection").exists()

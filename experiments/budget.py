@@ -1,0 +1,59 @@
+"""The presets' budgets on this machine, and the search's verdict on a row: the one place where
+minutes are held against a budget.
+
+Each preset's budget (training.options.PRESET_BUDGET_MINUTES) is stated for the Intel Xeon of the
+README's first benchmark, where the earlier --preset best took PRESET_REFERENCE_MINUTES. The
+budget-reference set measures that run here; the ratio of the two scales every budget. A search
+stage that builds a preset stores its verdict on each row in summary.json (kept, budget_minutes,
+over_budget), which the report shows as it was decided."""
+from safety.errors import UserError
+from training.options import PRESET_BUDGET_MINUTES
+
+REFERENCE_SET = "budget-reference"
+PRESET_REFERENCE_MINUTES = 8.8  # the earlier --preset best on the Intel Xeon of the first report
+
+
+def reference_minutes(reference):
+    """The minutes the budget-reference set's run took, from that set's summary."""
+    return reference["runs"][0]["metrics"]["wall_time_s"] / 60
+
+
+def factor(reference):
+    """How much slower this machine is than the one the budgets are stated for."""
+    return reference_minutes(reference) / PRESET_REFERENCE_MINUTES
+
+
+def factor_here(results):
+    """This machine's factor, or None before the budget-reference set has run."""
+    return factor(results.load(REFERENCE_SET)) if results.has(REFERENCE_SET) else None
+
+
+def preset_budget(preset, machine_factor):
+    """A preset's budget in minutes on a machine of that factor."""
+    return PRESET_BUDGET_MINUTES[preset] * machine_factor
+
+
+def stage_budget(experiment_set, results):
+    """The minutes a row of the set may take here: its preset's budget where the set is a stage
+    that builds one, else None; UserError where that budget is unknown on this machine."""
+    preset = experiment_set.budget_preset
+    if preset is None:
+        return None
+    machine_factor = factor_here(results)
+    if machine_factor is None:
+        raise UserError(f"{experiment_set.name} keeps no change past the budget of --preset "
+                        f"{preset}, which is unknown on this machine: run "
+                        f"`python -m experiments {REFERENCE_SET}` first")
+    return preset_budget(preset, machine_factor)
+
+
+def greedy_decision(val_accuracies, kept_accuracy, minutes, budget):
+    """A greedy row's decision as the summary records it: kept if it raises the best validation
+    accuracy so far and, where its stage has a budget, took no more minutes than that. The
+    starting row (no accuracy kept yet) is kept whatever it took: every later row builds on it."""
+    kept = max(val_accuracies) > kept_accuracy
+    if budget is None:
+        return {"kept": kept}
+    over_budget = minutes > budget
+    return {"kept": kept and (kept_accuracy < 0 or not over_budget), "budget_minutes": budget,
+            "over_budget": over_budget}

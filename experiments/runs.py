@@ -1,0 +1,153 @@
+"""The runs the experiment sets train: a Run each, found by its key (never by its label, which is
+only what the report shows), and the recipes and search rows they are built from."""
+import dataclasses
+from typing import Optional, Tuple
+
+from training.options import (
+    DEFAULTS,
+    LONG_SEARCH_RECIPE,
+    PROJECTION_SEARCH_RECIPE,
+    SHORT_SEARCH_RECIPE,
+)
+
+SEEDS = (0, 1, 2)
+COURSE_FLAGS = ("hidden_dims", "lr", "batch_size", "epochs", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of a set. key: how the runner, the summary and the report name it within its set
+    (the seeds of one setting share it, as they share the label); flags: the trainer's flags (a
+    greedy search's row: only its change); figures: --evaluate its model and show the figures in
+    <set>/<key>/; source: (set, key) of a run another set trained, evaluated instead of trained."""
+    key: str
+    label: str
+    trainer: str
+    flags: dict
+    figures: bool = False
+    source: Optional[Tuple[str, str]] = None
+
+
+def run(key, label, trainer="pytorch", **flags):
+    """A run at the course's flags but for flags."""
+    return Run(key, label, trainer, {**{name: DEFAULTS[name] for name in COURSE_FLAGS}, **flags})
+
+
+def seeded(key, label, **flags):
+    """The same run once per seed of SEEDS."""
+    return [run(key, label, **flags, seed=seed) for seed in SEEDS]
+
+
+def greedy_search(start, changes):
+    """A greedy search set's rows: its starting run, then a row for each (key, label, change),
+    which the runner applies on top of every change kept so far."""
+    return (start, *[Run(key, label, "pytorch", change) for key, label, change in changes])
+
+
+# The best recipe before the search below: what NumPy and PyTorch are compared on, where the
+# search starts and what the presets' budgets are measured with. Its name is its test accuracy,
+# which the best set's last row and both runs of best-numpy-vs-torch round down to.
+EARLIER_BEST_PERCENT = 61
+EARLIER_BEST_NAME = f"the {EARLIER_BEST_PERCENT} % recipe"
+EARLIER_BEST = dict(hidden_dims=[1024, 1024], use_batch_norm=True, optimizer="adamw", lr=2e-3,
+                    weight_decay=0.05, schedule="cosine", warmup=1.0, label_smoothing=0.1,
+                    dropout=0.1, augment="flip", batch_size=512, epochs=90)
+
+
+def earlier_ladder():
+    """How the earlier best recipe was built: one change a row, each row keeping the last's;
+    rows marked 'not kept' try an alternative that the next row drops again."""
+    steps = [
+        ("course", "the course's MLP (PyTorch defaults)", {}),
+        ("wide-batchnorm", "2 x 1024 hidden units, BatchNorm",
+         dict(hidden_dims=[1024, 1024], use_batch_norm=True)),
+        ("batch-512", "batch 512", dict(batch_size=512)),
+        ("sgd-momentum", "SGD momentum 0.9, lr 0.05 (not kept)", dict(momentum=0.9, lr=0.05)),
+        ("adamw", "AdamW (lr 2e-3, weight decay 0.05) instead",
+         dict(optimizer="adamw", lr=2e-3, weight_decay=0.05, momentum=0.0)),
+        ("cosine", "cosine schedule, 1 warm-up epoch", dict(schedule="cosine", warmup=1.0)),
+        ("dropout-smoothing", "dropout 0.1, label smoothing 0.1",
+         dict(dropout=0.1, label_smoothing=0.1)),
+        ("crops", "random crops (4-pixel padding) and flips (not kept)",
+         dict(augment="crop+flip")),
+        ("flips", "random horizontal flips only", dict(augment="flip")),
+        ("30-epochs", "30 epochs", dict(epochs=30)),
+        ("earlier-best", f"{EARLIER_BEST['epochs']} epochs: {EARLIER_BEST_NAME}",
+         dict(EARLIER_BEST)),
+    ]
+    flags, runs = {}, []
+    for key, label, change in steps:
+        flags.update(change)
+        runs.append(run(key, label, **flags))
+    return runs
+
+
+# One change a row, tried on top of every change kept so far; kept only where it raises the best
+# validation accuracy. Test accuracy is recorded for every row and never looked at to decide.
+SEARCH_EPOCHS = 15
+SEARCH = greedy_search(
+    run("start", f"start: {EARLIER_BEST_NAME} at {SEARCH_EPOCHS} epochs",
+        **{**EARLIER_BEST, "epochs": SEARCH_EPOCHS}),
+    [
+        ("pixel", "per-pixel standardization", dict(normalize="pixel")),
+        ("zca-0.1", "ZCA whitening, epsilon 0.1", dict(normalize="zca", zca_epsilon=0.1)),
+        ("zca-0.01", "ZCA whitening, epsilon 0.01", dict(normalize="zca", zca_epsilon=0.01)),
+        ("zca-1", "ZCA whitening, epsilon 1", dict(normalize="zca", zca_epsilon=1.0)),
+        ("gelu", "GELU", dict(activation="gelu")),
+        ("first-2048", "first hidden layer 2048 units", dict(hidden_dims=[2048, 1024])),
+        ("dropout-0.25", "dropout 0.25", dict(dropout=0.25)),
+        ("onecycle", "one-cycle schedule", dict(schedule="onecycle")),
+        ("weight-decay-0.1", "weight decay 0.1", dict(weight_decay=0.1)),
+        ("batch-256", "batch 256", dict(batch_size=256)),
+        ("crop-flip", "random crops (4-pixel padding) and flips", dict(augment="crop+flip")),
+        ("mirror-tta", "mirror averaging at test time", dict(tta="flip")),
+    ],
+)
+
+# The second stage: what the first one kept, at twice its length, where the first stage's
+# recipe overfits; the same greedy rule. Regularizers that cost epochs are tried again here.
+LONG_SEARCH_EPOCHS = 2 * SEARCH_EPOCHS
+LONG_SEARCH = greedy_search(
+    run("start", f"start: the first stage's recipe at {LONG_SEARCH_EPOCHS} epochs",
+        **{**SHORT_SEARCH_RECIPE, "epochs": LONG_SEARCH_EPOCHS}),
+    [
+        ("crop-flip", "random crops (4-pixel padding) and flips", dict(augment="crop+flip")),
+        ("dropout-0.1", "dropout 0.1", dict(dropout=0.1)),
+        ("ema", "moving average of the weights, decay 0.999", dict(ema=0.999)),
+        ("mixup", "mixup, alpha 0.2", dict(mixup=0.2)),
+        ("first-2048", "first hidden layer 2048 units", dict(hidden_dims=[2048, 1024])),
+        ("bottleneck-256", "a linear bottleneck of 256 units, then 2048 and 1024 (less work than "
+         "1024 and 1024)", dict(bottleneck=256, hidden_dims=[2048, 1024])),
+    ],
+)
+
+# The third stage: the second stage's recipe, as the earlier --preset best trained it, with its
+# first layer made cheap by a projection onto principal components, then what the time saved
+# buys; rows compare at their minutes.
+PROJECTION_SEARCH_EPOCHS = 40
+PROJECTION_SEARCH = greedy_search(
+    run("start", f"start: the second stage's recipe at {PROJECTION_SEARCH_EPOCHS} epochs (the "
+        "earlier `--preset best`), each image projected onto its top 512 principal components",
+        **{**LONG_SEARCH_RECIPE, "projection": 512, "epochs": PROJECTION_SEARCH_EPOCHS}),
+    [
+        ("components-256", "256 principal components", dict(projection=256)),
+        ("70-epochs", "70 epochs: what the cheaper first layer buys within the budget",
+         dict(epochs=70)),
+    ],
+)
+
+# The fourth stage: the third stage's recipe at the horizon of --preset fast, as many epochs as
+# fit its budget on a 2-core CPU. Each row spends what its change saves per epoch on more
+# epochs, so that rows compare at about the same minutes.
+FAST_SEARCH_EPOCHS = 16
+FAST_SEARCH = greedy_search(
+    run("start", f"start: the third stage's recipe at {FAST_SEARCH_EPOCHS} epochs",
+        **{**PROJECTION_SEARCH_RECIPE, "epochs": FAST_SEARCH_EPOCHS}),
+    [
+        ("first-1024", "first hidden layer 1024 units, 24 epochs",
+         dict(hidden_dims=[1024, 1024], epochs=24)),
+        ("components-256", "256 principal components, 28 epochs", dict(projection=256, epochs=28)),
+        ("batch-512", "batch 512 at learning rate 4e-3, 26 epochs",
+         dict(batch_size=512, lr=4e-3, epochs=26)),
+    ],
+)

@@ -1,0 +1,165 @@
+"""The presets: the budget on this machine, the presets against their targets and budgets, and
+what the course's model and the best one learned."""
+import os
+
+import numpy as np
+
+from experiments import budget
+from experiments.runs import EARLIER_BEST_NAME
+from experiments.sections.words import TRAINERS_AGREE_TO
+from experiments.store import by_key, flags_of
+from training.options import PRESET_BUDGET_MINUTES
+
+PRESET_TARGETS = {"best": 0.72, "fast": 0.64}  # test accuracy each preset is to reach
+# what --preset best trained by the NumPy trainer is to keep to, against PyTorch's
+NUMPY_TARGET_POINTS, NUMPY_TARGET_RATIO = 1, 1.3
+
+
+def section_budget_reference(summary, experiment_set, results):
+    here, factor = f"{budget.reference_minutes(summary):.1f}", budget.factor(summary)
+    there, run = budget.PRESET_REFERENCE_MINUTES, summary["runs"][0]
+    best, fast = (PRESET_BUDGET_MINUTES[preset] for preset in ("best", "fast"))
+    best_here, fast_here = (budget.preset_budget(preset, factor) for preset in ("best", "fast"))
+    return f"""The budgets of the presets below are stated for the Intel Xeon of the README's first
+benchmark, where the earlier `--preset best` ({EARLIER_BEST_NAME}, `{run['command']}`)
+took {there} minutes. Here, with the machine otherwise idle, it took {here} minutes and reached
+{100 * run['metrics']['test_accuracy']:.2f} % test accuracy: a factor of
+{factor:.2f}, so the {best}-minute budget of `--preset best` is
+{best_here:.2f} minutes here and the {fast}-minute one of
+`--preset fast` {fast_here:.2f}. The search stages that build the presets keep no change
+past these budgets, so this set runs before them."""
+
+
+def preset_row(e, factor):
+    metrics, target = e["metrics"], PRESET_TARGETS.get(e["key"])
+    budget_here = budget.preset_budget(e["key"], factor) if target else None
+    return (f"| {e['label']} | `{e['command']}` | {100 * metrics['test_accuracy']:.2f} | "
+            f"{f'{100 * target:.0f}' if target else ''} | "
+            f"{100 * max(metrics['val_accuracy']):.2f} | {metrics['best_epoch']} of "
+            f"{len(metrics['val_accuracy'])} | {metrics['wall_time_s'] / 60:.2f} min | "
+            f"{f'{budget_here:.2f} min' if target else ''} |")
+
+
+def preset_verdict(e, factor):
+    target = PRESET_TARGETS[e["key"]]
+    reached = e["metrics"]["test_accuracy"] >= target
+    spare = 1 - e["metrics"]["wall_time_s"] / 60 / budget.preset_budget(e["key"], factor)
+    return (f"`{e['label']}` {'reaches' if reached else '**does not reach**'} its "
+            f"{100 * target:.0f} % target {'within' if spare >= 0 else '**outside**'} its budget "
+            f"({100 * abs(spare):.1f} % {'to spare' if spare >= 0 else 'over'})")
+
+
+PRESETS_HEADER = ("| preset | command | test % | target % | best validation % | best epoch | "
+                  "wall time (in-process) | budget here |\n|---|---|---|---|---|---|---|---|")
+
+
+def section_presets(summary, experiment_set, results):
+    entries = summary["runs"]
+    factor = budget.factor_here(results)
+    if factor is None:
+        return "The budgets are unknown here: run `python -m experiments budget-reference`."
+    verdicts = "; ".join(preset_verdict(e, factor) for e in entries if e["key"] in PRESET_TARGETS)
+    numpy_run, torch_run = (by_key(summary)[key]["metrics"] for key in ("best-numpy", "best"))
+    gap = f'{100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"]):+.2f}'
+    ratio = f'{numpy_run["wall_time_s"] / torch_run["wall_time_s"]:.2f}x'
+    within, most = NUMPY_TARGET_POINTS, NUMPY_TARGET_RATIO
+    return f"""The presets, each trained once, on {summary['machine']}, one after the other with the
+machine otherwise idle; budgets are scaled by the factor of the section above.
+
+{PRESETS_HEADER}
+{chr(10).join(preset_row(e, factor) for e in entries)}
+
+![The presets' curves](presets/presets.png)
+
+{verdicts}. Wall time is the run
+in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
+starting Python and importing torch add about 2 s more. `--preset best` trains the third search
+stage's recipe and `--preset fast` the fourth's.
+
+The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
+{100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
+({gap} points; target: within {within}) in {ratio} PyTorch's time (target: at most {most}x). The two
+start from different random weights and draw different dropout masks and crops, so they
+agree in level, not number for number; the tests prove that with the same weights and masks they
+compute the same gradients and steps to {TRAINERS_AGREE_TO}."""
+
+
+# What the figures of the learned set show, written after looking at them. It describes the runs
+# course-numpy and best-mlp; learned_facts checks what of it their saved numbers can tell, and
+# the report shows it only while all of that holds.
+LEARNED_NOTES = """What the accuracy alone does not say. The course's model learns colour and
+layout: its first-layer templates are smooth blobs, a green or blue centre against a contrasting
+surround, and its confident mistakes are images whose colours belong to another class (a bird
+against blue sky taken for an airplane, a green-brown cat for a frog). The best MLP reads
+ZCA-whitened pixels through their top {k} principal components and was trained on shifted and
+mirrored copies, and its templates (its first layer seen from the pixels, W Pᵀ) show it:
+besides colour blobs, many units are oriented stripes, gratings and chevrons, local edge
+detectors of the kind a convolution learns, here spread over whole images. It gains on every
+class and halves the automobile/truck confusions, but cat/dog stays the most confused pair, and
+its most confident mistakes are still judged by background: nearly every bird on a plain blue
+sky is called an airplane."""
+
+
+def confused_pairs(metrics):
+    """Pairs of classes by how many test images of either were given the other, most first."""
+    confusion, names = np.array(metrics["test_confusion_matrix"]), metrics["class_names"]
+    return sorted(((confusion[i, j] + confusion[j, i], names[i], names[j])
+                   for i in range(len(names)) for j in range(i + 1, len(names))), reverse=True)
+
+
+def learned_facts(course, best):
+    """Each fact LEARNED_NOTES states that the two runs' saved flags and numbers can tell, and
+    whether it holds (a fact about classes CIFAR-10 does not name does not)."""
+    flags, metrics = flags_of(best), [course["metrics"], best["metrics"]]
+    course_classes, best_classes = (m["test_per_class_accuracy"] for m in metrics)
+    measured = [name for name, accuracy in course_classes.items() if accuracy is not None]
+    course_pairs, best_pairs = ({(a, b): n for n, a, b in confused_pairs(m)} for m in metrics)
+    trucks = ("automobile", "truck")
+    return {
+        "the best MLP reads ZCA-whitened pixels through principal components":
+            flags["normalize"] == "zca" and flags["projection"] > 0,
+        "it was trained on shifted and mirrored copies": flags["augment"] == "crop+flip",
+        "it gains on every class": all(best_classes.get(name) is not None
+                                       and best_classes[name] > course_classes[name]
+                                       for name in measured),
+        "it halves the automobile/truck confusions": trucks in course_pairs
+            and trucks in best_pairs and 2 * best_pairs[trucks] <= course_pairs[trucks],
+        "cat/dog stays the most confused pair": all(
+            confused_pairs(m)[0][1:] == ("cat", "dog") for m in metrics),
+    }
+
+
+def learned_notes(summary):
+    """LEARNED_NOTES where every fact it states holds for the saved runs, else which do not."""
+    runs = by_key(summary)
+    facts = learned_facts(runs["course-numpy"], runs["best-mlp"])
+    wrong = [fact for fact, holds in facts.items() if not holds]
+    if wrong:
+        return (f"The notes written after looking at these figures no longer hold for these "
+                f"runs ({'; '.join(wrong)}): they are left out until they are written again "
+                f"(LEARNED_NOTES in experiments/sections/presets.py).")
+    return LEARNED_NOTES.format(k=flags_of(runs["best-mlp"])["projection"])
+
+
+def section_learned(summary, experiment_set, results):
+    parts = []
+    for entry in summary["runs"]:
+        folder = os.path.join("learned", entry["figures"])
+        pairs = confused_pairs(entry["metrics"])[:3]
+        per_class = {name: accuracy for name, accuracy
+                     in entry["metrics"]["test_per_class_accuracy"].items()
+                     if accuracy is not None}  # None: no test image of that class
+        worst, best = min(per_class, key=per_class.get), max(per_class, key=per_class.get)
+        parts.append(f"""### {entry['label']}: {100 * entry['metrics']['test_accuracy']:.2f} % test
+
+`{entry['command']}`, then `--evaluate` of its model. Most confused pairs (test images of either
+class given the other): {', '.join(f'{a}/{b} ({n})' for n, a, b in pairs)}. Hardest class:
+{worst} ({100 * per_class[worst]:.1f} %); easiest: {best} ({100 * per_class[best]:.1f} %).
+
+![confusion]({folder}/confusion.png)
+![per class]({folder}/per_class.png)
+![first-layer weights]({folder}/weights.png)
+![confident mistakes]({folder}/mistakes.png)
+""")
+    return "\n".join(parts) + f"""
+{learned_notes(summary)}"""

@@ -1,0 +1,221 @@
+"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the four
+stages of the greedy search, each row's verdict as the search stored it."""
+import numpy as np
+
+from cifar10_utils import PIXEL_VALUES
+from experiments import budget
+from experiments.runs import (
+    EARLIER_BEST_PERCENT,
+    FAST_SEARCH_EPOCHS,
+    PROJECTION_SEARCH_EPOCHS,
+    SEARCH_EPOCHS,
+)
+from experiments.sections.words import TRAINERS_AGREE_TO, number_word, path_of
+from experiments.store import by_key, flags_of
+from training.options import PRESET_BUDGET_MINUTES, PRESETS
+
+# --preset best before the third stage: the second stage's recipe at PROJECTION_SEARCH_EPOCHS
+# epochs with no projection, as the presets set of that date measured it on a 2-core AMD EPYC.
+# That run left results/ when the presets were run again; its metrics.json is in the repository's
+# history (UNPROJECTED_BEST_RUN at commit UNPROJECTED_BEST_COMMIT), which tests/test_report.py
+# checks these numbers against.
+UNPROJECTED_BEST = dict(validation=69.12, test=68.83, minutes=13.64, date="2026-11-23")
+UNPROJECTED_BEST_COMMIT = "dfc36c8"
+UNPROJECTED_BEST_RUN = ("results/presets/runs/pytorch_h2048-1024_lr0.002_b256_e40_s42_bn_"
+                        "activationgelu_optimizeradamw_weight_decay0.05_dropout0.1_schedule"
+                        "onecycle_label_smoothing0.1_augmentcrop+flip_normalizezca_zca_epsilon1.0_"
+                        "ttaflip/metrics.json")
+
+
+def section_best(summary, experiment_set, results):
+    entries = summary["runs"]
+    final = by_key(summary)["earlier-best"]["metrics"]
+    percent, epochs = EARLIER_BEST_PERCENT, f'{flags_of(by_key(summary)["crops"])["epochs"]} epochs'
+    rows = "\n".join(
+        f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+        f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |"
+        for i, e in enumerate(entries))
+    return f"""How the earlier best recipe ({percent} %) was found, on the machine named above; the
+search below starts from it. Each row adds one change to the row before; the wall time is
+the whole run in-process (data, training with a validation pass per epoch, test).
+
+| # | change | test accuracy % | wall time | command |
+|---|---|---|---|---|
+{rows}
+
+![Best MLP](best/best.png)
+
+The final row reached {100 * final['test_accuracy']:.2f} % test accuracy in
+{final['wall_time_s'] / 60:.1f} minutes on {summary['machine']}. Random crops hurt at
+{epochs}: a pixel's meaning to an MLP is tied to its position, and crops move every pixel, so the
+network has to learn each shifted copy of a pattern on its own. The search's second stage below
+shows that they pay off once the runs are long enough. How far the recipes go on a GPU is
+unmeasured: these runs used no GPU."""
+
+
+def section_best_numpy_vs_torch(summary, experiment_set, results):
+    entries = summary["runs"]
+    numpy_run, torch_run = (by_key(summary)[key]["metrics"] for key in ("numpy", "pytorch"))
+    rows = "\n".join(
+        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
+        f"{100 * max(e['metrics']['val_accuracy']):.2f} | "
+        f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |" for e in entries)
+    gap = 100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"])
+    ratio = numpy_run["wall_time_s"] / torch_run["wall_time_s"]
+    return f"""The recipe of `--preset best` (BatchNorm, dropout, AdamW, cosine schedule, label
+smoothing, flips) trained once by the NumPy trainer, whose every gradient and optimizer step is
+written by hand, and once by the PyTorch trainer, with autograd and torch.optim, on the same
+machine one after the other. The two start from different random weights and draw different
+dropout masks, so they agree in level, not number for number; the tests prove that with the
+same weights and masks they compute the same gradients and steps to {TRAINERS_AGREE_TO}.
+
+| trainer | test accuracy % | best validation accuracy % | wall time | command |
+|---|---|---|---|---|
+{rows}
+
+![Best recipe in NumPy and PyTorch](best-numpy-vs-torch/best-numpy-vs-torch.png)
+
+NumPy ends {gap:+.2f} points from PyTorch and takes {ratio:.2f}x its time."""
+
+
+def kept_labels(entries):
+    """The changes a greedy search kept, in order, its starting row left out."""
+    return "; ".join(e["label"] for e in entries[1:] if e["kept"]) or "nothing"
+
+
+def mean_epoch_seconds(entries):
+    return "; ".join(f"row {i}: {np.mean(e['metrics']['epoch_seconds']):.1f} s"
+                     for i, e in enumerate(entries))
+
+
+def decision(entry):
+    """A greedy row's decision in words, as the search stored it: a row it did not keep for
+    taking longer than its stage's budget says so."""
+    if not entry["kept"] and entry.get("over_budget"):
+        return f"not kept: over the budget of {entry['budget_minutes']:.2f} min"
+    return "kept" if entry["kept"] else "not kept"
+
+
+def greedy_table(entries):
+    """A greedy search set's rows as a markdown table."""
+    rows = "\n".join(
+        f"| {i} | {e['label']} | {decision(e)} | "
+        f"{100 * max(e['metrics']['val_accuracy']):.2f} | {100 * e['metrics']['test_accuracy']:.2f}"
+        f" | {e['metrics']['wall_time_s'] / 60:.1f} | `{e['command']}` |"
+        for i, e in enumerate(entries))
+    return f"""| # | change | decision | best validation % | test % | minutes | command |
+|---|---|---|---|---|---|---|
+{rows}"""
+
+
+GREEDY_RULE = f"""\
+each row tries one change on top of every change kept so far, and keeps it only if it
+raises the **best validation accuracy**; otherwise the next row starts again from the last kept
+one. The rule is in `{path_of(budget)}` and decides by itself: the test set is evaluated once per
+row, for this table, and never used to choose. Rows that were not kept stay in the table."""
+BUDGET_RULE = """A change also has to keep to the budget of the preset its stage builds, scaled
+to this machine (the budget section below): a row whose whole run took longer is not kept, however
+accurate, and its decision says so. The starting row is kept whatever it took, as every later row
+builds on it."""
+
+
+def greedy_section(summary, folder, origin, note):
+    """The table and the validation-against-minutes figure of a greedy search set whose rows
+    all train for the same number of epochs."""
+    entries = summary["runs"]
+    epochs = entries[0]["flags"]["epochs"]
+    return f"""A greedy search from {origin}, every row at {epochs} epochs so that rows compare at
+equal cost: {GREEDY_RULE}
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes]({folder}/{folder}.png)
+
+Kept, in order: {kept_labels(entries)}. {note}"""
+
+
+def section_search(summary, experiment_set, results):
+    return greedy_section(summary, "search", f"the earlier {EARLIER_BEST_PERCENT} % recipe", """The
+minutes column is each whole run in-process; other work shared this 2-core machine during parts
+of this stage, so its minutes are upper bounds.""")
+
+
+def built_on(entries, key):
+    """(the row of key, the last row kept before it: the one its change was tried on)"""
+    index = [e["key"] for e in entries].index(key)
+    return entries[index], [e for e in entries[:index] if e["kept"]][-1]
+
+
+def section_search_long(summary, experiment_set, results):
+    wider, narrower = built_on(summary["runs"], "first-2048")
+    cost = (np.mean(wider["metrics"]["epoch_seconds"])
+            / np.mean(narrower["metrics"]["epoch_seconds"]))
+    short, preset_epochs = SEARCH_EPOCHS, PROJECTION_SEARCH_EPOCHS
+    note = f"""The first stage's recipe overfits when trained longer (training
+accuracy near 99 % at 75 epochs, validation falling after its middle), so this stage, run with
+the machine otherwise idle, spends twice the epochs and tries again what trades epochs for less
+overfitting. Random crops, not kept at {short} epochs, are tried here again: an MLP has to learn
+every shifted position of a pattern separately, which costs epochs before it pays. The rule
+compares rows at equal epochs, not equal minutes: the wider first layer was kept although its
+epochs cost about {cost:.1f} times as much, and `--preset best` trains the kept recipe for as many
+epochs as the budget then allows ({preset_epochs})."""
+    return greedy_section(summary, "search-long", "the first stage's recipe", note)
+
+
+def budget_line(entries, preset):
+    """What the dashed line of a budgeted stage's figure is: the budget its rows were held to."""
+    return (f"The dashed line is the {PRESET_BUDGET_MINUTES[preset]}-minute budget of `--preset "
+            f"{preset}` on this machine ({entries[0]['budget_minutes']:.2f} minutes, from the "
+            "budget section below).")
+
+
+def section_search_projection(summary, experiment_set, results):
+    entries, before = summary["runs"], UNPROJECTED_BEST
+    pixels, units = PIXEL_VALUES, flags_of(entries[0])["hidden_dims"][0]
+    seconds, line = mean_epoch_seconds(entries), budget_line(entries, experiment_set.budget_preset)
+    validation, test = (f"{before[name]:.2f}" for name in ("validation", "test"))
+    minutes, epochs = f"{before['minutes']:.1f}", PROJECTION_SEARCH_EPOCHS
+    return f"""A greedy search from the second stage's recipe, by the same rule, except that rows
+compare at the minutes they take rather than at equal epochs: {GREEDY_RULE} {BUDGET_RULE}
+
+The second stage's first hidden layer, {pixels} x {units} weights, is about three quarters of every
+step's work. Here each whitened image, after its crop and flip, is projected onto the top K
+principal components that the ZCA whitening found in the training split (`--projection K`: a
+fixed first layer, `ProjectionModule` in modules.py), so that the first hidden layer reads K
+numbers instead of {pixels}. The projection costs one ({pixels} x K) product per image and has no
+backward pass.
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes](search-projection/search-projection.png)
+
+Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on
+average, {seconds}. {line} Before this stage, `--preset best` (the second stage's recipe at
+{epochs} epochs with no projection) reached {validation} % validation and
+{test} % test accuracy in {minutes} minutes on the same kind of
+machine (the presets set of {before['date']}). `--preset best` now trains the kept recipe."""
+
+
+def section_search_fast(summary, experiment_set, results):
+    entries, preset, rows = summary["runs"], experiment_set.budget_preset, by_key(summary)
+    horizon = f"{number_word(FAST_SEARCH_EPOCHS).capitalize()} epochs"
+    budget_text = f"{PRESET_BUDGET_MINUTES[preset]:g} minutes"
+    narrow, wide = (flags_of(rows[key])["hidden_dims"][0] for key in ("first-1024", "start"))
+    layers, best_epochs = f"{narrow} units instead of {wide}", PRESETS["best"]["epochs"]
+    seconds, line = mean_epoch_seconds(entries), budget_line(entries, preset)
+    return f"""A greedy search from the third stage's recipe at the horizon of `--preset fast`, by
+the same rule, rows compared at about the same minutes: {GREEDY_RULE} {BUDGET_RULE}
+
+{horizon} of the third stage's recipe are as many as fit {budget_text} on a 2-core CPU, against
+the {best_epochs} that `--preset best` trains it for. Each row therefore makes an
+epoch cheaper and spends what that saves on more epochs, so that every row takes about the minutes
+of the first: a first hidden layer of {layers}, fewer principal components, and
+batches twice as large with the learning rate doubled (the step count halves, so each step moves
+further).
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes](search-fast/search-fast.png)
+
+Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on average,
+{seconds}. {line} `--preset fast` trains the kept recipe."""

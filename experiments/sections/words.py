@@ -1,0 +1,34 @@
+"""How the sections say numbers, settings and files in words."""
+import os
+import statistics
+
+from experiments.store import REPOSITORY
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                "seventeen", "eighteen", "nineteen", "twenty")
+# how closely tests/test_pytorch.py holds the two trainers' losses, gradients and steps together
+TRAINERS_AGREE_TO = f"{1e-10:g}"
+ACTIVATION_NAMES = {"elu": "ELU", "gelu": "GELU", "relu": "ReLU", "tanh": "Tanh"}
+
+
+def number_word(number):
+    """A count in words, as prose spells the small ones."""
+    return NUMBER_WORDS[number]
+
+
+def mean_std(values):
+    """Accuracies as percent: their mean, and their standard deviation where there are several."""
+    values = [100 * v for v in values]
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{spread}"
+
+
+def path_of(module):
+    """A module's file as the report names it: from the repository's root."""
+    return os.path.relpath(module.__file__, REPOSITORY)
+
+
+def dims_text(dims):
+    """Hidden layer sizes as a list in prose: 512, 256, 128."""
+    return ", ".join(map(str, dims))
