@@ -1,18 +1,63 @@
-"""What many test files share: the repository's root, running a script as a user would, the
-one-line error every refusal ends in, and a copy of the repository to run from elsewhere."""
+"""What many test files share: the repository's root, the trainers, running one as a user would
+(to the end, or started and then signalled), the one-line error every refusal ends in, a tiny run
+of either trainer, twin NumPy and PyTorch models and how to compare them, a copy of the
+repository to run from elsewhere, and a pickle payload that must never run."""
+import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import train_mlp_numpy
+import train_mlp_pytorch
+from mlp_numpy import MLP as NumpyMLP
+from mlp_pytorch import MLP as TorchMLP
+from modules import CrossEntropyModule
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
+SCRIPTS = {"numpy": ("train_mlp_numpy.py", "model.npz"),
+           "pytorch": ("train_mlp_pytorch.py", "model.pt")}
+SETTINGS = {"numpy": {}, "pytorch": {"device": "cpu"}}  # what a trainer needs beyond the flags
+TINY = ["--batch_size", "16", "--validation_size", "30", "--data_url", ""]
+COMPONENTS = 40  # the principal components a projected test model keeps
 
 
+# --- the command line, as a user runs it ---
 def run_script(script, *flags, timeout=120):
     """Run a trainer as a user would; returns (exit code, stdout, stderr)."""
     result = subprocess.run([sys.executable, os.path.join(REPO, script), *map(str, flags)],
                             capture_output=True, text=True, timeout=timeout, cwd=REPO)
     return result.returncode, result.stdout, result.stderr
+
+
+def start_trainer(script, *flags):
+    """Start a trainer as a user's shell would: SIGINT and SIGTERM at their defaults even when
+    this suite runs as a background job (which inherits SIGINT ignored)."""
+    def prepare():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return subprocess.Popen([sys.executable, os.path.join(REPO, script), *map(str, flags)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=prepare)
+
+
+def wait_for_epochs(results, count, process, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        paths = list(results.glob("*/metrics.json"))
+        if paths and len(json.loads(paths[0].read_text())["val_accuracy"]) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} epochs within {timeout} s")
 
 
 def assert_one_clear_line(stderr, *fragments):
@@ -23,6 +68,94 @@ def assert_one_clear_line(stderr, *fragments):
         assert fragment in last, (fragment, last)
 
 
+# --- the Python API ---
+def train(framework, root, results, **flags):
+    """A tiny run of either trainer (one epoch of a 16-unit MLP on batches of 16) with flags
+    changing any of it; returns what train returns."""
+    trainer, _ = TRAINERS[framework]
+    settings = dict(hidden_dims=[16], lr=0.05, epochs=1, seed=0, data_dir=str(root),
+                    results_dir=str(results), batch_size=16, validation_size=30, data_url="")
+    if framework == "pytorch":
+        settings.update(use_batch_norm=False, device="cpu")
+    return trainer.train(**{**settings, **flags})
+
+
+def train_projected(framework, data, results, **flags):
+    """A run of the projected recipe: ZCA, a projection onto COMPONENTS components, augmented,
+    BatchNorm, mirror averaging at test time; flags change any of it."""
+    trainer, _ = TRAINERS[framework]
+    return trainer.train(**{**dict(hidden_dims=[16], lr=0.01, batch_size=20, epochs=2, seed=3,
+                                   use_batch_norm=True, normalize="zca", zca_epsilon=1.0,
+                                   projection=COMPONENTS, augment="crop+flip", tta="flip",
+                                   optimizer="adam", validation_size=60, data_url="",
+                                   data_dir=str(data), results_dir=str(results)),
+                            **flags, **SETTINGS[framework]})
+
+
+# --- twin models: the NumPy MLP and the PyTorch MLP with the same float64 weights ---
+def rel_error(a, b):
+    return np.linalg.norm(a - b) / max(1e-300, np.linalg.norm(a) + np.linalg.norm(b))
+
+
+def assert_agree(ours, theirs, tolerance, name):
+    """Relative error below tolerance. A Linear's bias before BatchNorm has gradient 0
+    analytically (the batch mean cancels it): both sides hold round-off there, about 1e-17,
+    which must stay that small."""
+    ours, theirs = np.ravel(ours), np.ravel(theirs)
+    if np.linalg.norm(ours) + np.linalg.norm(theirs) < 1e-14:
+        return
+    assert rel_error(ours, theirs) < tolerance, name
+
+
+def torch_name(numpy_name):
+    """The NumPy MLP's state_dict names are the PyTorch MLP's, with BatchNorm's γ and β spelled
+    out as the assignment does; torch calls them weight and bias."""
+    return numpy_name.replace(".gamma", ".weight").replace(".beta", ".bias")
+
+
+def twin_models(n_inputs, hidden, n_classes, activation="elu", seed=0, use_batch_norm=False,
+                bottleneck=0, projection=0):
+    """A NumPy MLP and a PyTorch MLP holding the same float64 weights (BatchNorm's γ and β made
+    other than 1 and 0, so that they count; a projection's components orthonormal)."""
+    np.random.seed(seed)
+    numpy_model = NumpyMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
+                           bottleneck=bottleneck, projection=projection)
+    for name, param, _ in numpy_model.parameters():
+        if ".gamma" in name or ".beta" in name:
+            param += np.random.uniform(-0.5, 0.5, param.shape)
+    if projection:
+        numpy_model.layers[0].components = np.linalg.qr(
+            np.random.standard_normal((n_inputs, projection)))[0]
+    torch_model = TorchMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
+                           bottleneck=bottleneck, projection=projection).double()
+    with torch.no_grad():
+        targets = torch_model.state_dict()
+        for name, value in numpy_model.state_dict().items():
+            target = targets[torch_name(name)]
+            target.copy_(torch.from_numpy(value).reshape(target.shape))
+    return numpy_model, torch_model
+
+
+def assert_same_state(numpy_model, torch_model, tolerance):
+    theirs = torch_model.state_dict()
+    for name, value in numpy_model.state_dict().items():
+        assert_agree(value, theirs[torch_name(name)].detach().numpy(), tolerance, name)
+
+
+def numpy_loss_and_grads(model, x, labels, label_smoothing=0.0):
+    loss_module = CrossEntropyModule(label_smoothing)
+    probs = model.forward(x)
+    loss = loss_module.forward(probs, labels)
+    model.backward_logits(loss_module.logits_grad(probs, labels))
+    return loss
+
+
+def torch_loss(model, x, labels, label_smoothing=0.0):
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)(model(torch.from_numpy(x)),
+                                                                 torch.from_numpy(labels))
+
+
+# --- files ---
 def copy_of_the_repository(tmp_path, with_results=False):
     copy = tmp_path / "repo"
     copy.mkdir()
@@ -37,6 +170,20 @@ def copy_of_the_repository(tmp_path, with_results=False):
     return copy
 
 
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
 def files_of(folder):
     return {str(path.relative_to(folder)): path.read_bytes()
             for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+class RunsCode:
+    """Unpickling this would call os.system: the classic pickle payload."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)

@@ -1,11 +1,17 @@
-"""The data path, on tiny synthetic datasets in the official format: no real data, no network."""
+"""The data layer (cifar10_utils.py) on tiny synthetic datasets in the official format, no real
+data and no network: exact loading and a fixed split, the loaders and the course's normalization,
+and every damaged or misplaced dataset refused by name with what to do, nothing executed."""
 import os
+import pickle
 
 import numpy as np
 import pytest
 import synthetic_cifar
+import torch
+from helpers import RunsCode, train
 
 import cifar10_utils
+import train_mlp_numpy
 from cifar10_utils import DataError, get_cifar10, get_dataloader
 
 
@@ -40,40 +46,6 @@ def test_python3_pickles_with_str_keys_load_too(tmp_path):
     np.testing.assert_array_equal(labels, written["test"][1])
 
 
-def test_tarball_is_checked_and_extracted(tmp_path):
-    source, target = tmp_path / "source", tmp_path / "data"
-    written = synthetic_cifar.write_dataset(source)
-    target.mkdir()
-    md5 = synthetic_cifar.make_tarball(source, target / cifar10_utils.TARBALL_NAME)
-    with pytest.raises(DataError, match="md5"):
-        get_cifar10(target, 30, url="", md5="0" * 32)
-    data = get_cifar10(target, 30, url="", md5=md5)
-    np.testing.assert_array_equal(data["test"].images, written["test"][0])
-    assert sorted(os.listdir(target)) == [cifar10_utils.FOLDER_NAME, cifar10_utils.TARBALL_NAME]
-
-
-def test_download_from_url_checks_md5_and_leaves_no_partial_file(tmp_path):
-    source, target = tmp_path / "source", tmp_path / "data"
-    synthetic_cifar.write_dataset(source)
-    tar_path = tmp_path / "mirror.tar.gz"
-    md5 = synthetic_cifar.make_tarball(source, tar_path)
-    url = tar_path.as_uri()  # file:// goes through the same urllib download code, offline
-    with pytest.raises(DataError, match="expected 0{32}"):
-        get_cifar10(target, 30, url=url, md5="0" * 32)
-    assert not target.exists()  # nothing kept, not even the folder the download created
-    data = get_cifar10(target, 30, url=url, md5=md5)
-    assert len(data["test"]) == 40
-    assert sorted(os.listdir(target)) == [cifar10_utils.FOLDER_NAME, cifar10_utils.TARBALL_NAME]
-
-
-def test_missing_data_without_url_explains_what_to_do(tmp_path):
-    with pytest.raises(DataError) as error:
-        get_cifar10(tmp_path, url="")
-    message = str(error.value)
-    assert cifar10_utils.CIFAR10_URL in message and "--data_dir" in message
-    assert "cifar-10-batches-py" in message and "\n" not in message
-
-
 def test_dataloaders_batch_normalize_and_shuffle_reproducibly(cifar_dir):
     root, _ = cifar_dir
     data = get_cifar10(root, validation_size=30, url="")
@@ -102,6 +74,131 @@ def test_course_default_returns_torch_tensors(cifar_dir):
     images, labels = next(iter(loaders["validation"]))
     assert isinstance(images, torch.Tensor) and images.shape == (8, 3, 32, 32)
     assert labels.dtype == torch.int64
+
+
+def test_normalization_uses_the_course_mean_and_std_per_channel():
+    """Each channel by its own numbers, written out here as the course gives them."""
+    image = np.empty((1, 3, 32, 32), np.uint8)
+    image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
+    out = cifar10_utils.normalize(image)
+    expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
+    for channel, value in enumerate(expected):
+        np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
+
+
+def test_torch_normalization_equals_numpy_normalization():
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    ours = cifar10_utils.normalize(images)
+    theirs = cifar10_utils.normalize(torch.from_numpy(images))
+    assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
+    np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)
+
+
+def test_class_names_fall_back_to_cifar10s_only_without_batches_meta(cifar_dir):
+    root, _ = cifar_dir
+    assert cifar10_utils.class_names(root)[:2] == ["class0", "class1"]
+    os.remove(root / "cifar-10-batches-py" / "batches.meta")
+    assert cifar10_utils.class_names(root) == list(cifar10_utils.CLASS_NAMES)
+
+
+def test_a_tilde_in_data_dir_means_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    synthetic_cifar.write_dataset(tmp_path / "home" / "cachedata")
+    assert len(cifar10_utils.get_cifar10("~/cachedata", 30, url="")["test"]) == 40
+    args = train_mlp_numpy.parse_args(["--data_dir=~/cachedata", "--results_dir", "~/r"])
+    assert (args.data_dir, args.results_dir) == (str(tmp_path / "home" / "cachedata"),
+                                                 str(tmp_path / "home" / "r"))
+    assert not (tmp_path / "~").exists()
+
+
+# --- refusals ---
+def test_missing_data_without_url_explains_what_to_do(tmp_path):
+    with pytest.raises(DataError) as error:
+        get_cifar10(tmp_path, url="")
+    message = str(error.value)
+    assert cifar10_utils.CIFAR10_URL in message and "--data_dir" in message
+    assert "cifar-10-batches-py" in message and "\n" not in message
+
+
+def test_data_dir_pointing_inside_the_dataset_names_its_parent(cifar_dir):
+    root, _ = cifar_dir
+    with pytest.raises(DataError, match=f"point --data_dir at its parent, {root}$"):
+        get_cifar10(root / "cifar-10-batches-py", 30, url="")
+
+
+def test_an_incomplete_folder_names_the_missing_files(cifar_dir):
+    root, _ = cifar_dir
+    for name in ("data_batch_2", "test_batch"):
+        os.remove(root / "cifar-10-batches-py" / name)
+    with pytest.raises(DataError, match="lacks data_batch_2, test_batch, and there is no"):
+        get_cifar10(root, 30, url="")
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("truncate", "data_batch_3: not a valid CIFAR-10 batch file"),
+    ("garbage", "data_batch_3: not a valid CIFAR-10 batch file"),
+    ("shape", "data_batch_3: 'data' must be uint8 of shape (N, 3072)"),
+    ("dtype", "data_batch_3: 'data' must be uint8"),
+    ("label range", "data_batch_3: labels must lie in 0..9"),
+    ("label count", "data_batch_3: (39,) labels for 40 images"),
+    ("not a dict", "data_batch_3: not a valid CIFAR-10 batch file"),
+])
+def test_damaged_batch_files_are_refused_by_name(cifar_dir, damage, expected):
+    root, _ = cifar_dir
+    path = root / "cifar-10-batches-py" / "data_batch_3"
+    good = {"labels": [1] * 40, "data": np.zeros((40, 3072), np.uint8)}
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:5000])
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(3000))
+    elif damage == "shape":
+        synthetic_cifar.write_py3_pickle(path, {**good, "data": np.zeros((40, 100), np.uint8)})
+    elif damage == "dtype":
+        synthetic_cifar.write_py3_pickle(path, {**good, "data": np.zeros((40, 3072), np.int16)})
+    elif damage == "label range":
+        synthetic_cifar.write_py2_pickle(path, {**good, "labels": [3] * 39 + [10]})
+    elif damage == "label count":
+        synthetic_cifar.write_py2_pickle(path, {**good, "labels": [3] * 39})
+    elif damage == "not a dict":
+        synthetic_cifar.write_py3_pickle(path, [1, 2, 3])
+    with pytest.raises(DataError) as error:
+        get_cifar10(root, 30, url="")
+    assert expected in str(error.value) and str(path) in str(error.value)
+
+
+def test_the_advice_for_a_damaged_batch_file_works_when_followed(tmp_path):
+    source, data = tmp_path / "source", tmp_path / "data"
+    written = synthetic_cifar.write_dataset(source)
+    data.mkdir()
+    md5 = synthetic_cifar.make_tarball(source, data / cifar10_utils.TARBALL_NAME)
+    get_cifar10(data, 30, url="", md5=md5)  # extracts
+    damaged = data / "cifar-10-batches-py" / "test_batch"
+    damaged.write_bytes(damaged.read_bytes()[:3000])
+    with pytest.raises(DataError, match="delete it and let the data be extracted again"):
+        get_cifar10(data, 30, url="", md5=md5)
+    os.remove(damaged)
+    np.testing.assert_array_equal(get_cifar10(data, 30, url="", md5=md5)["test"].images,
+                                  written["test"][0])
+
+
+def test_a_damaged_meta_file_is_found_before_training(cifar_dir, tmp_path):
+    root, _ = cifar_dir
+    (root / "cifar-10-batches-py" / "batches.meta").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="batches.meta: not a valid CIFAR-10 meta file"):
+        train("numpy", root, tmp_path / "r")
+    assert not (tmp_path / "r").exists() or not os.listdir(tmp_path / "r")
+
+
+def test_tampered_pickle_is_refused_without_running_anything(cifar_dir, tmp_path):
+    root, _ = cifar_dir
+    marker = tmp_path / "payload-ran"
+    for payload in (RunsCode(marker), {"data": RunsCode(marker), "labels": [1]}):
+        with open(root / "cifar-10-batches-py" / "test_batch", "wb") as f:
+            pickle.dump(payload, f, protocol=2)
+        with pytest.raises(DataError, match="test_batch.*forbidden object (posix|os|nt).system"):
+            get_cifar10(root, 30, url="")
+        assert not marker.exists()
 
 
 def test_unpickler_refuses_numpy_callables_beyond_the_four_it_needs(cifar_dir, tmp_path):

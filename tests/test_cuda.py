@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from test_pytorch import (
+from helpers import (
     assert_agree,
     numpy_loss_and_grads,
     rel_error,

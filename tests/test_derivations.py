@@ -49,7 +49,7 @@ def defined_tests():
 
 
 def test_every_test_named_exists():
-    files = {"test_matrix_calculus", "test_saddles", "test_pytorch", "test_batch_statistics"}
+    files = {"test_matrix_calculus", "test_saddles", "test_mlp_pytorch", "test_batch_statistics"}
     named = set(re.findall(r"\b(test_\w+)", text())) - files
     assert named and named <= defined_tests(), named - defined_tests()
 

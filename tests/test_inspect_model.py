@@ -1,27 +1,14 @@
-"""What a run records about its test pass per class, and the figures --evaluate draws."""
+"""What a run records about its test pass per class, and what --evaluate shows of a model
+(training/inspect_model.py): the tables, the most confident mistakes, and four figures."""
 import json
 import os
 
 import matplotlib.image
 import numpy as np
 import pytest
-from helpers import run_script
+from helpers import SETTINGS, TRAINERS, train
 
-import cifar10_utils
-import train_mlp_numpy
-import train_mlp_pytorch
 from training import inspect_model
-
-TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
-
-
-def tiny_run(framework, root, results, hidden_dims=(16,)):
-    trainer, _ = TRAINERS[framework]
-    kwargs = dict(hidden_dims=list(hidden_dims), lr=0.05, batch_size=16, epochs=2, seed=0,
-                  data_dir=str(root), validation_size=30, data_url="", results_dir=str(results))
-    if framework == "pytorch":
-        kwargs.update(use_batch_norm=False, device="cpu")
-    return trainer.train(**kwargs)
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -29,7 +16,7 @@ def test_metrics_record_the_test_confusion_matrix_and_per_class_accuracy(framewo
                                                                          hard_cifar_dir,
                                                                          tmp_path):
     root, written = hard_cifar_dir
-    _, _, test_accuracy, log = tiny_run(framework, root, tmp_path / "r")
+    _, _, test_accuracy, log = train(framework, root, tmp_path / "r", epochs=2)
     metrics = json.loads((tmp_path / "r" / os.listdir(tmp_path / "r")[0] / "metrics.json")
                          .read_text())
     confusion = np.array(metrics["test_confusion_matrix"])
@@ -44,13 +31,6 @@ def test_metrics_record_the_test_confusion_matrix_and_per_class_accuracy(framewo
         assert metrics["test_per_class_accuracy"][name] == expected
 
 
-def test_class_names_fall_back_to_cifar10s_only_without_batches_meta(cifar_dir):
-    root, _ = cifar_dir
-    assert cifar10_utils.class_names(root)[:2] == ["class0", "class1"]
-    os.remove(root / "cifar-10-batches-py" / "batches.meta")
-    assert cifar10_utils.class_names(root) == list(cifar10_utils.CLASS_NAMES)
-
-
 def test_confusion_matrix_and_per_class_accuracy_by_hand():
     confusion = inspect_model.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 4)
     np.testing.assert_array_equal(confusion, [[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 2, 0],
@@ -60,18 +40,36 @@ def test_confusion_matrix_and_per_class_accuracy_by_hand():
     assert np.isnan(accuracies[3])  # no images of that class: no accuracy, no error
 
 
+def test_the_mistakes_shown_are_the_most_confident_ones():
+    labels = np.array([0, 0, 1, 1, 2])
+    probabilities = np.array([[0.2, 0.8, 0.0],    # wrong, p 0.8
+                              [0.9, 0.1, 0.0],    # right
+                              [0.6, 0.4, 0.0],    # wrong, p 0.6
+                              [0.0, 0.05, 0.95],  # wrong, p 0.95
+                              [0.1, 0.0, 0.9]])   # right
+    indices, mistakes = inspect_model.most_confident_mistakes(labels, probabilities, count=2)
+    assert list(indices) == [3, 0] and mistakes == 3
+
+
+def test_the_per_class_table_lists_the_worst_class_first():
+    confusion = np.array([[9, 1, 0], [5, 5, 0], [0, 0, 10]])
+    lines = inspect_model.per_class_table(confusion, ["cat", "dog", "ship"]).splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["dog", "cat", "ship"]
+    assert lines[4].split()[:2] == ["all", "0.8000"]
+
+
 @pytest.mark.parametrize("framework, hidden_dims", [("numpy", (16,)), ("pytorch", (16,)),
                                                     ("numpy", ())])
 def test_evaluate_draws_four_figures_beside_the_weights(framework, hidden_dims, cifar_dir,
-                                                        tmp_path):
+                                                        tmp_path, capsys):
     root, _ = cifar_dir
-    tiny_run(framework, root, tmp_path / "r", hidden_dims)
+    train(framework, root, tmp_path / "r", epochs=2, hidden_dims=list(hidden_dims))
     (folder,) = (tmp_path / "r").iterdir()
-    script = f"train_mlp_{framework}.py"
-    code, stdout, stderr = run_script(script, "--evaluate", folder / TRAINERS[framework][1],
-                                      "--data_dir", root, "--validation_size", 30,
-                                      "--data_url", "")
-    assert code == 0, stderr
+    trainer, weights = TRAINERS[framework]
+    capsys.readouterr()
+    trainer.evaluate_saved(str(folder / weights), set(), data_dir=str(root), validation_size=30,
+                           data_url="", **SETTINGS[framework])
+    stdout = capsys.readouterr().out
     assert "class0" in stdout and "test accuracy" in stdout  # the per-class table
     for name in ("confusion.png", "per_class.png", "weights.png", "mistakes.png"):
         image = matplotlib.image.imread(folder / name)

@@ -1,47 +1,70 @@
-"""Input preprocessing (per channel, per pixel, ZCA), one-cycle, and test-time mirror averaging:
-fitted on the training split only, applied alike everywhere, saved with the model."""
-import json
-
+"""Input preprocessing (training/preprocessing.py): per-pixel standardization and ZCA fitted on
+the training split alone and applied alike everywhere, the course's normalization, the principal
+components a projection keeps, and the augmentations: flips, crops and mixup."""
 import numpy as np
 import pytest
 import torch
-from helpers import run_script
+from helpers import COMPONENTS
 
 import cifar10_utils
-import train_mlp_numpy
-import train_mlp_pytorch
-from cifar10_utils import Split, get_cifar10
-from mlp_numpy import MLP as NumpyMLP
+from cifar10_utils import get_cifar10
 from training import preprocessing
-from training.options import PRESETS
-from training.preprocessing import Preprocessing
-from training.schedules import lr_factor
+from training.preprocessing import (
+    Mixup,
+    Preprocessing,
+    mirror_permutation,
+    random_crop_flip,
+)
 
 
-def mirrored_images(count, seed):
+# Preprocessing fits images of any size: where a check is about ZCA's algebra, 3 x 8 x 8 images
+# make its eigendecomposition 192 x 192, instant, instead of CIFAR's 3072 x 3072
+SMALL = (3, 8, 8)
+
+
+def mirrored_images(count, seed, shape=(3, 32, 32)):
     """count random images and their mirrors, so that plain statistics are already symmetric."""
-    images = np.random.default_rng(seed).integers(0, 256, (count, 3, 32, 32), dtype=np.uint8)
+    images = np.random.default_rng(seed).integers(0, 256, (count, *shape), dtype=np.uint8)
     return np.concatenate([images, images[..., ::-1]])
 
 
 def test_zca_whitens_the_training_split_up_to_epsilon():
-    images = mirrored_images(2000, 0)  # 4,000 images for 3,072 dimensions: full rank
+    images = mirrored_images(400, 0, SMALL)  # 800 images for 192 dimensions: full rank
     epsilon = 1e-5
     zca = Preprocessing.fit("zca", images, zca_epsilon=epsilon)
     white = zca(images).reshape(len(images), -1).astype(np.float64)
     np.testing.assert_allclose(white.mean(axis=0), 0, atol=1e-4)
     covariance = white.T @ white / len(white)
     # eigenvalues λ of the pixel covariance become λ / (λ + ε): 1 up to epsilon's share
-    np.testing.assert_allclose(covariance, np.eye(3072), atol=0.03)
+    np.testing.assert_allclose(covariance, np.eye(192), atol=0.03)
     assert abs(np.mean(np.diag(covariance)) - 1) < 0.01
+
+
+def covariance_of_mirrored(images):
+    """The covariance of pixels scaled to [0, 1] over the images and their mirrors, float64."""
+    flat = images.reshape(len(images), -1) / 255.0
+    both = np.concatenate([flat, flat[:, mirror_permutation(images.shape[1:])]])
+    centered = both - both.mean(axis=0)
+    return centered.T @ centered / len(both)
+
+
+@pytest.mark.parametrize("epsilon", [0.01, 0.1])
+def test_zca_adds_epsilon_to_the_eigenvalues_before_the_square_root(epsilon):
+    """W = U (Λ + εI)^(-1/2) Uᵀ; at an epsilon near the eigenvalues, sqrt(λ) + ε is far off."""
+    images = np.random.default_rng(0).integers(0, 256, (400, 3, 4, 4), dtype=np.uint8)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance_of_mirrored(images))
+    assert eigenvalues.max() > epsilon / 10  # epsilon matters here
+    expected = (eigenvectors / np.sqrt(eigenvalues + epsilon)) @ eigenvectors.T
+    whitening = Preprocessing.fit("zca", images, epsilon).arrays["whitening"]
+    np.testing.assert_allclose(whitening, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("normalize", ["pixel", "zca"])
 def test_preprocessing_commutes_with_flips_and_is_the_same_in_torch(normalize):
-    images = np.random.default_rng(1).integers(0, 256, (300, 3, 32, 32), dtype=np.uint8)
+    images = np.random.default_rng(1).integers(0, 256, (300, *SMALL), dtype=np.uint8)
     fitted = Preprocessing.fit(normalize, images, zca_epsilon=0.1)
     out = fitted(images[:20])
-    assert out.dtype == np.float32 and out.shape == (20, 3, 32, 32)
+    assert out.dtype == np.float32 and out.shape == (20, *SMALL)
     np.testing.assert_allclose(fitted(images[:20, ..., ::-1]), out[..., ::-1], atol=2e-4)
     np.testing.assert_allclose(fitted(torch.from_numpy(images[:20])).numpy(), out, atol=2e-4)
 
@@ -76,82 +99,90 @@ def test_channel_preprocessing_is_the_course_normalization(cifar_dir):
                                   cifar10_utils.normalize(data["test"].images))
 
 
-def test_one_cycle_rises_to_the_peak_then_falls_to_zero():
-    factors = [lr_factor(step, 100, 0, "onecycle") for step in range(100)]
-    assert factors[0] == pytest.approx(1 / 25)
-    assert max(factors) == pytest.approx(1.0) and int(np.argmax(factors)) == 30
-    assert all(a <= b for a, b in zip(factors[:30], factors[1:31]))
-    assert all(a >= b for a, b in zip(factors[30:], factors[31:]))
-    assert factors[-1] < 0.001
+def test_the_components_are_the_whitened_images_top_principal_directions():
+    images = np.random.default_rng(0).integers(0, 256, (600, *SMALL), dtype=np.uint8)
+    images[:, :, :, 4:] = images[:, :, :, :4] // 2  # correlated pixels: a spectrum with a slope
+    zca = Preprocessing.fit("zca", images, zca_epsilon=1.0)
+    components = zca.principal_components(COMPONENTS)
+    assert components.shape == (192, COMPONENTS) and components.dtype == np.float32
+    np.testing.assert_allclose(components.T @ components, np.eye(COMPONENTS), atol=1e-5)
+    white = zca(np.concatenate([images, images[..., ::-1]])).reshape(2 * len(images), -1)
+    white = white.astype(np.float64) - white.mean(axis=0)
+    variances = np.linalg.eigvalsh(white.T @ white / len(white))[::-1]
+    captured = np.sum((white @ components) ** 2, axis=0) / len(white)
+    np.testing.assert_allclose(captured, variances[:COMPONENTS], rtol=1e-3)  # the largest, in order
 
 
-def test_mirror_averaging_is_the_mean_of_both_predictions():
-    images = np.random.default_rng(3).standard_normal((12, 3, 32, 32)).astype(np.float32)
-    labels = np.zeros(12, np.int64)
-    loader = cifar10_utils.DataLoader(Split(images, labels), 5, preprocess=None)
-    np.random.seed(0)
-    model = NumpyMLP(3072, [8], 10, dtype=np.float32)
-    plain, _ = train_mlp_numpy.predict(model, loader)
-    mirrored = model.forward(images[..., ::-1].reshape(12, -1))
-    averaged, _ = train_mlp_numpy.predict(model, loader, tta="flip")
-    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-6)
-    torch_loader = cifar10_utils.DataLoader(Split(torch.from_numpy(images),
-                                                  torch.from_numpy(labels)), 5, preprocess=None)
-    torch.manual_seed(0)
-    torch_model = train_mlp_pytorch.MLP(3072, [8], 10)
-    plain, _ = train_mlp_pytorch.predict(torch_model, torch_loader)
-    with torch.no_grad():
-        mirrored = torch.softmax(torch_model(torch.from_numpy(images).flip(-1)), dim=1).numpy()
-    averaged, _ = train_mlp_pytorch.predict(torch_model, torch_loader, tta="flip")
-    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-5)
+# --- augmentations ---
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_random_crop_flip_returns_shifted_and_mirrored_crops(as_torch):
+    images = np.random.default_rng(0).integers(0, 256, (16, 3, 8, 8), dtype=np.uint8)
+    given = torch.from_numpy(images) if as_torch else images
+    out = preprocessing.random_crop_flip(given, np.random.default_rng(1), padding=2)
+    assert type(out) is type(given) and out.shape == given.shape and out.dtype == given.dtype
+    out = np.asarray(out)
+    padded = np.pad(images, [(0, 0), (0, 0), (2, 2), (2, 2)])
+    flips_seen = set()
+    for i in range(16):
+        matches = [(top, left, flip) for top in range(5) for left in range(5)
+                   for flip in (False, True)
+                   if np.array_equal(out[i], padded[i, :, top:top + 8, left:left + 8][..., ::-1]
+                                     if flip else padded[i, :, top:top + 8, left:left + 8])]
+        assert matches, f"image {i} is no crop of its padded original"
+        flips_seen.update(flip for _, _, flip in matches)
+    assert flips_seen == {False, True}
 
 
-@pytest.mark.parametrize("script, weights", [("train_mlp_numpy.py", "model.npz"),
-                                             ("train_mlp_pytorch.py", "model.pt")])
-def test_saved_preprocessing_lets_evaluate_reproduce_the_accuracy(script, weights, cifar_dir,
-                                                                  tmp_path):
-    common = ["--validation_size", 30, "--data_dir", cifar_dir[0], "--data_url", ""]
-    code, _, stderr = run_script(script, "--normalize", "zca", "--zca_epsilon", 0.05, "--tta",
-                                 "flip", "--hidden_dims", 16, "--batch_size", 16, "--epochs", 2,
-                                 "--results_dir", tmp_path / "r", *common)
-    assert code == 0, stderr
-    (folder,) = (tmp_path / "r").iterdir()
-    test_accuracy = json.loads((folder / "metrics.json").read_text())["test_accuracy"]
-    code, stdout, stderr = run_script(script, "--evaluate", folder / weights, *common)
-    assert code == 0, stderr
-    assert f"test accuracy {test_accuracy:.4f}" in stdout
-    code, _, stderr = run_script(script, "--evaluate", folder / weights, "--normalize", "pixel",
-                                 *common)
-    assert code == 1 and "--normalize pixel (the model: --normalize zca)" in stderr
+def test_random_crops_reach_every_offset_from_0_to_twice_the_padding():
+    padding, size = 2, 6
+    images = np.arange(1, 1 + 2 * size * size, dtype=np.uint8).reshape(2, 1, size, size)
+    images = np.repeat(images, 100, axis=0)
+    crops = random_crop_flip(images, np.random.default_rng(0), padding=padding)
+    seen = set()
+    for image, crop in zip(images, crops):
+        padded = np.pad(image, [(0, 0), (padding, padding), (padding, padding)])
+        for top in range(2 * padding + 1):
+            for left in range(2 * padding + 1):
+                window = padded[:, top:top + size, left:left + size]
+                if np.array_equal(crop, window) or np.array_equal(crop, window[..., ::-1]):
+                    seen.add((top, left))
+    offsets = range(2 * padding + 1)
+    assert {top for top, _ in seen} == set(offsets) and {left for _, left in seen} == set(offsets)
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
-@pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])
-def test_every_preset_option_works_in_both_trainers(trainer, preset, hard_cifar_dir, tmp_path):
-    """Each preset's recipe as it is, on a small model for a few epochs: ten, as the projected
-    recipe stays near chance for 3 epochs (30 steps of 170 images: 0.03 to 0.2 validation)."""
-    kwargs = dict(PRESETS[preset], hidden_dims=[16, 8], batch_size=16, epochs=10, seed=0,
-                  data_dir=str(hard_cifar_dir[0]), validation_size=30, data_url="",
-                  results_dir=str(tmp_path))
-    if trainer is train_mlp_pytorch:
-        kwargs["device"] = "cpu"
-    _, val, _, log = trainer.train(**kwargs)
-    assert log["train_loss"][-1] < log["train_loss"][0] and max(val) > 0.2  # chance: 0.1
+def test_numpy_and_torch_flips_are_the_same_for_a_seed():
+    images = np.random.default_rng(0).integers(0, 256, (32, 3, 4, 4), dtype=np.uint8)
+    ours = preprocessing.random_flip(images, np.random.default_rng(5))
+    theirs = preprocessing.random_flip(torch.from_numpy(images), np.random.default_rng(5))
+    np.testing.assert_array_equal(ours, theirs.numpy())
+    flipped = [not np.array_equal(a, b) for a, b in zip(ours, images)]
+    assert 0 < sum(flipped) < 32
+    np.testing.assert_array_equal(ours[flipped], images[flipped][..., ::-1])
 
 
-def test_normalization_uses_the_course_mean_and_std_per_channel():
-    """Each channel by its own numbers, written out here as the course gives them."""
-    image = np.empty((1, 3, 32, 32), np.uint8)
-    image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
-    out = cifar10_utils.normalize(image)
-    expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
-    for channel, value in enumerate(expected):
-        np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
+def test_mixup_blends_each_image_with_one_partner_of_its_batch():
+    batch = 12
+    images, labels = np.eye(batch), np.arange(batch) * 10  # row i is image i: blends show
+    mixed, same_labels, partners, weight = Mixup(0.4, seed=5)(images, labels)
+    assert 0 < weight < 1 and same_labels is labels
+    partner_of = partners // 10
+    assert sorted(partner_of) == list(range(batch))  # a permutation of the batch
+    assert not np.array_equal(partner_of, np.arange(batch))
+    expected = weight * images + (1 - weight) * images[partner_of]
+    np.testing.assert_allclose(mixed, expected, atol=1e-15)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1)
 
 
-def test_torch_normalization_equals_numpy_normalization():
-    images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
-    ours = cifar10_utils.normalize(images)
-    theirs = cifar10_utils.normalize(torch.from_numpy(images))
-    assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
-    np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)
+def test_mixup_draws_the_same_blends_for_numpy_and_torch_and_off_is_identity():
+    images = np.random.default_rng(0).normal(size=(8, 3, 4, 4)).astype(np.float32)
+    labels = np.arange(8)
+    numpy_mixup, torch_mixup = Mixup(1.0, seed=3), Mixup(1.0, seed=3)
+    for _ in range(3):  # the generators stay in step batch after batch
+        a = numpy_mixup(images, labels)
+        b = torch_mixup(torch.from_numpy(images), torch.from_numpy(labels))
+        np.testing.assert_allclose(a[0], b[0].numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(a[2], b[2].numpy())
+        assert a[3] == b[3]
+    assert Mixup(1.0, seed=4)(images, labels)[3] != Mixup(1.0, seed=3)(images, labels)[3]
+    off = Mixup(0.0, seed=3)(images, labels)
+    assert off[0] is images and off[2] is labels and off[3] == 1.0

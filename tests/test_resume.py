@@ -6,15 +6,19 @@ import signal
 
 import numpy as np
 import pytest
-from test_cluster_life import SCRIPTS, TINY, start_trainer, wait_for_epochs
-from test_hardening import assert_one_clear_line, run_script
+from helpers import (
+    SCRIPTS,
+    TINY,
+    TRAINERS,
+    assert_one_clear_line,
+    run_script,
+    start_trainer,
+    wait_for_epochs,
+)
 
-import train_mlp_numpy
-import train_mlp_pytorch
 from safety.errors import Terminated, UserError
 from training import run
 
-TRAINERS = {"numpy": train_mlp_numpy, "pytorch": train_mlp_pytorch}
 # everything a run draws at random or carries from step to step
 EVERYTHING = dict(hidden_dims=[32, 16], lr=2e-3, batch_size=16, epochs=5, seed=3,
                   validation_size=30, data_url="", use_batch_norm=True, dropout=0.1,
@@ -26,7 +30,7 @@ COMPARED = ["train_loss_steps", "train_loss", "train_accuracy", "val_accuracy", 
 
 def train(framework, root, results, **flags):
     settings = {"device": "cpu"} if framework == "pytorch" else {}
-    return TRAINERS[framework].train(**{**EVERYTHING, "data_dir": str(root),
+    return TRAINERS[framework][0].train(**{**EVERYTHING, "data_dir": str(root),
                                         "results_dir": str(results), **settings, **flags})
 
 

@@ -10,8 +10,9 @@ import time
 
 import pytest
 import synthetic_cifar
-from helpers import REPO, run_script
+from helpers import REPO
 
+pytestmark = pytest.mark.xdist_group("slurm")  # one worker: a local SLURM listens on fixed ports
 CLUSTER = os.path.join(REPO, "slurm", "local_cluster.sh")
 COMPARED = ["train_loss_steps", "val_accuracy", "best_epoch", "test_accuracy",
             "test_confusion_matrix"]
@@ -53,26 +54,35 @@ def wait_for_job(job, env, timeout):
     raise AssertionError(f"job {job} not done within {timeout} s: {state}")
 
 
+@pytest.mark.slow  # a time limit is a minute at least, and the run must outlast its warning
 def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(slurm, tmp_path):
     synthetic_cifar.write_dataset(tmp_path / "data", per_batch=400, brightness=15,
                                   label_noise=0.2)
     flags = ["--hidden_dims", 1024, 1024, "--lr", 0.01, "--epochs", 40, "--batch_size", 16,
              "--validation_size", 100, "--dropout", 0.1, "--data_dir", tmp_path / "data",
              "--data_url", ""]
-    code, _, stderr = run_script("train_mlp_numpy.py", *flags, "--results_dir",
-                                 tmp_path / "uninterrupted")
-    assert code == 0, stderr
-    # the job file as a student submits it, with a time limit of one minute and the warning
-    # 30 s before it: too short for the run, which must come back to finish
-    submitted = subprocess.run(
-        ["sbatch", "--parsable", "--time=1", "--signal=B:TERM@30", f"--chdir={REPO}",
-         f"--output={tmp_path}/job-%j.out", os.path.join(REPO, "slurm", "train.job"),
-         *map(str, flags)],
-        capture_output=True, text=True, env=dict(slurm, TRAINER="train_mlp_numpy.py",
-                                                 RESULTS_DIR=str(tmp_path / "results")))
-    assert submitted.returncode == 0, submitted.stderr
-    job = submitted.stdout.strip()
-    state = wait_for_job(job, slurm, timeout=600)
+    # the same run uninterrupted, trained meanwhile; its progress bars go to a file, as a pipe
+    # nobody reads would fill and stop it
+    with open(tmp_path / "uninterrupted.log", "w") as output:
+        reference = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "train_mlp_numpy.py"), *map(str, flags),
+             "--results_dir", str(tmp_path / "uninterrupted")],
+            cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        # the job file as a student submits it, with a time limit of one minute and the warning
+        # 30 s before it: too short for the run, which must come back to finish
+        submitted = subprocess.run(
+            ["sbatch", "--parsable", "--time=1", "--signal=B:TERM@30", f"--chdir={REPO}",
+             f"--output={tmp_path}/job-%j.out", os.path.join(REPO, "slurm", "train.job"),
+             *map(str, flags)],
+            capture_output=True, text=True, env=dict(slurm, TRAINER="train_mlp_numpy.py",
+                                                     RESULTS_DIR=str(tmp_path / "results")))
+        assert submitted.returncode == 0, submitted.stderr
+        job = submitted.stdout.strip()
+        state = wait_for_job(job, slurm, timeout=600)
+        assert reference.wait(timeout=600) == 0, (tmp_path / "uninterrupted.log").read_text()
+    finally:
+        reference.kill()
     log = (tmp_path / f"job-{job}.out").read_text()
     assert state["JobState"] == "COMPLETED", log
     assert int(state["Restarts"]) >= 1 and "requeued" in log and "--resume" in log, log
@@ -86,8 +96,8 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(sl
 
 
 def experiments(*arguments, env=None):
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, arguments)], capture_output=True, text=True, timeout=600,
-                          env=env, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "experiments", *map(str, arguments)],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
 
 
 def summary_numbers(results, name):

@@ -1,0 +1,32 @@
+"""The benchmark (benchmarks/benchmark.py) runs from any folder and stops with one line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import synthetic_cifar
+from helpers import copy_of_the_repository
+
+
+def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
+    copy = copy_of_the_repository(tmp_path)
+    synthetic_cifar.write_dataset(copy / "data", per_batch=1100)  # room for 5,000 validation
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, "-m", "benchmarks.benchmark", "numpy", "--repeat",
+                             "1"], cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(copy)))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((copy / "results" / "benchmark.json").read_text())["runs"][0]["benchmark"] \
+        == "numpy"
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.benchmark", "numpy"],
+                               cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, PYTHONPATH=str(copy)))
+    time.sleep(4)  # inside the first measured run
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines() == ["interrupted before the benchmarks finished; "
+                                           "results/benchmark.json is as it was"]

@@ -1,0 +1,60 @@
+"""The trainers' command line (training/cli.py), end to end: every way a command can end is one
+line and an exit code; what a user cannot mean is said before anything is done."""
+import signal
+
+import pytest
+import torch
+from helpers import TRAINERS, assert_one_clear_line, run_script
+
+import cifar10_utils
+from safety.errors import Terminated
+from training import cli, run
+
+
+def test_no_data_and_no_network_names_url_layout_and_flag(tmp_path):
+    missing = (tmp_path / "nowhere.tar.gz").as_uri()  # fails like an unreachable server
+    code, _, stderr = run_script("train_mlp_numpy.py", "--data_dir", tmp_path / "data",
+                                 "--data_url", missing, "--results_dir", tmp_path / "r")
+    assert code == 1
+    assert_one_clear_line(stderr, missing, "cifar-10-batches-py", "--data_dir",
+                          cifar10_utils.CIFAR10_URL)
+
+
+def test_cuda_asked_for_without_cuda_is_one_clear_line(cifar_dir, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, stderr = run_script("train_mlp_pytorch.py", "--device", "cuda", "--data_dir",
+                                 cifar_dir[0], "--data_url", "", "--results_dir", tmp_path / "r")
+    assert code == 1
+    assert_one_clear_line(stderr, "--device cuda", "no CUDA")
+
+
+@pytest.mark.parametrize("flag", ["--results_dir", "--data_dir"])
+def test_a_folder_flag_given_a_file_says_so(flag, tmp_path):
+    regular = tmp_path / "a-file"
+    regular.write_text("")
+    other = "--data_dir" if flag == "--results_dir" else "--results_dir"
+    code, _, stderr = run_script("train_mlp_numpy.py", flag, regular, other, tmp_path / "x",
+                                 "--data_url", "")
+    assert code == 1
+    assert_one_clear_line(stderr, f"{flag} {regular} is a file, not a folder")
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_stop_before_the_first_epoch_says_so(framework, cifar_dir, tmp_path, monkeypatch,
+                                               capsys):
+    def terminated(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(run.Preprocessing, "fit", terminated)
+    trainer, _ = TRAINERS[framework]
+    args = trainer.parse_args(["--normalize", "zca", "--data_dir", str(cifar_dir[0]),
+                               "--results_dir", str(tmp_path / "r"), "--batch_size", "16",
+                               "--validation_size", "30", "--data_url", ""])
+    with pytest.raises(SystemExit) as stopped:
+        cli.train_or_evaluate(args, trainer.train, trainer.evaluate_saved)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert stopped.value.code == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "terminated before the first epoch finished; no run folder was made"

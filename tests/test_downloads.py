@@ -1,0 +1,172 @@
+"""Getting the dataset (safety/downloads.py, through cifar10_utils.get_cifar10): the tarball's md5
+checked, a download that fails or is stopped leaves nothing that passes as data, extraction writes
+nothing outside the data folder and only what is missing."""
+import os
+import tarfile
+import urllib.request
+
+import numpy as np
+import pytest
+import synthetic_cifar
+from helpers import mode
+
+import cifar10_utils
+from cifar10_utils import DataError, get_cifar10
+
+
+def test_tarball_is_checked_and_extracted(tmp_path):
+    source, target = tmp_path / "source", tmp_path / "data"
+    written = synthetic_cifar.write_dataset(source)
+    target.mkdir()
+    md5 = synthetic_cifar.make_tarball(source, target / cifar10_utils.TARBALL_NAME)
+    with pytest.raises(DataError, match="md5"):
+        get_cifar10(target, 30, url="", md5="0" * 32)
+    data = get_cifar10(target, 30, url="", md5=md5)
+    np.testing.assert_array_equal(data["test"].images, written["test"][0])
+    assert sorted(os.listdir(target)) == [cifar10_utils.FOLDER_NAME, cifar10_utils.TARBALL_NAME]
+
+
+def test_download_from_url_checks_md5_and_leaves_no_partial_file(tmp_path):
+    source, target = tmp_path / "source", tmp_path / "data"
+    synthetic_cifar.write_dataset(source)
+    tar_path = tmp_path / "mirror.tar.gz"
+    md5 = synthetic_cifar.make_tarball(source, tar_path)
+    url = tar_path.as_uri()  # file:// goes through the same urllib download code, offline
+    with pytest.raises(DataError, match="expected 0{32}"):
+        get_cifar10(target, 30, url=url, md5="0" * 32)
+    assert not target.exists()  # nothing kept, not even the folder the download created
+    data = get_cifar10(target, 30, url=url, md5=md5)
+    assert len(data["test"]) == 40
+    assert sorted(os.listdir(target)) == [cifar10_utils.FOLDER_NAME, cifar10_utils.TARBALL_NAME]
+
+
+def test_tarball_with_wrong_md5_is_refused_or_downloaded_again_once(tmp_path):
+    source, data = tmp_path / "source", tmp_path / "data"
+    synthetic_cifar.write_dataset(source)
+    good_md5 = synthetic_cifar.make_tarball(source, tmp_path / "mirror.tar.gz")
+    data.mkdir()
+    local = data / cifar10_utils.TARBALL_NAME
+    local.write_bytes(b"not the dataset")
+    with pytest.raises(DataError, match="md5"):  # no URL: refused, and the file is kept
+        get_cifar10(data, 30, url="", md5=good_md5)
+    assert local.read_bytes() == b"not the dataset"
+    bad_mirror = tmp_path / "bad.tar.gz"
+    bad_mirror.write_bytes(b"also not the dataset")
+    with pytest.raises(DataError, match="md5"):  # the fresh copy is wrong too: nothing replaced
+        get_cifar10(data, 30, url=bad_mirror.as_uri(), md5=good_md5)
+    assert local.read_bytes() == b"not the dataset"
+    data_after = get_cifar10(data, 30, url=(tmp_path / "mirror.tar.gz").as_uri(), md5=good_md5)
+    assert len(data_after["test"]) == 40 and cifar10_utils.file_md5(local) == good_md5
+
+
+def test_a_wrong_md5_with_no_fresh_copy_says_the_md5_is_wrong(tmp_path):
+    (tmp_path / cifar10_utils.TARBALL_NAME).write_bytes(b"not the dataset")
+    with pytest.raises(DataError) as refused:
+        cifar10_utils.get_cifar10(str(tmp_path), 30, url=(tmp_path / "none.tar.gz").as_uri())
+    message = str(refused.value)
+    assert "has md5" in message and "no fresh copy came" in message
+    assert "expected" not in message.split("no fresh copy came")[1]
+
+
+def test_a_data_url_may_be_a_plain_path_to_the_tarball(tmp_path):
+    source = tmp_path / "source"
+    written = synthetic_cifar.write_dataset(source)
+    md5 = synthetic_cifar.make_tarball(source, tmp_path / "mirror.tar.gz")
+    data = get_cifar10(tmp_path / "data", 30, url=str(tmp_path / "mirror.tar.gz"), md5=md5)
+    np.testing.assert_array_equal(data["test"].images, written["test"][0])
+
+
+def test_a_data_url_that_is_no_url_is_one_line_and_leaves_no_folder(tmp_path):
+    data = tmp_path / "data"
+    with pytest.raises(DataError, match="could not download not a url"):
+        get_cifar10(data, 30, url="not a url")
+    assert not data.exists()
+
+
+def test_a_failed_download_removes_every_folder_it_made(tmp_path):
+    with pytest.raises(DataError, match="could not download"):
+        cifar10_utils.get_cifar10(str(tmp_path / "nest" / "a" / "b" / "c"), 30,
+                                  url=(tmp_path / "missing.tar.gz").as_uri())
+    assert os.listdir(tmp_path) == []
+
+
+def test_interrupted_download_leaves_no_file_that_passes_as_data(tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    synthetic_cifar.write_dataset(source)
+    md5 = synthetic_cifar.make_tarball(source, tmp_path / "mirror.tar.gz")
+    real_urlopen = urllib.request.urlopen
+
+    class DiesHalfway:
+        def __init__(self, response):
+            self.response, self.headers, self.calls = response, response.headers, 0
+
+        def read(self, size):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt  # Ctrl-C in the middle of the transfer
+            return self.response.read(min(size, 1000))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.response.close()
+
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout: DiesHalfway(real_urlopen(url, timeout=timeout)))
+    data = tmp_path / "data"
+    with pytest.raises(KeyboardInterrupt):
+        get_cifar10(data, 30, url=(tmp_path / "mirror.tar.gz").as_uri(), md5=md5)
+    assert not data.exists()  # the folder the download created is gone with it
+
+
+def test_downloaded_tarball_gets_the_permissions_of_the_umask(tmp_path):
+    source = tmp_path / "source"
+    synthetic_cifar.write_dataset(source)
+    md5 = synthetic_cifar.make_tarball(source, tmp_path / "mirror.tar.gz")
+    previous = os.umask(0o022)
+    try:
+        get_cifar10(tmp_path / "data", 30, url=(tmp_path / "mirror.tar.gz").as_uri(), md5=md5)
+    finally:
+        os.umask(previous)
+    assert mode(tmp_path / "data" / cifar10_utils.TARBALL_NAME) == 0o644
+
+
+@pytest.mark.parametrize("name, kind, linkname", [
+    ("../escaped.txt", tarfile.REGTYPE, ""),
+    ("cifar-10-batches-py/../../escaped.txt", tarfile.REGTYPE, ""),
+    ("/tmp/escaped-absolute.txt", tarfile.REGTYPE, ""),
+    ("cifar-10-batches-py/link", tarfile.SYMTYPE, "../../escaped.txt"),
+    ("cifar-10-batches-py/hard", tarfile.LNKTYPE, "/etc/passwd"),
+    ("cifar-10-batches-py/device", tarfile.CHRTYPE, ""),
+])
+def test_unsafe_tar_members_write_nothing_outside_data_dir(tmp_path, name, kind, linkname):
+    source, data = tmp_path / "source", tmp_path / "data"
+    synthetic_cifar.write_dataset(source)
+    data.mkdir()
+    tar_path = data / cifar10_utils.TARBALL_NAME
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+        synthetic_cifar.add_tar_member(tar, name, kind=kind, linkname=linkname)
+    md5 = cifar10_utils.file_md5(tar_path)
+    with pytest.raises(DataError, match="unsafe member"):
+        get_cifar10(data, 30, url="", md5=md5)
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not os.path.exists("/tmp/escaped-absolute.txt")
+    assert os.listdir(data) == [cifar10_utils.TARBALL_NAME]  # no half-extracted folder either
+
+
+def test_incomplete_folder_gets_only_its_missing_files(tmp_path):
+    source, data = tmp_path / "source", tmp_path / "data"
+    synthetic_cifar.write_dataset(source)
+    data.mkdir()
+    md5 = synthetic_cifar.make_tarball(source, data / cifar10_utils.TARBALL_NAME)
+    (data / "cifar-10-batches-py").mkdir()
+    (data / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"the user's file")
+    with pytest.raises(DataError, match="data_batch_1: not a valid CIFAR-10 batch file"):
+        get_cifar10(data, 30, url="", md5=md5)
+    # the missing files were added beside it; the user's own file was neither replaced nor moved
+    assert (data / "cifar-10-batches-py" / "data_batch_1").read_bytes() == b"the user's file"
+    assert (data / "cifar-10-batches-py" / "test_batch").read_bytes() == \
+        (source / "cifar-10-batches-py" / "test_batch").read_bytes()
+    assert sorted(os.listdir(data)) == ["cifar-10-batches-py", cifar10_utils.TARBALL_NAME]

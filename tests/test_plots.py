@@ -1,0 +1,43 @@
+"""The figures (training/plots.py): one interrupted mid-write leaves the previous one, and a
+backend matplotlib refuses costs one warning, not the run."""
+import os
+import subprocess
+import sys
+
+import matplotlib.figure
+import pytest
+from helpers import REPO, TINY
+
+from safety.errors import Terminated
+from training import plots
+
+
+def test_a_figure_interrupted_mid_write_leaves_the_previous_one(tmp_path, monkeypatch):
+    plt = plots.pyplot()
+    path = tmp_path / "confusion.png"
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    plots.save_figure(fig, str(path))
+    good = path.read_bytes()
+
+    def stopped_mid_write(self, target, **kwargs):
+        target.write(b"\x89PNG half")
+        raise Terminated()
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", stopped_mid_write)
+    with pytest.raises(Terminated):
+        plots.save_figure(plt.subplots()[0], str(path))
+    assert path.read_bytes() == good and os.listdir(tmp_path) == ["confusion.png"]
+
+
+def test_matplotlib_refusing_mplbackend_costs_one_warning(cifar_dir, tmp_path):
+    flags = ["--epochs", 1, "--data_dir", cifar_dir[0], "--results_dir", tmp_path / "r",
+             *TINY]
+    result = subprocess.run([sys.executable, os.path.join(REPO, "train_mlp_numpy.py"),
+                             *map(str, flags)],
+                            capture_output=True, text=True, timeout=120, cwd=REPO,
+                            env=dict(os.environ, MPLBACKEND="nonsense"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert result.stderr.count("MPLBACKEND=nonsense") == 1
+    (folder,) = (tmp_path / "r").iterdir()
+    assert (folder / "loss.png").stat().st_size > 1000

@@ -1,0 +1,217 @@
+"""A training run (training/run.py), through what each of its decisions makes of both trainers'
+runs: what the preprocessing and a projection are fitted on, what validation and test see and
+which epoch is tested, the warm-up's unit, mixup's steps, and the checks made before any work."""
+import json
+import os
+from functools import partial
+
+import numpy as np
+import pytest
+from helpers import (
+    COMPONENTS,
+    SCRIPTS,
+    TINY,
+    TRAINERS,
+    assert_one_clear_line,
+    run_script,
+    train,
+)
+
+import cifar10_utils
+import train_mlp_numpy
+import train_mlp_pytorch
+from cifar10_utils import get_cifar10
+from safety.errors import UserError
+from training.preprocessing import Preprocessing
+
+
+def saved(framework, log):
+    """(model, record, Preprocessing) of the run's saved model, read as --evaluate reads it."""
+    trainer, name = TRAINERS[framework]
+    path = os.path.join(log["run_dir"], name)
+    state, record, arrays = (trainer.read_weights(path) if framework == "numpy"
+                             else trainer.read_weights(path, "cpu"))
+    model = (trainer.build_model(record) if framework == "numpy"
+             else trainer.build_model(record, "cpu"))
+    model.load_state_dict(state)
+    return model, record, Preprocessing.load(record["normalize"], arrays)
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_the_preprocessing_is_fitted_on_the_training_split_alone(framework, cifar_dir, tmp_path):
+    root, _ = cifar_dir
+    *_, log = train(framework, root, tmp_path / "r", normalize="pixel", epochs=1)
+    _, _, kept = saved(framework, log)
+    dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
+    on_train = Preprocessing.fit("pixel", dataset["train"].images).arrays
+    both = np.concatenate([dataset["train"].images, dataset["validation"].images])
+    on_both = Preprocessing.fit("pixel", both).arrays
+    assert not np.allclose(on_both["shift"], on_train["shift"])  # the test can tell them apart
+    for name in ("scale", "shift"):
+        np.testing.assert_array_equal(kept.arrays[name], on_train[name])
+
+
+@pytest.mark.xdist_group("projected")  # the worker that trains conftest.projected_runs
+def test_both_trainers_project_onto_the_same_fitted_components(projected_runs):
+    data, runs = projected_runs
+    numpy_model, torch_model = runs["numpy"][0], runs["pytorch"][0]
+    fitted = Preprocessing.fit("zca", cifar10_utils.get_cifar10(str(data), 60)["train"].images,
+                               1.0).principal_components(COMPONENTS)
+    np.testing.assert_array_equal(numpy_model.layers[0].components, fitted)
+    np.testing.assert_array_equal(torch_model.layers[0].components.numpy(), fitted)
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_validation_and_test_see_plain_images_and_the_best_epoch_is_tested(
+        framework, cifar_dir, tmp_path):
+    """Augmented evaluation, or the last epoch's weights tested, would make the recorded numbers
+    differ from those of the saved (best) model measured on plain images."""
+    root, _ = cifar_dir
+    *_, log = train(framework, root, tmp_path / "r", augment="crop+flip", epochs=6)
+    assert log["best_epoch"] < 6, "this test needs a run whose best epoch is not its last"
+    model, record, preprocessing = saved(framework, log)
+    dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
+    move = None if framework == "numpy" else partial(train_mlp_pytorch.to_device, device="cpu")
+    loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
+    trainer, _ = TRAINERS[framework]
+    assert trainer.evaluate_model(model, loaders["validation"]) == \
+        log["val_accuracy"][log["best_epoch"] - 1]
+    assert trainer.evaluate_model(model, loaders["test"]) == log["test_accuracy"]
+
+
+@pytest.mark.parametrize("framework", ["numpy", "pytorch"])
+def test_training_picks_the_best_epoch_and_reports_exact_fractions(framework, hard_cifar_dir,
+                                                                   tmp_path):
+    """On data that cannot be learned perfectly, validation accuracy moves up and down: the
+    tested model must be the best epoch's, not the last one's."""
+    kwargs = dict(hidden_dims=[32], lr=0.3, batch_size=16, epochs=8, seed=3,
+                  data_dir=str(hard_cifar_dir[0]), validation_size=30, data_url="",
+                  results_dir=str(tmp_path))
+    if framework == "numpy":
+        model, val, test_accuracy, log = train_mlp_numpy.train(**kwargs)
+        evaluate = train_mlp_numpy.evaluate_model
+        loader = cifar10_utils.DataLoader(get_cifar10(hard_cifar_dir[0], 30, url="")["test"], 7)
+    else:
+        model, val, test_accuracy, log = train_mlp_pytorch.train(use_batch_norm=False,
+                                                                 device="cpu", **kwargs)
+        evaluate = train_mlp_pytorch.evaluate_model
+        test = get_cifar10(hard_cifar_dir[0], 30, url="")["test"]
+        loader = cifar10_utils.DataLoader(train_mlp_pytorch.to_device(test, "cpu"), 7)
+    assert max(val) < 1.0 and val[0] < max(val)
+    assert log["best_epoch"] == val.index(max(val)) + 1 < len(val)  # the best is not the last
+    assert evaluate(model, loader) == test_accuracy  # the returned model is the one tested
+    for accuracy, count in [*[(v, 30) for v in val], (test_accuracy, 40),
+                            *[(t, 170 // 16 * 16) for t in log["train_accuracy"]]]:
+        assert 0 <= accuracy <= 1 and accuracy * count == round(accuracy * count)
+
+
+class RecordingRates:
+    """Stands in for an optimizer's step: records the learning rate each step was taken with."""
+
+    OWN = ("optimizer", "read_rate", "rates")
+
+    def __init__(self, optimizer, read_rate):
+        self.optimizer, self.read_rate, self.rates = optimizer, read_rate, []
+
+    def __getattr__(self, name):
+        return getattr(self.optimizer, name)
+
+    def __setattr__(self, name, value):  # the NumPy loop sets optimizer.lr
+        if name in self.OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.optimizer, name, value)
+
+    def step(self):
+        self.rates.append(self.read_rate(self.optimizer))
+        self.optimizer.step()
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_warmup_is_counted_in_epochs(framework, cifar_dir, tmp_path, monkeypatch):
+    trainer, _ = TRAINERS[framework]
+    recorders = []
+    make = trainer.make_optimizer
+    read_rate = ((lambda optimizer: optimizer.lr) if framework == "numpy"
+                 else (lambda optimizer: optimizer.param_groups[0]["lr"]))
+
+    def recording(*args, **kwargs):
+        recorders.append(RecordingRates(make(*args, **kwargs), read_rate))
+        return recorders[-1]
+
+    monkeypatch.setattr(trainer, "make_optimizer", recording)
+    train(framework, cifar_dir[0], tmp_path / "r", warmup=2.0, epochs=3, lr=0.08)
+    steps_per_epoch = (200 - 30) // 16
+    warmup = 2 * steps_per_epoch
+    expected = [0.08 * (step + 1) / warmup for step in range(warmup)] + [0.08] * steps_per_epoch
+    np.testing.assert_allclose(recorders[0].rates, expected, rtol=1e-6)
+
+
+MIXUP_RUN = dict(seed=7, use_batch_norm=True)  # BatchNorm too: the blends pass its statistics
+
+
+@pytest.mark.parametrize("framework", ["numpy", "pytorch"])
+def test_mixup_changes_the_steps_and_the_same_seed_repeats_them(framework, cifar_dir, tmp_path):
+    root = cifar_dir[0]
+    plain = train(framework, root, tmp_path / "plain", **MIXUP_RUN)
+    mixed = train(framework, root, tmp_path / "a", mixup=0.4, **MIXUP_RUN)
+    again = train(framework, root, tmp_path / "b", mixup=0.4, **MIXUP_RUN)
+    assert mixed[3]["train_loss_steps"] == again[3]["train_loss_steps"]
+    assert mixed[3]["train_loss_steps"] != plain[3]["train_loss_steps"]
+    assert all(np.isfinite(mixed[3]["train_loss_steps"]))
+    assert "mixup0.4" in mixed[3]["run_dir"]
+
+
+# --- the checks before any work, and divergence ---
+def test_batch_larger_than_training_set_is_refused(cifar_dir, tmp_path):
+    with pytest.raises(UserError, match="larger than the 170 training images"):
+        train_mlp_numpy.train([8], 0.1, 500, 1, 0, str(cifar_dir[0]), validation_size=30,
+                              data_url="", results_dir=str(tmp_path / "r"))
+    assert os.listdir(tmp_path / "r") == []  # a run refused before training leaves no folder
+
+
+@pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])
+def test_a_model_too_large_for_memory_says_how_much_it_needs(trainer, tmp_path):
+    kwargs = dict(hidden_dims=[10_000_000], lr=0.1, batch_size=16, epochs=1, seed=0,
+                  data_dir=str(tmp_path), data_url="", results_dir=str(tmp_path / "r"))
+    if trainer is train_mlp_pytorch:
+        kwargs.update(use_batch_norm=False, device="cpu")
+    with pytest.raises(UserError, match=r"30,830,000,010 parameters: about [\d,.]+ GB to train"):
+        trainer.train(**kwargs)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--projection", 64], "--projection 64 projects onto the principal components that ZCA "
+                           "whitening fits: add --normalize zca"),
+    (["--projection", 4000, "--normalize", "zca"], "--projection 4000 asks for more principal "
+                                                   "components than the 3072 pixel values"),
+])
+@pytest.mark.parametrize("script", ["train_mlp_numpy.py", "train_mlp_pytorch.py"])
+def test_a_projection_that_cannot_be_made_is_one_clear_line(script, flags, message, tmp_path):
+    code, _, stderr = run_script(script, *flags, "--data_dir", tmp_path, "--data_url", "",
+                                 "--results_dir", tmp_path / "r")
+    assert code == 1
+    assert_one_clear_line(stderr, message)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("script", ["train_mlp_numpy.py", "train_mlp_pytorch.py"])
+def test_divergence_stops_with_advice_and_nonzero_exit(script, cifar_dir, tmp_path):
+    code, _, stderr = run_script(script, "--lr", "1e6", "--hidden_dims", "32", "--batch_size", 16,
+                                 "--validation_size", 30, "--data_dir", cifar_dir[0],
+                                 "--data_url", "", "--results_dir", tmp_path / "r", "--epochs", 3)
+    assert code == 1
+    assert_one_clear_line(stderr, "diverged", "lower --lr")
+    (folder,) = os.listdir(tmp_path / "r")
+    metrics = json.loads((tmp_path / "r" / folder / "metrics.json").read_text())
+    assert metrics["status"] == "diverged"
+
+
+@pytest.mark.parametrize("script", [s for s, _ in SCRIPTS.values()])
+def test_divergence_from_weight_decay_names_both_flags(script, cifar_dir, tmp_path):
+    code, _, stderr = run_script(script, "--weight_decay", "1e30", "--hidden_dims", 8, *TINY,
+                                 "--epochs", 2, "--data_dir", cifar_dir[0], "--results_dir",
+                                 tmp_path / "r")
+    assert code == 1
+    assert_one_clear_line(stderr, "diverged", "lower --lr than 0.1 or --weight_decay than 1e+30")

@@ -1,0 +1,321 @@
+"""A saved model (training/saved_model.py) describes itself: --evaluate needs no architecture
+flags and refuses those that contradict the model; a record, a whitening or a file this version
+does not know, and the other trainer's model, are refused by name; nothing in a file is run."""
+import json
+import os
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+import synthetic_cifar
+import torch
+from helpers import (
+    COMPONENTS,
+    SCRIPTS,
+    SETTINGS,
+    TRAINERS,
+    RunsCode,
+    assert_one_clear_line,
+    run_script,
+    train,
+    train_projected,
+)
+
+import train_mlp_numpy
+import train_mlp_pytorch
+from safety.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """A plain model of each trainer, chosen on a validation split of 60 images: (data folder,
+    {framework: the path of its saved model})."""
+    root = tmp_path_factory.mktemp("saved")
+    synthetic_cifar.write_dataset(root / "data")
+    paths = {}
+    for framework, (trainer, name) in TRAINERS.items():
+        *_, log = train(framework, root / "data", root / framework, validation_size=60, epochs=2)
+        paths[framework] = os.path.join(log["run_dir"], name)
+    return root / "data", paths
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_evaluate_measures_the_validation_split_the_model_was_chosen_on(framework, saved_models,
+                                                                        capsys):
+    data, paths = saved_models
+    trainer, _ = TRAINERS[framework]
+    metrics = json.loads(open(os.path.join(os.path.dirname(paths[framework]),
+                                           "metrics.json")).read())
+    settings = {"device": "cpu"} if framework == "pytorch" else {}
+    trainer.evaluate_saved(paths[framework], set(), data_dir=str(data), data_url="", **settings)
+    assert f"validation accuracy {max(metrics['val_accuracy']):.4f}" in capsys.readouterr().out
+    with pytest.raises(UserError, match=r"--validation_size 30 \(the model: --validation_size 60"):
+        trainer.evaluate_saved(paths[framework], {"validation_size"}, data_dir=str(data),
+                               data_url="", validation_size=30, **settings)
+
+
+def edited_copy(framework, path, target, change, arrays=None, removed=()):
+    """A copy of the saved model at path whose record is changed by change (a dict) and lacks
+    the names in removed, and whose preprocessing arrays are arrays where given."""
+    if framework == "numpy":
+        with np.load(path) as saved:
+            entries = {name: saved[name] for name in saved.files}
+        record = json.loads(str(entries["architecture"][()]))
+        record = {name: value for name, value in {**record, **change}.items()
+                  if name not in removed}
+        entries["architecture"] = np.array(json.dumps(record))
+        entries.update({f"preprocessing.{name}": value for name, value in (arrays or {}).items()})
+        with open(target, "wb") as f:
+            np.savez(f, **entries)
+    else:
+        saved = torch.load(path, weights_only=True)
+        saved["architecture"].update(change)
+        for name in removed:
+            del saved["architecture"][name]
+        saved["preprocessing"].update({name: torch.from_numpy(value)
+                                       for name, value in (arrays or {}).items()})
+        torch.save(saved, target)
+    return target
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+@pytest.mark.parametrize("change, message", [
+    ({"activation": "silu"}, "activation must be one of elu, gelu, relu, tanh, not 'silu'"),
+    ({"dropout": 1.5}, "dropout is 1.5, out of range"),
+    ({"hidden_dims": "16"}, "hidden_dims must be a list of integers, not '16'"),
+    ({"hidden_dims": [16.0]}, "hidden_dims[0] must be an integer, not 16.0"),
+    ({"bottleneck": -3}, "bottleneck is -3, out of range"),
+    ({"tta": "bogus"}, "tta must be one of none, flip, not 'bogus'"),
+    ({"use_batch_norm": "yes"}, "use_batch_norm must be True or False"),
+])
+def test_a_record_this_version_does_not_know_is_refused_by_name(framework, change, message,
+                                                                saved_models, tmp_path):
+    data, paths = saved_models
+    trainer, name = TRAINERS[framework]
+    edited = edited_copy(framework, paths[framework], tmp_path / name, change)
+    settings = {"device": "cpu"} if framework == "pytorch" else {}
+    with pytest.raises(UserError) as refused:
+        trainer.evaluate_saved(str(edited), set(), data_dir=str(data), data_url="", **settings)
+    assert message in str(refused.value) and "cannot rebuild" in str(refused.value)
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_whitening_of_the_wrong_shape_is_refused_by_name(framework, saved_models, tmp_path):
+    data, paths = saved_models
+    trainer, name = TRAINERS[framework]
+    pixels = 3 * 32 * 32
+    arrays = {"scale": np.ones(pixels, np.float32), "shift": np.zeros(pixels, np.float32),
+              "whitening": np.eye(10, dtype=np.float32)}
+    edited = edited_copy(framework, paths[framework], tmp_path / name, {"normalize": "zca"},
+                         arrays)
+    code, _, stderr = run_script(f"train_mlp_{framework}.py", "--evaluate", edited, "--data_dir",
+                                 data, "--data_url", "")
+    assert code == 1
+    assert_one_clear_line(stderr, "whitening has the shape (10, 10), not (3072, 3072)")
+
+
+@pytest.mark.parametrize("framework, other", [("numpy", "pytorch"), ("pytorch", "numpy")])
+def test_the_other_trainers_model_is_named_with_the_script_to_use(framework, other,
+                                                                  saved_models):
+    data, paths = saved_models
+    code, _, stderr = run_script(f"train_mlp_{framework}.py", "--evaluate", paths[other],
+                                 "--data_dir", data)
+    assert code == 1
+    name = {"numpy": "NumPy", "pytorch": "PyTorch"}[other]
+    assert_one_clear_line(stderr, f"it is a {name} model: use train_mlp_{other}.py")
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_saved_preprocessing_lets_evaluate_reproduce_the_accuracy(framework, cifar_dir, tmp_path):
+    script, weights = SCRIPTS[framework]
+    common = ["--validation_size", 30, "--data_dir", cifar_dir[0], "--data_url", ""]
+    *_, log = train(framework, cifar_dir[0], tmp_path / "r", normalize="zca", zca_epsilon=0.05,
+                    tta="flip", epochs=2)
+    folder = pathlib.Path(log["run_dir"])
+    test_accuracy = json.loads((folder / "metrics.json").read_text())["test_accuracy"]
+    code, stdout, stderr = run_script(script, "--evaluate", folder / weights, *common)
+    assert code == 0, stderr
+    assert f"test accuracy {test_accuracy:.4f}" in stdout
+    code, _, stderr = run_script(script, "--evaluate", folder / weights, "--normalize", "pixel",
+                                 *common)
+    assert code == 1 and "--normalize pixel (the model: --normalize zca)" in stderr
+
+
+@pytest.mark.parametrize("framework, extra", [
+    ("numpy", {}), ("pytorch", {"use_batch_norm": True, "dropout": 0.1})])
+def test_saved_model_of_another_architecture_names_both(framework, extra, cifar_dir, tmp_path):
+    script, _ = SCRIPTS[framework]
+    common = ["--batch_size", 16, "--validation_size", 30, "--data_dir", cifar_dir[0],
+              "--data_url", "", "--epochs", 1,
+              *[f"--{name}" if value is True else f"--{name}={value}"
+                for name, value in extra.items()]]
+    train(framework, cifar_dir[0], tmp_path / "r", **extra)
+    (saved,) = (tmp_path / "r").glob("*/model.*")
+    code, stdout, _ = run_script(script, "--hidden_dims", 16, "--evaluate", saved, *common)
+    assert code == 0 and "test accuracy" in stdout
+    code, _, stderr = run_script(script, "--hidden_dims", 24, "--evaluate", saved, *common)
+    assert code == 1
+    assert_one_clear_line(stderr, "--hidden_dims 24 (the model: --hidden_dims 16)")
+    # a file that records no architecture (as earlier versions saved) is checked by its shapes
+    legacy = tmp_path / f"legacy{saved.suffix}"
+    if saved.suffix == ".npz":
+        with np.load(saved) as arrays:
+            np.savez(legacy, **{name: arrays[name] for name in arrays.files
+                                if name != "architecture"})
+    else:
+        import torch
+        torch.save(torch.load(saved, weights_only=True)["state_dict"], legacy)
+    code, _, stderr = run_script(script, "--hidden_dims", 24, "--evaluate", legacy, *common)
+    assert code == 1
+    assert_one_clear_line(stderr, "(16, 3072)", "(24, 3072)", "--activation")
+    code, _, stderr = run_script(script, "--evaluate", tmp_path / "missing", *common)
+    assert code == 1
+    assert_one_clear_line(stderr, "No such file")
+
+
+# --- a model of a non-default architecture ---
+ARCHITECTURE = dict(hidden_dims=[16, 8], bottleneck=12, activation="tanh", use_batch_norm=True,
+                    dropout=0.2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One run of each trainer with a non-default architecture: (data dir, {framework: folder})."""
+    root = tmp_path_factory.mktemp("trained")
+    synthetic_cifar.write_dataset(root / "data")
+    folders = {}
+    for framework in SCRIPTS:
+        *_, log = train(framework, root / "data", root / framework, epochs=2, **ARCHITECTURE)
+        folders[framework] = pathlib.Path(log["run_dir"])
+    return root / "data", folders
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_evaluate_needs_no_architecture_flags(framework, trained):
+    data, folders = trained
+    script, weights = SCRIPTS[framework]
+    metrics = json.loads((folders[framework] / "metrics.json").read_text())
+    common = ["--data_dir", data, "--validation_size", 30, "--data_url", ""]
+    code, stdout, stderr = run_script(script, "--evaluate", folders[framework] / weights, *common)
+    assert code == 0, stderr
+    assert f"test accuracy {metrics['test_accuracy']:.4f}" in stdout
+    # flags that agree with the model are fine; one that contradicts it is refused by name
+    code, stdout, _ = run_script(script, "--evaluate", folders[framework] / weights,
+                                 "--activation", "tanh", "--hidden_dims", 16, 8, *common)
+    assert code == 0 and f"test accuracy {metrics['test_accuracy']:.4f}" in stdout
+    code, _, stderr = run_script(script, "--evaluate", folders[framework] / weights,
+                                 "--activation", "elu", "--no-use_batch_norm", "--bottleneck", 0,
+                                 *common)
+    assert code == 1
+    assert_one_clear_line(stderr, "--activation elu (the model: --activation tanh)",
+                          "--no-use_batch_norm (the model: --use_batch_norm)",
+                          "--bottleneck 0 (the model: --bottleneck 12)")
+
+
+def test_pytorch_weights_stay_readable_with_weights_only(trained):
+    _, folders = trained
+    saved = torch.load(folders["pytorch"] / "model.pt", weights_only=True)
+    assert saved["architecture"] == {"hidden_dims": [16, 8], "bottleneck": 12, "projection": 0,
+                                     "use_batch_norm": True, "activation": "tanh",
+                                     "dropout": 0.2, "normalize": "channel", "tta": "none",
+                                     "validation_size": 30}
+    assert all(torch.is_tensor(value) for value in saved["state_dict"].values())
+
+
+def write_not_a_model(kind, path, trained, framework="numpy"):
+    _, folders = trained
+    if kind == "text":
+        path.write_text("hello\n")
+    elif kind == "json":
+        path.write_text(json.dumps({"layers.0.weight": [1, 2]}))
+    elif kind == "png":
+        path.write_bytes((folders["numpy"] / "loss.png").read_bytes())
+    elif kind == "other trainer's":
+        other = "pytorch" if framework == "numpy" else "numpy"
+        path.write_bytes((folders[other] / SCRIPTS[other][1]).read_bytes())
+    elif kind == "npz with a non-array entry":
+        path.write_bytes((folders["numpy"] / "model.npz").read_bytes())
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr("notes.txt", "not an array")
+    elif kind == "npz with a string array":
+        with open(path, "wb") as f:  # a path would get .npz appended
+            np.savez(f, **{"layers.0.weight": np.array(["a", "b"])})
+    return path
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+@pytest.mark.parametrize("kind", ["text", "json", "png", "other trainer's",
+                                  "npz with a non-array entry", "npz with a string array"])
+def test_files_that_are_no_saved_model_are_refused_by_name(framework, kind, trained, tmp_path):
+    path = write_not_a_model(kind, tmp_path / "model", trained, framework)
+    trainer = {"numpy": train_mlp_numpy, "pytorch": train_mlp_pytorch}[framework]
+    read = (trainer.read_weights if framework == "numpy"
+            else lambda p: trainer.read_weights(p, "cpu"))
+    with pytest.raises(UserError, match=f"{path} is not a saved model of this trainer"):
+        read(path)
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_refusal_is_one_line_from_the_command_line(framework, trained, tmp_path):
+    script, _ = SCRIPTS[framework]
+    path = write_not_a_model("png", tmp_path / "figure.png", trained)
+    code, _, stderr = run_script(script, "--evaluate", path, "--data_dir", trained[0])
+    assert code == 1
+    assert_one_clear_line(stderr, f"{path} is not a saved model of this trainer")
+
+
+def test_weights_carrying_a_pickle_payload_are_refused_unrun(tmp_path):
+    marker = tmp_path / "payload-ran"
+    pt = tmp_path / "model.pt"
+    torch.save({"architecture": None, "state_dict": {"layers.0.weight": RunsCode(marker)}}, pt)
+    with pytest.raises(UserError, match="not a saved model"):
+        train_mlp_pytorch.read_weights(pt, "cpu")
+    npz = tmp_path / "model.npz"
+    np.savez(npz, **{"layers.0.weight": np.array([RunsCode(marker)], dtype=object)})
+    with pytest.raises(UserError, match="not a saved model"):
+        train_mlp_numpy.read_weights(npz)
+    assert not marker.exists()
+
+
+# --- a projected model (conftest.projected_runs: its tests share a worker, which trains it once)
+@pytest.mark.xdist_group("projected")
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_projected_model_evaluates_with_no_flags(framework, projected_runs, capsys):
+    data, runs = projected_runs
+    model, _, test_accuracy, log = runs[framework]
+    path = os.path.join(log["run_dir"], TRAINERS[framework][1])
+    TRAINERS[framework][0].evaluate_saved(path, set(), data_dir=str(data), data_url="",
+                                          **SETTINGS[framework])
+    assert f"test accuracy {test_accuracy:.4f}" in capsys.readouterr().out
+    record = json.loads(open(os.path.join(log["run_dir"], "metrics.json")).read())["config"]
+    assert record["projection"] == COMPONENTS
+    assert model.input_filters().shape == (16, 3072)  # weights.png shows them as images
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_record_from_before_the_projection_still_evaluates(framework, hard_cifar_dir,
+                                                             tmp_path, capsys):
+    """A model saved before --projection existed records no projection: it had none."""
+    data, _ = hard_cifar_dir
+    *_, test_accuracy, log = train_projected(framework, data, tmp_path / "plain", projection=0,
+                                             normalize="channel", epochs=1)
+    path = os.path.join(log["run_dir"], TRAINERS[framework][1])
+    old = edited_copy(framework, path, tmp_path / TRAINERS[framework][1], {},
+                      removed=["projection"])
+    TRAINERS[framework][0].evaluate_saved(str(old), set(), data_dir=str(data), data_url="",
+                                          **SETTINGS[framework])
+    assert f"test accuracy {test_accuracy:.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.xdist_group("projected")
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_record_whose_projection_does_not_fit_its_weights_is_refused(framework, projected_runs,
+                                                                       tmp_path):
+    data, runs = projected_runs
+    path = os.path.join(runs[framework][3]["run_dir"], TRAINERS[framework][1])
+    edited = edited_copy(framework, path, tmp_path / TRAINERS[framework][1],
+                         {"projection": COMPONENTS + 1})
+    with pytest.raises(UserError, match="holds .* but the model these flags build has"):
+        TRAINERS[framework][0].evaluate_saved(str(edited), set(), data_dir=str(data),
+                                              data_url="", **SETTINGS[framework])

@@ -1,0 +1,60 @@
+"""Stop signals (safety/signals.py) on a real trainer process: Ctrl-C and SIGTERM keep the finished
+epochs and exit with their codes, and a stop during the imports exits quietly."""
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+from helpers import SCRIPTS, TINY, start_trainer, wait_for_epochs
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+@pytest.mark.parametrize("signum, code, status", [(signal.SIGINT, 130, "interrupted"),
+                                                  (signal.SIGTERM, 143, "terminated")])
+def test_a_stop_signal_keeps_finished_epochs_and_exits_with_its_code(framework, signum, code,
+                                                                     status, cifar_dir, tmp_path):
+    script, weights = SCRIPTS[framework]
+    results = tmp_path / "r"
+    process = start_trainer(script, "--epochs", 100000, "--hidden_dims", 16, *TINY,
+                            "--data_dir", cifar_dir[0], "--results_dir", results)
+    try:
+        wait_for_epochs(results, 2, process)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"{status} after ")
+    (folder,) = os.listdir(results)
+    metrics = json.loads((results / folder / "metrics.json").read_text())
+    assert metrics["status"] == status and len(metrics["val_accuracy"]) >= 2
+    assert {"loss.png", "accuracy.png", weights} <= set(os.listdir(results / folder))
+
+
+def signal_handler_installed(pid, signum):
+    """Whether process pid catches signum (Linux: the SigCgt mask of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt"))
+    return bool(caught >> (signum - 1) & 1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_during_the_imports_exits_quietly(signum, code, tmp_path):
+    process = start_trainer("train_mlp_pytorch.py", "--data_dir", tmp_path, "--data_url", "",
+                            "--results_dir", tmp_path / "r")
+    try:
+        # SIGTERM is caught from the script's first lines on, before torch is imported
+        deadline = time.time() + 30
+        while not signal_handler_installed(process.pid, signal.SIGTERM):
+            assert time.time() < deadline and process.poll() is None
+            time.sleep(0.002)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == code
+    assert "Traceback" not in stderr, stderr
