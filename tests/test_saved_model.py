@@ -316,6 +316,9 @@ def test_a_record_whose_projection_does_not_fit_its_weights_is_refused(framework
     path = os.path.join(runs[framework][3]["run_dir"], TRAINERS[framework][1])
     edited = edited_copy(framework, path, tmp_path / TRAINERS[framework][1],
                          {"projection": COMPONENTS + 1})
-    with pytest.raises(UserError, match="holds .* but the model these flags build has"):
+    expected = (fr"holds projection components of shape \(3072, {COMPONENTS}\), but the model "
+                fr"its record describes \(--projection {COMPONENTS + 1}\) has "
+                fr"\(3072, {COMPONENTS + 1}\)")
+    with pytest.raises(UserError, match=expected):
         TRAINERS[framework][0].evaluate_saved(str(edited), set(), data_dir=str(data),
                                               data_url="", **SETTINGS[framework])
