@@ -127,33 +127,38 @@ def test_the_other_trainers_model_is_named_with_the_script_to_use(framework, oth
 
 
 @pytest.mark.parametrize("framework", SCRIPTS)
-def test_saved_preprocessing_lets_evaluate_reproduce_the_accuracy(framework, cifar_dir, tmp_path):
-    script, weights = SCRIPTS[framework]
-    common = ["--validation_size", 30, "--data_dir", cifar_dir[0], "--data_url", ""]
+def test_saved_preprocessing_lets_evaluate_reproduce_the_accuracy(framework, cifar_dir, tmp_path,
+                                                                  capsys):
+    (trainer, weights), (script, _) = TRAINERS[framework], SCRIPTS[framework]
     *_, log = train(framework, cifar_dir[0], tmp_path / "r", normalize="zca", zca_epsilon=0.05,
                     tta="flip", epochs=2)
     folder = pathlib.Path(log["run_dir"])
     test_accuracy = json.loads((folder / "metrics.json").read_text())["test_accuracy"]
-    code, stdout, stderr = run_script(script, "--evaluate", folder / weights, *common)
-    assert code == 0, stderr
-    assert f"test accuracy {test_accuracy:.4f}" in stdout
+    capsys.readouterr()
+    trainer.evaluate_saved(str(folder / weights), set(), data_dir=str(cifar_dir[0]),
+                           validation_size=30, data_url="", **SETTINGS[framework])
+    assert f"test accuracy {test_accuracy:.4f}" in capsys.readouterr().out
     code, _, stderr = run_script(script, "--evaluate", folder / weights, "--normalize", "pixel",
-                                 *common)
+                                 "--validation_size", 30, "--data_dir", cifar_dir[0],
+                                 "--data_url", "")
     assert code == 1 and "--normalize pixel (the model: --normalize zca)" in stderr
 
 
 @pytest.mark.parametrize("framework, extra", [
     ("numpy", {}), ("pytorch", {"use_batch_norm": True, "dropout": 0.1})])
-def test_saved_model_of_another_architecture_names_both(framework, extra, cifar_dir, tmp_path):
-    script, _ = SCRIPTS[framework]
+def test_saved_model_of_another_architecture_names_both(framework, extra, cifar_dir, tmp_path,
+                                                        capsys):
+    (trainer, _), (script, _) = TRAINERS[framework], SCRIPTS[framework]
     common = ["--batch_size", 16, "--validation_size", 30, "--data_dir", cifar_dir[0],
               "--data_url", "", "--epochs", 1,
               *[f"--{name}" if value is True else f"--{name}={value}"
                 for name, value in extra.items()]]
     train(framework, cifar_dir[0], tmp_path / "r", **extra)
     (saved,) = (tmp_path / "r").glob("*/model.*")
-    code, stdout, _ = run_script(script, "--hidden_dims", 16, "--evaluate", saved, *common)
-    assert code == 0 and "test accuracy" in stdout
+    capsys.readouterr()
+    trainer.evaluate_saved(str(saved), {"hidden_dims", *extra}, hidden_dims=[16],
+                           data_dir=str(cifar_dir[0]), data_url="", **extra, **SETTINGS[framework])
+    assert "test accuracy" in capsys.readouterr().out
     code, _, stderr = run_script(script, "--hidden_dims", 24, "--evaluate", saved, *common)
     assert code == 1
     assert_one_clear_line(stderr, "--hidden_dims 24 (the model: --hidden_dims 16)")
