@@ -21,10 +21,18 @@ def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads((copy / "results" / "benchmark.json").read_text())["runs"][0]["benchmark"] \
         == "numpy"
+    # a measured run writes its results to a temporary folder: once one is there, the benchmark
+    # has begun; three runs can take less than a few seconds, so no fixed wait would do
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.benchmark", "numpy"],
                                cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=dict(os.environ, PYTHONPATH=str(copy)))
-    time.sleep(4)  # inside the first measured run
+                               text=True, env=dict(os.environ, PYTHONPATH=str(copy),
+                                                   TMPDIR=str(scratch)))
+    deadline = time.time() + 60
+    while not any(scratch.iterdir()):
+        assert time.time() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr
