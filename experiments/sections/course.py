@@ -78,7 +78,7 @@ def section_numpy_vs_torch(summary, experiment_set, results):
               "epochs (incl. validation) | whole run in-process (data, training, test) | command |")
     return f"""Both trainers at the course's defaults on the same data and split. They start from
 different random weights (NumPy's and PyTorch's generators differ), so the curves agree in shape
-and level, not number for number; `tests/test_pytorch.py` proves that with identical weights the
+and level, not number for number; `tests/test_mlp_pytorch.py` proves that with identical weights the
 two give the same loss and gradients to {TRAINERS_AGREE_TO}.
 
 ![NumPy vs PyTorch](numpy-vs-torch/numpy-vs-torch.png)
