@@ -1,0 +1,26 @@
+"""A folder used by one process at a time: an advisory lock on the folder itself, which the
+operating system releases when the process ends, however it ends (SIGKILL, a node's crash), so
+no lock is ever left held and no lock file is left behind."""
+import contextlib
+import errno
+import fcntl
+import os
+
+from safety.errors import UserError
+
+
+@contextlib.contextmanager
+def folder_locked(folder, in_use):
+    """Hold folder for the block; UserError(f"{folder} {in_use}") at once if another process
+    holds it. in_use says what the holder is doing and what the user can do about it."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise UserError(f"{folder} {in_use}") from None
+        yield
+    finally:
+        os.close(descriptor)  # closing the last descriptor releases the lock
