@@ -9,18 +9,36 @@ import os
 from safety.errors import UserError
 
 
-@contextlib.contextmanager
-def folder_locked(folder, in_use):
-    """Hold folder for the block; UserError(f"{folder} {in_use}") at once if another process
-    holds it. in_use says what the holder is doing and what the user can do about it."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
+class FolderLock:
+    """Holds folder from creation until release(); UserError(f"{folder} {in_use}") at once if
+    another process holds it. in_use says what the holder is doing and what the user can do."""
+
+    def __init__(self, folder, in_use):
+        self.descriptor = None
+        descriptor = os.open(folder, os.O_RDONLY)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
+            os.close(descriptor)
             if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
             raise UserError(f"{folder} {in_use}") from None
+        self.descriptor = descriptor
+
+    def release(self):
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # closing the last descriptor releases the lock
+            self.descriptor = None
+
+    def __del__(self):  # a run abandoned by the Python API before it ended frees its folder
+        self.release()
+
+
+@contextlib.contextmanager
+def folder_locked(folder, in_use):
+    """Hold folder for the block (FolderLock)."""
+    lock = FolderLock(folder, in_use)
+    try:
         yield
     finally:
-        os.close(descriptor)  # closing the last descriptor releases the lock
+        lock.release()

@@ -2,11 +2,15 @@
 run with the same flags reaches; what cannot be continued is said in one line."""
 import json
 import os
+import resource
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from helpers import (
+    REPO,
     SCRIPTS,
     TINY,
     TRAINERS,
@@ -119,7 +123,9 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
 
 @pytest.mark.parametrize("damage, message", [
     ("finished", "finished already: there is nothing to resume"),
-    ("no checkpoint", "has no checkpoint.npz: it stopped before its first epoch finished"),
+    ("no checkpoint", "has 2 finished epochs but no checkpoint.npz: the run's last lines say "
+                      "why it was never written"),
+    ("no epoch", "has no checkpoint.npz: it stopped before its first epoch finished"),
     ("damaged checkpoint", "checkpoint.npz is damaged"),
     ("no metrics", "holds no run to resume"),
 ])
@@ -130,6 +136,9 @@ def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
         metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), status="finished")))
     elif damage == "no checkpoint":
         os.remove(run_dir / "checkpoint.npz")
+    elif damage == "no epoch":
+        os.remove(run_dir / "checkpoint.npz")
+        metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), val_accuracy=[])))
     elif damage == "damaged checkpoint":
         (run_dir / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a whole zip")
     else:
@@ -151,3 +160,56 @@ def test_the_checkpoint_holds_arrays_only(stopped_run):
         assert all(saved[name].dtype != object for name in saved.files)
         progress = json.loads(str(saved["progress"][()]))
     assert progress["epoch"] == 2 and progress["step"] == 2 * ((200 - 30) // 16)
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_a_run_another_process_is_training_is_refused_and_left_whole(framework, cifar_dir,
+                                                                     tmp_path):
+    script, _ = SCRIPTS[framework]
+    process = start_trainer(script, "--hidden_dims", 64, "--epochs", 1000, "--data_dir",
+                            cifar_dir[0], *TINY, "--results_dir", tmp_path / "r")
+    try:
+        wait_for_epochs(tmp_path / "r", 1, process)
+        (run_dir,) = (tmp_path / "r").iterdir()
+        code, _, stderr = run_script(script, "--resume", run_dir)
+        assert code == 1
+        assert_one_clear_line(stderr, f"{run_dir} is in use by another process")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr[-3000:]
+    stopped = json.loads((run_dir / "metrics.json").read_text())
+    assert stopped["status"] == "terminated" and stopped["val_accuracy"]
+    assert (run_dir / SCRIPTS[framework][1].replace("model", "checkpoint")).is_file()
+
+
+def test_a_resume_removes_what_a_killed_writer_of_the_run_left_and_nothing_else(stopped_run):
+    root, run_dir = stopped_run
+    left = [run_dir / ".tmp-checkpoint.npz-x1", run_dir / ".tmp-metrics.json-x2"]
+    kept = [run_dir / ".tmp-confusion_matrix.png-x3", run_dir / "notes.txt"]
+    for path in left + kept:
+        path.write_bytes(b"partial")
+    train("numpy", root, run_dir.parent, resume=str(run_dir), epochs=4)
+    assert not any(path.exists() for path in left) and all(path.exists() for path in kept)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(cifar_dir,
+                                                                             tmp_path):
+    """Under a file-size limit that lets model.npz through but not the larger checkpoint.npz,
+    as a full disk would: the run's last line names the checkpoint, nothing partial is left, and
+    --resume says that the finished epoch's checkpoint was never written."""
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    flags = ["--hidden_dims", 128, "--epochs", 3, "--data_dir", cifar_dir[0], *TINY,
+             "--results_dir", tmp_path / "r"]
+    process = subprocess.run([sys.executable, "train_mlp_numpy.py", *map(str, flags)], cwd=REPO,
+                             capture_output=True, text=True, preexec_fn=limited, timeout=120)
+    assert process.returncode == 1
+    (run_dir,) = (tmp_path / "r").iterdir()
+    assert process.stderr.splitlines()[-1] == (f"error: [Errno 27] File too large: "
+                                               f"'{run_dir / 'checkpoint.npz'}'")
+    assert sorted(os.listdir(run_dir)) == ["accuracy.png", "loss.png", "metrics.json", "model.npz"]
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
+    assert code == 1
+    assert_one_clear_line(stderr, "has 1 finished epochs but no checkpoint.npz")

@@ -9,15 +9,21 @@ from training.options import WHERE, contradictions
 CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
 
 
-def run_config(run_dir):
-    """The config and status a run folder's metrics.json records; UserError if it has none."""
+def run_metrics(run_dir):
+    """A run folder's metrics.json; UserError if it has none."""
     path = os.path.join(run_dir, "metrics.json")
     try:
         with open(path) as f:
             metrics = json.load(f)
-        return metrics["config"], metrics["status"]
+        return metrics["config"], metrics["status"], metrics
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"{run_dir} holds no run to resume ({path}: {error})") from None
+
+
+def run_config(run_dir):
+    """The config and status a run folder's metrics.json records; UserError if it has none."""
+    config, status, _ = run_metrics(run_dir)
+    return config, status
 
 
 def resumed_flags(run_dir, flags, given_flags):
@@ -30,7 +36,7 @@ def resumed_flags(run_dir, flags, given_flags):
 def check_resumable(run_dir, framework, flags, checkpoint):
     """Refuse to resume a run of the other trainer, a finished one, one without a checkpoint,
     or one whose flags differ from these (those that only say where things are excepted)."""
-    config, status = run_config(run_dir)
+    config, status, metrics = run_metrics(run_dir)
     if config.get("framework") != framework:
         other = config.get("framework")
         raise UserError(f"{run_dir} is a run of train_mlp_{other}.py: resume it with that script")
@@ -42,8 +48,11 @@ def check_resumable(run_dir, framework, flags, checkpoint):
         raise UserError(f"{run_dir} was started with other flags than {conflicts}; leave them "
                         f"out: the run records its own")
     if not os.path.isfile(os.path.join(run_dir, checkpoint)):
-        raise UserError(f"{run_dir} has no {checkpoint}: it stopped before its first epoch "
-                        f"finished; start it again without --resume")
+        epochs = len(metrics.get("val_accuracy") or [])
+        why = (f"has {epochs} finished epochs but no {checkpoint}: the run's last lines say why "
+               f"it was never written (a full disk, say)" if epochs else
+               f"has no {checkpoint}: it stopped before its first epoch finished")
+        raise UserError(f"{run_dir} {why}; start it again without --resume")
 
 
 def set_generator_states(generators, states):

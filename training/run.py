@@ -33,11 +33,11 @@ class TrainingRun(RunRecorder):
         self.record = config.record()
         self.resume = resume and checks.run_dir.check("resume", resume)
         self.checkpoint = CHECKPOINTS[framework]
-        if self.resume:
-            check_resumable(self.resume, framework, config.as_dict(framework), self.checkpoint)
         super().__init__(config.results_dir, self.folder_name(framework),
                          dict(framework=framework, **config.as_dict(framework)),
                          folder=self.resume)
+        if self.resume:  # checked once held: another process may have ended it meanwhile
+            check_resumable(self.resume, framework, config.as_dict(framework), self.checkpoint)
         self.mixup = Mixup(config.mixup, config.seed)
         self.step = 0
         # set by load_data: the data, its preprocessing, a projection's components, the steps

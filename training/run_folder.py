@@ -10,7 +10,8 @@ import numpy as np
 from tqdm import tqdm
 
 from safety.errors import Terminated, TrainingDiverged, UserError
-from safety.files import write_json
+from safety.files import temporary_prefix, write_json
+from safety.locks import FolderLock
 from safety.signals import stop_signals_ignored
 from training.plots import plot_run
 
@@ -34,6 +35,11 @@ def _new_folder(path):
             candidate = f"{path}_{number}"
 
 
+IN_USE = ("is in use by another process: the run is still going on (a job, or a --resume "
+          "elsewhere); let it end, or stop it, before resuming it")
+RUN_FILES = ("metrics.json", "model.npz", "model.pt", "checkpoint.npz", "checkpoint.pt",
+             "loss.png", "accuracy.png")
+
 ENDINGS = {None: "finished", KeyboardInterrupt: "interrupted", Terminated: "terminated",
            TrainingDiverged: "diverged"}  # any other exception: "failed"
 
@@ -46,8 +52,9 @@ class RunRecorder:
 
     def __init__(self, results_dir, name, config, folder=None):
         """A new folder results_dir/name (name_2, ... if taken), or the existing folder of a run
-        that is continued."""
+        that is continued, which this process then holds: one process at a time."""
         self.results_dir, self.name, self.existing, self.folder = results_dir, name, folder, None
+        self.lock = folder and hold(folder)
         self.config_record = config
         self.status = "running"
         self.start = time.perf_counter()
@@ -88,6 +95,7 @@ class RunRecorder:
     def __enter__(self):
         self.folder = self.log["run_dir"] = (self.existing or
                                              _new_folder(os.path.join(self.results_dir, self.name)))
+        self.lock = self.lock or hold(self.folder)
         write_json(self.path("metrics.json"), self.metrics())
         return self
 
@@ -95,6 +103,7 @@ class RunRecorder:
         self.status = ENDINGS.get(exc_type, "failed")
         with stop_signals_ignored():  # a second Ctrl-C or SIGTERM must not cut this short
             unwritten = self.write_record()
+        self.lock.release()
         where = (f"their curves and metrics are in {self.folder}" if unwritten is None else
                  f"their curves and metrics could not all be written to {self.folder} "
                  f"({unwritten})")
@@ -126,6 +135,16 @@ class RunRecorder:
         if self.log["best_epoch"] is None:
             return "the untrained model: no epoch to choose from"
         return f"best validation epoch {self.log['best_epoch']}"
+
+
+def hold(folder):
+    """Lock a run's folder for this process, and remove the temporary files of the run's own
+    files that a killed process left there (each as large as the file it was writing)."""
+    lock = FolderLock(folder, IN_USE)
+    for name in os.listdir(folder):
+        if name.startswith(tuple(map(temporary_prefix, RUN_FILES))):
+            os.remove(os.path.join(folder, name))
+    return lock
 
 
 def close_progress_bars():
