@@ -112,6 +112,26 @@ def test_gradient_descent_leaves_the_network_saddle_and_gets_below_halfway(rng):
     assert network.best_loss() < network.loss(np.zeros(network.dim))
 
 
+def test_the_network_escape_is_counted_to_halfway_down_to_the_lowest_loss(rng):
+    """'Away' is the first step whose loss is at or below (L(0) + L*) / 2, halfway from the
+    saddle's loss to the lowest reachable. With targets mostly noise L* is 44 % of L(0), so that
+    halfway (7.1) is far from half the saddle's loss (4.9): each count, replayed step by step from
+    the same start, is the first step at or below it."""
+    network = saddles.LinearNetwork(4, 3, 2, 30, rng)
+    network.y = network.y + 2 * rng.standard_normal(network.y.shape)
+    halfway = (network.loss(np.zeros(network.dim)) + network.best_loss()) / 2
+    (row,) = saddles.escape_from_linear_network(network, [1e-6], 0.05, 3,
+                                                np.random.default_rng(1))
+    same = np.random.default_rng(1)
+    for steps in row["steps"]:
+        direction = same.standard_normal(network.dim)
+        theta, losses = 1e-6 * direction / np.linalg.norm(direction), []
+        for _ in range(steps + 1):
+            losses.append(network.loss(theta))
+            theta = theta - 0.05 * network.gradient(theta)
+        assert losses[-1] <= halfway < min(losses[:-1])
+
+
 # --- 4a on examples ---
 def test_a_convex_quadratics_minimum_has_a_positive_semidefinite_hessian(rng):
     """f(x) = ½ xᵀ A x - bᵀ x with A = MᵀM: at its minimum x* = A⁻¹ b no direction goes down, and
