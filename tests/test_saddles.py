@@ -52,6 +52,17 @@ def test_fractions_stop_where_sampling_no_longer_resolves_them(rng):
     assert all(row["low"] <= row["hits"] / row["samples"] <= row["high"] for row in rows)
 
 
+def test_a_size_with_exactly_min_hits_is_resolved_and_the_next_size_is_measured():
+    """The count stops after the first size with fewer than min_hits, not at min_hits itself:
+    with min_hits set to n = 3's own count, n = 4 is measured too, and the counts are the same
+    as without the stop (each size draws its matrices after the one before)."""
+    measured = saddles.all_positive_fractions(10, 2000, np.random.default_rng(0), min_hits=1)
+    hits = [row["hits"] for row in measured]
+    assert min(hits[:3]) == hits[2] > hits[3]
+    rows = saddles.all_positive_fractions(10, 2000, np.random.default_rng(0), min_hits=hits[2])
+    assert [row["hits"] for row in rows] == hits[:4]
+
+
 def test_wilson_interval_covers_zero_hits_and_shrinks_with_samples():
     low, high = saddles.binomial_interval(0, 1000)
     assert low == pytest.approx(0, abs=1e-15) and 0.001 < high < 0.005
