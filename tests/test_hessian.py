@@ -34,6 +34,20 @@ def test_hessian_vector_products_match_autograd(hidden, activation):
     assert hessian.autograd_relative_error(surface, twin, rng) < 1e-6
 
 
+@pytest.mark.parametrize("norm", [1e-4, 1e4])
+def test_products_match_autograd_whatever_the_length_of_v(norm):
+    """The displacement ‖h v‖ is STEP whatever ‖v‖, as the comment on STEP measured it. A step h
+    of STEP itself would displace θ by STEP·‖v‖: 1e-10 for the short v, where rounding (1e-16 /
+    displacement) puts the product 1e-5 off autograd, and 1e-2 for the long one, where ELU
+    inputs cross its kink and put it 1e-2 off."""
+    surface, twin = surface_and_twin([16, 12], "elu")
+    v = np.random.default_rng(7).standard_normal(surface.dim)
+    v *= norm / np.linalg.norm(v)
+    reference = hessian.autograd_hessian_vector_product(twin, surface.images, surface.labels, v)
+    error = np.linalg.norm(surface.hessian_vector_product(v) - reference)
+    assert error / np.linalg.norm(reference) < 1e-6
+
+
 def test_gradient_and_loss_are_the_models_own():
     surface, twin = surface_and_twin([16, 12], "elu")
     loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(surface.images)),

@@ -52,6 +52,17 @@ def test_fractions_stop_where_sampling_no_longer_resolves_them(rng):
     assert all(row["low"] <= row["hits"] / row["samples"] <= row["high"] for row in rows)
 
 
+def test_a_size_with_exactly_min_hits_is_resolved_and_the_next_size_is_measured():
+    """The count stops after the first size with fewer than min_hits, not at min_hits itself:
+    with min_hits set to n = 3's own count, n = 4 is measured too, and the counts are the same
+    as without the stop (each size draws its matrices after the one before)."""
+    measured = saddles.all_positive_fractions(10, 2000, np.random.default_rng(0), min_hits=1)
+    hits = [row["hits"] for row in measured]
+    assert min(hits[:3]) == hits[2] > hits[3]
+    rows = saddles.all_positive_fractions(10, 2000, np.random.default_rng(0), min_hits=hits[2])
+    assert [row["hits"] for row in rows] == hits[:4]
+
+
 def test_wilson_interval_covers_zero_hits_and_shrinks_with_samples():
     low, high = saddles.binomial_interval(0, 1000)
     assert low == pytest.approx(0, abs=1e-15) and 0.001 < high < 0.005
@@ -110,6 +121,26 @@ def test_gradient_descent_leaves_the_network_saddle_and_gets_below_halfway(rng):
     (row,) = saddles.escape_from_linear_network(network, [1e-6], 0.05, 3, rng)
     assert all(steps is not None and steps > 0 for steps in row["steps"])
     assert network.best_loss() < network.loss(np.zeros(network.dim))
+
+
+def test_the_network_escape_is_counted_to_halfway_down_to_the_lowest_loss(rng):
+    """'Away' is the first step whose loss is at or below (L(0) + L*) / 2, halfway from the
+    saddle's loss to the lowest reachable. With targets mostly noise L* is 44 % of L(0), so that
+    halfway (7.1) is far from half the saddle's loss (4.9): each count, replayed step by step from
+    the same start, is the first step at or below it."""
+    network = saddles.LinearNetwork(4, 3, 2, 30, rng)
+    network.y = network.y + 2 * rng.standard_normal(network.y.shape)
+    halfway = (network.loss(np.zeros(network.dim)) + network.best_loss()) / 2
+    (row,) = saddles.escape_from_linear_network(network, [1e-6], 0.05, 3,
+                                                np.random.default_rng(1))
+    same = np.random.default_rng(1)
+    for steps in row["steps"]:
+        direction = same.standard_normal(network.dim)
+        theta, losses = 1e-6 * direction / np.linalg.norm(direction), []
+        for _ in range(steps + 1):
+            losses.append(network.loss(theta))
+            theta = theta - 0.05 * network.gradient(theta)
+        assert losses[-1] <= halfway < min(losses[:-1])
 
 
 # --- 4a on examples ---

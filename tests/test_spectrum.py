@@ -25,6 +25,23 @@ def test_lanczos_basis_is_orthonormal_and_tridiagonalizes(rng):
     np.testing.assert_allclose(basis @ a @ basis.T, t, atol=1e-12)
 
 
+def test_lanczos_stays_orthonormal_on_a_spectrum_of_tight_clusters(rng):
+    """Five clusters of 40 eigenvalues each, 1e-8 wide, like a Hessian's bulk piled up near zero.
+    After five steps the Krylov space nearly holds an invariant subspace: what A q_5 has outside
+    the basis, β_5, is 2e-7 against ‖A‖ = 3, what is left once its components along the basis
+    are subtracted. One pass leaves their rounding (1e-16 ‖A‖) in it, and q_6 comes out 6e-9 off
+    orthogonal; the later steps build on it until the basis is off by 1 after 30 steps and the
+    smallest Ritz value is -5.9 for a λ_min of -2. The second pass removes what the first left."""
+    eigenvalues = np.repeat([-2.0, -1.0, 0.5, 1.0, 3.0], 40) + 1e-8 * rng.standard_normal(200)
+    a = matrix_with_spectrum(eigenvalues, rng)
+    alpha, beta, basis = spectrum.lanczos(lambda v: a @ v, rng.standard_normal(200), 30)
+    assert len(alpha) == 30
+    np.testing.assert_allclose(basis @ basis.T, np.eye(30), atol=1e-12)
+    values = spectrum.ritz(alpha, beta)[0]
+    assert eigenvalues.min() - 1e-12 <= values[0] <= eigenvalues.min() + 1e-8
+    assert eigenvalues.max() - 1e-8 <= values[-1] <= eigenvalues.max() + 1e-12
+
+
 def test_extreme_eigenpairs_are_found_with_honest_residuals(rng):
     """The outermost eigenvalues, separated from the rest, converge to rounding; every residual
     bound equals ‖A y - θ y‖ of the returned vector."""
