@@ -188,7 +188,7 @@ def load_checkpoint(run, model, optimizer, average, device):
         if average:
             average.average, average.updates = saved["average"], progress["average_updates"]
         return run.restore(progress), saved["best"]
-    except OSError:
+    except (OSError, UserError):
         raise
     except Exception as error:  # damaged bytes fail in many ways inside torch's unpickler
         raise damaged_checkpoint(path, error) from None

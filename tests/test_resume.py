@@ -3,6 +3,7 @@ run with the same flags reaches; what cannot be continued is said in one line.""
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from helpers import (
 )
 
 from safety.errors import Terminated, UserError
+from synthetic_cifar import write_dataset
 from training import run
 
 # everything a run draws at random or carries from step to step
@@ -128,6 +130,7 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
     ("no epoch", "has no checkpoint.npz: it stopped before its first epoch finished"),
     ("damaged checkpoint", "checkpoint.npz is damaged"),
     ("no metrics", "holds no run to resume"),
+    ("config a list", "its config is not a mapping of flags"),
 ])
 def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
     root, run_dir = stopped_run
@@ -141,6 +144,8 @@ def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
         metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), val_accuracy=[])))
     elif damage == "damaged checkpoint":
         (run_dir / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a whole zip")
+    elif damage == "config a list":
+        metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), config=[1])))
     else:
         os.remove(metrics)
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
@@ -213,3 +218,65 @@ def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(ci
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
     assert code == 1
     assert_one_clear_line(stderr, "has 1 finished epochs but no checkpoint.npz")
+
+
+def edited_progress(run_dir, edit):
+    """Rewrite the progress entry of run_dir's checkpoint.npz by edit(progress)."""
+    path = run_dir / "checkpoint.npz"
+    with np.load(path) as saved:
+        entries = {name: saved[name] for name in saved.files}
+    progress = json.loads(str(entries["progress"][()]))
+    edit(progress)
+    np.savez(path, **dict(entries, progress=np.array(json.dumps(progress))))
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda p: p.update(epoch=4), "its epoch 4 is not one of the run's 1..3"),
+    (lambda p: p.update(epoch=2.0), "its epoch 2.0 is not"),
+    (lambda p: p.update(epoch=1), "its step 20 is not the 10 steps of 1 epochs"),
+    (lambda p: p.update(step=p["step"] + 1), "its step 21 is not the 20 steps"),
+    (lambda p: p["log"]["val_accuracy"].pop(), "its val_accuracy is not 2 numbers"),
+    (lambda p: p["log"]["train_loss_steps"].append(1.0), "its train_loss_steps is not 20"),
+    (lambda p: p["log"]["train_loss"].__setitem__(0, float("nan")), "its train_loss is not"),
+    (lambda p: p["log"]["epoch_seconds"].__setitem__(0, "1"), "its epoch_seconds is not"),
+    (lambda p: p["log"]["val_accuracy"].__setitem__(0, 1.5), "accuracies do not all lie"),
+    (lambda p: p["log"].update(best_epoch=7), "its best epoch 7 is not"),
+    (lambda p: p["log"].update(test_accuracy=0.5), "or it has a test"),
+    (lambda p: p.update(wall_time_s=-1), "its time -1 is not a number of seconds"),
+    (lambda p: p.update(generators=[]), "0 generator states for 2 generators"),
+    (lambda p: p.update(generators=[{}, {}]), "checkpoint.npz is damaged"),
+    (lambda p: p.pop("log"), "KeyError: 'log'"),
+])
+def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, reason, cifar_dir,
+                                                                        tmp_path, monkeypatch):
+    root, _ = cifar_dir
+    batches = stopped_in_epoch(monkeypatch, 3, step=2)
+    with pytest.raises(Terminated):
+        train("numpy", root, tmp_path / "r", epochs=3, batch_size=16, validation_size=40)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    (run_dir,) = (tmp_path / "r").iterdir()
+    edited_progress(run_dir, edit)
+    with pytest.raises(UserError, match="checkpoint.npz is damaged") as refused:
+        train("numpy", root, tmp_path / "r", resume=str(run_dir), epochs=3, validation_size=40)
+    assert reason in str(refused.value)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_resume_on_other_data_is_refused_and_on_the_same_data_elsewhere_goes_on(
+        framework, hard_cifar_dir, tmp_path, monkeypatch):
+    root, _ = hard_cifar_dir
+    batches = stopped_in_epoch(monkeypatch, 2)
+    with pytest.raises(Terminated):
+        train(framework, root, tmp_path / "r")
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    (run_dir,) = (tmp_path / "r").iterdir()
+    other = tmp_path / "other"
+    write_dataset(other, seed=1, brightness=15, label_noise=0.2)  # same shapes, other images
+    with pytest.raises(UserError, match=f"--data_dir {other} holds other images or labels than "
+                                        f"the run trained on"):
+        train(framework, other, tmp_path / "r", resume=str(run_dir))
+    moved = tmp_path / "moved"
+    shutil.copytree(root / "cifar-10-batches-py", moved / "cifar-10-batches-py")
+    *_, log = train(framework, moved, tmp_path / "r", resume=str(run_dir))
+    assert len(log["val_accuracy"]) == EVERYTHING["epochs"]

@@ -1,6 +1,7 @@
 """Resuming a stopped run: its recorded flags and status, the checks before it goes on, and
 the helpers both trainers' checkpoints use."""
 import json
+import math
 import os
 
 from safety.errors import UserError
@@ -15,7 +16,10 @@ def run_metrics(run_dir):
     try:
         with open(path) as f:
             metrics = json.load(f)
-        return metrics["config"], metrics["status"], metrics
+        config, status = metrics["config"], metrics["status"]
+        if not isinstance(config, dict) or not isinstance(status, str):
+            raise TypeError("its config is not a mapping of flags, or its status not a word")
+        return config, status, metrics
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"{run_dir} holds no run to resume ({path}: {error})") from None
 
@@ -53,6 +57,35 @@ def check_resumable(run_dir, framework, flags, checkpoint):
                f"it was never written (a full disk, say)" if epochs else
                f"has no {checkpoint}: it stopped before its first epoch finished")
         raise UserError(f"{run_dir} {why}; start it again without --resume")
+
+
+EPOCH_LOGS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_seconds")
+
+
+def check_progress(progress, epochs, steps_per_epoch):
+    """ValueError unless a checkpoint's progress (TrainingRun.progress) is one a run of epochs
+    epochs of steps_per_epoch steps can have written: a hand-edited or damaged one must not go on
+    as a run that ends 'finished' without having trained what it says."""
+    epoch, step, log = progress["epoch"], progress["step"], progress["log"]
+    if not (type(epoch) is int and 1 <= epoch <= epochs):
+        raise ValueError(f"its epoch {epoch!r} is not one of the run's 1..{epochs}")
+    if step != epoch * steps_per_epoch or type(step) is not int:
+        raise ValueError(f"its step {step!r} is not the {epoch * steps_per_epoch} steps of "
+                         f"{epoch} epochs")
+    lengths = {name: epoch for name in EPOCH_LOGS}
+    lengths["train_loss_steps"] = step
+    for name, length in lengths.items():
+        values = log[name]
+        if not (isinstance(values, list) and len(values) == length and
+                all(type(value) in (int, float) and math.isfinite(value) for value in values)):
+            raise ValueError(f"its {name} is not {length} numbers")
+    if not all(0 <= value <= 1 for value in log["train_accuracy"] + log["val_accuracy"]):
+        raise ValueError("its accuracies do not all lie in 0..1")
+    best = log["val_accuracy"].index(max(log["val_accuracy"])) + 1
+    if log["best_epoch"] != best or log.get("test_accuracy") is not None:
+        raise ValueError(f"its best epoch {log['best_epoch']!r} is not {best}, or it has a test")
+    if not (type(progress["wall_time_s"]) in (int, float) and progress["wall_time_s"] >= 0):
+        raise ValueError(f"its time {progress['wall_time_s']!r} is not a number of seconds")
 
 
 def set_generator_states(generators, states):

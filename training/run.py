@@ -13,7 +13,12 @@ from safety.errors import TrainingDiverged, UserError
 from training import inspect_model
 from training.options import DEFAULTS, TRAINING_OPTIONS, Config, check_batch_norm_batch
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
-from training.resume import CHECKPOINTS, check_resumable, set_generator_states
+from training.resume import (
+    CHECKPOINTS,
+    check_progress,
+    check_resumable,
+    set_generator_states,
+)
 from training.run_folder import RunRecorder
 from training.schedules import lr_factor
 
@@ -63,6 +68,7 @@ class TrainingRun(RunRecorder):
         config = self.config
         self.dataset = cifar10_utils.get_cifar10(config.data_dir, config.validation_size,
                                                  url=config.data_url)
+        self.log["data_sha256"] = cifar10_utils.fingerprint(self.dataset)
         if config.batch_size > len(self.dataset["train"]):
             raise UserError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
@@ -122,7 +128,14 @@ class TrainingRun(RunRecorder):
                 "generators": [rng.bit_generator.state for rng in self.generators()]}
 
     def restore(self, progress):
-        """Take up a checkpoint's progress; returns the first epoch still to train."""
+        """Take up a checkpoint's progress; returns the first epoch still to train. The data must
+        be what the run trained on so far, wherever it lies now."""
+        check_progress(progress, self.config.epochs, len(self.loaders["train"]))
+        started_on = progress["log"].get("data_sha256", self.log["data_sha256"])
+        if started_on != self.log["data_sha256"]:
+            raise UserError(f"--data_dir {self.config.data_dir} holds other images or labels than "
+                            f"the run trained on (their SHA-256 differs from the one its "
+                            f"checkpoint records): give it the folder of the data it started on")
         self.step = progress["step"]
         self.log.update(progress["log"])
         self.start -= progress["wall_time_s"]
