@@ -13,7 +13,7 @@ import numpy as np
 
 from safety import checks
 from safety.downloads import download, extract, file_md5
-from safety.errors import DataError
+from safety.errors import DataError, UserError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -165,9 +165,10 @@ def load_batch(path):
         content = _unpickle(path)
         images, labels = content["data"], np.asarray(content["labels"])
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError,
-            IndexError, MemoryError, OverflowError) as error:
-        raise DataError(f"{path}: not a valid CIFAR-10 batch file ({type(error).__name__}: "
-                        f"{error}); delete it and let the data be extracted again") from None
+            IndexError, OverflowError) as error:
+        raise _damaged_batch(path, f"{type(error).__name__}: {error}") from None
+    except MemoryError:
+        raise _out_of_memory(path) from None
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error})") from None
     if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 2
@@ -181,6 +182,23 @@ def load_batch(path):
         raise DataError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found "
                         f"{labels.min()}..{labels.max()}")
     return images.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def _damaged_batch(path, why):
+    return DataError(f"{path}: not a valid CIFAR-10 batch file ({why}); delete it and let the "
+                     f"data be extracted again")
+
+
+def _out_of_memory(path):
+    """The error of a MemoryError while reading path: the machine's memory ran out, or a damaged
+    file claimed more bytes than it holds. Reading takes about twice the file's size, so room
+    for three times it says which."""
+    try:
+        bytearray(3 * os.path.getsize(path))
+    except MemoryError:
+        return UserError(f"out of memory while reading {path}: free memory, or raise the memory "
+                         f"limit (ulimit -v, a job's --mem), and run again")
+    return _damaged_batch(path, "it claims more bytes than it holds")
 
 
 def class_names(data_dir):

@@ -3,12 +3,14 @@ data and no network: exact loading and a fixed split, the loaders and the course
 and every damaged or misplaced dataset refused by name with what to do, nothing executed."""
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import synthetic_cifar
 import torch
-from helpers import RunsCode, train
+from helpers import REPO, RunsCode, train
 
 import cifar10_utils
 import train_mlp_numpy
@@ -143,6 +145,7 @@ def test_an_incomplete_folder_names_the_missing_files(cifar_dir):
     ("label range", "data_batch_3: labels must lie in 0..9"),
     ("label count", "data_batch_3: (39,) labels for 40 images"),
     ("not a dict", "data_batch_3: not a valid CIFAR-10 batch file"),
+    ("huge claim", "data_batch_3: not a valid CIFAR-10 batch file (it claims more bytes than it"),
 ])
 def test_damaged_batch_files_are_refused_by_name(cifar_dir, damage, expected):
     root, _ = cifar_dir
@@ -162,9 +165,37 @@ def test_damaged_batch_files_are_refused_by_name(cifar_dir, damage, expected):
         synthetic_cifar.write_py2_pickle(path, {**good, "labels": [3] * 39})
     elif damage == "not a dict":
         synthetic_cifar.write_py3_pickle(path, [1, 2, 3])
+    elif damage == "huge claim":  # BINBYTES8 of 2**50 bytes: the unpickler tries to allocate them
+        path.write_bytes(b"\x80\x04\x8e" + (2 ** 50).to_bytes(8, "little") + b"xx")
     with pytest.raises(DataError) as error:
         get_cifar10(root, 30, url="")
     assert expected in str(error.value) and str(path) in str(error.value)
+
+
+LIMITED_LOAD = """
+import resource, sys
+import cifar10_utils
+from safety.errors import DataError, UserError
+with open("/proc/self/status") as f:
+    in_use = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (in_use + 10_000_000, resource.RLIM_INFINITY))
+try:
+    cifar10_utils.load_batch(sys.argv[1])
+except UserError as error:
+    print(type(error).__name__, error)
+"""
+
+
+def test_running_out_of_memory_while_loading_is_not_called_damage(tmp_path):
+    """A whole 30 MB batch file read under a memory limit 10 MB above what the process holds:
+    the message is the memory, not the file, whose deletion would cost a download."""
+    path = tmp_path / "data_batch_1"
+    synthetic_cifar.write_py3_pickle(path, {"labels": [1] * 10_000,
+                                            "data": np.zeros((10_000, 3072), np.uint8)})
+    shown = subprocess.run([sys.executable, "-c", LIMITED_LOAD, str(path)], capture_output=True,
+                           text=True, cwd=REPO, timeout=60).stdout
+    assert shown == (f"UserError out of memory while reading {path}: free memory, or raise the "
+                     f"memory limit (ulimit -v, a job's --mem), and run again\n")
 
 
 def test_the_advice_for_a_damaged_batch_file_works_when_followed(tmp_path):
