@@ -4,6 +4,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -35,7 +36,10 @@ def download(url, destination, md5):
         digest = hashlib.md5()
         with urllib.request.urlopen(as_url(url), timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}") as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}",
+                      disable=None) as bar:  # a log file (a job's) gets one line, not a bar
+                if bar.disable:
+                    print(f"downloading {url}", file=sys.stderr)
                 for block in iter(lambda: response.read(1 << 20), b""):
                     out.write(block)
                     digest.update(block)

@@ -1,10 +1,17 @@
 """The trainers' command line (training/cli.py), end to end: every way a command can end is one
 line and an exit code; what a user cannot mean is said before anything is done."""
+import fcntl
+import os
+import pty
 import signal
+import struct
+import subprocess
+import sys
+import termios
 
 import pytest
 import torch
-from helpers import TRAINERS, assert_one_clear_line, run_script
+from helpers import REPO, SCRIPTS, TINY, TRAINERS, assert_one_clear_line, run_script
 
 import cifar10_utils
 from safety.errors import Terminated
@@ -58,3 +65,36 @@ def test_a_stop_before_the_first_epoch_says_so(framework, cifar_dir, tmp_path, m
     assert stopped.value.code == 143
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
         "terminated before the first epoch finished; no run folder was made"
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_a_log_file_gets_one_line_per_epoch_and_a_terminal_gets_the_bars(framework, cifar_dir,
+                                                                         tmp_path):
+    script, _ = SCRIPTS[framework]
+    flags = [os.path.join(REPO, script), "--hidden_dims", "16", "--epochs", "3", "--data_dir",
+             str(cifar_dir[0]), *TINY, "--results_dir", str(tmp_path / "r")]
+    with open(tmp_path / "job.log", "w") as log:  # what a SLURM job does with both streams
+        subprocess.run([sys.executable, *flags], stdout=log, stderr=log, cwd=REPO, timeout=120,
+                       check=True)
+    log = (tmp_path / "job.log").read_bytes().decode()  # read_text would turn \r into \n
+    assert "\r" not in log
+    assert [line.split()[:2] for line in log.splitlines() if line.startswith("epoch")] == [
+        ["epoch", str(n)] for n in (1, 2, 3)]
+    assert log.splitlines()[-1].startswith("test accuracy ")
+    terminal, bars = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # 80 columns
+    process = subprocess.Popen([sys.executable, *flags], stdout=subprocess.DEVNULL, stderr=bars,
+                               cwd=REPO)
+    os.close(bars)
+    drawn = b""
+    while True:
+        try:
+            block = os.read(terminal, 1 << 16)
+        except OSError:  # the terminal's other side closed: the trainer ended
+            break
+        if not block:
+            break
+        drawn += block
+    os.close(terminal)
+    assert process.wait(timeout=120) == 0
+    assert b"\repoch 3/3" in drawn

@@ -90,8 +90,9 @@ class TrainingRun(RunRecorder):
         weight): the schedule's rate for the step, and the batch as Mixup blends it."""
         self.epoch, self.epoch_start, self.losses, self.correct = epoch, time.perf_counter(), [], 0
         config = self.config
+        # disable=None: a bar on a terminal; in a log file (a job's) only the epochs' lines
         for images, labels in tqdm(self.loaders["train"], desc=f"epoch {epoch}/{config.epochs}",
-                                   leave=False):
+                                   leave=False, disable=None):
             factor = lr_factor(self.step, self.total_steps, self.warmup_steps, config.schedule)
             self.step += 1
             yield (config.lr * factor, *self.mixup(images, labels))
