@@ -96,9 +96,10 @@ def read_weights(path):
     return entries, architecture, arrays
 
 
-def evaluate_saved(path, given_flags, **flags):
+def evaluate_saved(path, given_flags, figures_dir=None, **flags):
     """--evaluate: evaluation.evaluate_saved with this trainer's file format and model."""
-    evaluation.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict)
+    evaluation.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
+                              figures_dir=figures_dir)
 
 
 def save_checkpoint(run, epoch, model, optimizer, best_state, average):

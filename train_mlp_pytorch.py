@@ -96,13 +96,13 @@ def read_weights(path, device):
     return saved, architecture, {name: value.cpu().numpy() for name, value in arrays.items()}
 
 
-def evaluate_saved(path, given_flags, device, **flags):
+def evaluate_saved(path, given_flags, device, figures_dir=None, **flags):
     """--evaluate: evaluation.evaluate_saved with this trainer's file format and model."""
     device = pick_device(device)
     evaluation.evaluate_saved(
         path, given_flags, flags, lambda path: read_weights(path, device),
         lambda record, components: build_model(record, device, components), predict,
-        move=lambda split: to_device(split, device))
+        move=lambda split: to_device(split, device), figures_dir=figures_dir)
 
 
 def accuracy(predictions, targets):

@@ -24,19 +24,22 @@ def write_atomically(path, write, finish_before_stopping=True):
     A Ctrl-C or SIGTERM during the write takes effect once the file is in place (torch.save,
     stopped halfway, fails in its own cleanup instead of stopping); a long download passes
     finish_before_stopping=False to stay stoppable."""
-    fd, partial = tempfile.mkstemp(prefix=temporary_prefix(path), dir=os.path.dirname(path) or ".")
+    partial = None
     try:
+        fd, partial = tempfile.mkstemp(prefix=temporary_prefix(path),
+                                       dir=os.path.dirname(path) or ".")
         with stop_signals_deferred() if finish_before_stopping else contextlib.nullcontext():
             with os.fdopen(fd, "wb") as f:
                 write(f)
             set_default_permissions(partial)
             os.replace(partial, path)
     except OSError as error:  # name the file the user knows, not the temporary one, or none
-        if error.filename not in (None, partial) or error.errno is None:
+        temporary = os.path.basename(str(error.filename)).startswith(temporary_prefix(path))
+        if error.errno is None or not (error.filename is None or temporary):
             raise
         raise OSError(error.errno, error.strerror, path) from None
     finally:
-        if os.path.exists(partial):
+        if partial and os.path.exists(partial):
             os.remove(partial)
 
 

@@ -2,11 +2,14 @@
 (training/inspect_model.py): the tables, the most confident mistakes, and four figures."""
 import json
 import os
+import resource
+import subprocess
+import sys
 
 import matplotlib.image
 import numpy as np
 import pytest
-from helpers import SETTINGS, TRAINERS, train
+from helpers import REPO, SETTINGS, TRAINERS, assert_one_clear_line, run_script, train
 
 from training import inspect_model
 
@@ -75,3 +78,51 @@ def test_evaluate_draws_four_figures_beside_the_weights(framework, hidden_dims, 
         image = matplotlib.image.imread(folder / name)
         assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400, name
         assert image[..., :3].std() > 0.01, f"{name} is blank"
+
+
+FIGURES = ["confusion.png", "mistakes.png", "per_class.png", "weights.png"]
+
+
+@pytest.fixture
+def saved_numpy_model(cifar_dir, tmp_path):
+    root, _ = cifar_dir
+    train("numpy", root, tmp_path / "r", epochs=1, hidden_dims=[8])
+    (folder,) = (tmp_path / "r").iterdir()
+    return root, folder
+
+
+def test_evaluate_draws_its_figures_where_figures_dir_says(saved_numpy_model, tmp_path):
+    root, folder = saved_numpy_model
+    code, stdout, stderr = run_script("train_mlp_numpy.py", "--evaluate", folder / "model.npz",
+                                      "--data_dir", root, "--validation_size", 30, "--data_url",
+                                      "", "--figures_dir", tmp_path / "figures" / "new")
+    assert code == 0, stderr
+    assert sorted(os.listdir(tmp_path / "figures" / "new")) == FIGURES
+    assert not any(name in os.listdir(folder) for name in FIGURES)
+    code, _, stderr = run_script("train_mlp_numpy.py", "--figures_dir", tmp_path)
+    assert code == 2 and "--figures_dir says where --evaluate draws its figures" in stderr
+
+
+def test_evaluate_beside_a_full_folder_names_the_figure_and_the_way_out(saved_numpy_model):
+    """A file-size limit stands for a full disk or a read-only folder (which root can write)."""
+    root, folder = saved_numpy_model
+    flags = ["--evaluate", folder / "model.npz", "--data_dir", root, "--validation_size", 30,
+             "--data_url", ""]
+    shown = subprocess.run([sys.executable, "train_mlp_numpy.py", *map(str, flags)], cwd=REPO,
+                           capture_output=True, text=True, timeout=120, preexec_fn=lambda:
+                           resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000)))
+    assert shown.returncode == 1 and "test accuracy" in shown.stdout  # the numbers came first
+    assert_one_clear_line(shown.stderr, f"the figures could not be written ([Errno 27] File too "
+                                        f"large: '{folder / 'confusion.png'}'); give --figures_dir")
+    assert sorted(os.listdir(folder)) == ["accuracy.png", "loss.png", "metrics.json", "model.npz"]
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "fifo"])
+def test_evaluate_refuses_what_is_not_a_file_at_once(path, tmp_path):
+    if path == "fifo":
+        path = tmp_path / "model.npz"
+        os.mkfifo(path)
+    code, _, stderr = run_script("train_mlp_numpy.py", "--evaluate", path, timeout=60)
+    assert code == 1
+    assert_one_clear_line(stderr, f"{path} is not a saved model of this trainer (it is not a "
+                                  f"regular file)")

@@ -18,7 +18,7 @@ from training.schedules import lr_factor
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_each_command_line_takes_its_options_with_their_defaults(trainer):
     args = vars(TRAINERS[trainer][0].parse_args([]))
-    assert args.pop("evaluate") is None and args.pop("resume") is None
+    assert all(args.pop(name) is None for name in ("evaluate", "resume", "figures_dir"))
     assert args.pop("given_flags") == set()
     assert args == {name: options.DEFAULTS[name] for name in options.options_of(trainer)}
 

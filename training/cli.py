@@ -31,13 +31,15 @@ def run_cli(function, stopped="before any result was written", **kwargs):
 def train_or_evaluate(args, train, evaluate_saved):
     """Train with the parsed flags or, given --evaluate PATH, test the weights saved there."""
     args = vars(args)
-    saved_model, resume = args.pop("evaluate"), args.pop("resume")
+    saved_model, resume, figures_dir = (args.pop(name) for name in
+                                        ("evaluate", "resume", "figures_dir"))
     given_flags = args.pop("given_flags")
     if resume is not None:
         run_cli(lambda: train(**resumed_flags(resume, args, given_flags), resume=resume),
                 "before the resumed run finished an epoch; its checkpoint is as it was")
     elif saved_model is not None:
         run_cli(evaluate_saved, "before the evaluation finished; figures already drawn are "
-                "whole", path=saved_model, given_flags=given_flags, **args)
+                "whole", path=saved_model, given_flags=given_flags, figures_dir=figures_dir,
+                **args)
     else:
         run_cli(train, "before the first epoch finished; no run folder was made", **args)

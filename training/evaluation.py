@@ -30,11 +30,12 @@ def accuracy_of(probabilities, labels):
     return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
-def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict, move=None):
-    """--evaluate: print a saved model's accuracies and draw inspect_model's figures beside it.
-    The model is rebuilt as it records, which the flags the user gave must not contradict, by the
-    trainer's functions (build_model(record, components)); move(split) puts a split where the
-    model lives."""
+def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict, move=None,
+                   figures_dir=None):
+    """--evaluate: print a saved model's accuracies and draw inspect_model's figures in
+    figures_dir, or beside the model. The model is rebuilt as it records, which the flags the user
+    gave must not contradict, by the trainer's functions (build_model(record, components));
+    move(split) puts a split where the model lives."""
     config = Config.of(None, flags)
     state, saved_record, arrays = read_weights(path)
     record = resolve_record(path, saved_record, config.record(), given_flags)
@@ -50,4 +51,5 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
     probabilities, _ = predict(model, loaders["test"], record["tta"])
     inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
-                         model.input_filters(), cifar10_utils.class_names(config.data_dir))
+                         model.input_filters(), cifar10_utils.class_names(config.data_dir),
+                         figures_dir)

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from safety.errors import UserError
 from training.plots import pyplot, save_figure
 
 MAX_TEMPLATES = 64
@@ -140,17 +141,23 @@ def draw_mistakes(images, labels, probabilities, class_names, path):
 
 
 def report(weights_path, validation_accuracy, test_split, probabilities, first_layer_weights,
-           class_names):
+           class_names, folder=None):
     """What --evaluate shows: the accuracies and per-class table printed, and the four figures
-    written beside the weights. test_split holds the uint8 images, shown as a person sees them."""
+    written to folder, or beside the weights. test_split holds the uint8 images, shown as a person
+    sees them."""
     confusion = confusion_matrix(test_split.labels, probabilities.argmax(axis=1), len(class_names))
     print(f"{weights_path}: validation accuracy {validation_accuracy:.4f}, test accuracy "
           f"{np.trace(confusion) / confusion.sum():.4f}")
     print(per_class_table(confusion, class_names))
-    folder = os.path.dirname(os.path.abspath(weights_path))
-    draw_confusion(confusion, class_names, os.path.join(folder, "confusion.png"))
-    draw_per_class(confusion, class_names, os.path.join(folder, "per_class.png"))
-    draw_templates(first_layer_weights, os.path.join(folder, "weights.png"))
-    draw_mistakes(test_split.images, test_split.labels, probabilities, class_names,
-                  os.path.join(folder, "mistakes.png"))
+    folder = folder or os.path.dirname(os.path.abspath(weights_path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        draw_confusion(confusion, class_names, os.path.join(folder, "confusion.png"))
+        draw_per_class(confusion, class_names, os.path.join(folder, "per_class.png"))
+        draw_templates(first_layer_weights, os.path.join(folder, "weights.png"))
+        draw_mistakes(test_split.images, test_split.labels, probabilities, class_names,
+                      os.path.join(folder, "mistakes.png"))
+    except OSError as error:
+        raise UserError(f"the figures could not be written ({error}); give --figures_dir a "
+                        f"folder you can write to") from None
     print(f"figures: confusion.png, per_class.png, weights.png, mistakes.png in {folder}")

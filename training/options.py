@@ -209,6 +209,8 @@ COMMANDS = [
            "well override it", "run", choices=tuple(sorted(PRESETS))),
     Option("evaluate", None, "instead of training, test the model a run saved", "run",
            type=saved_model, metavar="MODEL"),
+    Option("figures_dir", None, "with --evaluate: the folder its figures go to (made if "
+           "missing); beside the model if left out", "run", type=folder, metavar="DIR"),
     Option("resume", None, "continue a stopped run from its last finished epoch, with its own "
            "flags, to the numbers it would have reached uninterrupted", "run", type=run_dir,
            metavar="RUN_DIR"),
@@ -287,6 +289,8 @@ def parse_with_preset(parser, argv=None):
     del args.preset  # its flags are in args now
     if args.resume is not None and args.evaluate is not None:
         parser.error("--resume continues a run and --evaluate tests a saved model: give one")
+    if args.figures_dir is not None and args.evaluate is None:
+        parser.error("--figures_dir says where --evaluate draws its figures: give --evaluate")
     try:
         check_batch_norm_batch(args.use_batch_norm, args.batch_size)
     except UserError as error:

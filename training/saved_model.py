@@ -1,5 +1,6 @@
 """A saved model: the MLP its architecture record describes, the record's checks, and the
 refusal of files that are not this trainer's model."""
+import os
 import zipfile
 
 import cifar10_utils
@@ -53,6 +54,10 @@ def saved_by(path):
 
 
 def refuse_the_other_trainers_model(path, framework):
+    """Refuse what is not a file (a device such as /dev/zero is endless, a FIFO blocks) and a
+    model of the other trainer, each by name."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise not_a_saved_model(path, "it is not a regular file")
     other = saved_by(path)
     if other not in (None, framework):
         name = {"numpy": "NumPy", "pytorch": "PyTorch"}[other]
