@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from helpers import (
     REPO,
     SCRIPTS,
@@ -280,3 +281,56 @@ def test_a_resume_on_other_data_is_refused_and_on_the_same_data_elsewhere_goes_o
     shutil.copytree(root / "cifar-10-batches-py", moved / "cifar-10-batches-py")
     *_, log = train(framework, moved, tmp_path / "r", resume=str(run_dir))
     assert len(log["val_accuracy"]) == EVERYTHING["epochs"]
+
+
+def checkpoint_content(run_dir, framework):
+    """Everything a checkpoint holds as comparable values, less the seconds its epochs took."""
+    if framework == "numpy":
+        with np.load(run_dir / "checkpoint.npz") as saved:
+            content = {name: saved[name] for name in saved.files}
+    else:
+        content = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    progress = json.loads(str(content.pop("progress")[()]) if framework == "numpy"
+                          else content.pop("progress"))
+    for key in ("wall_time_s",):
+        progress.pop(key)
+    for key in ("epoch_seconds", "run_dir"):
+        progress["log"].pop(key)
+    return comparable(content), progress
+
+
+def comparable(value):
+    """Nested dicts and lists of arrays and tensors as nested dicts and lists of bytes."""
+    if isinstance(value, dict):
+        return {key: comparable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [comparable(item) for item in value]
+    if isinstance(value, torch.Tensor):
+        return (str(value.dtype), tuple(value.shape), value.numpy().tobytes())
+    if isinstance(value, np.ndarray):
+        return (str(value.dtype), value.shape, value.tobytes())
+    return value
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_resumed_runs_checkpoint_is_the_uninterrupted_runs_byte_for_byte(
+        framework, hard_cifar_dir, tmp_path, monkeypatch):
+    """Stopped in epoch 4 straight away, or in epoch 2 and then, resumed, in epoch 4: the
+    checkpoints of epoch 3 hold the same weights, optimizer state, weight average (a decay of
+    0.999, whose memory outlasts the run), generators and log."""
+    root, _ = hard_cifar_dir
+    flags = dict(ema=0.999, epochs=6)
+    batches = stopped_in_epoch(monkeypatch, 4)
+    with pytest.raises(Terminated):
+        train(framework, root, tmp_path / "straight", **flags)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    stopped_in_epoch(monkeypatch, 2)
+    with pytest.raises(Terminated):
+        train(framework, root, tmp_path / "resumed", **flags)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    stopped_in_epoch(monkeypatch, 4)
+    (run_dir,) = (tmp_path / "resumed").iterdir()
+    with pytest.raises(Terminated):
+        train(framework, root, tmp_path / "resumed", resume=str(run_dir), **flags)
+    (straight,) = (tmp_path / "straight").iterdir()
+    assert checkpoint_content(run_dir, framework) == checkpoint_content(straight, framework)
