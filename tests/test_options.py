@@ -1,10 +1,12 @@
 """training/options.py is the one table of options: both command lines, the presets and the
 implementations of every choice are checked against it (the options page: tests/test_docs.py)."""
+import json
+import pathlib
 import shlex
 
 import numpy as np
 import pytest
-from helpers import TRAINERS
+from helpers import REPO, TRAINERS
 
 import mlp_numpy
 import mlp_pytorch
@@ -12,6 +14,8 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from training import optim_numpy, options, preprocessing
 from training.schedules import lr_factor
+
+RESULTS = pathlib.Path(REPO) / "results"
 
 
 
@@ -120,3 +124,32 @@ def test_every_preset_option_works_in_both_trainers(trainer, preset, cifar_dir, 
     _, val, test_accuracy, log = trainer.train(**kwargs)
     assert log["train_loss"][-1] < log["train_loss"][0] and max(val) > 0.2  # chance: 0.1
     assert test_accuracy >= 12 / 40, test_accuracy
+
+
+@pytest.mark.parametrize("name", options.PRESETS)
+def test_a_preset_is_the_recipe_of_the_run_whose_numbers_the_report_gives(name):
+    """The committed run of `--preset NAME` recorded every training option: the preset's value
+    where it sets one, the default elsewhere."""
+    summary = json.loads((RESULTS / "presets" / "summary.json").read_text())
+    (entry,) = [run for run in summary["runs"] if run["key"] == name]
+    config = json.loads((RESULTS / "presets" / entry["run_dir"] / "metrics.json")
+                        .read_text())["config"]
+    expected = {**options.DEFAULTS, **options.PRESETS[name]}
+    assert {key: config[key] for key in expected if key not in options.WHERE} == {
+        key: value for key, value in expected.items() if key not in options.WHERE}
+
+
+def test_a_presets_flags_count_as_given_as_if_typed():
+    """So that --evaluate and --resume refuse a preset that contradicts the model or the run."""
+    args = train_mlp_pytorch.parse_args(["--preset", "best", "--seed", "7", "--lr", "0.1"])
+    assert args.given_flags == set(options.PRESETS["best"]) | {"preset", "seed", "lr"}
+    assert args.lr == 0.1 and args.hidden_dims == options.PRESETS["best"]["hidden_dims"]
+
+
+def test_a_contradiction_names_each_flag_that_differs_with_both_values_as_typed():
+    flags = dict(options.DEFAULTS, lr=0.5, epochs=4, use_batch_norm=False, hidden_dims=[8, 4])
+    recorded = dict(options.DEFAULTS, lr=0.1, epochs=4, use_batch_norm=True, hidden_dims=[8])
+    assert options.contradictions(flags, recorded, list(options.DEFAULTS), "the run") == (
+        "--hidden_dims 8 4 (the run: --hidden_dims 8), --lr 0.5 (the run: --lr 0.1), "
+        "--no-use_batch_norm (the run: --use_batch_norm)")
+    assert options.contradictions(flags, recorded, ["epochs", "seed"], "the run") == ""

@@ -118,6 +118,12 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
     assert code == 1
     assert_one_clear_line(stderr, "--lr 0.5 (the run: --lr 0.002)",
                           "--no-use_batch_norm (the run: --use_batch_norm)")
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--epochs", 6)
+    assert code == 1
+    assert_one_clear_line(stderr, "--epochs 6 (the run: --epochs 4)")
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--preset", "fast")
+    assert code == 1  # a preset's flags count as given
+    assert_one_clear_line(stderr, "--hidden_dims 1024 1024 (the run: --hidden_dims 32 16)")
     # where the data lives may change: a job's node stages it elsewhere
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--data_dir", root,
                                  "--epochs", 4)

@@ -4,6 +4,7 @@ does not know, and the other trainer's model, are refused by name; nothing in a 
 import json
 import os
 import pathlib
+import re
 import zipfile
 
 import numpy as np
@@ -25,6 +26,7 @@ from helpers import (
 import train_mlp_numpy
 import train_mlp_pytorch
 from safety.errors import UserError
+from training import options
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +329,31 @@ def test_a_record_whose_projection_does_not_fit_its_weights_is_refused(framework
     with pytest.raises(UserError, match=expected):
         TRAINERS[framework][0].evaluate_saved(str(edited), set(), data_dir=str(data),
                                               data_url="", **SETTINGS[framework])
+
+
+def another_value(name, value):
+    """A value of option name other than value that its flag accepts."""
+    option = options.BY_NAME[name]
+    if isinstance(value, bool):
+        return not value
+    if "choices" in option.settings:
+        return next(choice for choice in option.settings["choices"] if choice != value)
+    if isinstance(value, list):
+        return [*value, 4]
+    return option.check(value + 1 if isinstance(value, int) else (value + 1) / 2)
+
+
+@pytest.mark.parametrize("name", options.RECORDED)
+def test_every_recorded_setting_is_held_against_a_contradicting_flag(name, saved_models):
+    """What a saved model records (options.RECORDED) is what --evaluate rebuilds it with: a flag
+    that says otherwise about any of it is refused, naming the flag with both values."""
+    data, paths = saved_models
+    trainer, _ = TRAINERS["numpy"]
+    with np.load(paths["numpy"]) as saved:
+        recorded = json.loads(str(saved["architecture"][()]))
+    assert set(recorded) == set(options.RECORDED)
+    other = another_value(name, recorded[name])
+    shown = options.typed_flag(name, recorded[name])
+    with pytest.raises(UserError, match=re.escape(f"(the model: {shown})")):
+        trainer.evaluate_saved(paths["numpy"], {name}, data_dir=str(data), data_url="",
+                               **{name: other})
