@@ -115,8 +115,8 @@ class Config:
     batch_size: int = option(128, "images per training step (2 or more with BatchNorm)", "course",
                              type=positive_int)
     epochs: int = option(10, "passes over the training split", "course", type=nonnegative_int)
-    seed: int = option(42, "random seed: the same seed gives the same numbers", "course",
-                       type=seed)
+    seed: int = option(42, "random seed: the same seed gives the same numbers on one machine "
+                       "and library build", "course", type=seed)
     use_batch_norm: bool = option(False, "BatchNorm after each hidden Linear", "course",
                                   architecture=True, action=argparse.BooleanOptionalAction)
     activation: str = option("elu", "hidden-layer nonlinearity; gelu is its tanh form",
