@@ -4,7 +4,6 @@ python batches safely, split off validation, and cut batches.
 The images stay uint8 in memory (180 MB for all 60,000) and are preprocessed one batch at a time
 (preprocessing.py). No torchvision: the official "python version" files are read directly,
 through an unpickler that only admits what those files contain."""
-import hashlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -268,16 +267,6 @@ def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_
     train, validation = _split_off_validation(images, labels, validation_size)
     return {"train": train, "validation": validation,
             "test": Split(*_load_files(batch_folder, [TEST_FILE]))}
-
-
-def fingerprint(dataset):
-    """The SHA-256 of every image and label of a get_cifar10 dataset, split by split: the same
-    data gives the same fingerprint in whatever folder it lies (0.1 s for CIFAR-10)."""
-    digest = hashlib.sha256()
-    for name in ("train", "validation", "test"):
-        for array in (dataset[name].images, dataset[name].labels):
-            digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()
 
 
 # --- The course's normalization ---

@@ -138,6 +138,8 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
     ("damaged checkpoint", "checkpoint.npz is damaged"),
     ("no metrics", "holds no run to resume"),
     ("config a list", "its config is not a mapping of flags"),
+    ("lr a word", "metrics.json records lr must be a number, not 'abc': it was edited"),
+    ("hidden_dims negative", "metrics.json records hidden_dims[0] is -3, out of range"),
 ])
 def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
     root, run_dir = stopped_run
@@ -151,6 +153,11 @@ def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
         metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), val_accuracy=[])))
     elif damage == "damaged checkpoint":
         (run_dir / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a whole zip")
+    elif damage in ("lr a word", "hidden_dims negative"):
+        record = json.loads(metrics.read_text())
+        record["config"].update(lr="abc") if damage == "lr a word" else \
+            record["config"].update(hidden_dims=[-3])
+        metrics.write_text(json.dumps(record))
     elif damage == "config a list":
         metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), config=[1])))
     else:

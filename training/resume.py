@@ -5,7 +5,7 @@ import math
 import os
 
 from safety.errors import UserError
-from training.options import WHERE, contradictions
+from training.options import BY_NAME, WHERE, contradictions
 
 CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
 
@@ -31,10 +31,15 @@ def run_config(run_dir):
 
 
 def resumed_flags(run_dir, flags, given_flags):
-    """The flags to continue run_dir with: its own, except those the user gave."""
+    """The flags to continue run_dir with: its own, each checked as its flag is, except those the
+    user gave."""
     config, _ = run_config(run_dir)
-    return {name: value if name in given_flags else config.get(name, value)
-            for name, value in flags.items()}
+    try:
+        return {name: value if name in given_flags or name not in config else
+                BY_NAME[name].check(config[name]) for name, value in flags.items()}
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{run_dir}/metrics.json records {error}: it was edited or damaged, "
+                        f"and the run cannot go on as it started") from None
 
 
 def check_resumable(run_dir, framework, flags, checkpoint):

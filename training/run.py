@@ -1,5 +1,6 @@
 """A training run's course around its loop, the same for both trainers (TrainingRun), and the
 checks it makes before any work."""
+import hashlib
 import math
 import os
 import time
@@ -68,7 +69,7 @@ class TrainingRun(RunRecorder):
         config = self.config
         self.dataset = cifar10_utils.get_cifar10(config.data_dir, config.validation_size,
                                                  url=config.data_url)
-        self.log["data_sha256"] = cifar10_utils.fingerprint(self.dataset)
+        self.log["data_sha256"] = fingerprint(self.dataset)
         if config.batch_size > len(self.dataset["train"]):
             raise UserError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
@@ -155,6 +156,16 @@ class TrainingRun(RunRecorder):
         """Record the kept model's test predictions: accuracy, confusion matrix, per class."""
         names = cifar10_utils.class_names(self.config.data_dir)
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
+
+
+def fingerprint(dataset):
+    """The SHA-256 of every image and label of a get_cifar10 dataset, split by split: the same
+    data gives the same fingerprint in whatever folder it lies (0.1 s for CIFAR-10)."""
+    digest = hashlib.sha256()
+    for name in ("train", "validation", "test"):
+        for array in (dataset[name].images, dataset[name].labels):
+            digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
 
 
 def check_projection(projection, normalize):
