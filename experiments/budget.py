@@ -14,7 +14,10 @@ PRESET_REFERENCE_MINUTES = 8.8  # the earlier --preset best on the Intel Xeon of
 
 
 def reference_minutes(reference):
-    """The minutes the budget-reference set's run took, from that set's summary."""
+    """The minutes the budget-reference set's one run took, from that set's summary."""
+    if len(reference["runs"]) != 1:
+        raise UserError(f"{REFERENCE_SET}/summary.json holds {len(reference['runs'])} runs, not "
+                        f"its one: run `python -m experiments {REFERENCE_SET}` again")
     return reference["runs"][0]["metrics"]["wall_time_s"] / 60
 
 

@@ -31,8 +31,10 @@ BATCH_STATISTICS = dict(batch_sizes=[1, 2, 8, 32, 128, 1000], companions=8, imag
 @functools.lru_cache(maxsize=1)
 def split_copy(data_dir, validation_size, name, count=None):
     """The first count images (all by default) of a split, read once for all the runs of a set
-    that are measured on it; a copy, so the rest of the dataset need not stay in memory."""
-    split = cifar10_utils.get_cifar10(data_dir, validation_size)[name]
+    that are measured on it; a copy, so the rest of the dataset need not stay in memory. Never
+    downloaded: the runs measured trained on it, and the report, which collects a job array's
+    runs, reads saved metrics and files only."""
+    split = cifar10_utils.get_cifar10(data_dir, validation_size, url="")[name]
     return cifar10_utils.Split(split.images[:count].copy(), split.labels[:count].copy())
 
 

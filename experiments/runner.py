@@ -2,12 +2,15 @@
 of sets.py runs, and how: each run trained (or, for a model another set trained, evaluated) and
 measured, the set's summary written, and its results replaced once the whole set is done (until
 then, and if it fails or is stopped, the earlier results stay); or the set as a SLURM job array,
-collected by the report. Paths are the repository's own, wherever the command is run from.
+collected by the report. A set's working folder, results/.<set>/, holds what one process trains
+(one-job/) apart from what its job array's tasks write (job-array/), and is held by one process
+at a time. Paths are the repository's own, wherever the command is run from.
 
     python -m experiments bn              # train one set: results/bn/ (runs, summary.json)
     python -m experiments all             # every set, then the report
     python -m experiments report          # redraw figures, rewrite results/README.md; no training
 """
+import contextlib
 import datetime
 import glob
 import os
@@ -25,8 +28,9 @@ from experiments.sets import SETS
 from experiments.store import REPOSITORY, Results
 from safety.errors import UserError
 from safety.files import write_atomically, write_json
+from safety.locks import folder_locked
 from safety.signals import stop_signals_ignored
-from training.options import DEFAULTS, command_line
+from training.options import DEFAULTS, WHERE, Config, command_line, contradictions
 
 DATA_DIR = os.path.join(REPOSITORY, DEFAULTS["data_dir"])
 # each trainer, the file its runs save their model in, and its settings for the sets' runs
@@ -65,8 +69,9 @@ def data_note(data_dir, note):
 
 
 def summary_entry(one, flags, run_dir, folder, trained=None):
-    """A run as the set's summary records it, before what was decided or measured on it;
-    trained: the summary entry of the run another set trained, where one is evaluated instead."""
+    """A run as the set's summary records it, before what was decided or measured on it, its
+    run_dir named from folder: the folder the set grows in, or for a run another set trained
+    (trained: that run's summary entry), the set's results, where the summary is read."""
     entry = {"key": one.key, "label": one.label, "trainer": one.trainer, "flags": flags}
     if one.figures:
         entry["figures"] = one.key
@@ -79,8 +84,12 @@ def summary_entry(one, flags, run_dir, folder, trained=None):
 def trained_elsewhere(one, results):
     """The summary entry of the run another set trained, found by its key."""
     source_set, source_key = one.source
-    (trained,) = [e for e in results.load(source_set)["runs"] if e["key"] == source_key]
-    return trained
+    found = [e for e in results.load(source_set)["runs"] if e["key"] == source_key]
+    if len(found) != 1:
+        raise UserError(f"{source_set}/summary.json holds {len(found)} runs {source_key}, not "
+                        f"the one that is evaluated here: run `python -m experiments "
+                        f"{source_set}` again")
+    return found[0]
 
 
 def run_entries(experiment_set, folder, data_dir, results, row_budget):
@@ -96,7 +105,8 @@ def run_entries(experiment_set, folder, data_dir, results, row_budget):
         if one.source:  # a model another set trained: evaluated, not trained again
             trained = trained_elsewhere(one, results)
             run_dir = results.path(one.source[0], trained["run_dir"])
-            entries.append(summary_entry(one, flags, run_dir, folder, trained))
+            entries.append(summary_entry(one, flags, run_dir,
+                                         results.path(experiment_set.name), trained))
             draw_learned(entries[-1], run_dir, data_dir, folder)
             continue
         runs_dir = os.path.join(folder, "runs")
@@ -116,35 +126,54 @@ def run_entries(experiment_set, folder, data_dir, results, row_budget):
     return entries
 
 
+# where a set's working folder holds what one process trains and what a job array's tasks write
+ONE_JOB, JOB_ARRAY = "one-job", "job-array"
+
+
+@contextlib.contextmanager
+def set_held(name, results):
+    """The set's working folder, held by this process for the block: another run of the set, or
+    a report collecting its job array, is refused in one line meanwhile."""
+    _, working = results.set_folders(name)
+    os.makedirs(working, exist_ok=True)
+    with folder_locked(working, f"is in use: another `python -m experiments {name}`, or a "
+                       f"report collecting its job array, is running; let it end first"):
+        yield working
+
+
 def train_set(experiment_set, data_dir, note, results):
     """Train the set in a folder of its own beside its results, which it replaces only once
-    every run is done: a failed or stopped set leaves the earlier results as they were."""
-    folder, partial = results.set_folders(experiment_set.name)
+    every run is done: a failed or stopped set leaves the earlier results as they were. The
+    tasks of its job array, in the same working folder, are never touched."""
+    folder, _ = results.set_folders(experiment_set.name)
     row_budget = budget.stage_budget(experiment_set, results)
-    shutil.rmtree(partial, ignore_errors=True)  # what an earlier failed attempt left
-    os.makedirs(partial)
-    try:
-        entries = run_entries(experiment_set, partial, data_dir, results, row_budget)
-        computed = experiment_set.compute() if experiment_set.compute else {}
-    except BaseException:
-        print(f"[{experiment_set.name}] not finished: its earlier results in {folder} are as they "
-              f"were; the runs this attempt finished are in {partial}", file=sys.stderr,
-              flush=True)
-        raise
-    data_text = data_note(data_dir, note) if entries else "none: random matrices and synthetic " \
-        "problems"
-    finish_set(experiment_set.name, results, entries, machine(), data_text, computed)
+    with set_held(experiment_set.name, results) as working:
+        partial = os.path.join(working, ONE_JOB)
+        shutil.rmtree(partial, ignore_errors=True)  # what an earlier failed attempt left
+        os.makedirs(partial)
+        try:
+            entries = run_entries(experiment_set, partial, data_dir, results, row_budget)
+            computed = experiment_set.compute() if experiment_set.compute else {}
+        except BaseException:
+            print(f"[{experiment_set.name}] not finished: its earlier results in {folder} are as "
+                  f"they were; the runs this attempt finished are in {partial}", file=sys.stderr,
+                  flush=True)
+            raise
+        data_text = data_note(data_dir, note) if entries else "none: random matrices and " \
+            "synthetic problems"
+        finish_set(experiment_set.name, partial, results, entries, machine(), data_text,
+                   computed)
 
 
-def finish_set(name, results, entries, machine_text, data_text, computed=None):
-    """Write the set's summary.json (its runs, and what it computed without training) and put
-    the set's new folder in place."""
-    folder, partial = results.set_folders(name)
-    write_json(os.path.join(partial, "summary.json"), {
+def finish_set(name, staged, results, entries, machine_text, data_text, computed=None):
+    """Write the set's summary.json (its runs, and what it computed without training) into the
+    folder staged and put that folder in place of the set's results."""
+    folder, _ = results.set_folders(name)
+    write_json(os.path.join(staged, "summary.json"), {
         "set": name, "command": f"python -m experiments {name}",
         "date": datetime.date.today().isoformat(), "machine": machine_text, "data": data_text,
         "runs": entries, **(computed or {})})
-    replace_folder(partial, folder)
+    replace_folder(staged, folder)
 
 
 def replace_folder(new, old):
@@ -169,35 +198,80 @@ def array_commands(experiment_set, data_dir, results):
         if applies:
             raise UserError(f"the {name} set cannot run as a job array: {reason}; run it as "
                             f"one job")
-    _, partial = results.set_folders(name)
     return [" ".join([command_line(one.trainer, one.flags), "--data_dir", shlex.quote(data_dir),
-                      "--results_dir", shlex.quote(os.path.join(partial, "tasks", str(index)))])
+                      "--results_dir", shlex.quote(task_folder(name, index, results))])
             for index, one in enumerate(experiment_set.runs)]
+
+
+def task_folder(name, index, results):
+    return os.path.join(results.set_folders(name)[1], JOB_ARRAY, "tasks", str(index))
+
+
+def task_run(one, folder, results):
+    """The run one that its task finished in folder (a requeued task may have left a stopped
+    run beside it), or None before it has; UserError where a run there is damaged or another
+    run than the one its set declares."""
+    finished = []
+    for path in sorted(glob.glob(os.path.join(folder, "*", "metrics.json"))):
+        metrics = results.read_json(path, ("status", "config"))
+        if metrics["status"] == "finished":
+            check_declared(one, metrics["config"], os.path.relpath(path, results.folder))
+            finished.append(os.path.dirname(path))
+    return finished[0] if finished else None
+
+
+def check_declared(one, config, shown):
+    """UserError unless config, as a run's metrics.json records it, is the run one."""
+    if not isinstance(config, dict) or config.get("framework") != one.trainer:
+        raise UserError(f"{shown} records no run of train_mlp_{one.trainer}.py")
+    try:
+        recorded = Config.of(one.trainer, {key: value for key, value in config.items()
+                                           if key != "framework"}).as_dict(one.trainer)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{shown}: config: {error}") from None
+    declared = Config.of(one.trainer, one.flags).as_dict(one.trainer)
+    conflicts = contradictions(declared, recorded, [name for name in declared
+                                                    if name not in WHERE], "the run's")
+    if conflicts:
+        raise UserError(f"{shown} is not the run {one.key} its set declares: {conflicts}; list "
+                        f"and submit the set's job array again")
 
 
 def collect_array(experiment_set, data_dir, note, results):
     """Where every task of the set's job array has finished its run, make those runs the set's
     results; say which tasks are missing where some are."""
     name = experiment_set.name
-    _, partial = results.set_folders(name)
-    entries, missing = [], []
-    for index, one in enumerate(experiment_set.runs):
-        metrics = glob.glob(os.path.join(partial, "tasks", str(index), "*", "metrics.json"))
-        if len(metrics) != 1 or results.read_json(metrics[0], ("status",))["status"] != "finished":
-            missing.append(str(index))
-            continue
-        run_dir = os.path.dirname(metrics[0])
-        entries.append(summary_entry(one, one.flags, run_dir, partial))
-        if experiment_set.measure:
-            entries[-1].update(experiment_set.measure(saved_model(run_dir),
-                                                      dict(DEFAULTS, **one.flags), data_dir))
-    if missing:
-        print(f"[{name}] job array tasks {','.join(missing)} have not finished; the report shows "
-              f"the set's earlier results", file=sys.stderr)
-        return
-    finish_set(name, results, entries, "the nodes of a SLURM job array (each run's metrics.json "
-               "records its device)", data_note(data_dir, note))
+    with set_held(name, results) as working:
+        runs = [task_run(one, task_folder(name, index, results), results)
+                for index, one in enumerate(experiment_set.runs)]
+        missing = [str(index) for index, run_dir in enumerate(runs) if run_dir is None]
+        if missing:
+            print(f"[{name}] job array tasks {','.join(missing)} have not finished; the report "
+                  f"shows the set's earlier results", file=sys.stderr)
+            return
+        staged, entries = os.path.join(working, JOB_ARRAY), []
+        for one, run_dir in zip(experiment_set.runs, runs):
+            entries.append(summary_entry(one, one.flags, run_dir, staged))
+            if experiment_set.measure:
+                entries[-1].update(experiment_set.measure(
+                    saved_model(run_dir), dict(DEFAULTS, **one.flags), data_dir))
+        finish_set(name, staged, results, entries, "the nodes of a SLURM job array (each run's "
+                   "metrics.json records its device)", data_note(data_dir, note))
     print(f"[{name}] collected the {len(entries)} runs of its job array")
+
+
+def collect_waiting_arrays(experiment_sets, data_dir, note, results):
+    """Collect each set whose job array's tasks are waiting; a set that cannot be collected
+    keeps its earlier results, and the report says why in one line and goes on."""
+    for experiment_set in experiment_sets.values():
+        name = experiment_set.name
+        if not os.path.isdir(os.path.dirname(task_folder(name, 0, results))):
+            continue
+        try:
+            collect_array(experiment_set, data_dir, note, results)
+        except UserError as error:
+            print(f"warning: [{name}] its job array is not collected: {error}; the report shows "
+                  f"the set's earlier results", file=sys.stderr)
 
 
 def saved_model(run_dir):
@@ -235,7 +309,5 @@ def main(what, data_dir, data_note_text, list_commands=False, results=None,
     for name in names:
         train_set(experiment_sets[name], data_dir, data_note_text, results)
     if what == "report":
-        for experiment_set in experiment_sets.values():
-            if os.path.isdir(os.path.join(results.set_folders(experiment_set.name)[1], "tasks")):
-                collect_array(experiment_set, data_dir, data_note_text, results)
+        collect_waiting_arrays(experiment_sets, data_dir, data_note_text, results)
     write_report(results, experiment_sets)

@@ -1,17 +1,43 @@
 """The results folder as the runner writes it and the report reads it: each set's summary.json,
-its runs' metrics.json, and the folder a set grows in until it is complete."""
+its runs' metrics.json, and each set's working folder, results/.<set>/, where its next results
+grow until they are complete. What is read back is checked as strictly as a flag is: a damaged
+or hand-edited file is one line naming it."""
 import json
 import os
 
+from safety.checks import Number, nonnegative_float, nonnegative_int
 from safety.errors import UserError
-from training.options import DEFAULTS, command_line
+from training.options import DEFAULTS, Config, command_line
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPOSITORY, DEFAULTS["results_dir"])
 
 SUMMARY_KEYS = ("command", "date", "machine", "data", "runs")
 ENTRY_KEYS = ("key", "label", "trainer", "flags", "run_dir")
-METRICS_KEYS = ("test_accuracy", "val_accuracy", "train_loss", "best_epoch", "wall_time_s")
+TEXT_KEYS = ("command", "date", "machine", "data")
+TRAINERS = ("numpy", "pytorch")
+accuracy = Number(float, 0, 1)
+
+
+def numbers(each):
+    """The check of a list whose every item passes each."""
+    def check(name, value):
+        if not isinstance(value, list):
+            raise TypeError(f"{name} must be a list of numbers, not {value!r}")
+        return [each.check(f"{name}[{index}]", item) for index, item in enumerate(value)]
+    return check
+
+
+def epoch_or_none(name, value):
+    """The best epoch; None for a run of no epoch."""
+    return None if value is None else nonnegative_int.check(name, value)
+
+
+# what the report reads of each run's metrics.json, each checked as a flag's value is
+METRICS_CHECKS = {"test_accuracy": accuracy.check, "val_accuracy": numbers(accuracy),
+                  "train_loss": numbers(nonnegative_float), "best_epoch": epoch_or_none,
+                  "wall_time_s": nonnegative_float.check}
+METRICS_KEYS = tuple(METRICS_CHECKS)
 
 
 class Results:
@@ -24,7 +50,8 @@ class Results:
         return os.path.join(self.folder, *parts)
 
     def set_folders(self, name):
-        """(the set's results, the folder its next results grow in until they are complete)"""
+        """(the set's results, its working folder: where its next results grow in one process,
+        and where the tasks of its job array write)"""
         return self.path(name), self.path(f".{name}")
 
     def has(self, name):
@@ -43,18 +70,69 @@ class Results:
             raise UserError(f"{shown} lacks {', '.join(missing)}")
         return content
 
+    def checked(self, path, content, checks, which=""):
+        """content, read from path, where each value of checks passes its check; UserError
+        naming the file, which part of it (which) and the value otherwise."""
+        for key, check in checks.items():
+            try:
+                check(key, content[key])
+            except (TypeError, ValueError) as error:
+                raise UserError(f"{os.path.relpath(path, self.folder)}: {which}{error}") from None
+        return content
+
     def load(self, name):
         """The set's summary, each run with its metrics, and its command as the flags give it
         today (the presets may have changed since the run)."""
-        summary = self.read_json(self.path(name, "summary.json"), SUMMARY_KEYS)
-        for entry in summary["runs"]:
+        path = self.path(name, "summary.json")
+        summary = self.checked(path, self.read_json(path, SUMMARY_KEYS),
+                               {**dict.fromkeys(TEXT_KEYS, text), "runs": a_list})
+        for index, entry in enumerate(summary["runs"]):
             if not isinstance(entry, dict) or not set(ENTRY_KEYS) <= set(entry):
                 raise UserError(f"{name}/summary.json: a run lacks one of "
                                 f"{', '.join(ENTRY_KEYS)}")
-            entry["metrics"] = self.read_json(self.path(name, entry["run_dir"], "metrics.json"),
-                                              METRICS_KEYS)
+            self.checked(path, entry, dict(key=text, label=text, trainer=trainer,
+                                           run_dir=inside(name)), f"run {index}: ")
+            self.checked(path, entry, {"flags": flags_of_trainer(entry["trainer"])},
+                         f"run {index}: ")
+            metrics = self.path(name, entry["run_dir"], "metrics.json")
+            entry["metrics"] = self.checked(metrics, self.read_json(metrics, METRICS_KEYS),
+                                            METRICS_CHECKS)
             entry["command"] = command_line(entry["trainer"], entry["flags"])
         return summary
+
+
+def text(name, value):
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a text, not {value!r}")
+
+
+def a_list(name, value):
+    if not isinstance(value, list):
+        raise TypeError(f"{name} must be a list, not {value!r}")
+
+
+def trainer(name, value):
+    if value not in TRAINERS:
+        raise ValueError(f"{name} must be one of {', '.join(TRAINERS)}, not {value!r}")
+
+
+def flags_of_trainer(trainer_name):
+    """The check of a run's flags: each one the trainer takes, checked as its flag is."""
+    def check(key, value):
+        if not isinstance(value, dict):
+            raise TypeError(f"{key} must be a mapping of flags to values, not {value!r}")
+        Config.of(trainer_name, value)
+    return check
+
+
+def inside(name):
+    """The check of a run's folder, named from the set's folder: it must lie in the results."""
+    def check(key, value):
+        text(key, value)
+        if os.path.isabs(value) or os.path.normpath(os.path.join(name, value)).split(os.sep)[0] \
+                == "..":
+            raise ValueError(f"{key} {value} lies outside the results folder")
+    return check
 
 
 def flags_of(entry):

@@ -1,5 +1,6 @@
 """The presets' budgets on this machine, and the verdict a budgeted search stage stores."""
 import json
+import re
 
 import pytest
 
@@ -10,13 +11,13 @@ from safety.errors import UserError
 from training.options import PRESET_BUDGET_MINUTES
 
 
-def write_reference(folder, minutes):
-    """A budget-reference set whose run took minutes."""
+def write_reference(folder, minutes, runs=1):
+    """A budget-reference set whose run took minutes, listed runs times in its summary."""
     (folder / "budget-reference" / "runs" / "r").mkdir(parents=True)
     run = {"key": "earlier-best", "label": "r", "trainer": "pytorch", "flags": {},
            "run_dir": "runs/r"}
     (folder / "budget-reference" / "summary.json").write_text(json.dumps(
-        {"command": "c", "date": "d", "machine": "m", "data": "s", "runs": [run]}))
+        {"command": "c", "date": "d", "machine": "m", "data": "s", "runs": [run] * runs}))
     (folder / "budget-reference" / "runs" / "r" / "metrics.json").write_text(json.dumps(
         {"test_accuracy": 0.6, "val_accuracy": [0.6], "train_loss": [1.0], "best_epoch": 1,
          "wall_time_s": 60 * minutes}))
@@ -31,6 +32,19 @@ def test_the_budget_here_scales_each_preset_by_the_reference_run(tmp_path):
     assert budget.stage_budget(SETS["search-projection"], results) == \
         pytest.approx(2 * PRESET_BUDGET_MINUTES["best"])
     assert budget.stage_budget(SETS["search-long"], results) is None  # builds no preset
+
+
+@pytest.mark.parametrize("runs, minutes, named", [
+    (0, 10.0, "budget-reference/summary.json holds 0 runs, not its one"),
+    (2, 10.0, "budget-reference/summary.json holds 2 runs, not its one"),
+    (1, "ten", "wall_time_s must be a number, not 'ten'")])
+def test_a_damaged_reference_stops_a_budgeted_stage_in_one_line(tmp_path, runs, minutes, named):
+    """Never a traceback: a stage that builds a preset cannot start on a budget it cannot read."""
+    results = write_reference(tmp_path, 1.0, runs)
+    metrics = tmp_path / "budget-reference" / "runs" / "r" / "metrics.json"
+    metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), wall_time_s=minutes)))
+    with pytest.raises(UserError, match=re.escape(named)):
+        budget.stage_budget(SETS["search-fast"], results)
 
 
 def test_the_budget_is_unknown_before_the_reference_has_run(tmp_path):

@@ -1,21 +1,52 @@
-"""The job files on a real SLURM: a one-node cluster (slurm/local_cluster.sh) on this machine.
-Skipped, with the reason, where SLURM is not installed or cannot start (it runs as root)."""
+"""The job files on a real SLURM: a one-node cluster (slurm/local_cluster.sh) on this machine,
+skipped, with the reason, where SLURM is not installed or cannot start (it runs as root); and
+slurm/train.job run by bash, as a user tries it, outside SLURM. A wait lasts as long as what it
+waits for makes progress: a busy machine makes a test slow, never a failure."""
 import json
 import os
 import re
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 import synthetic_cifar
 from helpers import REPO
+from test_runner import run_task
 
 pytestmark = pytest.mark.xdist_group("slurm")  # one worker: a local SLURM listens on fixed ports
 CLUSTER = os.path.join(REPO, "slurm", "local_cluster.sh")
+JOB_FILE = os.path.join(REPO, "slurm", "train.job")
 COMPARED = ["train_loss_steps", "val_accuracy", "best_epoch", "test_accuracy",
             "test_confusion_matrix"]
+STALL_S = 600  # how long a wait may see no progress at all before it fails
+
+
+def epochs_in(folder):
+    """The epochs that the runs under folder have finished, all together."""
+    total = 0
+    for path in folder.rglob("metrics.json"):
+        try:
+            total += len(json.loads(path.read_text())["val_accuracy"])
+        except (OSError, ValueError, KeyError):
+            pass  # a run whose first epoch has not ended
+    return total
+
+
+def wait_while_progressing(done, progress, what, every_s=1.0):
+    """Wait until done(), looked at every every_s seconds, however long a busy machine takes,
+    as long as progress() changes within every STALL_S seconds."""
+    last, since = progress(), time.time()
+    while not done():
+        now = progress()
+        if now != last:
+            last, since = now, time.time()
+        assert time.time() - since < STALL_S, f"{what}: no progress in {STALL_S} s ({now})"
+        time.sleep(every_s)
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +71,23 @@ def job_state(job, env):
     return dict(re.findall(r"(\w+)=(\S*)", shown))
 
 
-def wait_for_job(job, env, timeout):
-    """Wait until the job is done; a requeued job is let start within seconds instead of after the
-    two minutes SLURM holds it back. Returns the job's last state."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        state = job_state(job, env)
-        if state["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
-            return state
+def wait_for_job(job, env, progress):
+    """Wait until the job is done, as long as its state or progress() changes; a requeued job is
+    let start within seconds instead of after the two minutes SLURM holds it back. Returns the
+    job's last state."""
+    state = {}
+
+    def done():
+        state.update(job_state(job, env))
         if state["JobState"] == "PENDING" and state.get("Reason") == "BeginTime":
             # a few seconds, not at once: a start within a second of the last one's end is
             # refused by slurmd ("Job credential revoked") and the job ends FAILED
             subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+3"], env=env)
-        time.sleep(1)
-    raise AssertionError(f"job {job} not done within {timeout} s: {state}")
+        return state["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+
+    wait_while_progressing(done, lambda: (state.get("JobState"), state.get("Restarts"),
+                                          progress()), f"job {job}")
+    return state
 
 
 @pytest.mark.slow  # a time limit is a minute at least, and the run must outlast its warning
@@ -81,8 +115,10 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(sl
                                                      RESULTS_DIR=str(tmp_path / "results")))
         assert submitted.returncode == 0, submitted.stderr
         job = submitted.stdout.strip()
-        state = wait_for_job(job, slurm, timeout=600)
-        assert reference.wait(timeout=600) == 0, (tmp_path / "uninterrupted.log").read_text()
+        state = wait_for_job(job, slurm, lambda: epochs_in(tmp_path / "results"))
+        wait_while_progressing(lambda: reference.poll() is not None,
+                               lambda: epochs_in(tmp_path / "uninterrupted"), "the reference")
+        assert reference.returncode == 0, (tmp_path / "uninterrupted.log").read_text()
     finally:
         reference.kill()
     log = (tmp_path / f"job-{job}.out").read_text()
@@ -97,9 +133,23 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(sl
         {key: uninterrupted[key] for key in COMPARED}
 
 
-def experiments(*arguments, env=None):
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, arguments)],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+def experiments(*arguments):
+    """python -m experiments with arguments, waited for as long as its output grows; its exit
+    code and output as subprocess.run gives them."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([sys.executable, "-m", "experiments", *map(str, arguments)],
+                                   stdout=out, stderr=err, text=True, cwd=REPO)
+        try:
+            wait_while_progressing(lambda: process.poll() is not None,
+                                   lambda: (os.fstat(out.fileno()).st_size,
+                                            os.fstat(err.fileno()).st_size),
+                                   f"python -m experiments {arguments[0]}")
+        finally:
+            process.kill()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(process.args, process.returncode, out.read(),
+                                           err.read())
 
 
 def summary_numbers(results, name):
@@ -126,14 +176,12 @@ def test_the_listed_commands_collected_by_the_report_make_the_same_set(array_dat
                          "--results_dir", tmp_path)
     commands = listed.stdout.strip().splitlines()
     assert listed.returncode == 0 and len(commands) == 2
-    first = subprocess.run(commands[0], shell=True, cwd=REPO, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
+    run_task(commands[0])
     halfway = experiments("report", "--data_dir", array_data / "data", "--results_dir", tmp_path)
     assert "job array tasks 1 have not finished" in halfway.stderr
     assert "Not run yet: `python -m experiments numpy-vs-torch`" in \
         (tmp_path / "README.md").read_text()
-    second = subprocess.run(commands[1], shell=True, cwd=REPO, capture_output=True, text=True)
-    assert second.returncode == 0, second.stderr
+    run_task(commands[1])
     collected = experiments("report", "--data_dir", array_data / "data", "--results_dir",
                             tmp_path)
     assert collected.returncode == 0, collected.stderr
@@ -157,11 +205,15 @@ def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
          str(tmp_path / "results")], capture_output=True, text=True, env=slurm)
     assert submitted.returncode == 0, submitted.stderr
     job = submitted.stdout.strip()
-    deadline = time.time() + 600
-    while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True,
-                         env=slurm).stdout.strip():
-        assert time.time() < deadline, "the array did not finish within 10 minutes"
-        time.sleep(1)
+    queued = []
+
+    def done():
+        queued[:] = [subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True,
+                                    env=slurm).stdout.strip()]
+        return not queued[0]
+
+    wait_while_progressing(done, lambda: (tuple(queued), epochs_in(tmp_path / "results")),
+                           f"the job array {job}")
     logs = "".join(path.read_text() for path in tmp_path.glob("task-*.out"))
     collected = experiments("report", "--data_dir", array_data / "data", "--results_dir",
                             tmp_path / "results")
@@ -170,3 +222,125 @@ def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
         summary_numbers(array_data / "one-job", "numpy-vs-torch"), logs
     assert "Not run yet: `python -m experiments numpy-vs-torch`" not in \
         (tmp_path / "results" / "README.md").read_text()
+
+
+# --- slurm/train.job run by bash outside SLURM, or as one start of a job without a scheduler ---
+FLAGS = ["--batch_size", 16, "--validation_size", 30, "--data_url", "", "--seed", 0]
+
+
+def start_job_file(tmp_path, *flags, **env):
+    """bash slurm/train.job with flags, training the NumPy trainer by this suite's interpreter
+    into tmp_path/results, as a terminal starts it: in a process group of its own, SIGINT and
+    SIGTERM at their defaults. env: SLURM's variables for one start of a job, and settings."""
+    def as_a_terminal_starts_it():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.setpgrp()
+
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("SLURM_")}
+    environment.update(PYTHON=sys.executable, TRAINER="train_mlp_numpy.py",
+                       RESULTS_DIR=str(tmp_path / "results"),
+                       PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", **env)
+    with open(tmp_path / "job.out", "a") as output:
+        return subprocess.Popen(["bash", JOB_FILE, *map(str, flags)], cwd=REPO, stdout=output,
+                                stderr=subprocess.STDOUT, env=environment,
+                                preexec_fn=as_a_terminal_starts_it)
+
+
+def finished_job(job, tmp_path):
+    """The job file's exit code once it has ended, and its log."""
+    wait_while_progressing(lambda: job.poll() is not None,
+                           lambda: os.path.getsize(tmp_path / "job.out"), "the job file")
+    return job.returncode, (tmp_path / "job.out").read_text()
+
+
+def wait_for_epochs(folder, count, job, tmp_path):
+    """Wait until the runs under folder have finished count epochs together."""
+    def done():
+        assert job.poll() is None, (tmp_path / "job.out").read_text()
+        return epochs_in(folder) >= count
+
+    wait_while_progressing(done, lambda: os.path.getsize(tmp_path / "job.out"), "the job file")
+
+
+def status_of(run):
+    return json.loads((run / "metrics.json").read_text())["status"]
+
+
+@pytest.mark.parametrize("stop, code, status", [
+    (lambda job: job.send_signal(signal.SIGTERM), 143, "terminated"),
+    (lambda job: os.killpg(job.pid, signal.SIGINT), 130, "interrupted"),
+    (lambda job: job.send_signal(signal.SIGINT), 130, "interrupted")],
+    ids=["SIGTERM", "Ctrl-C", "SIGINT to the script alone"])
+def test_the_job_file_outside_slurm_stops_and_says_how_to_resume(tmp_path, hard_cifar_dir, stop,
+                                                                 code, status):
+    """Nothing to requeue outside SLURM: the trainer stops, and the script says how to go on."""
+    job = start_job_file(tmp_path, *FLAGS, "--epochs", 500, "--data_dir", hard_cifar_dir[0])
+    wait_for_epochs(tmp_path / "results" / "slurm-local", 2, job, tmp_path)
+    stop(job)
+    exit_code, log = finished_job(job, tmp_path)
+    (run,) = (tmp_path / "results" / "slurm-local").iterdir()
+    assert (exit_code, status_of(run)) == (code, status), log
+    assert "unbound variable" not in log and "requeued" not in log
+    assert f"the run continues with: {sys.executable} train_mlp_numpy.py --resume {run}/" in log
+
+
+def test_the_job_file_outside_slurm_trains_the_flags_it_is_given(tmp_path, hard_cifar_dir):
+    """A start after an earlier one stopped resumes nothing: it trains its own flags, in the
+    --results_dir given to it (which outranks RESULTS_DIR)."""
+    job = start_job_file(tmp_path, *FLAGS, "--epochs", 500, "--data_dir", hard_cifar_dir[0])
+    wait_for_epochs(tmp_path / "results" / "slurm-local", 1, job, tmp_path)
+    job.send_signal(signal.SIGTERM)
+    finished_job(job, tmp_path)
+    (stopped,) = (tmp_path / "results" / "slurm-local").iterdir()
+    stopped_metrics = (stopped / "metrics.json").read_text()
+    job = start_job_file(tmp_path, *FLAGS, "--epochs", 1, "--hidden_dims", 8, "--data_dir",
+                         hard_cifar_dir[0], "--results_dir", tmp_path / "elsewhere")
+    exit_code, log = finished_job(job, tmp_path)
+    assert exit_code == 0, log
+    (fresh,) = (tmp_path / "elsewhere" / "slurm-local").iterdir()
+    config = json.loads((fresh / "metrics.json").read_text())["config"]
+    assert status_of(fresh) == "finished" and (config["hidden_dims"], config["epochs"]) == ([8], 1)
+    assert (stopped / "metrics.json").read_text() == stopped_metrics
+
+
+def test_max_restarts_counts_the_starts_that_finished_no_epoch(tmp_path, hard_cifar_dir):
+    """Starts of job 7 without a scheduler (scontrol records what it is asked), MAX_RESTARTS=1,
+    each stopped by the SIGTERM of its time limit: however many starts came before, one that
+    finished an epoch is requeued; the second start that finished none is not."""
+    (tmp_path / "bin").mkdir()
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "requeues"}\n')
+    scontrol.chmod(scontrol.stat().st_mode | stat.S_IXUSR)
+    job_folder = tmp_path / "results" / "slurm-7"
+
+    def start(restarts, more_epochs):
+        """The start's exit code, stopped once it finished more_epochs (0: once its trainer
+        has started)."""
+        job = start_job_file(tmp_path, *FLAGS, "--epochs", 500, "--data_dir", hard_cifar_dir[0],
+                             SLURM_JOB_ID="7", SLURM_RESTART_COUNT=str(restarts),
+                             MAX_RESTARTS="1")
+        if more_epochs:
+            wait_for_epochs(job_folder, epochs_in(job_folder) + more_epochs, job, tmp_path)
+        else:
+            # the trainer's command, which the job file prints as it starts it, is looked for
+            # every 10 ms: far less than the trainer takes to start
+            def started():
+                after_header = (tmp_path / "job.out").read_text().split(
+                    f", start {restarts + 1}\n")
+                return len(after_header) == 2 and "train_mlp_numpy.py" in after_header[1]
+
+            wait_while_progressing(started, lambda: None, "the trainer's start", 0.01)
+        job.send_signal(signal.SIGTERM)
+        return finished_job(job, tmp_path)[0]
+
+    def requeues():
+        return (tmp_path / "requeues").read_text().splitlines()
+
+    assert start(0, 1) == 0 and requeues() == ["requeue 7"]
+    assert start(30, 1) == 0 and len(requeues()) == 2  # 31 starts, each finished an epoch
+    assert start(31, 0) == 0 and len(requeues()) == 3  # the first that finished none
+    assert start(32, 0) == 1 and len(requeues()) == 3  # the second
+    log = (tmp_path / "job.out").read_text()
+    assert log.count("--resume") >= 3 and "2 starts finished no epoch: not requeued again" in log

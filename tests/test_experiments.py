@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from helpers import REPO, copy_of_the_repository, files_of
+from test_runner import run_task
 
 from experiments import budget, figures, measures, report, runner
 from experiments.runs import Run, run
@@ -98,9 +99,7 @@ def test_sets_measured_on_saved_models_run_as_job_arrays(cifar_dir, tiny_sets):
     main, results, sets = tiny_sets
     assert len(runner.array_commands(sets["dead-neurons"], "data", results)) == 4
     (command,) = runner.array_commands(sets["bn-test-time"], str(cifar_dir[0]), results)
-    task = subprocess.run(command, shell=True, cwd=REPO,
-                          capture_output=True, text=True)
-    assert task.returncode == 0, task.stderr
+    run_task(command)
     main("report", str(cifar_dir[0]), "synthetic test data")
     (collected,) = results.load("bn-test-time")["runs"]
     assert collected["batch_statistics"]["running_accuracy"] == \
@@ -247,7 +246,9 @@ def test_a_failed_or_stopped_set_leaves_the_earlier_results_as_they_were(one_sma
     runner.train_set(small_set, str(cifar_dir[0]), "synthetic", results)  # complete: replaced
     after = files_of(folder)
     assert after != before and "summary.json" in after
-    assert sorted(os.listdir(folder.parent)) == ["bn"]  # nothing left beside it
+    # nothing left beside it but the set's working folder, empty
+    assert sorted(os.listdir(folder.parent)) == [".bn", "bn"]
+    assert os.listdir(folder.parent / ".bn") == []
 
 
 def test_the_report_names_a_damaged_file_and_goes_on(tmp_path, capsys):

@@ -8,12 +8,14 @@ import subprocess
 
 import pytest
 from helpers import REPO
+from test_store import metrics, write_set
 
-from experiments import report
+from experiments import budget, report
 from experiments.runs import EARLIER_BEST_PERCENT, PROJECTION_SEARCH_EPOCHS
 from experiments.sections import presets, search
+from experiments.sets import SETS
 from experiments.store import Results, by_key
-from training.options import LONG_SEARCH_RECIPE
+from training.options import LONG_SEARCH_RECIPE, PRESETS
 
 COMMITTED = Results()
 
@@ -81,3 +83,76 @@ def test_a_row_is_described_as_the_search_decided_it():
     assert search.decision(over) == "not kept: over the budget of 3.00 min"
     assert search.decision(dict(over, over_budget=False)) == "not kept"
     assert search.decision({"kept": True}) == "kept"
+
+
+# --- what the sections state, from summaries made for each statement ---
+def section_text(results, name):
+    return SETS[name].section(results.load(name), SETS[name], results)
+
+
+def section_words(results, name):
+    """The set's section as the report writes it, its lines joined into one."""
+    return " ".join(section_text(results, name).split())
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_best_recipe_in_numpy_and_pytorch_is_compared_by_key(tmp_path, reverse):
+    """Labels that name no trainer, in either order: the runs are found by key."""
+    runs = [("numpy", "run A", "numpy", {}, metrics(test_accuracy=0.60, wall_time_s=120.0)),
+            ("pytorch", "run B", "pytorch", {}, metrics(test_accuracy=0.55, wall_time_s=100.0))]
+    results = write_set(tmp_path, "best-numpy-vs-torch", runs[::-1] if reverse else runs)
+    assert "NumPy ends +5.00 points from PyTorch and takes 1.20x its time." in \
+        section_words(results, "best-numpy-vs-torch")
+
+
+def write_reference(folder, factor):
+    """A budget-reference set whose run took factor times the minutes the budgets are stated
+    for."""
+    minutes = factor * budget.PRESET_REFERENCE_MINUTES
+    return write_set(folder, "budget-reference", [
+        ("earlier-best", "r", "pytorch", {}, metrics(wall_time_s=60 * minutes))])
+
+
+def write_presets(folder, reverse=False):
+    """The presets set: fast in 4 minutes, best in 19, best by NumPy in 28.5, with labels that
+    name neither preset nor trainer."""
+    runs = [("best", "run A", "pytorch", PRESETS["best"], metrics(0.73, wall_time_s=19 * 60.0)),
+            ("fast", "run B", "pytorch", PRESETS["fast"], metrics(0.65, wall_time_s=4 * 60.0)),
+            ("best-numpy", "run C", "numpy", PRESETS["best"],
+             metrics(0.70, wall_time_s=28.5 * 60.0))]
+    return write_set(folder, "presets", runs[::-1] if reverse else runs)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_presets_are_held_to_their_own_budgets_and_numpy_compared_by_key(tmp_path, reverse):
+    """On a machine twice as slow as the budgets' own, best's 10 minutes are 20 and fast's
+    2.5 are 5: each row and verdict holds its preset to its own budget."""
+    write_reference(tmp_path, 2.0)
+    results = write_presets(tmp_path, reverse)
+    rows = {line.split(" | ")[0]: line for line in section_text(results, "presets").splitlines()
+            if line.startswith("| run ")}
+    assert rows["| run A"].endswith("| 19.00 min | 20.00 min |")
+    assert rows["| run B"].endswith("| 4.00 min | 5.00 min |")
+    text = section_words(results, "presets")
+    assert "`run B` reaches its 64 % target within its budget (20.0 % to spare)" in text
+    assert "`run A` reaches its 72 % target within its budget (5.0 % to spare)" in text
+    assert "70.00 % against PyTorch's 73.00 % (-3.00 points; target: within 1) in 1.50x " \
+        "PyTorch's time" in text
+
+
+def test_the_budget_section_scales_each_preset_by_the_machine(tmp_path):
+    text = section_words(write_reference(tmp_path, 1.5), "budget-reference")
+    assert "a factor of 1.50, so the 10-minute budget of `--preset best` is 15.00 minutes here " \
+        "and the 2.5-minute one of `--preset fast` 3.75." in text
+
+
+def test_a_search_names_the_changes_it_kept_never_its_starting_row(tmp_path):
+    rows = [("start", "the start", True), ("a", "change a", True), ("b", "change b", False),
+            ("c", "change c", True)]
+    write_set(tmp_path, "search", [(key, label, "pytorch", {"epochs": 15}, metrics(),
+                                    {"kept": kept}) for key, label, kept in rows])
+    assert "Kept, in order: change a; change c." in section_words(Results(tmp_path), "search")
+    write_set(tmp_path / "only-start", "search", [
+        ("start", "the start", "pytorch", {"epochs": 15}, metrics(), {"kept": True}),
+        ("a", "change a", "pytorch", {"epochs": 15}, metrics(), {"kept": False})])
+    assert "Kept, in order: nothing." in section_words(Results(tmp_path / "only-start"), "search")

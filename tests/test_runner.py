@@ -1,0 +1,196 @@
+"""A set run in one process and as a job array side by side: its working folder is held by one
+process at a time, the set run in one process never touches its job array's tasks, and the
+report collects an array only once every task has finished the very run its set declares, never
+downloading anything and always writing the report."""
+import dataclasses
+import json
+import pathlib
+import shlex
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, assert_one_clear_line, files_of
+
+import cifar10_utils
+from experiments import runner
+from experiments.runs import run
+from experiments.sets import SETS
+from experiments.store import Results
+from safety.errors import DataError, UserError
+from safety.locks import folder_locked
+
+TINY = dict(batch_size=16, validation_size=30, data_url="", epochs=1, hidden_dims=[16])
+NAME = "numpy-vs-torch"
+
+
+@pytest.fixture
+def small_set(tmp_path):
+    """The numpy-vs-torch set as two tiny runs: (the set, its results, the sets main knows)."""
+    small = dataclasses.replace(SETS[NAME], runs=[run("numpy", "NumPy", trainer="numpy", **TINY),
+                                                  run("pytorch", "PyTorch", **TINY)])
+    return small, Results(tmp_path / "results"), {**SETS, NAME: small}
+
+
+def run_task(command, *more_flags):
+    """A listed command run as its job array's task runs it, by this suite's interpreter; more
+    flags after it make it another run than the one listed."""
+    words = shlex.split(command)
+    assert words[0] == "python", command
+    task = subprocess.run([sys.executable, *words[1:], *more_flags], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert task.returncode == 0, task.stderr
+
+
+def working_folder(results, name=NAME):
+    return pathlib.Path(results.set_folders(name)[1])
+
+
+def task_runs(results, index, name=NAME):
+    """The run folders that task index of the set's job array left."""
+    return sorted((working_folder(results, name) / "job-array" / "tasks" / str(index)).iterdir())
+
+
+def report(data, results, sets, capsys):
+    """`python -m experiments report`: what it said, and the report it wrote."""
+    capsys.readouterr()
+    runner.main("report", str(data), "synthetic", results=results, experiment_sets=sets)
+    said = capsys.readouterr()
+    return said.out + said.err, open(results.path("README.md")).read()
+
+
+# --- one process and a job array side by side ---
+def test_a_set_in_one_process_never_touches_its_job_arrays_tasks(small_set, cifar_dir):
+    small, results, _ = small_set
+    run_task(runner.array_commands(small, str(cifar_dir[0]), results)[0])
+    tasks = files_of(working_folder(results))
+    assert any(name.endswith("metrics.json") for name in tasks)
+    runner.train_set(small, str(cifar_dir[0]), "synthetic", results)
+    assert files_of(working_folder(results)) == tasks
+    assert results.load(NAME)["runs"][0]["run_dir"].startswith("runs/")
+
+
+def test_a_set_run_again_while_it_runs_is_refused(small_set, cifar_dir, monkeypatch):
+    small, results, _ = small_set
+    refusals, real_training = [], runner.train_run
+
+    def started_again_meanwhile(one, flags, runs_dir, data_dir):
+        with pytest.raises(UserError) as refused:
+            runner.train_set(small, data_dir, "synthetic", results)
+        refusals.append(str(refused.value))
+        return real_training(one, flags, runs_dir, data_dir)
+
+    monkeypatch.setattr(runner, "train_run", started_again_meanwhile)
+    runner.train_set(small, str(cifar_dir[0]), "synthetic", results)
+    assert len(refusals) == 2 and "another `python -m experiments numpy-vs-torch`" in refusals[0]
+    assert len(results.load(NAME)["runs"]) == 2  # the first run of the set finished as it was
+
+
+def test_a_set_held_by_another_process_is_one_line_and_exit_1(tmp_path):
+    results = Results(tmp_path / "results")
+    working_folder(results).mkdir(parents=True)
+    with folder_locked(str(working_folder(results)), "is in use by this test"):
+        second = subprocess.run([sys.executable, "-m", "experiments", NAME, "--results_dir",
+                                 results.folder, "--data_dir", str(tmp_path / "no-data")],
+                                cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1
+    assert_one_clear_line(second.stderr, "is in use: another `python -m experiments "
+                          "numpy-vs-torch`")
+
+
+# --- the report collects a job array ---
+def test_an_array_is_collected_once_every_task_has_finished_its_run(small_set, cifar_dir,
+                                                                    capsys):
+    """Until then the set's earlier results stay; a task requeued after its run was stopped
+    leaves that run beside the one it finished, which is collected."""
+    small, results, sets = small_set
+    runner.train_set(small, str(cifar_dir[0]), "synthetic", results)
+    summary = pathlib.Path(results.path(NAME, "summary.json"))
+    earlier = summary.read_text()
+    commands = runner.array_commands(small, str(cifar_dir[0]), results)
+    run_task(commands[0])
+    said, _ = report(cifar_dir[0], results, sets, capsys)
+    assert "job array tasks 1 have not finished" in said
+    assert summary.read_text() == earlier
+    run_task(commands[1])
+    (stopped,) = task_runs(results, 1)
+    stopped_metrics = json.loads((stopped / "metrics.json").read_text())
+    (stopped / "metrics.json").write_text(json.dumps(dict(stopped_metrics, status="terminated")))
+    said, _ = report(cifar_dir[0], results, sets, capsys)
+    assert "job array tasks 1 have not finished" in said
+    assert summary.read_text() == earlier
+    run_task(commands[1])  # the requeued task: a fresh run beside the stopped one
+    (finished,) = task_runs(results, 0)
+    said, text = report(cifar_dir[0], results, sets, capsys)
+    assert "collected the 2 runs of its job array" in said
+    assert [entry["run_dir"] for entry in results.load(NAME)["runs"]] == [
+        f"tasks/0/{finished.name}", f"tasks/1/{stopped.name}_2"]
+    assert "Not run yet: `python -m experiments numpy-vs-torch`" not in text
+    assert not (working_folder(results) / "job-array").exists()
+
+
+def test_a_task_that_is_not_the_run_its_set_declares_is_not_collected(small_set, cifar_dir,
+                                                                      capsys):
+    small, results, sets = small_set
+    commands = runner.array_commands(small, str(cifar_dir[0]), results)
+    run_task(commands[0], "--lr", "0.05")
+    run_task(commands[1])
+    said, text = report(cifar_dir[0], results, sets, capsys)
+    assert_one_clear_line(said.replace("warning: ", "error: "),
+                          "is not the run numpy its set declares: --lr 0.1 (the run's: --lr 0.05)")
+    assert "Not run yet: `python -m experiments numpy-vs-torch`" in text
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda metrics: "{", "metrics.json cannot be read"),
+    (lambda metrics: [metrics], "metrics.json lacks status, config"),
+    (lambda metrics: dict(metrics, config="lr 0.1"), "records no run of train_mlp_numpy.py"),
+    (lambda metrics: dict(metrics, config=dict(metrics["config"], lr="fast")),
+     "config: lr must be a number"),
+])
+def test_a_damaged_task_is_one_line_and_the_report_is_still_written(small_set, cifar_dir, capsys,
+                                                                   damage, named):
+    small, results, sets = small_set
+    for command in runner.array_commands(small, str(cifar_dir[0]), results):
+        run_task(command)
+    (task,) = task_runs(results, 0)
+    damaged = damage(json.loads((task / "metrics.json").read_text()))
+    (task / "metrics.json").write_text(damaged if isinstance(damaged, str) else
+                                       json.dumps(damaged))
+    said, text = report(cifar_dir[0], results, sets, capsys)
+    assert_one_clear_line(said.replace("warning: ", "error: "), named, "is not collected")
+    assert "Not run yet: `python -m experiments numpy-vs-torch`" in text
+
+
+def test_the_report_collects_a_measured_array_without_downloading(tmp_path, cifar_dir, capsys,
+                                                                  monkeypatch):
+    """Without the data, a set measured on it keeps its earlier results and the report says
+    why; with it, the collected runs are measured."""
+    downloads = []
+
+    def no_network(url, path, md5):
+        downloads.append(url)
+        raise DataError(f"{url} cannot be reached")
+
+    monkeypatch.setattr(cifar10_utils, "download", no_network)
+    dead = SETS["dead-neurons"]
+    measured = dataclasses.replace(dead, runs=[dataclasses.replace(
+        dead.runs[0], flags=dict(dead.runs[0].flags, **TINY))])
+    results, sets = Results(tmp_path / "results"), {**SETS, "dead-neurons": measured}
+    run_task(runner.array_commands(measured, str(cifar_dir[0]), results)[0])
+    said, text = report(tmp_path / "no-data", results, sets, capsys)
+    assert downloads == [] and "no CIFAR-10 data found" in said
+    assert "Not run yet: `python -m experiments dead-neurons`" in text
+    said, text = report(cifar_dir[0], results, sets, capsys)
+    (collected,) = results.load("dead-neurons")["runs"]
+    assert len(collected["dead_fraction"]) == 1 and downloads == []
+
+
+def test_an_evaluated_run_missing_from_its_source_set_is_one_line(tmp_path):
+    learned = SETS["learned"]
+    results = Results(tmp_path / "results")
+    (tmp_path / "results" / "presets").mkdir(parents=True)
+    (tmp_path / "results" / "presets" / "summary.json").write_text(json.dumps(
+        dict(command="c", date="d", machine="m", data="s", runs=[])))
+    with pytest.raises(UserError, match="presets/summary.json holds 0 runs best"):
+        runner.trained_elsewhere(learned.runs[1], results)

@@ -1,0 +1,93 @@
+"""The results folder read back: a set's summary.json and its runs' metrics.json checked as
+strictly as a flag is, so that a damaged or hand-edited file is one line naming it, never a
+traceback or a number shown as if it were measured."""
+import json
+
+import pytest
+
+from experiments import report
+from experiments.store import Results
+from safety.errors import UserError
+
+
+def metrics(test_accuracy=0.5, val_accuracy=(0.4, 0.5), wall_time_s=60.0, **more):
+    """A run's metrics.json as a trainer writes it, with only what the report reads."""
+    return dict(test_accuracy=test_accuracy, val_accuracy=list(val_accuracy),
+                train_loss=[2.0, 1.5][:len(val_accuracy)], best_epoch=len(val_accuracy),
+                wall_time_s=wall_time_s, **more)
+
+
+def write_set(folder, name, runs, **summary):
+    """folder/name/ as the runner writes a set: summary.json and each run's metrics.json; runs:
+    (key, label, trainer, flags, metrics, what else the summary records of the run)."""
+    entries = []
+    for index, (key, label, trainer, flags, measured, *more) in enumerate(runs):
+        run_dir = folder / name / "runs" / f"{index}-{key}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.json").write_text(json.dumps(measured))
+        entries.append(dict(key=key, label=label, trainer=trainer, flags=flags,
+                            run_dir=f"runs/{index}-{key}", **(more[0] if more else {})))
+    (folder / name / "summary.json").write_text(json.dumps(dict(
+        dict(set=name, command=f"python -m experiments {name}", date="2026-01-01",
+             machine="a test machine", data="synthetic"), runs=entries, **summary)))
+    return Results(folder)
+
+
+def write_bn(folder, damage=lambda summary, measured: None):
+    """A bn set of one run, damaged first by damage(summary, the run's metrics)."""
+    write_set(folder, "bn", [("with-batchnorm", "with BatchNorm", "pytorch",
+                              {"use_batch_norm": True}, metrics())])
+    summary = json.loads((folder / "bn" / "summary.json").read_text())
+    run_metrics = folder / "bn" / summary["runs"][0]["run_dir"] / "metrics.json"
+    measured = json.loads(run_metrics.read_text())
+    damage(summary, measured)
+    (folder / "bn" / "summary.json").write_text(json.dumps(summary))
+    run_metrics.write_text(json.dumps(measured))
+    return Results(folder)
+
+
+def test_a_set_as_the_runner_writes_it_is_read_back_with_its_command(tmp_path):
+    summary = write_bn(tmp_path).load("bn")
+    (entry,) = summary["runs"]
+    assert entry["command"] == "python train_mlp_pytorch.py --use_batch_norm"
+    assert entry["metrics"]["test_accuracy"] == 0.5
+
+
+DAMAGES = [
+    (lambda s, m: s.update(runs={"with-batchnorm": {}}), "bn/summary.json: runs must be a list"),
+    (lambda s, m: s.update(machine=3), "bn/summary.json: machine must be a text"),
+    (lambda s, m: s["runs"][0].update(trainer="jax"), "run 0: trainer must be one of"),
+    (lambda s, m: s["runs"][0].update(label=None), "run 0: label must be a text"),
+    (lambda s, m: s["runs"][0]["flags"].update(lr="fast"), "run 0: lr must be a number"),
+    (lambda s, m: s["runs"][0]["flags"].update(hidden_dims=[0]), "hidden_dims[0] is 0"),
+    (lambda s, m: s["runs"][0]["flags"].update(lrate=0.1), "unknown options: ['lrate']"),
+    (lambda s, m: s["runs"][0].update(flags=[0.1]), "flags must be a mapping"),
+    (lambda s, m: s["runs"][0].update(run_dir="../../elsewhere"),
+     "run_dir ../../elsewhere lies outside the results folder"),
+    (lambda s, m: s["runs"][0].update(run_dir="/tmp"), "run_dir /tmp lies outside"),
+    (lambda s, m: m.update(test_accuracy="0.5"), "metrics.json: test_accuracy must be a number"),
+    (lambda s, m: m.update(test_accuracy=50.0), "test_accuracy is 50.0, out of range"),
+    (lambda s, m: m.update(val_accuracy=[0.4, float("nan")]), "val_accuracy[1] is nan"),
+    (lambda s, m: m.update(train_loss=None), "train_loss must be a list of numbers"),
+    (lambda s, m: m.update(best_epoch=1.5), "best_epoch must be an integer"),
+    (lambda s, m: m.update(wall_time_s=-1.0), "wall_time_s is -1.0, out of range"),
+]
+
+
+@pytest.mark.parametrize("damage, named", DAMAGES)
+def test_a_damaged_or_hand_edited_file_is_one_line_naming_it(tmp_path, damage, named, capsys):
+    results = write_bn(tmp_path, damage)
+    with pytest.raises(UserError) as refused:
+        results.load("bn")
+    assert named in str(refused.value) and "\n" not in str(refused.value)
+    report.write_report(results)
+    text = (tmp_path / "README.md").read_text()
+    assert f"Not shown: {refused.value}." in text
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_run_of_another_set_may_be_named_but_nothing_outside_the_results(tmp_path):
+    """The learned set names the presets set's run as ../presets/runs/...: inside the results."""
+    write_set(tmp_path, "presets", [("best", "b", "pytorch", {}, metrics())])
+    results = write_bn(tmp_path, lambda s, m: s["runs"][0].update(run_dir="../presets/runs/0-best"))
+    assert results.load("bn")["runs"][0]["metrics"]["wall_time_s"] == 60.0
