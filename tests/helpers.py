@@ -1,9 +1,11 @@
 """What many test files share: the repository's root, the trainers, running one as a user would
 (to the end, or started and then signalled), the one-line error every refusal ends in, a tiny run
 of either trainer, twin NumPy and PyTorch models and how to compare them, a copy of the
-repository to run from elsewhere, and a pickle payload that must never run."""
+repository to run from elsewhere, a pickle payload that must never run, and an experiment set's
+task and results as the runner runs and writes them."""
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -19,6 +21,7 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
+from experiments.store import Results
 from modules import CrossEntropyModule
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +53,7 @@ def start_trainer(script, *flags):
                             preexec_fn=prepare)
 
 
-def wait_for_epochs(results, count, process, timeout=90):
+def wait_for_epochs(results, count, process, timeout=600):
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
         paths = list(results.glob("*/metrics.json"))
@@ -186,3 +189,37 @@ class RunsCode:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
+
+
+# --- experiment sets: a task run as a job array runs it, a set written as the runner writes it ---
+def run_task(command, *more_flags):
+    """A listed command run as its job array's task runs it, by this suite's interpreter; more
+    flags after it make it another run than the one listed."""
+    words = shlex.split(command)
+    assert words[0] == "python", command
+    task = subprocess.run([sys.executable, *words[1:], *more_flags], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert task.returncode == 0, task.stderr
+
+
+def metrics(test_accuracy=0.5, val_accuracy=(0.4, 0.5), wall_time_s=60.0, **more):
+    """A run's metrics.json as a trainer writes it, with only what the report reads."""
+    return dict(test_accuracy=test_accuracy, val_accuracy=list(val_accuracy),
+                train_loss=[2.0, 1.5][:len(val_accuracy)], best_epoch=len(val_accuracy),
+                wall_time_s=wall_time_s, **more)
+
+
+def write_set(folder, name, runs, **summary):
+    """folder/name/ as the runner writes a set: summary.json and each run's metrics.json; runs:
+    (key, label, trainer, flags, metrics, what else the summary records of the run)."""
+    entries = []
+    for index, (key, label, trainer, flags, measured, *more) in enumerate(runs):
+        run_dir = folder / name / "runs" / f"{index}-{key}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.json").write_text(json.dumps(measured))
+        entries.append(dict(key=key, label=label, trainer=trainer, flags=flags,
+                            run_dir=f"runs/{index}-{key}", **(more[0] if more else {})))
+    (folder / name / "summary.json").write_text(json.dumps(dict(
+        dict(set=name, command=f"python -m experiments {name}", date="2026-01-01",
+             machine="a test machine", data="synthetic"), runs=entries, **summary)))
+    return Results(folder)

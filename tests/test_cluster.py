@@ -15,8 +15,7 @@ import time
 
 import pytest
 import synthetic_cifar
-from helpers import REPO
-from test_runner import run_task
+from helpers import REPO, run_task
 
 pytestmark = pytest.mark.xdist_group("slurm")  # one worker: a local SLURM listens on fixed ports
 CLUSTER = os.path.join(REPO, "slurm", "local_cluster.sh")

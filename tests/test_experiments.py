@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, copy_of_the_repository, files_of
-from test_runner import run_task
+from helpers import REPO, copy_of_the_repository, files_of, run_task
 
 from experiments import budget, figures, measures, report, runner
 from experiments.runs import Run, run

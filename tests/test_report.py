@@ -7,8 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from helpers import REPO
-from test_store import metrics, write_set
+from helpers import REPO, metrics, write_set
 
 from experiments import budget, report
 from experiments.runs import EARLIER_BEST_PERCENT, PROJECTION_SEARCH_EPOCHS

@@ -81,3 +81,16 @@ def test_files_and_functions_are_short_enough_to_read(path):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                 and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert not too_long
+
+
+def test_no_test_file_imports_another():
+    """Each test file stands alone; what several share lives in helpers.py or conftest.py."""
+    tests = os.path.join(REPO, "tests")
+    modules = {name[:-3] for name in os.listdir(tests) if name.startswith("test_")}
+    for name in sorted(modules):
+        tree = ast.parse(open(os.path.join(tests, name + ".py")).read())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & modules, name

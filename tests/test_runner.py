@@ -5,12 +5,11 @@ downloading anything and always writing the report."""
 import dataclasses
 import json
 import pathlib
-import shlex
 import subprocess
 import sys
 
 import pytest
-from helpers import REPO, assert_one_clear_line, files_of
+from helpers import REPO, assert_one_clear_line, files_of, run_task
 
 import cifar10_utils
 from experiments import runner
@@ -30,16 +29,6 @@ def small_set(tmp_path):
     small = dataclasses.replace(SETS[NAME], runs=[run("numpy", "NumPy", trainer="numpy", **TINY),
                                                   run("pytorch", "PyTorch", **TINY)])
     return small, Results(tmp_path / "results"), {**SETS, NAME: small}
-
-
-def run_task(command, *more_flags):
-    """A listed command run as its job array's task runs it, by this suite's interpreter; more
-    flags after it make it another run than the one listed."""
-    words = shlex.split(command)
-    assert words[0] == "python", command
-    task = subprocess.run([sys.executable, *words[1:], *more_flags], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-    assert task.returncode == 0, task.stderr
 
 
 def working_folder(results, name=NAME):

@@ -5,32 +5,11 @@ import json
 
 import pytest
 
+from helpers import metrics, write_set
+
 from experiments import report
 from experiments.store import Results
 from safety.errors import UserError
-
-
-def metrics(test_accuracy=0.5, val_accuracy=(0.4, 0.5), wall_time_s=60.0, **more):
-    """A run's metrics.json as a trainer writes it, with only what the report reads."""
-    return dict(test_accuracy=test_accuracy, val_accuracy=list(val_accuracy),
-                train_loss=[2.0, 1.5][:len(val_accuracy)], best_epoch=len(val_accuracy),
-                wall_time_s=wall_time_s, **more)
-
-
-def write_set(folder, name, runs, **summary):
-    """folder/name/ as the runner writes a set: summary.json and each run's metrics.json; runs:
-    (key, label, trainer, flags, metrics, what else the summary records of the run)."""
-    entries = []
-    for index, (key, label, trainer, flags, measured, *more) in enumerate(runs):
-        run_dir = folder / name / "runs" / f"{index}-{key}"
-        run_dir.mkdir(parents=True)
-        (run_dir / "metrics.json").write_text(json.dumps(measured))
-        entries.append(dict(key=key, label=label, trainer=trainer, flags=flags,
-                            run_dir=f"runs/{index}-{key}", **(more[0] if more else {})))
-    (folder / name / "summary.json").write_text(json.dumps(dict(
-        dict(set=name, command=f"python -m experiments {name}", date="2026-01-01",
-             machine="a test machine", data="synthetic"), runs=entries, **summary)))
-    return Results(folder)
 
 
 def write_bn(folder, damage=lambda summary, measured: None):
