@@ -26,7 +26,13 @@ from training import cli, evaluation
 from training.evaluation import accuracy_of
 from training.optim_numpy import make_optimizer
 from training.options import build_parser, parse_with_preset
-from training.resume import damaged_checkpoint, prefixed, set_generator_states, unprefixed
+from training.resume import (
+    check_fits,
+    damaged_checkpoint,
+    prefixed,
+    set_generator_states,
+    unprefixed,
+)
 from training.run import TrainingRun
 from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
 from training.schedules import WeightAverage
@@ -128,11 +134,15 @@ def load_checkpoint(run, model, optimizer, average):
         model.load_state_dict(unprefixed("model", entries))
         optimizer.load_state_dict(unprefixed("optimizer", entries))
         set_generator_states([layer.rng for layer in dropout_layers(model)], progress["dropout"])
+        best = unprefixed("best", entries)
+        check_fits("best", best, model.state_dict())
         if average:
+            check_fits("average", unprefixed("average", entries), average.average)
             average.average, average.updates = (unprefixed("average", entries),
                                                 progress["average_updates"])
-        return run.restore(progress), unprefixed("best", entries)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        return run.restore(progress), best
+    except (OSError, ValueError, KeyError, TypeError, EOFError, OverflowError, RecursionError,
+            zipfile.BadZipFile) as error:
         raise damaged_checkpoint(path, error) from None
 
 

@@ -25,7 +25,7 @@ from safety.files import write_atomically
 from training import cli, evaluation
 from training.evaluation import accuracy_of
 from training.options import build_parser, parse_with_preset
-from training.resume import damaged_checkpoint
+from training.resume import check_fits, damaged_checkpoint
 from training.run import TrainingRun
 from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
 from training.schedules import WeightAverage
@@ -185,7 +185,9 @@ def load_checkpoint(run, model, optimizer, average, device):
         torch.set_rng_state(saved["cpu_generator"].cpu())
         if device.type == "cuda" and saved["cuda_generators"]:
             torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_generators"]])
+        check_fits("best", saved["best"], model.state_dict())
         if average:
+            check_fits("average", saved["average"], average.average)
             average.average, average.updates = saved["average"], progress["average_updates"]
         return run.restore(progress), saved["best"]
     except (OSError, UserError):

@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 
+from safety.errors import UserError
 from safety.signals import stop_signals_deferred
 
 
@@ -47,6 +48,16 @@ def temporary_prefix(path):
     """The start of the names of path's temporary files, e.g. .tmp-metrics.json-: a process that
     owns path may remove what a killed writer of it left, and nothing else."""
     return f".tmp-{os.path.basename(path)}-"
+
+
+def check_writable(folder, what):
+    """Make folder if missing and try writing in it, so that a run fails before any work:
+    UserError naming what it is for (e.g. 'results folder') where it cannot be written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=folder))
+    except OSError as error:
+        raise UserError(f"{what} {folder} is not writable ({error})") from None
 
 
 def write_json(path, content):

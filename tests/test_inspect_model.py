@@ -101,6 +101,11 @@ def test_evaluate_draws_its_figures_where_figures_dir_says(saved_numpy_model, tm
     assert not any(name in os.listdir(folder) for name in FIGURES)
     code, _, stderr = run_script("train_mlp_numpy.py", "--figures_dir", tmp_path)
     assert code == 2 and "--figures_dir says where --evaluate draws its figures" in stderr
+    (tmp_path / "a file").write_text("")
+    code, stdout, stderr = run_script("train_mlp_numpy.py", "--evaluate", folder / "model.npz",
+                                      "--data_dir", root, "--figures_dir", tmp_path / "a file")
+    assert code == 1 and stdout == ""  # refused before the model is even read
+    assert_one_clear_line(stderr, f"--figures_dir {tmp_path / 'a file'} is not writable")
 
 
 def test_evaluate_beside_a_full_folder_names_the_figure_and_the_way_out(saved_numpy_model):

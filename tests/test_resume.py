@@ -240,8 +240,9 @@ def edited_progress(run_dir, edit):
     with np.load(path) as saved:
         entries = {name: saved[name] for name in saved.files}
     progress = json.loads(str(entries["progress"][()]))
-    edit(progress)
-    np.savez(path, **dict(entries, progress=np.array(json.dumps(progress))))
+    text = edit(progress)  # a text in place of the progress, or else the progress edited
+    text = text if isinstance(text, str) else json.dumps(progress)
+    np.savez(path, **dict(entries, progress=np.array(text)))
 
 
 @pytest.mark.parametrize("edit, reason", [
@@ -260,6 +261,12 @@ def edited_progress(run_dir, edit):
     (lambda p: p.update(generators=[]), "0 generator states for 2 generators"),
     (lambda p: p.update(generators=[{}, {}]), "checkpoint.npz is damaged"),
     (lambda p: p.pop("log"), "KeyError: 'log'"),
+    (lambda p: p["log"].update(best_epoch=True), "its best epoch True is not"),
+    (lambda p: p["log"]["epoch_seconds"].__setitem__(0, -1.0), "epoch_seconds are not all"),
+    (lambda p: p.update(wall_time_s=float("inf")), "its time inf is not a number of seconds"),
+    (lambda p: p["log"].__delitem__("data_sha256"), "its data_sha256 None is not a SHA-256"),
+    (lambda p: p["generators"][0]["state"].update(state=2 ** 200), "OverflowError"),
+    (lambda p: "[" * 100_000 + "]" * 100_000, "RecursionError"),
 ])
 def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, reason, cifar_dir,
                                                                         tmp_path, monkeypatch):
@@ -347,3 +354,80 @@ def test_a_resumed_runs_checkpoint_is_the_uninterrupted_runs_byte_for_byte(
         train(framework, root, tmp_path / "resumed", resume=str(run_dir), **flags)
     (straight,) = (tmp_path / "straight").iterdir()
     assert checkpoint_content(run_dir, framework) == checkpoint_content(straight, framework)
+
+
+@pytest.fixture
+def short_stopped_run(cifar_dir, tmp_path, monkeypatch):
+    """A NumPy run of 3 epochs stopped in its second: (data folder, run folder)."""
+    root, _ = cifar_dir
+    batches = stopped_in_epoch(monkeypatch, 2, step=2)
+    with pytest.raises(Terminated):
+        train("numpy", root, tmp_path / "r", epochs=3, batch_size=16, validation_size=40)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    (run_dir,) = (tmp_path / "r").iterdir()
+    return root, run_dir
+
+
+def resume(root, run_dir):
+    return train("numpy", root, run_dir.parent, resume=str(run_dir), epochs=3,
+                 validation_size=40)
+
+
+def test_best_weights_that_do_not_fit_are_refused_before_any_epoch(short_stopped_run):
+    root, run_dir = short_stopped_run
+    path = run_dir / "checkpoint.npz"
+    with np.load(path) as saved:
+        entries = {name: saved[name] for name in saved.files}
+    entries["best.layers.0.weight"] = entries["best.layers.0.weight"][:10]
+    np.savez(path, **entries)
+    with pytest.raises(UserError, match="its best weights do not fit the model"):
+        resume(root, run_dir)
+
+
+def test_a_checkpoints_log_cannot_rewrite_the_runs_record(short_stopped_run):
+    root, run_dir = short_stopped_run
+    edited_progress(run_dir, lambda p: p["log"].update(status="finished", config="garbage"))
+    resume(root, run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["config"]["epochs"] == 3 and metrics["status"] == "finished"
+    assert len(metrics["val_accuracy"]) == 3
+
+
+def test_a_refused_resume_leaves_the_folder_free_even_while_its_error_is_kept(short_stopped_run):
+    """As a notebook keeps the last exception, and with it the refused run."""
+    root, run_dir = short_stopped_run
+    good = (run_dir / "checkpoint.npz").read_bytes()
+    edited_progress(run_dir, lambda p: p.update(epoch=99))
+    with pytest.raises(UserError) as kept:
+        resume(root, run_dir)
+    (run_dir / "checkpoint.npz").write_bytes(good)
+    *_, log = resume(root, run_dir)
+    assert kept.value and len(log["val_accuracy"]) == 3
+
+
+def test_a_run_another_process_went_on_with_meanwhile_is_refused(short_stopped_run, monkeypatch):
+    """Between the first check and holding the folder, another resume stopped the run again:
+    going on from the checkpoint read first would undo what that one trained."""
+    root, run_dir = short_stopped_run
+    load_data = run.TrainingRun.load_data
+
+    def meanwhile(self, *args):
+        loaders = load_data(self, *args)
+        checkpoint = run_dir / "checkpoint.npz"
+        (run_dir / "newer.npz").write_bytes(checkpoint.read_bytes())
+        os.replace(run_dir / "newer.npz", checkpoint)
+        return loaders
+
+    monkeypatch.setattr(run.TrainingRun, "load_data", meanwhile)
+    with pytest.raises(UserError, match="went on in another process while this resume loaded"):
+        resume(root, run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
+
+
+def test_a_metrics_file_that_is_no_file_is_refused_without_waiting(short_stopped_run):
+    root, run_dir = short_stopped_run
+    os.remove(run_dir / "metrics.json")
+    os.mkfifo(run_dir / "metrics.json")
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, timeout=60)
+    assert code == 1
+    assert_one_clear_line(stderr, "holds no run to resume")

@@ -2,6 +2,7 @@
 import numpy as np
 
 import cifar10_utils
+from safety.files import check_writable
 from training import inspect_model
 from training.options import Config
 from training.preprocessing import Preprocessing, mirror
@@ -37,6 +38,8 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     gave must not contradict, by the trainer's functions (build_model(record, components));
     move(split) puts a split where the model lives."""
     config = Config.of(None, flags)
+    if figures_dir is not None:
+        check_writable(figures_dir, "--figures_dir")
     state, saved_record, arrays = read_weights(path)
     record = resolve_record(path, saved_record, config.record(), given_flags)
     model = build_model(record, saved_components(path, state, record))

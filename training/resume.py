@@ -3,6 +3,7 @@ the helpers both trainers' checkpoints use."""
 import json
 import math
 import os
+import re
 
 from safety.errors import UserError
 from training.options import BY_NAME, WHERE, contradictions
@@ -14,6 +15,8 @@ def run_metrics(run_dir):
     """A run folder's metrics.json; UserError if it has none."""
     path = os.path.join(run_dir, "metrics.json")
     try:
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the open
+            raise OSError("not a regular file")
         with open(path) as f:
             metrics = json.load(f)
         config, status = metrics["config"], metrics["status"]
@@ -65,6 +68,7 @@ def check_resumable(run_dir, framework, flags, checkpoint):
 
 
 EPOCH_LOGS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_seconds")
+RESTORED_LOGS = ("train_loss_steps", *EPOCH_LOGS, "best_epoch")  # what a resumed run takes up
 
 
 def check_progress(progress, epochs, steps_per_epoch):
@@ -86,11 +90,26 @@ def check_progress(progress, epochs, steps_per_epoch):
             raise ValueError(f"its {name} is not {length} numbers")
     if not all(0 <= value <= 1 for value in log["train_accuracy"] + log["val_accuracy"]):
         raise ValueError("its accuracies do not all lie in 0..1")
+    if min(log["epoch_seconds"]) < 0:
+        raise ValueError("its epoch_seconds are not all durations")
     best = log["val_accuracy"].index(max(log["val_accuracy"])) + 1
-    if log["best_epoch"] != best or log.get("test_accuracy") is not None:
+    if type(log["best_epoch"]) is not int or log["best_epoch"] != best or \
+            log.get("test_accuracy") is not None:
         raise ValueError(f"its best epoch {log['best_epoch']!r} is not {best}, or it has a test")
-    if not (type(progress["wall_time_s"]) in (int, float) and progress["wall_time_s"] >= 0):
-        raise ValueError(f"its time {progress['wall_time_s']!r} is not a number of seconds")
+    seconds = progress["wall_time_s"]
+    if not (type(seconds) in (int, float) and 0 <= seconds < math.inf):
+        raise ValueError(f"its time {seconds!r} is not a number of seconds")
+    if not re.fullmatch(r"[0-9a-f]{64}", str(log.get("data_sha256"))):
+        raise ValueError(f"its data_sha256 {log.get('data_sha256')!r} is not a SHA-256")
+
+
+def check_fits(name, state, reference):
+    """ValueError unless state (arrays or tensors by name) has reference's entries and shapes:
+    weights that do not fit would otherwise fail only after the epochs trained."""
+    shapes = [{key: tuple(getattr(value, "shape", ())) for key, value in entries.items()}
+              for entries in (state, reference)]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"its {name} weights do not fit the model")
 
 
 def set_generator_states(generators, states):

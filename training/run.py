@@ -1,5 +1,6 @@
 """A training run's course around its loop, the same for both trainers (TrainingRun), and the
 checks it makes before any work."""
+import contextlib
 import hashlib
 import math
 import os
@@ -11,16 +12,18 @@ from tqdm import tqdm
 import cifar10_utils
 from safety import checks
 from safety.errors import TrainingDiverged, UserError
+from safety.locks import folder_locked
 from training import inspect_model
 from training.options import DEFAULTS, TRAINING_OPTIONS, Config, check_batch_norm_batch
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
 from training.resume import (
     CHECKPOINTS,
+    RESTORED_LOGS,
     check_progress,
     check_resumable,
     set_generator_states,
 )
-from training.run_folder import RunRecorder
+from training.run_folder import IN_USE, RunRecorder
 from training.schedules import lr_factor
 
 
@@ -38,12 +41,15 @@ class TrainingRun(RunRecorder):
         check_projection(config.projection, config.normalize)
         self.record = config.record()
         self.resume = resume and checks.run_dir.check("resume", resume)
-        self.checkpoint = CHECKPOINTS[framework]
+        self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
+        self.checkpoint_read = None  # (inode, mtime, size) of the checkpoint found at first
+        if self.resume:  # checked now, and again once the run holds its folder (check_held)
+            with folder_locked(self.resume, IN_USE) if os.path.isdir(self.resume) else \
+                    contextlib.nullcontext():
+                self.check_held()
         super().__init__(config.results_dir, self.folder_name(framework),
                          dict(framework=framework, **config.as_dict(framework)),
                          folder=self.resume)
-        if self.resume:  # checked once held: another process may have ended it meanwhile
-            check_resumable(self.resume, framework, config.as_dict(framework), self.checkpoint)
         self.mixup = Mixup(config.mixup, config.seed)
         self.step = 0
         # set by load_data: the data, its preprocessing, a projection's components, the steps
@@ -51,6 +57,20 @@ class TrainingRun(RunRecorder):
         self.total_steps = self.warmup_steps = 0
         # set by batches: the epoch under way and its running tallies
         self.epoch, self.epoch_start, self.losses, self.correct = 0, None, [], 0
+
+    def check_held(self):
+        """A continued run must still be resumable, from the checkpoint it was first found with:
+        another process may have resumed it between the two checks."""
+        if not self.resume:
+            return
+        check_resumable(self.resume, self.framework, self.config.as_dict(self.framework),
+                        self.checkpoint)
+        status = os.stat(os.path.join(self.resume, self.checkpoint))
+        found = (status.st_ino, status.st_mtime_ns, status.st_size)
+        if self.checkpoint_read not in (None, found):
+            raise UserError(f"{self.resume} went on in another process while this resume loaded "
+                            f"it; resume it again")
+        self.checkpoint_read = found
 
     def folder_name(self, framework):
         """The flags spelled out, e.g. numpy_h128_lr0.1_b128_e10_s42: the course's, then
@@ -133,13 +153,12 @@ class TrainingRun(RunRecorder):
         """Take up a checkpoint's progress; returns the first epoch still to train. The data must
         be what the run trained on so far, wherever it lies now."""
         check_progress(progress, self.config.epochs, len(self.loaders["train"]))
-        started_on = progress["log"].get("data_sha256", self.log["data_sha256"])
-        if started_on != self.log["data_sha256"]:
+        if progress["log"]["data_sha256"] != self.log["data_sha256"]:
             raise UserError(f"--data_dir {self.config.data_dir} holds other images or labels than "
                             f"the run trained on (their SHA-256 differs from the one its "
                             f"checkpoint records): give it the folder of the data it started on")
         self.step = progress["step"]
-        self.log.update(progress["log"])
+        self.log.update({key: progress["log"][key] for key in RESTORED_LOGS})
         self.start -= progress["wall_time_s"]
         set_generator_states(self.generators(), progress["generators"])
         return progress["epoch"] + 1

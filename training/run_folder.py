@@ -3,14 +3,13 @@ it ended, whatever that was."""
 import os
 import platform
 import sys
-import tempfile
 import time
 
 import numpy as np
 from tqdm import tqdm
 
 from safety.errors import Terminated, TrainingDiverged, UserError
-from safety.files import temporary_prefix, write_json
+from safety.files import check_writable, temporary_prefix, write_json
 from safety.locks import FolderLock
 from safety.signals import stop_signals_ignored
 from training.plots import plot_run
@@ -52,9 +51,9 @@ class RunRecorder:
 
     def __init__(self, results_dir, name, config, folder=None):
         """A new folder results_dir/name (name_2, ... if taken), or the existing folder of a run
-        that is continued, which this process then holds: one process at a time."""
+        that is continued; the block holds it: one process at a time."""
         self.results_dir, self.name, self.existing, self.folder = results_dir, name, folder, None
-        self.lock = folder and hold(folder)
+        self.lock = None
         self.config_record = config
         self.status = "running"
         self.start = time.perf_counter()
@@ -63,12 +62,8 @@ class RunRecorder:
                     "best_epoch": None}
         if os.path.exists(results_dir) and not os.path.isdir(results_dir):
             raise UserError(f"--results_dir {results_dir} is a file, not a folder")
-        target = folder or results_dir
-        try:  # fail before any work is done, but create the run's folder only once training starts
-            os.makedirs(target, exist_ok=True)
-            os.rmdir(tempfile.mkdtemp(dir=target))
-        except OSError as error:
-            raise UserError(f"results folder {target} is not writable ({error})") from None
+        # fail before any work is done, but create the run's folder only once training starts
+        check_writable(folder or results_dir, "results folder")
 
     def path(self, filename):
         return os.path.join(self.folder, filename)
@@ -95,9 +90,18 @@ class RunRecorder:
     def __enter__(self):
         self.folder = self.log["run_dir"] = (self.existing or
                                              _new_folder(os.path.join(self.results_dir, self.name)))
-        self.lock = self.lock or hold(self.folder)
+        self.lock = hold(self.folder)
+        try:
+            self.check_held()
+        except BaseException:
+            self.lock.release()
+            raise
         write_json(self.path("metrics.json"), self.metrics())
         return self
+
+    def check_held(self):
+        """Called once the folder is held, before anything is written to it: a continued run
+        checks there that nothing else went on with it meanwhile."""
 
     def __exit__(self, exc_type, exc, traceback):
         self.status = ENDINGS.get(exc_type, "failed")
