@@ -212,6 +212,15 @@ def test_a_resume_removes_what_a_killed_writer_of_the_run_left_and_nothing_else(
     assert not any(path.exists() for path in left) and all(path.exists() for path in kept)
 
 
+def test_a_refused_resume_still_removes_the_partial_checkpoint_a_killed_run_left(stopped_run):
+    """SIGKILL during the first checkpoint's write: no checkpoint, and a partial one as large."""
+    root, run_dir = stopped_run
+    os.replace(run_dir / "checkpoint.npz", run_dir / ".tmp-checkpoint.npz-k1")
+    with pytest.raises(UserError, match="finished epochs but no checkpoint.npz"):
+        train("numpy", root, run_dir.parent, resume=str(run_dir), epochs=4)
+    assert not (run_dir / ".tmp-checkpoint.npz-k1").exists()
+
+
 def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(cifar_dir,
                                                                              tmp_path):
     """Under a file-size limit that lets model.npz through but not the larger checkpoint.npz,

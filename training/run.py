@@ -12,7 +12,6 @@ from tqdm import tqdm
 import cifar10_utils
 from safety import checks
 from safety.errors import TrainingDiverged, UserError
-from safety.locks import folder_locked
 from training import inspect_model
 from training.options import DEFAULTS, TRAINING_OPTIONS, Config, check_batch_norm_batch
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
@@ -23,7 +22,7 @@ from training.resume import (
     check_resumable,
     set_generator_states,
 )
-from training.run_folder import IN_USE, RunRecorder
+from training.run_folder import RunRecorder, held
 from training.schedules import lr_factor
 
 
@@ -44,8 +43,7 @@ class TrainingRun(RunRecorder):
         self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
         self.checkpoint_read = None  # (inode, mtime, size) of the checkpoint found at first
         if self.resume:  # checked now, and again once the run holds its folder (check_held)
-            with folder_locked(self.resume, IN_USE) if os.path.isdir(self.resume) else \
-                    contextlib.nullcontext():
+            with held(self.resume) if os.path.isdir(self.resume) else contextlib.nullcontext():
                 self.check_held()
         super().__init__(config.results_dir, self.folder_name(framework),
                          dict(framework=framework, **config.as_dict(framework)),

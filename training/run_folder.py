@@ -1,5 +1,6 @@
 """A run's folder: metrics.json kept current while the run goes on, and written with the way
 it ended, whatever that was."""
+import contextlib
 import os
 import platform
 import sys
@@ -149,6 +150,16 @@ def hold(folder):
         if name.startswith(tuple(map(temporary_prefix, RUN_FILES))):
             os.remove(os.path.join(folder, name))
     return lock
+
+
+@contextlib.contextmanager
+def held(folder):
+    """hold(folder) for the block."""
+    lock = hold(folder)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def close_progress_bars():
