@@ -25,7 +25,7 @@ import train_mlp_pytorch
 from experiments import budget
 from experiments.report import write_report
 from experiments.sets import SETS
-from experiments.store import REPOSITORY, Results
+from experiments.store import METRICS_CHECKS, METRICS_KEYS, REPOSITORY, Results
 from safety.errors import UserError
 from safety.files import write_atomically, write_json
 from safety.locks import folder_locked
@@ -63,7 +63,7 @@ def data_note(data_dir, note):
     if note:
         return note
     tarball = os.path.join(data_dir, cifar10_utils.TARBALL_NAME)
-    if os.path.exists(tarball) and cifar10_utils.file_md5(tarball) == cifar10_utils.CIFAR10_MD5:
+    if os.path.isfile(tarball) and cifar10_utils.file_md5(tarball) == cifar10_utils.CIFAR10_MD5:
         return "the official CIFAR-10 release (md5 verified)"
     return "CIFAR-10 files whose origin was not verified against the official md5"
 
@@ -193,7 +193,8 @@ def array_commands(experiment_set, data_dir, results):
     reasons = [(experiment_set.greedy, "each of its rows depends on the ones before"),
                (any(one.source or one.figures for one in experiment_set.runs),
                 "it draws figures"),
-               (experiment_set.one_process, "it measures what only one process holds")]
+               (experiment_set.one_process, "it measures what only one process holds"),
+               (experiment_set.timed, "its minutes are held against this machine's budget")]
     for applies, reason in reasons:
         if applies:
             raise UserError(f"the {name} set cannot run as a job array: {reason}; run it as "
@@ -215,7 +216,12 @@ def task_run(one, folder, results):
     for path in sorted(glob.glob(os.path.join(folder, "*", "metrics.json"))):
         metrics = results.read_json(path, ("status", "config"))
         if metrics["status"] == "finished":
-            check_declared(one, metrics["config"], os.path.relpath(path, results.folder))
+            shown = os.path.relpath(path, results.folder)
+            check_declared(one, metrics["config"], shown)
+            results.checked(path, results.read_json(path, METRICS_KEYS), METRICS_CHECKS)
+            if len(metrics["val_accuracy"]) != metrics["config"]["epochs"]:
+                raise UserError(f"{shown} records {len(metrics['val_accuracy'])} epochs of a "
+                                f"finished run of {metrics['config']['epochs']}")
             finished.append(os.path.dirname(path))
     return finished[0] if finished else None
 
@@ -269,7 +275,7 @@ def collect_waiting_arrays(experiment_sets, data_dir, note, results):
             continue
         try:
             collect_array(experiment_set, data_dir, note, results)
-        except UserError as error:
+        except (UserError, OSError) as error:  # a file gone or unreadable is one line too
             print(f"warning: [{name}] its job array is not collected: {error}; the report shows "
                   f"the set's earlier results", file=sys.stderr)
 

@@ -30,8 +30,10 @@ class ExperimentSet:
     trained model adds to its summary entry; compute(): what the set adds to its summary without
     training; greedy: each run is a change tried on top of the changes kept so far; budget_preset:
     the preset whose budget on this machine each greedy row must keep to; one_process: measured on
-    what only its training process holds, never a job array; shown_after: the set whose section
-    this one's follows in the report, where that is not the set declared before it."""
+    what only its training process holds, never a job array; timed: its runs' minutes are held
+    against the budget of the machine that runs the report, so they run on that machine, in one
+    job; shown_after: the set whose section this one's follows in the report, where that is not
+    the set declared before it."""
     name: str
     title: str
     runs: Tuple[Run, ...]
@@ -42,6 +44,7 @@ class ExperimentSet:
     greedy: bool = False
     budget_preset: Optional[str] = None
     one_process: bool = False
+    timed: bool = False
     shown_after: Optional[str] = None
 
     def __post_init__(self):
@@ -102,7 +105,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run("earlier-best", f"the earlier --preset best ({EARLIER_BEST_NAME})", **EARLIER_BEST)],
-        presets.section_budget_reference, shown_after="search-fast"),
+        presets.section_budget_reference, timed=True, shown_after="search-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -123,7 +126,7 @@ SETS = declare(
         "scaled to this machine)",
         [*[run(name, f"--preset {name}", **preset) for name, preset in PRESETS.items()],
          run("best-numpy", "--preset best, NumPy", trainer="numpy", **PRESETS["best"])],
-        presets.section_presets, figures.presets_figure),
+        presets.section_presets, figures.presets_figure, timed=True),
     # the course's NumPy model is trained here; the best one is the presets set's, evaluated
     ExperimentSet(
         "learned", "What the models learned",

@@ -36,7 +36,8 @@ def epoch_or_none(name, value):
 # what the report reads of each run's metrics.json, each checked as a flag's value is
 METRICS_CHECKS = {"test_accuracy": accuracy.check, "val_accuracy": numbers(accuracy),
                   "train_loss": numbers(nonnegative_float), "best_epoch": epoch_or_none,
-                  "wall_time_s": nonnegative_float.check}
+                  "wall_time_s": nonnegative_float.check,
+                  "epoch_seconds": numbers(nonnegative_float)}
 METRICS_KEYS = tuple(METRICS_CHECKS)
 
 

@@ -20,7 +20,7 @@ def write_reference(folder, minutes, runs=1):
         {"command": "c", "date": "d", "machine": "m", "data": "s", "runs": [run] * runs}))
     (folder / "budget-reference" / "runs" / "r" / "metrics.json").write_text(json.dumps(
         {"test_accuracy": 0.6, "val_accuracy": [0.6], "train_loss": [1.0], "best_epoch": 1,
-         "wall_time_s": 60 * minutes}))
+         "wall_time_s": 60 * minutes, "epoch_seconds": [50.0]}))
     return Results(folder)
 
 

@@ -440,3 +440,9 @@ def test_a_metrics_file_that_is_no_file_is_refused_without_waiting(short_stopped
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, timeout=60)
     assert code == 1
     assert_one_clear_line(stderr, "holds no run to resume")
+
+
+def test_an_empty_resume_from_python_is_refused_as_on_the_command_line(cifar_dir, tmp_path):
+    with pytest.raises(ValueError, match="resume is empty: give the folder of a run"):
+        train("numpy", cifar_dir[0], tmp_path / "r", resume="")
+    assert not (tmp_path / "r").exists()

@@ -4,6 +4,7 @@ report collects an array only once every task has finished the very run its set 
 downloading anything and always writing the report."""
 import dataclasses
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -136,6 +137,11 @@ def test_a_task_that_is_not_the_run_its_set_declares_is_not_collected(small_set,
     (lambda metrics: dict(metrics, config="lr 0.1"), "records no run of train_mlp_numpy.py"),
     (lambda metrics: dict(metrics, config=dict(metrics["config"], lr="fast")),
      "config: lr must be a number"),
+    (lambda metrics: dict(metrics, test_accuracy=7), "test_accuracy is 7.0, out of range"),
+    (lambda metrics: {k: v for k, v in metrics.items() if k != "epoch_seconds"},
+     "metrics.json lacks epoch_seconds"),
+    (lambda metrics: dict(metrics, val_accuracy=metrics["val_accuracy"] * 2),
+     "records 2 epochs of a finished run of 1"),
 ])
 def test_a_damaged_task_is_one_line_and_the_report_is_still_written(small_set, cifar_dir, capsys,
                                                                    damage, named):
@@ -175,6 +181,26 @@ def test_the_report_collects_a_measured_array_without_downloading(tmp_path, cifa
     assert len(collected["dead_fraction"]) == 1 and downloads == []
 
 
+def test_a_measured_task_whose_model_is_gone_is_one_line_and_the_report_is_written(
+        tmp_path, cifar_dir, capsys):
+    dead = SETS["dead-neurons"]
+    measured = dataclasses.replace(dead, runs=[dataclasses.replace(
+        dead.runs[0], flags=dict(dead.runs[0].flags, **TINY))])
+    results, sets = Results(tmp_path / "results"), {**SETS, "dead-neurons": measured}
+    run_task(runner.array_commands(measured, str(cifar_dir[0]), results)[0])
+    (task,) = task_runs(results, 0, "dead-neurons")
+    os.remove(task / "model.pt")
+    said, text = report(cifar_dir[0], results, sets, capsys)
+    assert_one_clear_line(said.replace("warning: ", "error: "), "model.pt", "is not collected")
+    assert "Not run yet: `python -m experiments dead-neurons`" in text
+
+
+@pytest.mark.parametrize("name", ["budget-reference", "presets"])
+def test_a_set_timed_against_this_machines_budget_is_no_job_array(name, tmp_path):
+    with pytest.raises(UserError, match="its minutes are held against this machine's budget"):
+        runner.array_commands(SETS[name], "data", Results(tmp_path))
+
+
 def test_an_evaluated_run_missing_from_its_source_set_is_one_line(tmp_path):
     learned = SETS["learned"]
     results = Results(tmp_path / "results")
@@ -183,3 +209,11 @@ def test_an_evaluated_run_missing_from_its_source_set_is_one_line(tmp_path):
         dict(command="c", date="d", machine="m", data="s", runs=[])))
     with pytest.raises(UserError, match="presets/summary.json holds 0 runs best"):
         runner.trained_elsewhere(learned.runs[1], results)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_tarball_that_is_no_file_is_named_unverified_without_reading_it(kind, tmp_path):
+    tarball = tmp_path / cifar10_utils.TARBALL_NAME
+    tarball.mkdir() if kind == "folder" else os.mkfifo(tarball)
+    assert runner.data_note(str(tmp_path), "") == ("CIFAR-10 files whose origin was not "
+                                                   "verified against the official md5")

@@ -39,7 +39,7 @@ class TrainingRun(RunRecorder):
         check_model_fits(config.hidden_dims, config.bottleneck, config.projection)
         check_projection(config.projection, config.normalize)
         self.record = config.record()
-        self.resume = resume and checks.run_dir.check("resume", resume)
+        self.resume = None if resume is None else checks.run_dir.check("resume", resume)
         self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
         self.checkpoint_read = None  # (inode, mtime, size) of the checkpoint found at first
         if self.resume:  # checked now, and again once the run holds its folder (check_held)
