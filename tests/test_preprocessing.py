@@ -160,6 +160,29 @@ def test_numpy_and_torch_flips_are_the_same_for_a_seed():
     np.testing.assert_array_equal(ours[flipped], images[flipped][..., ::-1])
 
 
+def test_cutout_fills_one_square_per_image_with_the_mean_and_keeps_the_rest_of_the_crop():
+    """The square is 8x8 where it lies inside the image, clipped at its border, anywhere; the
+    rest is the crop and flip drawn from the same generator; NumPy and torch agree."""
+    images = np.random.default_rng(0).integers(0, 256, (400, 3, 32, 32), dtype=np.uint8)
+    images[:, 0] //= 2  # red below the mean's 125: no pixel of a crop is the mean colour
+    out = preprocessing.random_crop_flip_cutout(images, np.random.default_rng(3))
+    cropped = preprocessing.random_crop_flip(images, np.random.default_rng(3))
+    mean = np.round(np.array(cifar10_utils.MEAN) * 255).astype(np.uint8)
+    sizes, corners = [], set()
+    for image, crop in zip(out, cropped):
+        mask = (image == mean[:, None, None]).all(axis=0)
+        rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert mask[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].all()  # one rectangle
+        np.testing.assert_array_equal(image[:, ~mask], crop[:, ~mask])
+        sizes.append((len(rows), len(columns)))
+        corners.add((rows[0], columns[0]))
+    assert max(sizes) == (8, 8) and min(min(size) for size in sizes) <= 5  # clipped at borders
+    assert {row for row, _ in corners} >= set(range(0, 25)) and len(corners) > 200
+    theirs = preprocessing.random_crop_flip_cutout(torch.from_numpy(images),
+                                                   np.random.default_rng(3))
+    np.testing.assert_array_equal(out, theirs.numpy())
+
+
 def test_mixup_blends_each_image_with_one_partner_of_its_batch():
     batch = 12
     images, labels = np.eye(batch), np.arange(batch) * 10  # row i is image i: blends show

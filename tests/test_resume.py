@@ -30,7 +30,7 @@ from training import run
 EVERYTHING = dict(hidden_dims=[32, 16], lr=2e-3, batch_size=16, epochs=5, seed=3,
                   validation_size=30, data_url="", use_batch_norm=True, dropout=0.1,
                   optimizer="adamw", weight_decay=0.05, schedule="onecycle",
-                  augment="crop+flip", ema=0.9, mixup=0.2)
+                  augment="crop+flip+cutout", ema=0.9, mixup=0.2)
 COMPARED = ["train_loss_steps", "train_loss", "train_accuracy", "val_accuracy", "best_epoch",
             "test_accuracy", "test_confusion_matrix"]
 

@@ -137,8 +137,9 @@ class Config:
     label_smoothing: float = option(0.0, "mixes each target with the uniform distribution",
                                     "training", type=fraction)
     augment: str = option("none", "flip: random horizontal flips; crop+flip: also random 32x32 "
-                          "crops of the 4-pixel zero-padded image", "training",
-                          choices=("none", "flip", "crop+flip"))
+                          "crops of the 4-pixel zero-padded image; crop+flip+cutout: also an 8x8 "
+                          "square of the mean colour at a random place", "training",
+                          choices=("none", "flip", "crop+flip", "crop+flip+cutout"))
     normalize: str = option("channel", "input preprocessing: the course's per-channel mean and "
                             "std, each pixel's own training-set mean and std, or ZCA whitening "
                             "fitted on the training split", "training", architecture=True,

@@ -1,10 +1,10 @@
 """What is done to images between the files and the model: normalization (the course's numbers,
 or per-pixel or ZCA statistics fitted on the training split) and augmentation (flips, crops,
-mixup). Each works on NumPy arrays and on torch tensors on their device alike, and draws from a
-NumPy Generator, so that both trainers see the same batches for a seed."""
+cutout, mixup). Each works on NumPy arrays and on torch tensors on their device alike, and draws
+from a NumPy Generator, so that both trainers see the same batches for a seed."""
 import numpy as np
 
-from cifar10_utils import SCALE, SHIFT, affine, torch_constants
+from cifar10_utils import MEAN, SCALE, SHIFT, affine, torch_constants
 
 CHUNK = 5000  # images at a time where a whole split is processed: bounded float64 memory
 
@@ -148,8 +148,27 @@ def random_crop_flip(images, rng, padding=4):
     return random_flip(windows[image, :, top, left], rng)
 
 
+def random_crop_flip_cutout(images, rng, size=8):
+    """uint8 (B, C, H, W) -> the same shape: random_crop_flip, then in each image a size x size
+    square around a random pixel (clipped at the border) filled with the course's mean colour,
+    which normalization maps to about zero (DeVries & Taylor 2017's cutout)."""
+    images = random_crop_flip(images, rng)
+    batch, _, height, width = images.shape
+    rows, columns = rng.integers(0, (height, width), (batch, 2)).T
+    inside = [(np.abs(np.arange(length) - centres[:, None] + 0.5) < size / 2)
+              for length, centres in ((height, rows), (width, columns))]
+    square = (inside[0][:, :, None] & inside[1][:, None, :])[:, None]  # (B, 1, H, W)
+    mean = np.round(np.array(MEAN) * 255).astype(np.uint8)[None, :, None, None]
+    if isinstance(images, np.ndarray):
+        return np.where(square, mean, images)
+    import torch
+    square, mean = (torch.from_numpy(array).to(images.device) for array in (square, mean))
+    return torch.where(square, mean, images)
+
+
 # --augment's choices: each maps a uint8 batch and the loader's Generator to a uint8 batch
-AUGMENTATIONS = {"none": None, "flip": random_flip, "crop+flip": random_crop_flip}
+AUGMENTATIONS = {"none": None, "flip": random_flip, "crop+flip": random_crop_flip,
+                 "crop+flip+cutout": random_crop_flip_cutout}
 
 
 class Mixup:
