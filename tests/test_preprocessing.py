@@ -183,6 +183,19 @@ def test_cutout_fills_one_square_per_image_with_the_mean_and_keeps_the_rest_of_t
     np.testing.assert_array_equal(out, theirs.numpy())
 
 
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_cutout_fills_whitened_images_with_zero_their_mean(as_torch):
+    """ZCA's loaders augment images already whitened, whose mean is zero."""
+    images = np.random.default_rng(0).normal(size=(64, 3, 32, 32)).astype(np.float32) + 5
+    given = torch.from_numpy(images) if as_torch else images
+    out = np.asarray(preprocessing.random_crop_flip_cutout(given, np.random.default_rng(3)))
+    cropped = preprocessing.random_crop_flip(images, np.random.default_rng(3))
+    changed = out != cropped
+    assert out.dtype == np.float32 and (out[changed] == 0).all()
+    assert (changed.reshape(64, -1).sum(axis=1) <= 3 * 8 * 8).all()
+    assert changed.reshape(64, -1).any(axis=1).sum() > 48  # some squares fall on the padding
+
+
 def test_mixup_blends_each_image_with_one_partner_of_its_batch():
     batch = 12
     images, labels = np.eye(batch), np.arange(batch) * 10  # row i is image i: blends show

@@ -149,21 +149,24 @@ def random_crop_flip(images, rng, padding=4):
 
 
 def random_crop_flip_cutout(images, rng, size=8):
-    """uint8 (B, C, H, W) -> the same shape: random_crop_flip, then in each image a size x size
-    square around a random pixel (clipped at the border) filled with the course's mean colour,
-    which normalization maps to about zero (DeVries & Taylor 2017's cutout)."""
+    """(B, C, H, W) -> the same: random_crop_flip, then in each image a size x size square
+    around a random pixel (clipped at the border) filled with the mean image's colour: the
+    course's mean for uint8 images, zero for whitened ones, which ZCA has already centred
+    (DeVries & Taylor 2017's cutout)."""
     images = random_crop_flip(images, rng)
     batch, _, height, width = images.shape
     rows, columns = rng.integers(0, (height, width), (batch, 2)).T
     inside = [(np.abs(np.arange(length) - centres[:, None] + 0.5) < size / 2)
               for length, centres in ((height, rows), (width, columns))]
     square = (inside[0][:, :, None] & inside[1][:, None, :])[:, None]  # (B, 1, H, W)
-    mean = np.round(np.array(MEAN) * 255).astype(np.uint8)[None, :, None, None]
+    whitened = not str(images.dtype).endswith("uint8")
+    mean = (np.zeros(3, np.float32) if whitened else
+            np.round(np.array(MEAN) * 255).astype(np.uint8))[None, :, None, None]
     if isinstance(images, np.ndarray):
-        return np.where(square, mean, images)
+        return np.where(square, mean.astype(images.dtype), images)
     import torch
     square, mean = (torch.from_numpy(array).to(images.device) for array in (square, mean))
-    return torch.where(square, mean, images)
+    return torch.where(square, mean.to(images.dtype), images)
 
 
 # --augment's choices: each maps a uint8 batch and the loader's Generator to a uint8 batch
