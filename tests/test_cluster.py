@@ -206,10 +206,11 @@ def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
     job = submitted.stdout.strip()
     queued = []
 
-    def done():
-        queued[:] = [subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True,
-                                    env=slurm).stdout.strip()]
-        return not queued[0]
+    def done():  # a squeue that fails (a busy controller) prints nothing either: not done
+        listed = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True,
+                                env=slurm)
+        queued[:] = [listed.stdout.strip()]
+        return listed.returncode == 0 and not queued[0]
 
     wait_while_progressing(done, lambda: (tuple(queued), epochs_in(tmp_path / "results")),
                            f"the job array {job}")
@@ -217,6 +218,7 @@ def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
     collected = experiments("report", "--data_dir", array_data / "data", "--results_dir",
                             tmp_path / "results")
     assert collected.returncode == 0, collected.stderr + logs
+    assert (tmp_path / "results" / "numpy-vs-torch").is_dir(), collected.stderr + logs
     assert summary_numbers(tmp_path / "results", "numpy-vs-torch") == \
         summary_numbers(array_data / "one-job", "numpy-vs-torch"), logs
     assert "Not run yet: `python -m experiments numpy-vs-torch`" not in \
