@@ -243,6 +243,23 @@ def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(ci
     assert_one_clear_line(stderr, "has 1 finished epochs but no checkpoint.npz")
 
 
+@pytest.fixture
+def short_stopped_run(cifar_dir, tmp_path, monkeypatch):
+    """A NumPy run of 3 epochs stopped in its third: (data folder, run folder)."""
+    root, _ = cifar_dir
+    batches = stopped_in_epoch(monkeypatch, 3, step=2)
+    with pytest.raises(Terminated):
+        train("numpy", root, tmp_path / "r", epochs=3, batch_size=16, validation_size=40)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    (run_dir,) = (tmp_path / "r").iterdir()
+    return root, run_dir
+
+
+def resume(root, run_dir):
+    return train("numpy", root, run_dir.parent, resume=str(run_dir), epochs=3,
+                 validation_size=40)
+
+
 def edited_progress(run_dir, edit):
     """Rewrite the progress entry of run_dir's checkpoint.npz by edit(progress)."""
     path = run_dir / "checkpoint.npz"
@@ -277,17 +294,12 @@ def edited_progress(run_dir, edit):
     (lambda p: p["generators"][0]["state"].update(state=2 ** 200), "OverflowError"),
     (lambda p: "[" * 100_000 + "]" * 100_000, "RecursionError"),
 ])
-def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, reason, cifar_dir,
-                                                                        tmp_path, monkeypatch):
-    root, _ = cifar_dir
-    batches = stopped_in_epoch(monkeypatch, 3, step=2)
-    with pytest.raises(Terminated):
-        train("numpy", root, tmp_path / "r", epochs=3, batch_size=16, validation_size=40)
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    (run_dir,) = (tmp_path / "r").iterdir()
+def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, reason,
+                                                                        short_stopped_run):
+    root, run_dir = short_stopped_run
     edited_progress(run_dir, edit)
     with pytest.raises(UserError, match="checkpoint.npz is damaged") as refused:
-        train("numpy", root, tmp_path / "r", resume=str(run_dir), epochs=3, validation_size=40)
+        resume(root, run_dir)
     assert reason in str(refused.value)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
 
@@ -363,23 +375,6 @@ def test_a_resumed_runs_checkpoint_is_the_uninterrupted_runs_byte_for_byte(
         train(framework, root, tmp_path / "resumed", resume=str(run_dir), **flags)
     (straight,) = (tmp_path / "straight").iterdir()
     assert checkpoint_content(run_dir, framework) == checkpoint_content(straight, framework)
-
-
-@pytest.fixture
-def short_stopped_run(cifar_dir, tmp_path, monkeypatch):
-    """A NumPy run of 3 epochs stopped in its second: (data folder, run folder)."""
-    root, _ = cifar_dir
-    batches = stopped_in_epoch(monkeypatch, 2, step=2)
-    with pytest.raises(Terminated):
-        train("numpy", root, tmp_path / "r", epochs=3, batch_size=16, validation_size=40)
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    (run_dir,) = (tmp_path / "r").iterdir()
-    return root, run_dir
-
-
-def resume(root, run_dir):
-    return train("numpy", root, run_dir.parent, resume=str(run_dir), epochs=3,
-                 validation_size=40)
 
 
 def test_best_weights_that_do_not_fit_are_refused_before_any_epoch(short_stopped_run):
