@@ -137,9 +137,9 @@ def load_checkpoint(run, model, optimizer, average):
         best = unprefixed("best", entries)
         check_fits("best", best, model.state_dict())
         if average:
-            check_fits("average", unprefixed("average", entries), average.average)
-            average.average, average.updates = (unprefixed("average", entries),
-                                                progress["average_updates"])
+            averaged = unprefixed("average", entries)
+            check_fits("average", averaged, average.average)
+            average.average, average.updates = averaged, progress["average_updates"]
         return run.restore(progress), best
     except (OSError, ValueError, KeyError, TypeError, EOFError, OverflowError, RecursionError,
             zipfile.BadZipFile) as error:

@@ -30,9 +30,6 @@ class FolderLock:
             os.close(self.descriptor)  # closing the last descriptor releases the lock
             self.descriptor = None
 
-    def __del__(self):  # a run abandoned by the Python API before it ended frees its folder
-        self.release()
-
 
 @contextlib.contextmanager
 def folder_locked(folder, in_use):

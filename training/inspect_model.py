@@ -151,7 +151,6 @@ def report(weights_path, validation_accuracy, test_split, probabilities, first_l
     print(per_class_table(confusion, class_names))
     folder = folder or os.path.dirname(os.path.abspath(weights_path))
     try:
-        os.makedirs(folder, exist_ok=True)
         draw_confusion(confusion, class_names, os.path.join(folder, "confusion.png"))
         draw_per_class(confusion, class_names, os.path.join(folder, "per_class.png"))
         draw_templates(first_layer_weights, os.path.join(folder, "weights.png"))

@@ -27,16 +27,10 @@ def run_metrics(run_dir):
         raise UserError(f"{run_dir} holds no run to resume ({path}: {error})") from None
 
 
-def run_config(run_dir):
-    """The config and status a run folder's metrics.json records; UserError if it has none."""
-    config, status, _ = run_metrics(run_dir)
-    return config, status
-
-
 def resumed_flags(run_dir, flags, given_flags):
     """The flags to continue run_dir with: its own, each checked as its flag is, except those the
     user gave."""
-    config, _ = run_config(run_dir)
+    config, _, _ = run_metrics(run_dir)
     try:
         return {name: value if name in given_flags or name not in config else
                 BY_NAME[name].check(config[name]) for name, value in flags.items()}
