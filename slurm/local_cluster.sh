@@ -8,6 +8,8 @@
 #   slurm/local_cluster.sh stop DIR
 #
 # Install first (as root): apt-get install slurm-wlm munge
+# Its daemons listen on two ports free at start, so that clusters started side by side (two test
+# runs on one machine) never answer each other's commands.
 set -euo pipefail
 action=${1:?start or stop}
 dir=$(realpath -m "${2:?a folder for its state}")
@@ -21,9 +23,18 @@ stop() {
     done
 }
 
+free_ports() {  # two TCP ports nothing listens on now
+    python3 -c 'import socket
+held = [socket.socket() for _ in range(2)]
+for sock in held:
+    sock.bind(("", 0))
+print(*(sock.getsockname()[1] for sock in held))'
+}
+
 write_conf() {
-    local host cpus memory
+    local host cpus memory ports
     host=$(hostname -s)
+    read -r -a ports < <(free_ports)
     cpus=$(nproc)
     memory=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
     mkdir -p "$dir/state" "$dir/spool" "$dir/log"
@@ -31,6 +42,8 @@ write_conf() {
 ClusterName=local
 SlurmctldHost=$host
 SlurmUser=root
+SlurmctldPort=${ports[0]}
+SlurmdPort=${ports[1]}
 SlurmdUser=root
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
@@ -57,6 +70,13 @@ CONF
     echo "Name=gpu File=/dev/null" > "$dir/gres.conf"
 }
 
+running() {  # this cluster's own daemons, by their pid files
+    local daemon
+    for daemon in slurmctld slurmd; do
+        [[ -f $dir/$daemon.pid ]] && kill -0 "$(cat "$dir/$daemon.pid")" 2>/dev/null || return 1
+    done
+}
+
 start_munge() {
     if ! pgrep -x munged > /dev/null; then
         install -d -o munge -g munge -m 0755 /run/munge
@@ -74,7 +94,7 @@ case $action in
         slurmd -f "$dir/slurm.conf"
         export SLURM_CONF=$dir/slurm.conf
         for _ in $(seq 120); do  # until the node takes jobs
-            if sinfo -h -o %t 2>/dev/null | grep -qx idle; then
+            if running && sinfo -h -o %t 2>/dev/null | grep -qx idle; then
                 echo "SLURM_CONF=$SLURM_CONF"
                 exit 0
             fi

@@ -17,7 +17,7 @@ import pytest
 import synthetic_cifar
 from helpers import REPO, run_task
 
-pytestmark = pytest.mark.xdist_group("slurm")  # one worker: a local SLURM listens on fixed ports
+pytestmark = pytest.mark.xdist_group("slurm")  # one worker, which starts one local SLURM
 CLUSTER = os.path.join(REPO, "slurm", "local_cluster.sh")
 JOB_FILE = os.path.join(REPO, "slurm", "train.job")
 COMPARED = ["train_loss_steps", "val_accuracy", "best_epoch", "test_accuracy",
@@ -64,6 +64,13 @@ def slurm(tmp_path_factory):
     subprocess.run([CLUSTER, "stop", folder], timeout=60)
 
 
+def cluster_logs(env):
+    """The last lines of the local cluster's daemons' logs."""
+    logs = os.path.join(os.path.dirname(env["SLURM_CONF"]), "log")
+    return "\n".join(f"{name}:\n" + "".join(open(os.path.join(logs, name)).readlines()[-20:])
+                     for name in sorted(os.listdir(logs)))
+
+
 def job_state(job, env):
     shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
                            env=env).stdout
@@ -84,8 +91,11 @@ def wait_for_job(job, env, progress):
             subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+3"], env=env)
         return state["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 
-    wait_while_progressing(done, lambda: (state.get("JobState"), state.get("Restarts"),
-                                          progress()), f"job {job}")
+    try:
+        wait_while_progressing(done, lambda: (state.get("JobState"), state.get("Restarts"),
+                                              progress()), f"job {job}")
+    except AssertionError as stalled:
+        raise AssertionError(f"{stalled}\n{cluster_logs(env)}")
     return state
 
 
@@ -204,16 +214,19 @@ def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
          str(tmp_path / "results")], capture_output=True, text=True, env=slurm)
     assert submitted.returncode == 0, submitted.stderr
     job = submitted.stdout.strip()
-    queued = []
+    queued = subprocess.CompletedProcess([], 0, "", "")
 
     def done():  # a squeue that fails (a busy controller) prints nothing either: not done
-        listed = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True,
+        nonlocal queued
+        queued = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True,
                                 env=slurm)
-        queued[:] = [listed.stdout.strip()]
-        return listed.returncode == 0 and not queued[0]
+        return queued.returncode == 0 and not queued.stdout.strip()
 
-    wait_while_progressing(done, lambda: (tuple(queued), epochs_in(tmp_path / "results")),
-                           f"the job array {job}")
+    try:
+        wait_while_progressing(done, lambda: (queued.stdout, epochs_in(tmp_path / "results")),
+                               f"the job array {job}")
+    except AssertionError as stalled:
+        raise AssertionError(f"{stalled}\nsqueue: {queued.stderr}\n{cluster_logs(slurm)}")
     logs = "".join(path.read_text() for path in tmp_path.glob("task-*.out"))
     collected = experiments("report", "--data_dir", array_data / "data", "--results_dir",
                             tmp_path / "results")
