@@ -78,7 +78,7 @@ running() {  # this cluster's own daemons, by their pid files
 }
 
 start_munge() {
-    if ! pgrep -x munged > /dev/null; then
+    if ! munge -n > /dev/null 2>&1; then  # no munged answers on this machine's socket
         install -d -o munge -g munge -m 0755 /run/munge
         runuser -u munge -- munged
     fi
