@@ -10,6 +10,7 @@ from experiments.runs import (
     EARLIER_BEST,
     EARLIER_BEST_NAME,
     EARLIER_BEST_PERCENT,
+    EPOCHS_SEARCH,
     FAST_SEARCH,
     LONG_SEARCH,
     PROJECTION_SEARCH,
@@ -105,7 +106,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run("earlier-best", f"the earlier --preset best ({EARLIER_BEST_NAME})", **EARLIER_BEST)],
-        presets.section_budget_reference, timed=True, shown_after="search-fast"),
+        presets.section_budget_reference, timed=True, shown_after="search-epochs"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -120,6 +121,10 @@ SETS = declare(
     ExperimentSet(
         "search-fast", "The search's fourth stage: the minutes of --preset fast", FAST_SEARCH,
         search.section_search_fast, figures.every_row_figure, greedy=True, budget_preset="fast"),
+    ExperimentSet(
+        "search-epochs", "The search's fifth stage: epochs bought with width, at the minutes of "
+        "--preset best", EPOCHS_SEARCH, search.section_search_epochs, figures.every_row_figure,
+        greedy=True, budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

@@ -66,7 +66,7 @@ def test_all_sets_train_and_the_report_is_rebuilt_without_training(cifar_dir, ti
                    "dead-neurons/dead-neurons.png", "best/best.png",
                    "best-numpy-vs-torch/best-numpy-vs-torch.png", "search/search.png",
                    "search-long/search-long.png", "search-projection/search-projection.png",
-                   "search-fast/search-fast.png",
+                   "search-fast/search-fast.png", "search-epochs/search-epochs.png",
                    "presets/presets.png", "learned/course-numpy/confusion.png",
                    "learned/best-mlp/weights.png", "hessian/hessian.png", "saddles/saddles.png",
                    "bn-test-time/bn-test-time.png"]:
@@ -141,7 +141,7 @@ def test_the_ignore_rules_keep_exactly_the_declared_sets():
 def test_the_report_shows_each_set_once_in_its_order():
     assert sorted(report.SECTIONS) == sorted(SETS)
     assert list(report.SECTIONS).index("budget-reference") == \
-        list(report.SECTIONS).index("search-fast") + 1
+        list(report.SECTIONS).index("search-epochs") + 1
 
 
 def test_a_key_names_one_run_or_the_seeds_of_one_setting():

@@ -1,4 +1,4 @@
-"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the four
+"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the five
 stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
@@ -6,6 +6,7 @@ from cifar10_utils import PIXEL_VALUES
 from experiments import budget
 from experiments.runs import (
     EARLIER_BEST_PERCENT,
+    EPOCHS_SEARCH_EPOCHS,
     FAST_SEARCH_EPOCHS,
     PROJECTION_SEARCH_EPOCHS,
     SEARCH_EPOCHS,
@@ -219,3 +220,34 @@ further).
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on average,
 {seconds}. {line} `--preset fast` trains the kept recipe."""
+
+
+def epochs_gain(results):
+    """What the third stage's longer horizon gained, in a sentence."""
+    longer = (f"In the third stage, {EPOCHS_SEARCH_EPOCHS} epochs instead of "
+              f"{PROJECTION_SEARCH_EPOCHS}")
+    if not results.has("search-projection"):
+        return f"{longer} raised the best validation accuracy (that stage is not run here),"
+    third = by_key(results.load("search-projection"))
+    gain = 100 * (max(third["70-epochs"]["metrics"]["val_accuracy"])
+                  - max(third["start"]["metrics"]["val_accuracy"]))
+    return f"{longer} raised the best validation accuracy by {gain:.1f} points,"
+
+
+def section_search_epochs(summary, experiment_set, results):
+    entries, preset = summary["runs"], experiment_set.budget_preset
+    seconds, line = mean_epoch_seconds(entries), budget_line(entries, preset)
+    return f"""A greedy search from `--preset best` as the third stage left it, by the same rule,
+rows compared at about the same minutes: {GREEDY_RULE} {BUDGET_RULE}
+
+{epochs_gain(results)} so epochs are what this stage buys: each row
+makes an epoch cheaper and spends what that saves on more epochs, so that every row takes about the
+minutes of the first. The last row adds cutout (`--augment crop+flip+cutout`), which costs nothing
+in minutes, against what a longer horizon may overfit.
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes](search-epochs/search-epochs.png)
+
+Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on average,
+{seconds}. {line}"""
