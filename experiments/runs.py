@@ -5,6 +5,7 @@ from typing import Optional, Tuple
 
 from training.options import (
     DEFAULTS,
+    EPOCHS_SEARCH_RECIPE,
     LONG_SEARCH_RECIPE,
     PROJECTION_SEARCH_RECIPE,
     SHORT_SEARCH_RECIPE,
@@ -167,4 +168,13 @@ EPOCHS_SEARCH = greedy_search(
          dict(batch_size=512, lr=4e-3, epochs=120)),
         ("cutout", "an 8x8 cutout in each training image", dict(augment="crop+flip+cutout")),
     ],
+)
+
+# The sixth stage: the fifth stage's recipe, which took less than its budget, and the epochs the
+# rest of that budget holds.
+HORIZON_SEARCH_EPOCHS = 120
+HORIZON_SEARCH = greedy_search(
+    run("start", f"start: the fifth stage's recipe at {HORIZON_SEARCH_EPOCHS} epochs",
+        **{**EPOCHS_SEARCH_RECIPE, "epochs": HORIZON_SEARCH_EPOCHS}),
+    [("130-epochs", "130 epochs: the rest of the budget", dict(epochs=130))],
 )

@@ -12,6 +12,7 @@ from experiments.runs import (
     EARLIER_BEST_PERCENT,
     EPOCHS_SEARCH,
     FAST_SEARCH,
+    HORIZON_SEARCH,
     LONG_SEARCH,
     PROJECTION_SEARCH,
     SEARCH,
@@ -106,7 +107,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run("earlier-best", f"the earlier --preset best ({EARLIER_BEST_NAME})", **EARLIER_BEST)],
-        presets.section_budget_reference, timed=True, shown_after="search-epochs"),
+        presets.section_budget_reference, timed=True, shown_after="search-horizon"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -125,6 +126,10 @@ SETS = declare(
         "search-epochs", "The search's fifth stage: epochs bought with width, at the minutes of "
         "--preset best", EPOCHS_SEARCH, search.section_search_epochs, figures.every_row_figure,
         greedy=True, budget_preset="best"),
+    ExperimentSet(
+        "search-horizon", "The search's sixth stage: the rest of the budget of --preset best",
+        HORIZON_SEARCH, search.section_search_horizon, figures.every_row_figure, greedy=True,
+        budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

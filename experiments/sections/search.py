@@ -1,4 +1,4 @@
-"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the five
+"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the six
 stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
@@ -8,12 +8,13 @@ from experiments.runs import (
     EARLIER_BEST_PERCENT,
     EPOCHS_SEARCH_EPOCHS,
     FAST_SEARCH_EPOCHS,
+    HORIZON_SEARCH_EPOCHS,
     PROJECTION_SEARCH_EPOCHS,
     SEARCH_EPOCHS,
 )
 from experiments.sections.words import TRAINERS_AGREE_TO, number_word, path_of
 from experiments.store import by_key, flags_of
-from training.options import PRESET_BUDGET_MINUTES, PRESETS
+from training.options import PRESET_BUDGET_MINUTES
 
 # --preset best before the third stage: the second stage's recipe at PROJECTION_SEARCH_EPOCHS
 # epochs with no projection, as the presets set of that date measured it on a 2-core AMD EPYC.
@@ -194,7 +195,8 @@ Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, 
 average, {seconds}. {line} Before this stage, `--preset best` (the second stage's recipe at
 {epochs} epochs with no projection) reached {validation} % validation and
 {test} % test accuracy in {minutes} minutes on the same kind of
-machine (the presets set of {before['date']}). `--preset best` now trains the kept recipe."""
+machine (the presets set of {before['date']}). The fourth and fifth stages start from the kept
+recipe."""
 
 
 def section_search_fast(summary, experiment_set, results):
@@ -202,13 +204,13 @@ def section_search_fast(summary, experiment_set, results):
     horizon = f"{number_word(FAST_SEARCH_EPOCHS).capitalize()} epochs"
     budget_text = f"{PRESET_BUDGET_MINUTES[preset]:g} minutes"
     narrow, wide = (flags_of(rows[key])["hidden_dims"][0] for key in ("first-1024", "start"))
-    layers, best_epochs = f"{narrow} units instead of {wide}", PRESETS["best"]["epochs"]
+    layers, best_epochs = f"{narrow} units instead of {wide}", EPOCHS_SEARCH_EPOCHS
     seconds, line = mean_epoch_seconds(entries), budget_line(entries, preset)
     return f"""A greedy search from the third stage's recipe at the horizon of `--preset fast`, by
 the same rule, rows compared at about the same minutes: {GREEDY_RULE} {BUDGET_RULE}
 
 {horizon} of the third stage's recipe are as many as fit {budget_text} on a 2-core CPU, against
-the {best_epochs} that `--preset best` trains it for. Each row therefore makes an
+the {best_epochs} that the budget of `--preset best` holds. Each row therefore makes an
 epoch cheaper and spends what that saves on more epochs, so that every row takes about the minutes
 of the first: a first hidden layer of {layers}, fewer principal components, and
 batches twice as large with the learning rate doubled (the step count halves, so each step moves
@@ -250,4 +252,19 @@ in minutes, against what a longer horizon may overfit.
 ![Validation accuracy against minutes](search-epochs/search-epochs.png)
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on average,
-{seconds}. {line}"""
+{seconds}. {line} The sixth stage goes on from the kept recipe."""
+
+
+def section_search_horizon(summary, experiment_set, results):
+    entries, preset = summary["runs"], experiment_set.budget_preset
+    spare = 1 - entries[0]["metrics"]["wall_time_s"] / 60 / entries[0]["budget_minutes"]
+    return f"""The fifth stage's recipe at its {HORIZON_SEARCH_EPOCHS} epochs left
+{100 * spare:.0f} % of the budget of `--preset {preset}` unused here; this stage spends it on
+epochs, by the same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes](search-horizon/search-horizon.png)
+
+Kept, in order: {kept_labels(entries)}. {budget_line(entries, preset)} `--preset best` trains
+the kept recipe."""
