@@ -10,9 +10,30 @@ from experiments.sections.words import TRAINERS_AGREE_TO
 from experiments.store import by_key, flags_of
 from training.options import PRESET_BUDGET_MINUTES
 
-PRESET_TARGETS = {"best": 0.72, "fast": 0.64}  # test accuracy each preset is to reach
+PRESET_TARGETS = {"best": 0.75, "fast": 0.68}  # test accuracy each preset is to reach
 # what --preset best trained by the NumPy trainer is to keep to, against PyTorch's
-NUMPY_TARGET_POINTS, NUMPY_TARGET_RATIO = 1, 1.3
+NUMPY_TARGET_POINTS, NUMPY_TARGET_RATIO = 0.3, 1.3
+# Published CIFAR-10 test accuracies of networks with no convolution: (who, accuracy, setting,
+# how this report knows it). "read" numbers were read in the text named; "recalled" ones were
+# not found in what was read and stay marked so until they are.
+PUBLISHED_MLPS = [
+    ("Lin, Memisevic & Konda 2015 (arXiv 1511.02580)", "about 70 %",
+     "fully connected, with linear bottleneck layers and autoencoder pre-training; no "
+     "augmentation", "read: the abstract"),
+    ("Lin, Memisevic & Konda 2015", "78 %", "the same, trained on deformed images too",
+     "read: the abstract"),
+    ("Bachmann, Anagnostidis & Hofmann 2023 (NeurIPS, arXiv 2306.13575)",
+     "about 70 % (1000 epochs), about 75 % (5000)",
+     "standard and inverted-bottleneck MLPs from scratch with augmentation, on a GPU",
+     "recalled: its Table 1 was not in the copy read, whose text says augmentation adds about "
+     "20 points and allows up to 5000 epochs without overfitting"),
+    ("Urban et al. 2017 (ICLR, arXiv 1603.05691)", "less than 75 %",
+     "MLPs distilled from an ensemble of convolutional networks",
+     "read: the paper's text as quoted; its Table 2 not read"),
+    ("Neyshabur 2020 (NeurIPS, arXiv 2007.13657)", "85.19 % (84.50 % in the NeurIPS abstract)",
+     "β-LASSO: a fully connected network that learns local connections, no longer a plain "
+     "dense MLP", "read: both abstracts"),
+]
 
 
 def section_budget_reference(summary, experiment_set, results):
@@ -73,15 +94,33 @@ machine otherwise idle; budgets are scaled by the factor of the section above.
 
 {verdicts}. Wall time is the run
 in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
-starting Python and importing torch add about 2 s more. `--preset best` trains the third search
-stage's recipe and `--preset fast` the fourth's.
+starting Python and importing torch add about 2 s more. `--preset best` trains what the sixth
+search stage kept and `--preset fast` what the fourth kept.
 
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
 ({gap} points; target: within {within}) in {ratio} PyTorch's time (target: at most {most}x). The two
 start from different random weights and draw different dropout masks and crops, so they
 agree in level, not number for number; the tests prove that with the same weights and masks they
-compute the same gradients and steps to {TRAINERS_AGREE_TO}."""
+compute the same gradients and steps to {TRAINERS_AGREE_TO}.
+
+{among_published(by_key(summary), summary['machine'])}"""
+
+
+def among_published(runs, machine):
+    """The presets' test accuracies beside the published ones of networks with no convolution."""
+    rows = "\n".join(f"| {who} | {accuracy} | {setting} | {known} |"
+                     for who, accuracy, setting, known in PUBLISHED_MLPS)
+    ours = "; ".join(f"`{runs[key]['command']}` {100 * runs[key]['metrics']['test_accuracy']:.2f} "
+                     f"% in {runs[key]['metrics']['wall_time_s'] / 60:.1f} minutes"
+                     for key in ("best", "fast"))
+    return f"""Among published networks with no convolution, on CIFAR-10's test set:
+
+| work | test accuracy | setting | how this report knows it |
+|---|---|---|---|
+{rows}
+
+Here, with no teacher, on {machine}: {ours}."""
 
 
 # What the figures of the learned set show, written after looking at them. It describes the runs
