@@ -55,16 +55,23 @@ def stopped_in_epoch(monkeypatch, epoch, step=4):
     return batches
 
 
+def stopped_run_folder(monkeypatch, framework, root, folder, epoch, step=4, **flags):
+    """Train into folder until SIGTERM's exception at the step of the epoch; returns the run's
+    folder, training left to go on uninterrupted."""
+    batches = stopped_in_epoch(monkeypatch, epoch, step)
+    with pytest.raises(Terminated):
+        train(framework, root, folder, **flags)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    (run_dir,) = folder.iterdir()
+    return run_dir
+
+
 @pytest.mark.parametrize("framework", TRAINERS)
 def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, hard_cifar_dir, tmp_path,
                                                             monkeypatch):
     root, _ = hard_cifar_dir
     *_, uninterrupted = train(framework, root, tmp_path / "a")
-    batches = stopped_in_epoch(monkeypatch, 3)
-    with pytest.raises(Terminated):
-        train(framework, root, tmp_path / "b")
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    (run_dir,) = (tmp_path / "b").iterdir()
+    run_dir = stopped_run_folder(monkeypatch, framework, root, tmp_path / "b", 3)
     stopped = json.loads((run_dir / "metrics.json").read_text())
     assert stopped["status"] == "terminated" and len(stopped["val_accuracy"]) == 2
     *_, resumed = train(framework, root, tmp_path / "ignored", resume=str(run_dir))
@@ -103,12 +110,7 @@ def test_a_run_killed_by_sigterm_resumes_from_the_command_line(framework, cifar_
 def stopped_run(hard_cifar_dir, tmp_path, monkeypatch):
     """A NumPy run stopped in its third epoch: (data folder, run folder)."""
     root, _ = hard_cifar_dir
-    batches = stopped_in_epoch(monkeypatch, 3)
-    with pytest.raises(Terminated):
-        train("numpy", root, tmp_path / "r", epochs=4)
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    (run_dir,) = (tmp_path / "r").iterdir()
-    return root, run_dir
+    return root, stopped_run_folder(monkeypatch, "numpy", root, tmp_path / "r", 3, epochs=4)
 
 
 def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run):
@@ -247,12 +249,8 @@ def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(ci
 def short_stopped_run(cifar_dir, tmp_path, monkeypatch):
     """A NumPy run of 3 epochs stopped in its third: (data folder, run folder)."""
     root, _ = cifar_dir
-    batches = stopped_in_epoch(monkeypatch, 3, step=2)
-    with pytest.raises(Terminated):
-        train("numpy", root, tmp_path / "r", epochs=3, batch_size=16, validation_size=40)
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    (run_dir,) = (tmp_path / "r").iterdir()
-    return root, run_dir
+    return root, stopped_run_folder(monkeypatch, "numpy", root, tmp_path / "r", 3, step=2,
+                                    epochs=3, batch_size=16, validation_size=40)
 
 
 def resume(root, run_dir):
@@ -308,11 +306,7 @@ def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, re
 def test_a_resume_on_other_data_is_refused_and_on_the_same_data_elsewhere_goes_on(
         framework, hard_cifar_dir, tmp_path, monkeypatch):
     root, _ = hard_cifar_dir
-    batches = stopped_in_epoch(monkeypatch, 2)
-    with pytest.raises(Terminated):
-        train(framework, root, tmp_path / "r")
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    (run_dir,) = (tmp_path / "r").iterdir()
+    run_dir = stopped_run_folder(monkeypatch, framework, root, tmp_path / "r", 2)
     other = tmp_path / "other"
     write_dataset(other, seed=1, brightness=15, label_noise=0.2)  # same shapes, other images
     with pytest.raises(UserError, match=f"--data_dir {other} holds other images or labels than "
@@ -361,19 +355,11 @@ def test_a_resumed_runs_checkpoint_is_the_uninterrupted_runs_byte_for_byte(
     0.999, whose memory outlasts the run), generators and log."""
     root, _ = hard_cifar_dir
     flags = dict(ema=0.999, epochs=6)
-    batches = stopped_in_epoch(monkeypatch, 4)
-    with pytest.raises(Terminated):
-        train(framework, root, tmp_path / "straight", **flags)
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    stopped_in_epoch(monkeypatch, 2)
-    with pytest.raises(Terminated):
-        train(framework, root, tmp_path / "resumed", **flags)
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    straight = stopped_run_folder(monkeypatch, framework, root, tmp_path / "straight", 4, **flags)
+    run_dir = stopped_run_folder(monkeypatch, framework, root, tmp_path / "resumed", 2, **flags)
     stopped_in_epoch(monkeypatch, 4)
-    (run_dir,) = (tmp_path / "resumed").iterdir()
     with pytest.raises(Terminated):
         train(framework, root, tmp_path / "resumed", resume=str(run_dir), **flags)
-    (straight,) = (tmp_path / "straight").iterdir()
     assert checkpoint_content(run_dir, framework) == checkpoint_content(straight, framework)
 
 
