@@ -126,7 +126,8 @@ def greedy_figure(summary, path, every_row=False):
     for entry in entries:
         if entry["kept"] or every_row:
             ax.plot(minutes_axis(entry["metrics"]), entry["metrics"]["val_accuracy"],
-                    ".-" if entry["kept"] else ".:", label=textwrap.fill(entry["label"], 60))
+                    ".-" if entry["kept"] else ".:",
+                    label=textwrap.fill(entry["label"].replace("`", ""), 60))  # no Markdown here
     if budget_minutes:
         ax.axvline(budget_minutes, color="gray", linestyle="--",
                    label=f"the budget here ({budget_minutes:.2f} minutes)")

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from helpers import REPO, metrics, write_set
 
-from experiments import budget, report
+from experiments import budget, figures, report
 from experiments.runs import EARLIER_BEST_PERCENT, PROJECTION_SEARCH_EPOCHS
 from experiments.sections import presets, search
 from experiments.sets import SETS
@@ -159,3 +159,17 @@ def test_a_search_names_the_changes_it_kept_never_its_starting_row(tmp_path):
         ("start", "the start", "pytorch", {"epochs": 15}, metrics(), {"kept": True}),
         ("a", "change a", "pytorch", {"epochs": 15}, metrics(), {"kept": False})])
     assert "Kept, in order: nothing." in section_words(Results(tmp_path / "only-start"), "search")
+
+
+def test_a_greedy_figures_legend_shows_labels_without_markdown(tmp_path, monkeypatch):
+    """Labels are Markdown for the report's tables; a figure's legend shows them as plain text."""
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig))
+    rows = [dict(label="start: `--preset best`", kept=True, budget_minutes=2.0,
+                 metrics=metrics()),
+            dict(label="a `--flag` change", kept=False, metrics=metrics())]
+    figures.every_row_figure({"runs": rows}, tmp_path / "figure.png")
+    (figure,) = drawn
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["start: --preset best", "a --flag change",
+                      "the budget here (2.00 minutes)"]
