@@ -26,6 +26,7 @@ from training import cli, evaluation
 from training.evaluation import accuracy_of
 from training.optim_numpy import make_optimizer
 from training.options import build_parser, parse_with_preset
+from training.preprocessing import every_epoch
 from training.resume import (
     check_fits,
     damaged_checkpoint,
@@ -198,14 +199,15 @@ def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
                     average.update(model.state_dict())
             if average:
                 evaluated.load_state_dict(average.average)
-            if run.end_epoch(evaluate_model(evaluated, loaders["validation"], config.tta)):
+            if run.end_epoch(evaluate_model(evaluated, loaders["validation"],
+                                            every_epoch(config.tta))):
                 best_state = evaluated.state_dict()
                 save_weights(best_state, run.record, run.preprocessing,
                              run.path("model.npz"))
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.clear_cache()
         model.load_state_dict(best_state)
-        run.test(*predict(model, loaders["test"], config.tta))
+        run.test(*(predict(model, loaders[split], config.tta) for split in ("validation", "test")))
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log
 
 

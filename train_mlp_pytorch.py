@@ -25,6 +25,7 @@ from safety.files import write_atomically
 from training import cli, evaluation
 from training.evaluation import accuracy_of
 from training.options import build_parser, parse_with_preset
+from training.preprocessing import every_epoch
 from training.resume import check_fits, damaged_checkpoint
 from training.run import TrainingRun
 from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
@@ -244,12 +245,13 @@ def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, *
                     average.update(model.state_dict())
             if average:
                 evaluated.load_state_dict({**model.state_dict(), **average.average})
-            if run.end_epoch(evaluate_model(evaluated, loaders["validation"], config.tta)):
+            if run.end_epoch(evaluate_model(evaluated, loaders["validation"],
+                                            every_epoch(config.tta))):
                 best_state = cloned_state(evaluated)
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.pt"))
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.load_state_dict(best_state)
-        run.test(*predict(model, loaders["test"], config.tta))
+        run.test(*(predict(model, loaders[split], config.tta) for split in ("validation", "test")))
         if device.type == "cuda":
             run.log["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     return model, run.log["val_accuracy"], run.log["test_accuracy"], run.log

@@ -50,11 +50,12 @@ def stage_budget(experiment_set, results):
     return preset_budget(preset, machine_factor)
 
 
-def greedy_decision(val_accuracies, kept_accuracy, minutes, budget):
-    """A greedy row's decision as the summary records it: kept if it raises the best validation
-    accuracy so far and, where its stage has a budget, took no more minutes than that. The
-    starting row (no accuracy kept yet) is kept whatever it took: every later row builds on it."""
-    kept = max(val_accuracies) > kept_accuracy
+def greedy_decision(val_accuracy, kept_accuracy, minutes, budget):
+    """A greedy row's decision as the summary records it: kept if its validation accuracy
+    (store.validation_accuracy) is above the one kept so far and, where its stage has a budget,
+    it took no more minutes than that. The starting row (no accuracy kept yet) is kept whatever
+    it took: every later row builds on it."""
+    kept = val_accuracy > kept_accuracy
     if budget is None:
         return {"kept": kept}
     over_budget = minutes > budget

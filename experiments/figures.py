@@ -6,7 +6,7 @@ import textwrap
 import numpy as np
 
 from experiments.runs import EARLIER_BEST_PERCENT
-from experiments.store import by_key, flags_of, groups
+from experiments.store import by_key, flags_of, groups, validation_accuracy
 from questions import saddles, spectrum
 from training.plots import pyplot, save_figure
 
@@ -123,11 +123,19 @@ def greedy_figure(summary, path, every_row=False):
     entries = summary["runs"]
     budget_minutes = entries[0].get("budget_minutes")
     fig, ax = pyplot().subplots(figsize=(9, 4.8))
+    views_labelled = False
     for entry in entries:
         if entry["kept"] or every_row:
-            ax.plot(minutes_axis(entry["metrics"]), entry["metrics"]["val_accuracy"],
-                    ".-" if entry["kept"] else ".:",
-                    label=textwrap.fill(entry["label"].replace("`", ""), 60))  # no Markdown here
+            metrics = entry["metrics"]
+            label = textwrap.fill(entry["label"].replace("`", ""), 60)  # no Markdown here
+            (line,) = ax.plot(minutes_axis(metrics), metrics["val_accuracy"],
+                              ".-" if entry["kept"] else ".:", label=label)
+            # a kept model validated on more views than its epochs were: a star at the run's end
+            if validation_accuracy(metrics) != max(metrics["val_accuracy"]):
+                ax.plot(metrics["wall_time_s"] / 60, validation_accuracy(metrics), "*",
+                        markersize=12, color=line.get_color(),
+                        label=None if views_labelled else "the kept model on every --tta view")
+                views_labelled = True
     if budget_minutes:
         ax.axvline(budget_minutes, color="gray", linestyle="--",
                    label=f"the budget here ({budget_minutes:.2f} minutes)")

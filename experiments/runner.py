@@ -25,7 +25,13 @@ import train_mlp_pytorch
 from experiments import budget
 from experiments.report import write_report
 from experiments.sets import SETS
-from experiments.store import METRICS_CHECKS, METRICS_KEYS, REPOSITORY, Results
+from experiments.store import (
+    METRICS_CHECKS,
+    METRICS_KEYS,
+    REPOSITORY,
+    Results,
+    validation_accuracy,
+)
 from safety.errors import UserError
 from safety.files import write_atomically, write_json
 from safety.locks import folder_locked
@@ -110,17 +116,18 @@ def run_entries(experiment_set, folder, data_dir, results, row_budget):
             draw_learned(entries[-1], run_dir, data_dir, folder)
             continue
         runs_dir = os.path.join(folder, "runs")
-        model, val_accuracies, _, log = train_run(one, flags, runs_dir, data_dir)
+        model, _, _, log = train_run(one, flags, runs_dir, data_dir)
         entries.append(summary_entry(one, flags, log["run_dir"], folder))
         if one.figures:
             draw_learned(entries[-1], log["run_dir"], data_dir, folder)
         if experiment_set.greedy:
             minutes = results.read_json(os.path.join(log["run_dir"], "metrics.json"),
                                         ("wall_time_s",))["wall_time_s"] / 60
-            entries[-1].update(budget.greedy_decision(val_accuracies, kept_accuracy, minutes,
+            accuracy = validation_accuracy(log)
+            entries[-1].update(budget.greedy_decision(accuracy, kept_accuracy, minutes,
                                                       row_budget))
             if entries[-1]["kept"]:
-                kept_flags, kept_accuracy = flags, max(val_accuracies)
+                kept_flags, kept_accuracy = flags, accuracy
         if experiment_set.measure:
             entries[-1].update(experiment_set.measure(model, dict(DEFAULTS, **flags), data_dir))
     return entries

@@ -6,6 +6,8 @@ from typing import Optional, Tuple
 from training.options import (
     DEFAULTS,
     EPOCHS_SEARCH_RECIPE,
+    FAST_PRESET_RECIPE,
+    HORIZON_SEARCH_RECIPE,
     LONG_SEARCH_RECIPE,
     PROJECTION_SEARCH_RECIPE,
     SHORT_SEARCH_RECIPE,
@@ -178,3 +180,15 @@ HORIZON_SEARCH = greedy_search(
         **{**EPOCHS_SEARCH_RECIPE, "epochs": HORIZON_SEARCH_EPOCHS}),
     [("130-epochs", "130 epochs: the rest of the budget", dict(epochs=130))],
 )
+
+# The seventh stage, for each preset: its recipe as the earlier stages left it, its kept model
+# then validated and tested on 18 views (mirrored or not, moved by -2, 0 or 2 pixels down and
+# right) instead of 2; its training and its epochs' validation stay as they were.
+VIEWS_CHANGE = ("flip-shift", "18 views at test time: mirrors and shifts of 2 pixels",
+                dict(tta="flip+shift"))
+VIEWS_SEARCH = greedy_search(
+    run("start", "start: the sixth stage's recipe (`--preset best`)", **HORIZON_SEARCH_RECIPE),
+    [VIEWS_CHANGE])
+FAST_VIEWS_SEARCH = greedy_search(
+    run("start", "start: the fourth stage's recipe (`--preset fast`)", **FAST_PRESET_RECIPE),
+    [VIEWS_CHANGE])

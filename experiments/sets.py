@@ -12,10 +12,12 @@ from experiments.runs import (
     EARLIER_BEST_PERCENT,
     EPOCHS_SEARCH,
     FAST_SEARCH,
+    FAST_VIEWS_SEARCH,
     HORIZON_SEARCH,
     LONG_SEARCH,
     PROJECTION_SEARCH,
     SEARCH,
+    VIEWS_SEARCH,
     Run,
     earlier_ladder,
     run,
@@ -107,7 +109,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run("earlier-best", f"the earlier --preset best ({EARLIER_BEST_NAME})", **EARLIER_BEST)],
-        presets.section_budget_reference, timed=True, shown_after="search-horizon"),
+        presets.section_budget_reference, timed=True, shown_after="search-views-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -130,6 +132,14 @@ SETS = declare(
         "search-horizon", "The search's sixth stage: the rest of the budget of --preset best",
         HORIZON_SEARCH, search.section_search_horizon, figures.every_row_figure, greedy=True,
         budget_preset="best"),
+    ExperimentSet(
+        "search-views", "The search's seventh stage: views at test time, for --preset best",
+        VIEWS_SEARCH, search.section_search_views, figures.every_row_figure, greedy=True,
+        budget_preset="best"),
+    ExperimentSet(
+        "search-views-fast", "The seventh stage for --preset fast", FAST_VIEWS_SEARCH,
+        search.section_search_views, figures.every_row_figure, greedy=True,
+        budget_preset="fast"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

@@ -33,12 +33,26 @@ def epoch_or_none(name, value):
     return None if value is None else nonnegative_int.check(name, value)
 
 
-# what the report reads of each run's metrics.json, each checked as a flag's value is
+def accuracy_or_none(name, value):
+    return None if value is None else accuracy.check(name, value)
+
+
+# what the report reads of each run's metrics.json, each checked as a flag's value is; every key
+# but the last must be there (records older than kept_val_accuracy lack it)
 METRICS_CHECKS = {"test_accuracy": accuracy.check, "val_accuracy": numbers(accuracy),
                   "train_loss": numbers(nonnegative_float), "best_epoch": epoch_or_none,
                   "wall_time_s": nonnegative_float.check,
-                  "epoch_seconds": numbers(nonnegative_float)}
-METRICS_KEYS = tuple(METRICS_CHECKS)
+                  "epoch_seconds": numbers(nonnegative_float),
+                  "kept_val_accuracy": accuracy_or_none}
+METRICS_KEYS = tuple(METRICS_CHECKS)[:-1]
+
+
+def validation_accuracy(metrics):
+    """A run's validation accuracy, the one a search decides on: its kept model's with every
+    --tta view. A record without kept_val_accuracy (older ones, whose --tta had no shifts) gives
+    its best epoch's, the same number."""
+    kept = metrics.get("kept_val_accuracy")
+    return max(metrics["val_accuracy"]) if kept is None else kept
 
 
 class Results:
@@ -76,7 +90,7 @@ class Results:
         naming the file, which part of it (which) and the value otherwise."""
         for key, check in checks.items():
             try:
-                check(key, content[key])
+                check(key, content.get(key))
             except (TypeError, ValueError) as error:
                 raise UserError(f"{os.path.relpath(path, self.folder)}: {which}{error}") from None
         return content

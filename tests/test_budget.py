@@ -63,10 +63,10 @@ def test_the_budget_is_unknown_before_the_reference_has_run(tmp_path):
 ])
 def test_a_budgeted_row_is_kept_on_validation_accuracy_within_the_budget(
         validation, kept_accuracy, minutes, verdict):
-    decided = budget.greedy_decision([0.1, validation], kept_accuracy, minutes, 3.0)
+    decided = budget.greedy_decision(validation, kept_accuracy, minutes, 3.0)
     assert decided == dict(verdict, budget_minutes=3.0)
 
 
 def test_a_row_of_a_stage_without_budget_is_kept_on_validation_accuracy_alone():
-    assert budget.greedy_decision([0.2, 0.7], 0.6, 1e9, None) == {"kept": True}
-    assert budget.greedy_decision([0.2, 0.5], 0.6, 0.0, None) == {"kept": False}
+    assert budget.greedy_decision(0.7, 0.6, 1e9, None) == {"kept": True}
+    assert budget.greedy_decision(0.5, 0.6, 0.0, None) == {"kept": False}

@@ -1,7 +1,8 @@
 """Predictions and accuracy over a loader (training/evaluation.py), checked against numbers
 computed here: exact over all images across batches, BatchNorm's running statistics, and
-test-time mirror averaging, in both frameworks."""
+test-time averaging over mirrored and shifted views, in both frameworks."""
 import numpy as np
+import pytest
 import torch
 
 import cifar10_utils
@@ -10,6 +11,7 @@ import train_mlp_pytorch
 from cifar10_utils import Split, get_cifar10
 from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
+from training.preprocessing import TTA_VIEWS
 
 
 def normalized(split):
@@ -80,22 +82,51 @@ def test_pytorch_evaluation_uses_batch_norm_running_statistics(cifar_dir):
     assert model.training
 
 
-def test_mirror_averaging_is_the_mean_of_both_predictions():
+def moved(images, flipped, down, right):
+    """An image array's view, written out pixel by pixel: moved, zeros behind, then mirrored."""
+    out = np.zeros_like(images)
+    height, width = images.shape[-2:]
+    for row in range(height):
+        for column in range(width):
+            if 0 <= row - down < height and 0 <= column - right < width:
+                out[..., row, column] = images[..., row - down, column - right]
+    return (out[..., ::-1] if flipped else out).copy()
+
+
+@pytest.mark.parametrize("tta, views", [
+    ("flip", [(False, 0, 0), (True, 0, 0)]),
+    ("flip+shift", [(f, d, r) for d in (-2, 0, 2) for r in (-2, 0, 2) for f in (False, True)])])
+def test_test_time_averaging_is_the_mean_of_the_views_predictions(tta, views):
     images = np.random.default_rng(3).standard_normal((12, 3, 32, 32)).astype(np.float32)
     labels = np.zeros(12, np.int64)
     loader = cifar10_utils.DataLoader(Split(images, labels), 5, preprocess=None)
     np.random.seed(0)
     model = NumpyMLP(3072, [8], 10, dtype=np.float32)
-    plain, _ = train_mlp_numpy.predict(model, loader)
-    mirrored = model.forward(images[..., ::-1].reshape(12, -1))
-    averaged, _ = train_mlp_numpy.predict(model, loader, tta="flip")
-    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-6)
+    by_hand = np.mean([model.forward(moved(images, *each).reshape(12, -1)) for each in views], 0)
+    averaged, _ = train_mlp_numpy.predict(model, loader, tta=tta)
+    np.testing.assert_allclose(averaged, by_hand, rtol=1e-5)
     torch_loader = cifar10_utils.DataLoader(Split(torch.from_numpy(images),
                                                   torch.from_numpy(labels)), 5, preprocess=None)
     torch.manual_seed(0)
     torch_model = train_mlp_pytorch.MLP(3072, [8], 10)
-    plain, _ = train_mlp_pytorch.predict(torch_model, torch_loader)
     with torch.no_grad():
-        mirrored = torch.softmax(torch_model(torch.from_numpy(images).flip(-1)), dim=1).numpy()
-    averaged, _ = train_mlp_pytorch.predict(torch_model, torch_loader, tta="flip")
-    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-5)
+        by_hand = np.mean([torch.softmax(torch_model(torch.from_numpy(moved(images, *each))),
+                                         dim=1).numpy() for each in views], 0)
+    averaged, _ = train_mlp_pytorch.predict(torch_model, torch_loader, tta=tta)
+    np.testing.assert_allclose(averaged, by_hand, rtol=1e-5)
+
+
+def test_views_are_made_before_normalization_as_augmentations_are():
+    """A shifted uint8 image is filled with black, then normalized: the padding of the crops
+    the model trained on, not zeros of the normalized input."""
+    images = np.full((2, 3, 32, 32), 200, np.uint8)
+    loader = cifar10_utils.DataLoader(Split(images, np.zeros(2, np.int64)), 2)
+    seen = []
+    model = NumpyMLP(3072, [8], 10, dtype=np.float32)
+    model.forward = lambda flat: seen.append(flat.reshape(-1, 3, 32, 32).copy()) or \
+        np.full((len(flat), 10), 0.1, np.float32)
+    train_mlp_numpy.predict(model, loader, tta="flip+shift")
+    black = cifar10_utils.normalize(np.zeros((2, 3, 32, 32), np.uint8))
+    shifted_down = seen[TTA_VIEWS["flip+shift"].index(dict(flipped=False, down=2, right=0))]
+    np.testing.assert_array_equal(shifted_down[:, :, :2], black[:, :, :2])
+    assert not np.array_equal(shifted_down[:, :, 2:], black[:, :, 2:])

@@ -150,6 +150,33 @@ def test_random_crops_reach_every_offset_from_0_to_twice_the_padding():
     assert {top for top, _ in seen} == set(offsets) and {left for _, left in seen} == set(offsets)
 
 
+@pytest.mark.parametrize("down, right", [(2, 0), (0, -2), (-2, 2), (1, 1), (0, 0)])
+def test_a_views_shift_is_the_crop_of_the_zero_padded_image_at_that_offset(down, right):
+    """Each pixel moves down and right, zeros come in behind it, as random_crop_flip's crop at
+    that offset from the centre would; mirrored after; NumPy and torch alike."""
+    images = np.random.default_rng(0).integers(1, 256, (4, 3, 6, 6), dtype=np.uint8)
+    padded = np.pad(images, [(0, 0), (0, 0), (2, 2), (2, 2)])
+    crop = padded[..., 2 - down:2 - down + 6, 2 - right:2 - right + 6]
+    for flipped in (False, True):
+        expected = crop[..., ::-1] if flipped else crop
+        np.testing.assert_array_equal(preprocessing.view(images, flipped, down, right), expected)
+        moved = preprocessing.view(torch.from_numpy(images), flipped, down, right)
+        np.testing.assert_array_equal(moved.numpy(), expected)
+    if down > 0:  # a pixel's value is found where it moved to
+        assert np.array_equal(crop[:, :, down, max(right, 0)], images[:, :, 0, max(-right, 0)])
+        assert not crop[:, :, :down].any()
+
+
+def test_flip_and_shift_views_are_every_offset_mirrored_and_not_and_epochs_see_the_flips():
+    views = preprocessing.TTA_VIEWS["flip+shift"]
+    offsets = {(v["down"], v["right"], v["flipped"]) for v in views}
+    shifts = (-preprocessing.TTA_SHIFT, 0, preprocessing.TTA_SHIFT)
+    assert len(views) == len(offsets) == 18
+    assert offsets == {(d, r, f) for d in shifts for r in shifts for f in (False, True)}
+    assert preprocessing.every_epoch("flip+shift") == "flip"
+    assert [preprocessing.every_epoch(name) for name in ("none", "flip")] == ["none", "flip"]
+
+
 def test_numpy_and_torch_flips_are_the_same_for_a_seed():
     images = np.random.default_rng(0).integers(0, 256, (32, 3, 4, 4), dtype=np.uint8)
     ours = preprocessing.random_flip(images, np.random.default_rng(5))

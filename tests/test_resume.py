@@ -30,9 +30,9 @@ from training import run
 EVERYTHING = dict(hidden_dims=[32, 16], lr=2e-3, batch_size=16, epochs=5, seed=3,
                   validation_size=30, data_url="", use_batch_norm=True, dropout=0.1,
                   optimizer="adamw", weight_decay=0.05, schedule="onecycle",
-                  augment="crop+flip+cutout", ema=0.9, mixup=0.2)
+                  augment="crop+flip+cutout", ema=0.9, mixup=0.2, tta="flip+shift")
 COMPARED = ["train_loss_steps", "train_loss", "train_accuracy", "val_accuracy", "best_epoch",
-            "test_accuracy", "test_confusion_matrix"]
+            "kept_val_accuracy", "test_accuracy", "test_confusion_matrix"]
 
 
 def train(framework, root, results, **flags):
@@ -82,6 +82,26 @@ def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, hard_cifa
     assert sorted(os.listdir(run_dir)) == ["accuracy.png", "loss.png", "metrics.json", model]
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
     assert not (tmp_path / "ignored").exists() or not os.listdir(tmp_path / "ignored")
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_run_stopped_in_its_final_evaluation_resumes_to_the_uninterrupted_numbers(
+        framework, hard_cifar_dir, tmp_path, monkeypatch):
+    root, _ = hard_cifar_dir
+    *_, uninterrupted = train(framework, root, tmp_path / "a", epochs=2)
+
+    def stopped(self, validation, test):
+        raise Terminated()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(run.TrainingRun, "test", stopped)
+        with pytest.raises(Terminated):
+            train(framework, root, tmp_path / "b", epochs=2)
+    (run_dir,) = (tmp_path / "b").iterdir()
+    stopped_record = json.loads((run_dir / "metrics.json").read_text())
+    assert len(stopped_record["val_accuracy"]) == 2 and stopped_record["test_accuracy"] is None
+    *_, resumed = train(framework, root, tmp_path / "ignored", epochs=2, resume=str(run_dir))
+    assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
 
 
 @pytest.mark.parametrize("framework", SCRIPTS)

@@ -75,8 +75,27 @@ def test_validation_and_test_see_plain_images_and_the_best_epoch_is_tested(
     loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
     trainer, _ = TRAINERS[framework]
     assert trainer.evaluate_model(model, loaders["validation"]) == \
-        log["val_accuracy"][log["best_epoch"] - 1]
+        log["val_accuracy"][log["best_epoch"] - 1] == log["kept_val_accuracy"]
     assert trainer.evaluate_model(model, loaders["test"]) == log["test_accuracy"]
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_the_kept_model_is_validated_and_tested_on_every_view_its_epochs_on_the_mirrors(
+        framework, hard_cifar_dir, tmp_path):
+    root, _ = hard_cifar_dir
+    *_, log = train(framework, root, tmp_path / "r", augment="crop+flip", tta="flip+shift",
+                    epochs=4)
+    model, record, preprocessing = saved(framework, log)
+    dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
+    move = None if framework == "numpy" else partial(train_mlp_pytorch.to_device, device="cpu")
+    loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
+    trainer, _ = TRAINERS[framework]
+    on_mirrors = trainer.evaluate_model(model, loaders["validation"], "flip")
+    on_every_view = trainer.evaluate_model(model, loaders["validation"], "flip+shift")
+    assert on_mirrors != on_every_view, "this test needs views that change a prediction"
+    assert log["val_accuracy"][log["best_epoch"] - 1] == on_mirrors
+    assert log["kept_val_accuracy"] == on_every_view
+    assert trainer.evaluate_model(model, loaders["test"], "flip+shift") == log["test_accuracy"]
 
 
 @pytest.mark.parametrize("framework", ["numpy", "pytorch"])

@@ -8,7 +8,7 @@ import pytest
 from helpers import metrics, write_set
 
 from experiments import report
-from experiments.store import Results
+from experiments.store import Results, validation_accuracy
 from safety.errors import UserError
 
 
@@ -50,6 +50,7 @@ DAMAGES = [
     (lambda s, m: m.update(train_loss=None), "train_loss must be a list of numbers"),
     (lambda s, m: m.update(best_epoch=1.5), "best_epoch must be an integer"),
     (lambda s, m: m.update(wall_time_s=-1.0), "wall_time_s is -1.0, out of range"),
+    (lambda s, m: m.update(kept_val_accuracy=1.5), "kept_val_accuracy is 1.5, out of range"),
 ]
 
 
@@ -63,6 +64,14 @@ def test_a_damaged_or_hand_edited_file_is_one_line_naming_it(tmp_path, damage, n
     text = (tmp_path / "README.md").read_text()
     assert f"Not shown: {refused.value}." in text
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_runs_validation_is_its_kept_models_on_every_view_or_its_best_epochs_before_that():
+    """Records older than kept_val_accuracy (whose --tta had no shifts) give their best epoch's:
+    the same number."""
+    assert validation_accuracy(metrics(val_accuracy=(0.4, 0.6, 0.5))) == 0.6
+    assert validation_accuracy(metrics(val_accuracy=(0.4, 0.6), kept_val_accuracy=0.7)) == 0.7
+    assert validation_accuracy(metrics(val_accuracy=(0.4, 0.6), kept_val_accuracy=None)) == 0.6
 
 
 def test_a_run_of_another_set_may_be_named_but_nothing_outside_the_results(tmp_path):

@@ -1,29 +1,41 @@
 """Predictions and accuracy over a loader, for both trainers, and --evaluate of a saved model."""
+import copy
+
 import numpy as np
 
 import cifar10_utils
 from safety.files import check_writable
 from training import inspect_model
 from training.options import Config
-from training.preprocessing import Preprocessing, mirror
+from training.preprocessing import TTA_VIEWS, Preprocessing, view
 from training.saved_model import load_weights, not_a_saved_model, resolve_record, saved_components
 
 
 def predict(model, data_loader, tta, probabilities_of):
     """(probabilities (N, C), labels (N,)) as NumPy arrays of probabilities_of(images) over
-    data_loader, in eval mode (BatchNorm's running statistics, no dropout), the mode restored
-    after; tta='flip' averages each image's probabilities with its mirror's."""
+    data_loader in order, in eval mode (BatchNorm's running statistics, no dropout), the mode
+    restored after; each image's probabilities are the mean over the views of it that tta
+    (preprocessing.TTA_VIEWS) names, each made as the loader stores the image."""
     was_training = model.training
     model.eval()
-    batches = []
-    for images, labels in data_loader:
-        probabilities = probabilities_of(images)
-        if tta == "flip":
-            probabilities = (probabilities + probabilities_of(mirror(images))) / 2
-        batches.append([part if isinstance(part, np.ndarray) else part.cpu().numpy()
-                        for part in (probabilities, labels)])
+    views = TTA_VIEWS[tta or "none"]
+    total = 0
+    for each in views:
+        batches = [[part if isinstance(part, np.ndarray) else part.cpu().numpy()
+                    for part in (probabilities_of(images), labels)]
+                   for images, labels in viewed(data_loader, each)]
+        probabilities, labels = (np.concatenate(parts) for parts in zip(*batches))
+        total = total + probabilities
     model.train(was_training)
-    return tuple(np.concatenate(parts) for parts in zip(*batches))
+    return total / len(views), labels
+
+
+def viewed(data_loader, each):
+    """data_loader's batches in order, with the view each (preprocessing.view's flags) made of
+    every batch as the loader stores it, in place of any augmentation."""
+    loader = copy.copy(data_loader)
+    loader.shuffle, loader.transform = False, lambda images, rng: view(images, **each)
+    return loader
 
 
 def accuracy_of(probabilities, labels):

@@ -26,6 +26,7 @@ from safety.checks import (
     validation_size,
 )
 from safety.errors import UserError
+from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
 
 
 def comma_separated_dims(text):
@@ -91,8 +92,9 @@ PROJECTION_SEARCH_RECIPE = dict(LONG_SEARCH_RECIPE, projection=512)
 FAST_SEARCH_RECIPE = dict(PROJECTION_SEARCH_RECIPE, hidden_dims=[1024, 1024], batch_size=512,
                           lr=4e-3)
 EPOCHS_SEARCH_RECIPE = FAST_SEARCH_RECIPE
-PRESETS = {"best": dict(EPOCHS_SEARCH_RECIPE, epochs=130),
-           "fast": dict(FAST_SEARCH_RECIPE, epochs=26)}
+HORIZON_SEARCH_RECIPE = dict(EPOCHS_SEARCH_RECIPE, epochs=130)
+FAST_PRESET_RECIPE = dict(FAST_SEARCH_RECIPE, epochs=26)
+PRESETS = {"best": HORIZON_SEARCH_RECIPE, "fast": FAST_PRESET_RECIPE}
 # each preset's budget in minutes, on the Intel Xeon of the first benchmark in
 # docs/experiments.md; the budget-reference set of the experiments scales it to the machine at hand
 PRESET_BUDGET_MINUTES = {"best": 10, "fast": 2.5}
@@ -142,7 +144,7 @@ class Config:
     augment: str = option("none", "flip: random horizontal flips; crop+flip: also random 32x32 "
                           "crops of the 4-pixel zero-padded image; crop+flip+cutout: also an 8x8 "
                           "square of the mean colour at a random place", "training",
-                          choices=("none", "flip", "crop+flip", "crop+flip+cutout"))
+                          choices=tuple(AUGMENTATIONS))
     normalize: str = option("channel", "input preprocessing: the course's per-channel mean and "
                             "std, each pixel's own training-set mean and std, or ZCA whitening "
                             "fitted on the training split", "training", architecture=True,
@@ -150,8 +152,11 @@ class Config:
     zca_epsilon: float = option(0.1, "added to the covariance's eigenvalues by --normalize zca, "
                                 "on pixels scaled to [0, 1]", "training", type=positive_float)
     tta: str = option("none", "flip: predict with the mean of each image's and its mirror's "
-                      "probabilities, in validation and test", "training", architecture=True,
-                      choices=("none", "flip"))
+                      "probabilities, in validation and test; flip+shift: the kept model is "
+                      f"validated and tested on {len(TTA_VIEWS['flip+shift'])} views, both "
+                      f"images moved by -{TTA_SHIFT}, 0 or {TTA_SHIFT} pixels down and right "
+                      "(each epoch validated as by flip)",
+                      "training", architecture=True, choices=tuple(TTA_VIEWS))
     mixup: float = option(0.0, "train on blends of each batch with a shuffled copy of itself, "
                           "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ "
                           "Beta(ALPHA, ALPHA) per batch; 0 is off", "training",

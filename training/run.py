@@ -13,6 +13,7 @@ import cifar10_utils
 from safety import checks
 from safety.errors import TrainingDiverged, UserError
 from training import inspect_model
+from training.evaluation import accuracy_of
 from training.options import DEFAULTS, TRAINING_OPTIONS, Config, check_batch_norm_batch
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
 from training.resume import (
@@ -169,8 +170,12 @@ class TrainingRun(RunRecorder):
             os.remove(self.path(self.checkpoint))  # finished: nothing left to resume
         return super().__exit__(exc_type, exc, traceback)
 
-    def test(self, probabilities, labels):
-        """Record the kept model's test predictions: accuracy, confusion matrix, per class."""
+    def test(self, validation, test):
+        """Record the kept model's predictions, each (probabilities, labels) with every --tta
+        view: its validation accuracy, and on the test split accuracy, confusion matrix and per
+        class."""
+        self.log["kept_val_accuracy"] = accuracy_of(*validation)
+        probabilities, labels = test
         names = cifar10_utils.class_names(self.config.data_dir)
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
 

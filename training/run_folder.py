@@ -59,8 +59,8 @@ class RunRecorder:
         self.status = "running"
         self.start = time.perf_counter()
         self.log = {"train_loss_steps": [], "train_loss": [], "train_accuracy": [],
-                    "val_accuracy": [], "epoch_seconds": [], "test_accuracy": None,
-                    "best_epoch": None}
+                    "val_accuracy": [], "epoch_seconds": [], "kept_val_accuracy": None,
+                    "test_accuracy": None, "best_epoch": None}
         if os.path.exists(results_dir) and not os.path.isdir(results_dir):
             raise UserError(f"--results_dir {results_dir} is a file, not a folder")
         # fail before any work is done, but create the run's folder only once training starts

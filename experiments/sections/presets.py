@@ -7,7 +7,7 @@ import numpy as np
 from experiments import budget
 from experiments.runs import EARLIER_BEST_NAME
 from experiments.sections.words import TRAINERS_AGREE_TO
-from experiments.store import by_key, flags_of
+from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
 
 PRESET_TARGETS = {"best": 0.75, "fast": 0.68}  # test accuracy each preset is to reach
@@ -56,7 +56,7 @@ def preset_row(e, factor):
     budget_here = budget.preset_budget(e["key"], factor) if target else None
     return (f"| {e['label']} | `{e['command']}` | {100 * metrics['test_accuracy']:.2f} | "
             f"{f'{100 * target:.0f}' if target else ''} | "
-            f"{100 * max(metrics['val_accuracy']):.2f} | {metrics['best_epoch']} of "
+            f"{100 * validation_accuracy(metrics):.2f} | {metrics['best_epoch']} of "
             f"{len(metrics['val_accuracy'])} | {metrics['wall_time_s'] / 60:.2f} min | "
             f"{f'{budget_here:.2f} min' if target else ''} |")
 
@@ -70,7 +70,7 @@ def preset_verdict(e, factor):
             f"({100 * abs(spare):.1f} % {'to spare' if spare >= 0 else 'over'})")
 
 
-PRESETS_HEADER = ("| preset | command | test % | target % | best validation % | best epoch | "
+PRESETS_HEADER = ("| preset | command | test % | target % | validation % | best epoch | "
                   "wall time (in-process) | budget here |\n|---|---|---|---|---|---|---|---|")
 
 
