@@ -155,7 +155,7 @@ class Config:
                       "probabilities, in validation and test; flip+shift: the kept model is "
                       f"validated and tested on {len(TTA_VIEWS['flip+shift'])} views, both "
                       f"images moved by -{TTA_SHIFT}, 0 or {TTA_SHIFT} pixels down and right "
-                      "(each epoch validated as by flip)",
+                      "(each epoch validated on the image alone)",
                       "training", architecture=True, choices=tuple(TTA_VIEWS))
     mixup: float = option(0.0, "train on blends of each batch with a shuffled copy of itself, "
                           "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ "

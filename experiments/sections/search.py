@@ -278,13 +278,16 @@ def section_search_views(summary, experiment_set, results):
     start, views = entries[0]["metrics"], entries[1]["metrics"]
     seconds = views["wall_time_s"] - start["wall_time_s"]
     gain = 100 * (validation_accuracy(views) - validation_accuracy(start))
+    rest = (" The last row spends what is left of the budget on epochs." if len(entries) > 2
+            else "")
     return f"""The recipe of `--preset {preset}` as the earlier stages left it, its kept model then
 validated and tested on more views of each image: the 2 of `--tta flip` (the image and its mirror)
 or the 18 of `--tta flip+shift`, which also moves each of those by -{TTA_SHIFT}, 0 or {TTA_SHIFT}
 pixels down and right, zeros coming in behind as at the edge of a training crop. The model sees
-the same batches and its epochs are validated on the same 2 views in both rows, so their curves
-are one; the star is the kept model's validation accuracy on all 18, and the minutes the views
-take count against the budget. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+the same batches in the first two rows; with the 18 views each epoch is validated on the image
+alone, the cheapest pass, as all it decides is which epoch is kept. The star is the kept model's
+validation accuracy on all 18 views, and the minutes they take count against the budget.{rest}
+The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {greedy_table(entries)}
 
