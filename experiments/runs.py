@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 from training.options import (
     DEFAULTS,
     EPOCHS_SEARCH_RECIPE,
-    FAST_PRESET_RECIPE,
+    FAST_HORIZON_RECIPE,
     HORIZON_SEARCH_RECIPE,
     LONG_SEARCH_RECIPE,
     PROJECTION_SEARCH_RECIPE,
@@ -191,5 +191,5 @@ VIEWS_SEARCH = greedy_search(
     run("start", "start: the sixth stage's recipe (`--preset best`)", **HORIZON_SEARCH_RECIPE),
     [VIEWS_CHANGE])
 FAST_VIEWS_SEARCH = greedy_search(
-    run("start", "start: the fourth stage's recipe (`--preset fast`)", **FAST_PRESET_RECIPE),
+    run("start", "start: the fourth stage's recipe (`--preset fast`)", **FAST_HORIZON_RECIPE),
     [VIEWS_CHANGE, ("29-epochs", "29 epochs: the rest of the budget", dict(epochs=29))])
