@@ -94,8 +94,8 @@ machine otherwise idle; budgets are scaled by the factor of the section above.
 
 {verdicts}. Wall time is the run
 in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
-starting Python and importing torch add about 2 s more. `--preset best` trains what the sixth
-search stage kept and `--preset fast` what the fourth kept.
+starting Python and importing torch add about 2 s more. Each preset trains what the seventh
+search stage kept for it.
 
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
