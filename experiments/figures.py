@@ -8,7 +8,7 @@ import numpy as np
 from experiments.runs import EARLIER_BEST_PERCENT
 from experiments.store import by_key, flags_of, groups, validation_accuracy
 from questions import saddles, spectrum
-from training.plots import pyplot, save_figure
+from training.plots import mark_kept_views, pyplot, save_figure
 
 SMOOTHING = 0.01  # the Hessian's density is smoothed by this share of its largest eigenvalue
 
@@ -78,12 +78,14 @@ def dead_neurons_figure(summary, path):
 
 
 def accuracy_panel(ax, metrics, title):
-    """Train and validation accuracy per epoch, and the test accuracy of the kept epoch."""
+    """Train and validation accuracy per epoch, and the kept epoch's test accuracy and, with
+    more --tta views than its epochs had, validation accuracy."""
     epochs = np.arange(1, len(metrics["val_accuracy"]) + 1)
     ax.plot(epochs, metrics["train_accuracy"], label="train (augmented, dropout)")
     ax.plot(epochs, metrics["val_accuracy"], label="validation")
     ax.axhline(metrics["test_accuracy"], color="gray", ls="--",
                label=f"test (best epoch) {metrics['test_accuracy']:.3f}")
+    mark_kept_views(ax, metrics)
     ax.set(title=title, xlabel="epoch", ylabel="accuracy")
 
 
@@ -131,8 +133,9 @@ def greedy_figure(summary, path, every_row=False):
             (line,) = ax.plot(minutes_axis(metrics), metrics["val_accuracy"],
                               ".-" if entry["kept"] else ".:", label=label)
             # a kept model validated on more views than its epochs were: a star at the run's end
-            if validation_accuracy(metrics) != max(metrics["val_accuracy"]):
-                ax.plot(metrics["wall_time_s"] / 60, validation_accuracy(metrics), "*",
+            kept = validation_accuracy(metrics)
+            if kept != max(metrics["val_accuracy"]):
+                ax.plot(metrics["wall_time_s"] / 60, kept, "*",
                         markersize=12, color=line.get_color(),
                         label=None if views_labelled else "the kept model on every --tta view")
                 views_labelled = True

@@ -41,3 +41,15 @@ def test_matplotlib_refusing_mplbackend_costs_one_warning(cifar_dir, tmp_path):
     assert result.stderr.count("MPLBACKEND=nonsense") == 1
     (folder,) = (tmp_path / "r").iterdir()
     assert (folder / "loss.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("kept, starred", [(0.7, True), (0.5, False), (None, False)])
+def test_the_kept_models_validation_on_more_views_is_a_star_at_its_epoch(kept, starred):
+    """With --tta flip+shift the epochs are validated on one view and the kept model on 18: the
+    accuracy.png of the run shows that number where the test line is read against it."""
+    metrics = dict(val_accuracy=[0.4, 0.5, 0.45], best_epoch=2, kept_val_accuracy=kept)
+    ax = matplotlib.figure.Figure().add_subplot()
+    plots.mark_kept_views(ax, metrics)
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in stars] == \
+        ([(2, 0.7)] if starred else [])

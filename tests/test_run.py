@@ -81,10 +81,11 @@ def test_validation_and_test_see_plain_images_and_the_best_epoch_is_tested(
 
 @pytest.mark.parametrize("framework", TRAINERS)
 def test_the_kept_model_is_validated_and_tested_on_every_view_its_epochs_on_one(
-        framework, hard_cifar_dir, tmp_path):
+        framework, hard_cifar_dir, tmp_path, capsys):
     root, _ = hard_cifar_dir
     *_, log = train(framework, root, tmp_path / "r", augment="crop+flip", tta="flip+shift",
                     epochs=4)
+    assert f"on every --tta view {log['kept_val_accuracy']:.4f})" in capsys.readouterr().out
     model, record, preprocessing = saved(framework, log)
     dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
     move = None if framework == "numpy" else partial(train_mlp_pytorch.to_device, device="cpu")

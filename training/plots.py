@@ -60,6 +60,17 @@ def plot_run(metrics, folder):
     if metrics["test_accuracy"] is not None:
         ax.axhline(metrics["test_accuracy"], color="gray", ls="--",
                    label=f"test (best epoch) {metrics['test_accuracy']:.3f}")
+    mark_kept_views(ax, metrics)
     ax.set(title=f"Accuracy\n{title}", xlabel="epoch", ylabel="accuracy")
     ax.legend()
     save_figure(fig, os.path.join(folder, "accuracy.png"))
+
+
+def mark_kept_views(ax, metrics):
+    """A star at the kept epoch for the kept model's validation accuracy on every --tta view,
+    where that is not the epoch's own (validated on fewer views): the number the test line is
+    to be read against."""
+    kept, best = metrics.get("kept_val_accuracy"), metrics.get("best_epoch")
+    if kept is not None and best and kept != metrics["val_accuracy"][best - 1]:
+        ax.plot(best, kept, "*", markersize=12, color="C1",
+                label=f"validation, kept model on every --tta view {kept:.3f}")

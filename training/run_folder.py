@@ -139,7 +139,10 @@ class RunRecorder:
     def tested(self):
         if self.log["best_epoch"] is None:
             return "the untrained model: no epoch to choose from"
-        return f"best validation epoch {self.log['best_epoch']}"
+        best, kept = self.log["best_epoch"], self.log["kept_val_accuracy"]
+        views = ("" if kept in (None, self.log["val_accuracy"][best - 1]) else
+                 f"; the kept model's validation accuracy on every --tta view {kept:.4f}")
+        return f"best validation epoch {best}{views}"
 
 
 def hold(folder):

@@ -1,4 +1,4 @@
-"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the six
+"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the seven
 stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
