@@ -36,6 +36,7 @@ from safety.errors import UserError
 from safety.files import write_atomically, write_json
 from safety.locks import folder_locked
 from safety.signals import stop_signals_ignored
+from training import backend_torch
 from training.options import DEFAULTS, WHERE, Config, command_line, contradictions
 
 DATA_DIR = os.path.join(REPOSITORY, DEFAULTS["data_dir"])
@@ -290,8 +291,8 @@ def collect_waiting_arrays(experiment_sets, data_dir, note, results):
 def saved_model(run_dir):
     """The PyTorch model a run saved, on the CPU."""
     path = os.path.join(run_dir, "model.pt")
-    state, record, _ = train_mlp_pytorch.read_weights(path, "cpu")
-    model = train_mlp_pytorch.build_model(record, "cpu")
+    state, record, _ = backend_torch.read_weights(path, "cpu")
+    model = backend_torch.build_model(record, "cpu")
     model.load_state_dict(state)
     return model
 

@@ -108,7 +108,7 @@ def test_test_time_averaging_is_the_mean_of_the_views_predictions(tta, views):
     torch_loader = cifar10_utils.DataLoader(Split(torch.from_numpy(images),
                                                   torch.from_numpy(labels)), 5, preprocess=None)
     torch.manual_seed(0)
-    torch_model = train_mlp_pytorch.MLP(3072, [8], 10)
+    torch_model = TorchMLP(3072, [8], 10)
     with torch.no_grad():
         by_hand = np.mean([torch.softmax(torch_model(torch.from_numpy(moved(images, *each))),
                                          dim=1).numpy() for each in views], 0)
@@ -141,7 +141,7 @@ def test_any_iterable_of_batches_is_evaluated_as_the_courses_loaders_are():
     batches = [(images[start:start + 5], labels[start:start + 5]) for start in range(0, 12, 5)]
     np.random.seed(0)
     model = NumpyMLP(3072, [8], 10, dtype=np.float32)
-    torch_model = train_mlp_pytorch.MLP(3072, [8], 10)
+    torch_model = TorchMLP(3072, [8], 10)
     torch_batches = [tuple(map(torch.from_numpy, batch)) for batch in batches]
     torch_loader = cifar10_utils.DataLoader(Split(*map(torch.from_numpy, (images, labels))), 5,
                                             preprocess=None)

@@ -10,7 +10,9 @@ from helpers import TRAINERS, mode, train
 
 from safety import files, signals
 from safety.errors import Terminated
-from training import plots
+from training import backend_numpy, backend_torch, plots
+
+BACKENDS = {"numpy": backend_numpy, "pytorch": backend_torch}
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -24,7 +26,7 @@ def test_every_file_of_a_run_and_its_evaluation_goes_through_the_atomic_writer(
         atomic(path, write)
 
     trainer, name = TRAINERS[framework]
-    for module in (files, plots, trainer):
+    for module in (files, plots, BACKENDS[framework]):
         monkeypatch.setattr(module, "write_atomically", recorded)
     *_, log = train(framework, cifar_dir[0], tmp_path / "r")
     settings = {"device": "cpu"} if framework == "pytorch" else {}

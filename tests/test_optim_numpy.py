@@ -4,9 +4,9 @@ import pytest
 import torch
 from helpers import assert_same_state, numpy_loss_and_grads, rel_error, torch_loss, twin_models
 
-import train_mlp_pytorch
 from modules import BatchNormModule
 from training.optim_numpy import make_optimizer as numpy_make_optimizer
+from training.optim_torch import make_optimizer as torch_make_optimizer
 
 
 def zero_biases_before_batch_norm(numpy_model, torch_model):
@@ -29,8 +29,7 @@ def test_numpy_and_torch_optimizers_take_the_same_steps(optimizer, lr, momentum,
     rng = np.random.default_rng(7)
     numpy_model, torch_model = twin_models(10, [8, 6], 3, "elu", 5, use_batch_norm=True)
     numpy_optimizer = numpy_make_optimizer(numpy_model, optimizer, lr, momentum, weight_decay)
-    torch_optimizer = train_mlp_pytorch.make_optimizer(torch_model, optimizer, lr, momentum,
-                                                       weight_decay)
+    torch_optimizer = torch_make_optimizer(torch_model, optimizer, lr, momentum, weight_decay)
     for step in range(5):
         x, labels = rng.standard_normal((9, 10)), rng.integers(0, 3, 9)
         # a changing learning rate, as a schedule gives

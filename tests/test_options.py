@@ -12,7 +12,7 @@ import mlp_numpy
 import mlp_pytorch
 import train_mlp_numpy
 import train_mlp_pytorch
-from training import optim_numpy, options, preprocessing
+from training import optim_numpy, optim_torch, options, preprocessing
 from training.schedules import lr_factor
 
 RESULTS = pathlib.Path(REPO) / "results"
@@ -35,7 +35,7 @@ def test_every_choice_has_an_implementation_in_both_trainers():
     model = mlp_numpy.MLP(4, [3], 2)
     for name in choices["optimizer"]:
         optim_numpy.make_optimizer(model, name, 0.1)
-        train_mlp_pytorch.make_optimizer(mlp_pytorch.MLP(4, [3], 2), name, 0.1, 0.0, 0.0)
+        optim_torch.make_optimizer(mlp_pytorch.MLP(4, [3], 2), name, 0.1)
     constant = [lr_factor(step, 100, 0, "none") for step in range(100)]
     for schedule in choices["schedule"] - {"none"}:
         assert not np.allclose([lr_factor(step, 100, 0, schedule) for step in range(100)],

@@ -17,7 +17,7 @@ MAY_IMPORT = {
     "modules": set(),
     "mlp_numpy": {"modules"},
     "mlp_pytorch": set(),
-    "training": {"safety", "cifar10_utils", "training"},
+    "training": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training"},
     "train_mlp_numpy": {"safety", "cifar10_utils", "modules", "mlp_numpy", "training"},
     "train_mlp_pytorch": {"safety", "cifar10_utils", "mlp_pytorch", "training"},
     "questions": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training",

@@ -22,17 +22,18 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import get_cifar10
 from safety.errors import UserError
+from training import backend_numpy, backend_torch
 from training.preprocessing import Preprocessing
 
 
 def saved(framework, log):
     """(model, record, Preprocessing) of the run's saved model, read as --evaluate reads it."""
-    trainer, name = TRAINERS[framework]
+    _, name = TRAINERS[framework]
     path = os.path.join(log["run_dir"], name)
-    state, record, arrays = (trainer.read_weights(path) if framework == "numpy"
-                             else trainer.read_weights(path, "cpu"))
-    model = (trainer.build_model(record) if framework == "numpy"
-             else trainer.build_model(record, "cpu"))
+    state, record, arrays = (backend_numpy.read_weights(path) if framework == "numpy"
+                             else backend_torch.read_weights(path, "cpu"))
+    model = (backend_numpy.build_model(record) if framework == "numpy"
+             else backend_torch.build_model(record, "cpu"))
     model.load_state_dict(state)
     return model, record, Preprocessing.load(record["normalize"], arrays)
 

@@ -23,10 +23,8 @@ from helpers import (
     train_projected,
 )
 
-import train_mlp_numpy
-import train_mlp_pytorch
 from safety.errors import UserError
-from training import options
+from training import backend_numpy, backend_torch, options
 
 
 @pytest.fixture(scope="module")
@@ -256,9 +254,8 @@ def write_not_a_model(kind, path, trained, framework="numpy"):
                                   "npz with a non-array entry", "npz with a string array"])
 def test_files_that_are_no_saved_model_are_refused_by_name(framework, kind, trained, tmp_path):
     path = write_not_a_model(kind, tmp_path / "model", trained, framework)
-    trainer = {"numpy": train_mlp_numpy, "pytorch": train_mlp_pytorch}[framework]
-    read = (trainer.read_weights if framework == "numpy"
-            else lambda p: trainer.read_weights(p, "cpu"))
+    read = (backend_numpy.read_weights if framework == "numpy"
+            else lambda p: backend_torch.read_weights(p, "cpu"))
     with pytest.raises(UserError, match=f"{path} is not a saved model of this trainer"):
         read(path)
 
@@ -277,11 +274,11 @@ def test_weights_carrying_a_pickle_payload_are_refused_unrun(tmp_path):
     pt = tmp_path / "model.pt"
     torch.save({"architecture": None, "state_dict": {"layers.0.weight": RunsCode(marker)}}, pt)
     with pytest.raises(UserError, match="not a saved model"):
-        train_mlp_pytorch.read_weights(pt, "cpu")
+        backend_torch.read_weights(pt, "cpu")
     npz = tmp_path / "model.npz"
     np.savez(npz, **{"layers.0.weight": np.array([RunsCode(marker)], dtype=object)})
     with pytest.raises(UserError, match="not a saved model"):
-        train_mlp_numpy.read_weights(npz)
+        backend_numpy.read_weights(npz)
     assert not marker.exists()
 
 

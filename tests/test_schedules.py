@@ -3,12 +3,11 @@ rules, and what the average does to a run of either trainer."""
 import numpy as np
 import pytest
 import torch
-from helpers import train
+from helpers import TRAINERS, train
 
 import cifar10_utils
-import train_mlp_numpy
-import train_mlp_pytorch
 from cifar10_utils import get_cifar10
+from training import backend_numpy, backend_torch
 from training.schedules import WeightAverage, lr_factor
 
 
@@ -79,8 +78,8 @@ def test_ema_keeps_and_tests_the_average_without_changing_training(framework, ha
                                                                    tmp_path, monkeypatch):
     root = hard_cifar_dir[0]
     plain = train(framework, root, tmp_path / "plain", **EMA_RUN)
-    trainer = train_mlp_numpy if framework == "numpy" else train_mlp_pytorch
-    monkeypatch.setattr(trainer, "WeightAverage", RecordingAverage)
+    backend = backend_numpy if framework == "numpy" else backend_torch
+    monkeypatch.setattr(backend, "WeightAverage", RecordingAverage)
     RecordingAverage.runs.clear()
     model, _, test_accuracy, log = train(framework, root, tmp_path / "ema", ema=0.9, **EMA_RUN)
     # the same steps are taken; only what is validated, kept and tested differs
@@ -97,6 +96,7 @@ def test_ema_keeps_and_tests_the_average_without_changing_training(framework, ha
         assert not np.array_equal(kept[key], as_numpy(plain[0].state_dict())[key]), key
     test = get_cifar10(root, 30, url="")["test"]
     if framework == "pytorch":
-        test = train_mlp_pytorch.to_device(test, "cpu")
+        test = backend_torch.to_device(test, "cpu")
+    trainer, _ = TRAINERS[framework]
     assert trainer.evaluate_model(model, cifar10_utils.DataLoader(test, 16)) == test_accuracy
     assert "ema0.9" in log["run_dir"]

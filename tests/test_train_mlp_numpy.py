@@ -11,10 +11,10 @@ from helpers import assert_agree, rel_error, torch_name, twin_models
 from torch import nn
 
 import train_mlp_numpy
-import train_mlp_pytorch
 from mlp_numpy import MLP
 from modules import CrossEntropyModule
 from safety.errors import TrainingDiverged
+from training import backend_numpy
 from training.preprocessing import Mixup
 
 
@@ -39,7 +39,7 @@ def test_training_learns_and_writes_results(hard_cifar_dir, tmp_path):
     assert metrics["config"]["hidden_dims"] == [32] and "numpy" in metrics["versions"]
     # the saved weights are those of the best validation epoch, which was tested
     best = MLP(3072, [32], 10)
-    best.load_state_dict(train_mlp_numpy.read_weights(folder / "model.npz")[0])
+    best.load_state_dict(backend_numpy.read_weights(folder / "model.npz")[0])
     for name, value in best.state_dict().items():
         np.testing.assert_array_equal(value, model.state_dict()[name])
     assert log["best_epoch"] == int(np.argmax(val_accuracies)) + 1
@@ -118,9 +118,18 @@ def test_best_model_is_never_overwritten_by_a_diverged_one(cifar_dir, tmp_path, 
     (folder,) = os.listdir(results)
     metrics = json.loads((results / folder / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and len(metrics["val_accuracy"]) == 1
-    state, _, _ = train_mlp_numpy.read_weights(results / folder / "model.npz")
+    state, _, _ = backend_numpy.read_weights(results / folder / "model.npz")
     assert all(np.all(np.isfinite(value)) for value in state.values())
     assert (results / folder / "loss.png").exists()
+
+
+def numpy_mixed_loss(probs, labels, partners, w):
+    """The NumPy trainer's blend of a mixup batch's loss and its gradient dL/dZ, written as its
+    loop writes it: w L(y) + (1 - w) L(y[perm]), cross-entropy being linear in its target."""
+    loss_module = CrossEntropyModule(label_smoothing=0.1)
+    loss = w * loss_module.forward(probs, labels) + (1 - w) * loss_module.forward(probs, partners)
+    return loss, (w * loss_module.logits_grad(probs, labels)
+                  + (1 - w) * loss_module.logits_grad(probs, partners))
 
 
 @pytest.mark.parametrize("use_batch_norm", [False, True])
@@ -128,16 +137,14 @@ def test_numpy_mixup_loss_and_gradients_match_autograd(use_batch_norm):
     numpy_model, torch_model = twin_models(6, [5], 4, "gelu", 0, use_batch_norm)
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(9, 6)), rng.integers(0, 4, 9)
-    x, y, partners, weight = Mixup(0.5, seed=0)(x, y)
+    x, partners, weight = Mixup(0.5, seed=0)(x, y)
     assert 0 < weight < 1 and not np.array_equal(y, partners)
 
-    loss, logits_grad = train_mlp_numpy.mixed_loss(CrossEntropyModule(label_smoothing=0.1),
-                                                   numpy_model.forward(x), y, partners, weight)
+    loss, logits_grad = numpy_mixed_loss(numpy_model.forward(x), y, partners, weight)
     numpy_model.backward_logits(logits_grad)
-    expected = train_mlp_pytorch.mixed_loss(nn.CrossEntropyLoss(label_smoothing=0.1),
-                                            torch_model(torch.from_numpy(x)),
-                                            torch.from_numpy(y), torch.from_numpy(partners),
-                                            weight)
+    logits = torch_model(torch.from_numpy(x))
+    expected = sum(w * nn.functional.cross_entropy(logits, torch.from_numpy(t), label_smoothing=0.1)
+                   for w, t in ((weight, y), (1 - weight, partners)))
     expected.backward()
     assert rel_error(loss, expected.item()) < 1e-10
     torch_params = dict(torch_model.named_parameters())

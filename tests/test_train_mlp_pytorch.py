@@ -13,7 +13,7 @@ import train_mlp_numpy
 import train_mlp_pytorch
 from mlp_pytorch import MLP as TorchMLP
 from safety.errors import UserError
-from training import options
+from training import backend_torch, optim_torch, options
 
 
 def small_run(root, results, **overrides):
@@ -99,7 +99,7 @@ def test_plain_sgd_is_bit_for_bit_torch_sgd():
     torch.manual_seed(0)
     models = [TorchMLP(12, [8], 3), TorchMLP(12, [8], 3)]
     models[1].load_state_dict(models[0].state_dict())
-    optimizers = [train_mlp_pytorch.PlainSGD(models[0].parameters(), 0.1),
+    optimizers = [optim_torch.PlainSGD(models[0].parameters(), 0.1),
                   torch.optim.SGD(models[1].parameters(), lr=0.1)]
     x, y = torch.randn(5, 12), torch.tensor([0, 1, 2, 0, 1])
     for model, optimizer in zip(models, optimizers):
@@ -112,11 +112,11 @@ def test_plain_sgd_is_bit_for_bit_torch_sgd():
 
 
 def test_device_choice():
-    assert train_mlp_pytorch.pick_device("cpu") == torch.device("cpu")
+    assert backend_torch.pick_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
-        assert train_mlp_pytorch.pick_device("auto").type in ("cpu", "mps")
+        assert backend_torch.pick_device("auto").type in ("cpu", "mps")
         with pytest.raises(UserError, match="--device cuda.*no CUDA"):
-            train_mlp_pytorch.pick_device("cuda")
+            backend_torch.pick_device("cuda")
 
 
 def test_command_line_defaults_match_the_course():

@@ -226,12 +226,12 @@ class Mixup:
         self.alpha, self.rng = alpha, np.random.default_rng([seed, 1])
 
     def __call__(self, images, labels):
-        """images (B, ...) and labels (B,), NumPy or torch -> (x~, labels, y[perm], w)."""
+        """images (B, ...) and labels (B,), NumPy or torch -> (x~, y[perm], w)."""
         if not self.alpha:
-            return images, labels, labels, 1.0
+            return images, labels, 1.0
         weight = float(self.rng.beta(self.alpha, self.alpha))
         perm = self.rng.permutation(len(images))
         if not isinstance(images, np.ndarray):
             import torch
             perm = torch.from_numpy(perm).to(images.device)
-        return weight * images + (1 - weight) * images[perm], labels, labels[perm], weight
+        return weight * images + (1 - weight) * images[perm], labels[perm], weight

@@ -31,10 +31,11 @@ class TrainingRun(RunRecorder):
     """Everything of a run but its model and its step, the same for both trainers: the checks,
     the run's folder and record, the preprocessed data, each epoch's batches with their learning
     rate and mixup, the bookkeeping of every step and epoch, and the test. flags: the trainer's
-    options (options.options_of) by name, read into a Config (Config.of checks each); resume:
-    the folder of a stopped run to continue, or None."""
+    options (options.options_of) by name, read into a Config (Config.of checks each), and
+    resume: the folder of a stopped run to continue, or None."""
 
-    def __init__(self, framework, flags, resume=None):
+    def __init__(self, framework, flags):
+        resume = flags.pop("resume", None)
         self.config = config = Config.of(framework, flags)
         check_batch_norm_batch(config.use_batch_norm, config.batch_size)
         check_model_fits(config.hidden_dims, config.bottleneck, config.projection)
@@ -106,8 +107,8 @@ class TrainingRun(RunRecorder):
         return self.loaders
 
     def batches(self, epoch):
-        """The epoch's training batches, each as (learning rate, images, labels, partners,
-        weight): the schedule's rate for the step, and the batch as Mixup blends it."""
+        """The epoch's training batches, each as (learning rate, images, labels): the schedule's
+        rate for the step, and the batch as the loader made it."""
         self.epoch, self.epoch_start, self.losses, self.correct = epoch, time.perf_counter(), [], 0
         config = self.config
         # disable=None: a bar on a terminal; in a log file (a job's) only the epochs' lines
@@ -115,11 +116,11 @@ class TrainingRun(RunRecorder):
                                    leave=False, disable=None):
             factor = lr_factor(self.step, self.total_steps, self.warmup_steps, config.schedule)
             self.step += 1
-            yield (config.lr * factor, *self.mixup(images, labels))
+            yield config.lr * factor, images, labels
 
-    def record_step(self, loss, predictions, labels, partners, weight):
-        """Log a step's loss, and count its correct predictions against the labels that weigh
-        most in the blend; a loss that is not finite ends the run as diverged."""
+    def record_step(self, loss, predictions, labels):
+        """Log a step's loss, and count its correct predictions; a loss that is not finite ends
+        the run as diverged."""
         if not math.isfinite(loss):  # name the flags that can cause it
             lr, weight_decay = self.config.lr, self.config.weight_decay
             culprits = f"--lr than {lr:g}" + (f" or --weight_decay than {weight_decay:g}"
@@ -128,7 +129,7 @@ class TrainingRun(RunRecorder):
                                    f"diverged; try a lower {culprits}")
         self.log_step(loss)
         self.losses.append(loss)
-        self.correct += (predictions == (labels if weight >= 0.5 else partners)).sum()
+        self.correct += (predictions == labels).sum()
 
     def end_epoch(self, val_accuracy):
         """Record the finished epoch and print its line; True if it is the best so far on

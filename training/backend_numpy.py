@@ -1,0 +1,130 @@
+"""What the NumPy trainer needs around its loop: its model built from a record, its predictions,
+its weight average, and its files: model.npz (the kept model) and checkpoint.npz (what --resume
+needs), arrays only, no pickle; --evaluate of a saved model."""
+import copy
+import json
+import os
+import re
+import zipfile
+
+import numpy as np
+
+from mlp_numpy import MLP
+from modules import DropoutModule
+from safety.files import write_atomically
+from training import evaluation
+from training.resume import (
+    check_fits,
+    damaged_checkpoint,
+    prefixed,
+    set_generator_states,
+    unprefixed,
+)
+from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
+from training.schedules import WeightAverage
+
+
+def build_model(record, components=None):
+    """The MLP a record (options.RECORDED) describes, in float32: half the memory traffic;
+    components: its projection's, fitted by the run (a saved model brings its own)."""
+    return build_mlp(MLP, record, components, dtype=np.float32)
+
+
+def predict(model, data_loader, tta=None):
+    """evaluation.predict of the model, whose forward ends in the softmax."""
+    outputs = evaluation.predict(model, data_loader, tta,
+                                  lambda images: model.forward(images.reshape(len(images), -1)))
+    model.clear_cache()
+    return outputs
+
+
+def weight_average(model, decay):
+    """(the WeightAverage of the model's state, the copy of the model that holds it for
+    evaluation), or (None, the model itself) where decay is 0: no --ema."""
+    if not decay:
+        return None, model
+    return WeightAverage(decay, model.state_dict()), copy.deepcopy(model)
+
+
+def save_weights(state, record, preprocessing, path):
+    """model.npz: the state_dict's arrays, the record (options.RECORDED) as one JSON string entry
+    named architecture, and the fitted preprocessing's arrays, so that the file describes
+    itself; arrays only, no pickle."""
+    arrays = {f"preprocessing.{name}": value
+              for name, value in preprocessing.fitted_arrays.items()}
+    write_atomically(path, lambda f: np.savez(f, architecture=np.array(json.dumps(record)),
+                                              **state, **arrays))
+
+
+def read_weights(path):
+    """(state, record or None, preprocessing arrays) of a model.npz; any other file is refused
+    by name."""
+    refuse_the_other_trainers_model(path, "numpy")
+    try:
+        with np.load(path) as saved:  # allow_pickle stays False: a pickle is refused unread
+            entries = {name: saved[name] for name in saved.files}
+    except (ValueError, EOFError, KeyError, zipfile.BadZipFile, UnicodeError) as error:
+        raise not_a_saved_model(path, type(error).__name__) from None
+    except AttributeError:  # a plain .npy: an array, not a mapping of them
+        raise not_a_saved_model(path, "a single array") from None
+    architecture = entries.pop("architecture", None)
+    if not entries or not all(isinstance(value, np.ndarray) and value.dtype.kind == "f"
+                              and re.fullmatch(r"(layers\.\d+|preprocessing)\.\w+", name)
+                              for name, value in entries.items()):
+        raise not_a_saved_model(path, "it holds entries other than the model's float arrays")
+    if architecture is not None:
+        try:
+            architecture = json.loads(str(architecture[()]))
+        except (ValueError, TypeError, IndexError):
+            raise not_a_saved_model(path, "its architecture entry is not JSON") from None
+    arrays = {name.split(".", 1)[1]: entries.pop(name) for name in list(entries)
+              if name.startswith("preprocessing.")}
+    return entries, architecture, arrays
+
+
+def evaluate_saved(path, given_flags, figures_dir=None, **flags):
+    """--evaluate: evaluation.evaluate_saved with this trainer's file format and model."""
+    evaluation.evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
+                              figures_dir=figures_dir)
+
+
+def save_checkpoint(run, epoch, model, optimizer, best_state, average):
+    """checkpoint.npz, after every epoch: the model, the best state so far, the optimizer's
+    state, the weight average and, as one JSON entry, the run's progress with every random
+    generator's state (the dropout layers' too): what --resume needs to go on exactly. Arrays
+    only, no pickle."""
+    progress = run.progress(epoch)
+    progress["dropout"] = [layer.rng.bit_generator.state for layer in dropout_layers(model)]
+    progress["average_updates"] = average.updates if average else 0
+    arrays = {**prefixed("model", model.state_dict()), **prefixed("best", best_state),
+              **prefixed("optimizer", optimizer.state_dict()),
+              **prefixed("average", average.average if average else {})}
+    write_atomically(run.path(run.checkpoint), lambda f: np.savez(
+        f, progress=np.array(json.dumps(progress)), **arrays))
+
+
+def load_checkpoint(run, model, optimizer, average):
+    """Put a stopped run's checkpoint.npz back into model, optimizer, average and run; returns
+    (the first epoch still to train, the best state so far)."""
+    path = os.path.join(run.resume, run.checkpoint)
+    try:
+        with np.load(path) as saved:
+            entries = {name: saved[name] for name in saved.files}
+        progress = json.loads(str(entries.pop("progress")[()]))
+        model.load_state_dict(unprefixed("model", entries))
+        optimizer.load_state_dict(unprefixed("optimizer", entries))
+        set_generator_states([layer.rng for layer in dropout_layers(model)], progress["dropout"])
+        best = unprefixed("best", entries)
+        check_fits("best", best, model.state_dict())
+        if average:
+            averaged = unprefixed("average", entries)
+            check_fits("average", averaged, average.average)
+            average.average, average.updates = averaged, progress["average_updates"]
+        return run.restore(progress), best
+    except (OSError, ValueError, KeyError, TypeError, EOFError, OverflowError, RecursionError,
+            zipfile.BadZipFile) as error:
+        raise damaged_checkpoint(path, error) from None
+
+
+def dropout_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, DropoutModule)]
