@@ -1,7 +1,7 @@
 """The README and docs/ stay true to the repository: every relative link leads to a file and every
 #anchor to a heading (by GitHub's rule), every file and command they name exists, the flag table
-is the generated one, and the README stays a front door, with the course's commands near its top
-and the test command CI runs."""
+and the README's results table are the generated ones, and the README stays a front door, with
+the course's commands near its top and the test command CI runs."""
 import glob
 import importlib.util
 import os
@@ -9,7 +9,10 @@ import re
 
 import pytest
 
+from experiments import readme_table
+from experiments.store import Results
 from helpers import REPO
+from safety.errors import UserError
 from training import options
 
 PAGES = ["README.md", *sorted(os.path.relpath(path, REPO)
@@ -123,3 +126,18 @@ def test_the_readme_states_once_the_test_command_ci_runs():
     fenced = "\n".join(fenced_blocks(read("README.md"))).splitlines()
     stated = [line for line in fenced if line.split("#")[0].strip() == ci_commands[0]]
     assert len(stated) == 1, f"the README states `{ci_commands[0]}` {len(stated)} times"
+
+
+# --- the README's results table ---
+def test_the_readme_holds_exactly_the_generated_results_table():
+    """Every number, machine and date of the table from the summaries it cites."""
+    text = read("README.md")
+    assert readme_table.replaced(text, readme_table.markdown_table(Results())) == text, \
+        "run `python -m experiments.readme_table`"
+
+
+def test_the_readme_table_is_written_only_between_its_markers():
+    assert readme_table.replaced(f"a\n{readme_table.START}old\n{readme_table.END}b\n", "new\n") \
+        == f"a\n{readme_table.START}new\n{readme_table.END}b\n"
+    with pytest.raises(UserError, match="markers"):
+        readme_table.replaced("a table without markers\n", "new\n")
