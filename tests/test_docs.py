@@ -1,15 +1,22 @@
 """The README and docs/ stay true to the repository: every relative link leads to a file and every
-#anchor to a heading (by GitHub's rule), every file and command they name exists, the flag table
-is the generated one, and the README stays a front door, with the course's commands near its top
-and the test command CI runs."""
+#anchor to a heading (by GitHub's rule), every file, command, path and Python name they give in
+code exists, the flag table and the README's results table are the generated ones, and the README
+stays a front door, with the course's commands near its top and the test command CI runs."""
+import ast
+import builtins
+import functools
 import glob
+import importlib
 import importlib.util
 import os
 import re
 
 import pytest
 
+from experiments import readme_table
+from experiments.store import Results
 from helpers import REPO
+from safety.errors import UserError
 from training import options
 
 PAGES = ["README.md", *sorted(os.path.relpath(path, REPO)
@@ -123,3 +130,138 @@ def test_the_readme_states_once_the_test_command_ci_runs():
     fenced = "\n".join(fenced_blocks(read("README.md"))).splitlines()
     stated = [line for line in fenced if line.split("#")[0].strip() == ci_commands[0]]
     assert len(stated) == 1, f"the README states `{ci_commands[0]}` {len(stated)} times"
+
+
+# --- names in inline code: paths, Python names, tests ---
+NAMED_PAGES = [*PAGES, "derivations.md"]
+# folders the pages name that are not the repository's: each made by a run or by the user
+NOT_IN_THE_REPOSITORY = {
+    "data/": "the default --data_dir, which the first run fills",
+    "cifar-10-batches-py/": "the dataset's own folder, inside a --data_dir",
+    "nest/": "a folder a refused --data_dir does not leave behind",
+}
+COMMANDS = ("python", "pip", "bash", "source", "module", "ulimit", "wget", "scontrol", "sinfo")
+FILE_TYPES = {"py", "json", "png", "npz", "pt", "md", "txt", "toml", "gz", "meta", "job", "sh"}
+
+
+def inline_code(page):
+    return re.findall(r"`([^`\n]+)`", prose(read(page)))
+
+
+def python_files():
+    for folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = [name for name in subfolders
+                         if not name.startswith((".", "__")) and name not in ("data", "results")]
+        yield from (os.path.join(folder, name) for name in files if name.endswith(".py")
+                    and os.path.join(folder, name) != os.path.abspath(__file__))  # its examples
+
+
+@functools.lru_cache(maxsize=None)
+def project_names():
+    """(every name the project's Python source defines, uses or spells as an identifier in a
+    string, with the modules' and packages' names; each class's members, by class name)"""
+    names, members = set(dir(builtins)), {}
+    for path in python_files():
+        names |= {os.path.basename(os.path.dirname(path)), os.path.basename(path)[:-3]}
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, ast.ClassDef):
+                members.setdefault(node.name, set()).update(
+                    part.name for part in node.body if hasattr(part, "name"))
+            names.update(value for key, value in vars(node).items()
+                         if key in ("name", "id", "attr", "arg") and isinstance(value, str))
+            if isinstance(node, ast.Constant) and str(node.value).isidentifier():
+                names.add(node.value)
+            if isinstance(node, ast.alias):
+                names.update(node.name.split("."))
+    return names, members
+
+
+def shell_names():
+    """The variables and markers of the job files and CI's script."""
+    paths = [*glob.glob(os.path.join(REPO, "slurm", "*")), os.path.join(REPO, ".ci", "run")]
+    return set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", "".join(read(path) for path in paths)))
+
+
+def code_names(span):
+    """The Python names an inline code span gives: a call's function and keywords, a keyword
+    given a value, a dotted name, a CamelCase, snake_case or UPPER_CASE name. Flags, commands,
+    paths, values and messages give none."""
+    if span.startswith(("-", "(", '"', "'")) or span.split()[0] in COMMANDS:
+        return []
+    if re.fullmatch(r"[A-Za-z_][\w.]*\(.*\)(\[\w+\])?|\w+=.*", span):
+        return re.findall(r"([A-Za-z_][\w.]*)\(", span) + re.findall(r"(\w+)=", span)
+    dotted = re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", span)
+    if dotted and span.rsplit(".", 1)[1] not in FILE_TYPES:
+        return [span]
+    camel = re.fullmatch(r"[A-Z]\w*", span) and re.search(r"[a-z]", span) and \
+        len(re.findall(r"[A-Z]", span)) > 1
+    snake_or_upper = re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+|[A-Z][A-Z0-9_]+", span)
+    return [span] if camel or snake_or_upper else []
+
+
+def exists_in_code(name):
+    """A dotted name of a project module's attribute by import (modules.LinearModule.backward),
+    Class.member by the class's body, any other name somewhere in the project's source."""
+    names, members = project_names()
+    first, *rest = name.split(".")
+    if rest and importlib.util.find_spec(first) and first in names and \
+            os.path.dirname(importlib.util.find_spec(first).origin).startswith(REPO):
+        value = importlib.import_module(first)
+        for part in rest:
+            if not hasattr(value, part):
+                return False
+            value = getattr(value, part)
+        return True
+    if rest and first in members:
+        return rest[0] in members[first]
+    return all(part in names for part in name.split(".")) or name in shell_names()
+
+
+@pytest.mark.parametrize("page", NAMED_PAGES)
+def test_every_path_named_in_inline_code_exists(page):
+    """A path up to its first placeholder (<run name>, an UPPER_CASE one); a test after :: in the
+    file before it."""
+    for span in inline_code(page):
+        for path in re.findall(r"(?<![\w./~$-])((?:[\w.-]+/)+[\w.-]*)", span):
+            if path.split("/")[0].isupper() or "..." in path or path in NOT_IN_THE_REPOSITORY:
+                continue
+            assert path in WRITTEN_BY_COMMANDS or os.path.exists(os.path.join(REPO, path)), \
+                f"{page}: no {path}"
+        for path, test in re.findall(r"([\w/]+\.py)::(\w+)", span):
+            assert f"def {test}(" in read(path), f"{page}: no {test} in {path}"
+
+
+@pytest.mark.parametrize("page", NAMED_PAGES)
+def test_every_python_name_in_inline_code_exists(page):
+    missing = {name for span in inline_code(page) for name in code_names(span)
+               if not exists_in_code(name)}
+    assert not missing, f"{page} names what the code does not have: {sorted(missing)}"
+
+
+def test_names_are_told_from_flags_commands_and_values():
+    assert code_names("cifar10_utils.get_cifar10(data_dir, validation_size=5000)") == [
+        "cifar10_utils.get_cifar10", "validation_size"]
+    assert code_names("lr=np.float32(0.1)") == ["np.float32", "lr"]
+    for name in ("TrainingRun", "modules.LinearModule.backward", "kept_val_accuracy", "PRESETS"):
+        assert code_names(name) == [name]
+    for other in ("--lr 0", "python -m experiments bn", "metrics.json", "0.1", "bn-test-time",
+                  "train", "(images (B, 3, 32, 32), labels)", "layers.<i>.…"):
+        assert code_names(other) == [], other
+    assert not exists_in_code("modules.LinearModule.forwards")
+    assert not exists_in_code("CrossEntropyModule.logit_grad")
+    assert not exists_in_code("TrainRun")
+
+
+# --- the README's results table ---
+def test_the_readme_holds_exactly_the_generated_results_table():
+    """Every number, machine and date of the table from the summaries it cites."""
+    text = read("README.md")
+    assert readme_table.replaced(text, readme_table.markdown_table(Results())) == text, \
+        "run `python -m experiments.readme_table`"
+
+
+def test_the_readme_table_is_written_only_between_its_markers():
+    assert readme_table.replaced(f"a\n{readme_table.START}old\n{readme_table.END}b\n", "new\n") \
+        == f"a\n{readme_table.START}new\n{readme_table.END}b\n"
+    with pytest.raises(UserError, match="markers"):
+        readme_table.replaced("a table without markers\n", "new\n")
