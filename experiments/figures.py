@@ -5,7 +5,7 @@ import textwrap
 
 import numpy as np
 
-from experiments.runs import EARLIER_BEST_PERCENT
+from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_NAME
 from experiments.store import by_key, flags_of, groups, validation_accuracy
 from questions import saddles, spectrum
 from training.plots import mark_kept_views, pyplot, save_figure
@@ -90,10 +90,10 @@ def accuracy_panel(ax, metrics, title):
 
 
 def best_figure(summary, path):
-    """The curves of the recipe the earlier ladder ends in."""
+    """The curves of the recipe the ladder ends in."""
     fig, ax = pyplot().subplots(figsize=(8, 4.2))
-    accuracy_panel(ax, by_key(summary)["earlier-best"]["metrics"],
-                   "The best MLP: accuracy per epoch")
+    accuracy_panel(ax, by_key(summary)[LADDER_RECIPE_KEY]["metrics"],
+                   f"{LADDER_RECIPE_NAME.capitalize()}: accuracy per epoch")
     ax.legend()
     save_figure(fig, path)
 
@@ -104,7 +104,7 @@ def best_numpy_vs_torch_figure(summary, path):
         metrics = entry["metrics"]
         minutes = np.cumsum(metrics["epoch_seconds"]) / 60
         ax.plot(minutes, metrics["val_accuracy"], label=f"{entry['label']} validation")
-    ax.set(title=f"The {EARLIER_BEST_PERCENT} % recipe, trained by each trainer",
+    ax.set(title=f"{LADDER_RECIPE_NAME.capitalize()}, trained by each trainer",
            xlabel="training minutes",
            ylabel="validation accuracy")
     ax.legend()

@@ -7,19 +7,20 @@ from typing import Callable, Optional, Tuple
 
 from experiments import figures, measures
 from experiments.runs import (
-    EARLIER_BEST,
-    EARLIER_BEST_NAME,
-    EARLIER_BEST_PERCENT,
     EPOCHS_SEARCH,
     FAST_SEARCH,
     FAST_VIEWS_SEARCH,
     HORIZON_SEARCH,
+    LADDER_RECIPE,
+    LADDER_RECIPE_KEY,
+    LADDER_RECIPE_NAME,
+    LADDER_RECIPE_PERCENT,
     LONG_SEARCH,
     PROJECTION_SEARCH,
     SEARCH,
     VIEWS_SEARCH,
     Run,
-    earlier_ladder,
+    ladder,
     run,
     seeded,
 )
@@ -98,17 +99,17 @@ SETS = declare(
         course.section_dead_neurons, figures.dead_neurons_figure,
         measure=measures.measure_dead_neurons),
     ExperimentSet(
-        "best", f"How the earlier {EARLIER_BEST_PERCENT} % recipe was built", earlier_ladder(),
+        "best", f"How the {LADDER_RECIPE_PERCENT} % recipe was built", ladder(),
         search.section_best, figures.best_figure),
     ExperimentSet(
-        "best-numpy-vs-torch", f"The {EARLIER_BEST_PERCENT} % recipe in NumPy and in PyTorch",
-        [run("numpy", "NumPy (hand-written backprop)", trainer="numpy", **EARLIER_BEST),
-         run("pytorch", "PyTorch (autograd)", **EARLIER_BEST)],
+        "best-numpy-vs-torch", f"The {LADDER_RECIPE_PERCENT} % recipe in NumPy and in PyTorch",
+        [run("numpy", "NumPy (hand-written backprop)", trainer="numpy", **LADDER_RECIPE),
+         run("pytorch", "PyTorch (autograd)", **LADDER_RECIPE)],
         search.section_best_numpy_vs_torch, figures.best_numpy_vs_torch_figure),
     # measured before the searches: the stages that build the presets keep within its budgets
     ExperimentSet(
         "budget-reference", "The budget on this machine",
-        [run("earlier-best", f"the earlier --preset best ({EARLIER_BEST_NAME})", **EARLIER_BEST)],
+        [run(LADDER_RECIPE_KEY, LADDER_RECIPE_NAME, **LADDER_RECIPE)],
         presets.section_budget_reference, timed=True, shown_after="search-views-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,

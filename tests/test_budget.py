@@ -14,7 +14,7 @@ from training.options import PRESET_BUDGET_MINUTES
 def write_reference(folder, minutes, runs=1):
     """A budget-reference set whose run took minutes, listed runs times in its summary."""
     (folder / "budget-reference" / "runs" / "r").mkdir(parents=True)
-    run = {"key": "earlier-best", "label": "r", "trainer": "pytorch", "flags": {},
+    run = {"key": "ladder-recipe", "label": "r", "trainer": "pytorch", "flags": {},
            "run_dir": "runs/r"}
     (folder / "budget-reference" / "summary.json").write_text(json.dumps(
         {"command": "c", "date": "d", "machine": "m", "data": "s", "runs": [run] * runs}))

@@ -13,7 +13,8 @@ import pytest
 from helpers import REPO, copy_of_the_repository, files_of, run_task
 
 from experiments import budget, figures, measures, report, runner
-from experiments.runs import Run, run
+from experiments import runs as search_runs
+from experiments.runs import LADDER_RECIPE_KEY, Run, run
 from experiments.sets import SETS, ExperimentSet
 from experiments.store import Results, by_key
 from safety.errors import DataError, UserError
@@ -23,7 +24,7 @@ TINY = dict(batch_size=16, validation_size=30, data_url="")
 
 
 # the runs a section reads by key beyond a set's first four
-READ_BY_KEY = {"best": ("crops", "earlier-best"), "search-long": ("first-2048",)}
+READ_BY_KEY = {"best": ("crops", LADDER_RECIPE_KEY), "search-long": ("first-2048",)}
 
 
 def tiny(experiment_set):
@@ -132,6 +133,18 @@ def test_each_preset_trains_what_its_search_stage_kept(preset, stage):
     assert dict(DEFAULTS, **last_kept["flags"]) == dict(DEFAULTS, **PRESETS[preset])
 
 
+@pytest.mark.parametrize("stage, recipe", [
+    ("search", "SEARCH_KEPT"), ("search-long", "SEARCH_LONG_KEPT"),
+    ("search-projection", "SEARCH_PROJECTION_KEPT"), ("search-fast", "SEARCH_FAST_KEPT"),
+    ("search-epochs", "SEARCH_EPOCHS_KEPT"), ("search-horizon", "SEARCH_HORIZON_KEPT")])
+def test_each_stage_starts_from_what_the_stage_before_it_kept(stage, recipe):
+    """A stage's recipe in experiments/runs.py is its last kept row of the committed search in
+    every flag it sets (the stages with no budget leave the epochs to the next)."""
+    last_kept = [entry for entry in Results().load(stage)["runs"] if entry["kept"]][-1]
+    trained, written = dict(DEFAULTS, **last_kept["flags"]), getattr(search_runs, recipe)
+    assert {name: trained[name] for name in written} == written
+
+
 # --- a set is declared once ---
 def test_the_ignore_rules_keep_exactly_the_declared_sets():
     """.gitignore cannot be generated: its whitelist of results/ folders is checked instead."""
@@ -188,9 +201,9 @@ def test_a_new_set_is_one_declaration_with_its_measure_and_section(cifar_dir, tm
 
 
 def test_a_renamed_label_changes_only_its_text_in_the_report(cifar_dir, tmp_path):
-    """The bn section finds its runs by key: the set run again with a label renamed shows the
-    new label where the old one was, and nothing else changes. Until it runs again, the report
-    shows the labels its runs were saved with."""
+    """The bn section finds its runs by key, and shows each with the label its set declares:
+    a label renamed shows where the one saved was, at once and after the set runs again, and
+    nothing else changes."""
     results = Results(tmp_path / "results")
     runs = [run("without-batchnorm", "without BatchNorm", epochs=1, seed=0, **TINY),
             run("with-batchnorm", "with BatchNorm", use_batch_norm=True, epochs=1, seed=0, **TINY)]
@@ -205,8 +218,9 @@ def test_a_renamed_label_changes_only_its_text_in_the_report(cifar_dir, tmp_path
 
     before = report_after(bn, "bn")
     assert "| with BatchNorm | " in before and "Not shown" not in before
-    assert report_after(renamed, "report") == before
-    assert report_after(renamed, "bn") == before.replace("| with BatchNorm | ", "| BatchNorm on | ")
+    after = before.replace("| with BatchNorm | ", "| BatchNorm on | ")
+    assert report_after(renamed, "report") == after
+    assert report_after(renamed, "bn") == after
 
 
 # --- a set is replaced only once complete; the report reads what was saved ---

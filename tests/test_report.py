@@ -1,20 +1,23 @@
 """The report read back from the committed summaries: every section shown, and what its prose
 states by hand checked against the runs it describes."""
 import copy
-import json
+import io
 import math
+import os
+import re
 import shutil
 import subprocess
+import tokenize
 
 import pytest
 from helpers import REPO, metrics, write_set
 
 from experiments import budget, figures, report
-from experiments.runs import EARLIER_BEST_PERCENT, PROJECTION_SEARCH_EPOCHS
+from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_PERCENT
 from experiments.sections import presets, search
 from experiments.sets import SETS
 from experiments.store import Results, by_key
-from training.options import LONG_SEARCH_RECIPE, PRESETS
+from training.options import PRESETS
 
 COMMITTED = Results()
 
@@ -29,29 +32,85 @@ def test_every_section_is_shown_from_the_committed_summaries(tmp_path):
     assert text == open(COMMITTED.path("README.md")).read()
 
 
-@pytest.mark.parametrize("name, key", [("best", "earlier-best"), ("best-numpy-vs-torch", "numpy"),
+# words that tell what happened before rather than what is; a report sentence says what its runs
+# show, and where a stage comes before another, it says so by the stage's number
+TIME_WORDS = re.compile(r"\b(earlier|later|no longer|used to|formerly|previously|older)\b",
+                        re.IGNORECASE)
+
+
+def test_the_committed_report_tells_what_is_not_what_was():
+    """The committed report (the one the summaries give, as the test above checks): no word of a
+    time before it, and no sentence about a benchmark or a preset that is not there."""
+    with open(COMMITTED.path("README.md")) as f:
+        text = f.read()
+    assert TIME_WORDS.findall(text) == []
+    for stale in ("top-level README's benchmark", "first benchmark", "the preset |",
+                  "The recipe of `--preset best` (BatchNorm"):
+        assert stale not in text
+
+
+# a part of a name that tells when it was written; old and new only in constants' names, where
+# they cannot mean a file or folder a run makes now
+WHEN = re.compile(r"(?:^|_)(?:EARLIER|LATER|OLDER|NEWER|PREVIOUS|FORMER)(?:_|$)", re.IGNORECASE)
+WHEN_IN_CONSTANTS = re.compile(r"(?:^|_)(?:OLD|NEW)(?:_|$)")
+
+
+def names_telling_when(source):
+    """The identifiers of Python source that name a time, sorted; a test's name is a sentence
+    about what happens while it runs, and is left to its reader."""
+    names = {token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
+             if token.type == tokenize.NAME}
+    return sorted(name for name in names if "_" in name.strip("_")
+                  and not name.startswith("test_")
+                  and (WHEN.search(name) or WHEN_IN_CONSTANTS.search(name)))
+
+
+def test_no_identifier_names_a_time():
+    """Names say what a thing is, never when it was made: EARLIER_BEST, RECORDED_LATER, OLD_X."""
+    found = {}
+    for path in subprocess.run(["git", "ls-files", "*.py"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.split():
+        with open(os.path.join(REPO, path), encoding="utf-8") as f:
+            found.update({f"{path}: {name}": True for name in names_telling_when(f.read())})
+    assert sorted(found) == []
+
+
+@pytest.mark.parametrize("name", ["EARLIER_BEST", "RECORDED_LATER", "earlier_ladder", "OLD_PRESET",
+                                  "PRESETS_NEW"])
+def test_a_name_telling_when_is_found(name):
+    assert names_telling_when(f"{name} = 1\n") == [name]
+    assert names_telling_when("new_folder = old_file = previous = 1  # EARLIER_BEST\n") == []
+
+
+@pytest.mark.parametrize("name, key", [("best", LADDER_RECIPE_KEY),
+                                       ("best-numpy-vs-torch", "numpy"),
                                        ("best-numpy-vs-torch", "pytorch"),
-                                       ("budget-reference", "earlier-best")])
-def test_the_earlier_recipe_is_named_for_the_accuracy_its_runs_reach(name, key):
+                                       ("budget-reference", LADDER_RECIPE_KEY)])
+def test_the_ladder_recipe_is_named_for_the_accuracy_its_runs_reach(name, key):
     test_accuracy = by_key(COMMITTED.load(name))[key]["metrics"]["test_accuracy"]
-    assert math.floor(100 * test_accuracy) == EARLIER_BEST_PERCENT
+    assert math.floor(100 * test_accuracy) == LADDER_RECIPE_PERCENT
 
 
-def test_the_unprojected_best_is_the_run_it_copies():
-    """The numbers the third stage's section quotes from a run no longer in results/."""
-    shown = subprocess.run(["git", "show", f"{search.UNPROJECTED_BEST_COMMIT}:"
-                            f"{search.UNPROJECTED_BEST_RUN}"], cwd=REPO, capture_output=True,
-                           text=True)
-    if shown.returncode != 0:
-        pytest.skip(f"the repository's history is not here: {shown.stderr.strip()}")
-    metrics = json.loads(shown.stdout)
-    # the second stage's recipe, unprojected (an older run's config has no projection at all)
-    assert dict(metrics["config"], projection=metrics["config"].get("projection", 0)) == dict(
-        metrics["config"], **LONG_SEARCH_RECIPE, epochs=PROJECTION_SEARCH_EPOCHS, projection=0)
-    assert search.UNPROJECTED_BEST == dict(
-        validation=round(100 * max(metrics["val_accuracy"]), 2),
-        test=round(100 * metrics["test_accuracy"], 2),
-        minutes=round(metrics["wall_time_s"] / 60, 2), date=search.UNPROJECTED_BEST["date"])
+def test_the_budgets_are_stated_for_the_minutes_the_best_set_took():
+    """PRESET_REFERENCE_MINUTES is what the ladder's last run took on the machine that ran the
+    best set, to the tenth of a minute the report shows."""
+    ladder = by_key(COMMITTED.load("best"))[LADDER_RECIPE_KEY]["metrics"]
+    assert round(ladder["wall_time_s"] / 60, 1) == budget.PRESET_REFERENCE_MINUTES
+    text = section_words(COMMITTED, "budget-reference")
+    assert f"took {budget.PRESET_REFERENCE_MINUTES} minutes" in text
+    assert COMMITTED.load("best")["machine"] in text
+
+
+@pytest.mark.parametrize("change, label", [({}, "declared"), ({"lr": 0.5}, "saved")])
+def test_a_row_shows_the_label_its_set_declares_for_the_run_it_was(change, label):
+    """A row takes the label the code declares for its key where the declared run is the one
+    trained (a greedy row: its change is in the flags trained); otherwise the one saved."""
+    (start, zca, *_) = SETS["search"].runs
+    summary = {"runs": [dict(key="start", label="saved", flags=dict(start.flags, **change)),
+                        dict(key=zca.key, label="saved", flags=dict(start.flags, **zca.flags)),
+                        dict(key="not-declared", label="saved", flags={})]}
+    labels = [e["label"] for e in report.declared_labels(summary, SETS["search"])["runs"]]
+    assert labels == [start.label if label == "declared" else "saved", zca.label, "saved"]
 
 
 def test_the_learned_notes_hold_for_the_runs_they_describe():
@@ -69,11 +128,11 @@ def test_the_learned_notes_hold_for_the_runs_they_describe():
      "it was trained on shifted and mirrored copies"),
     (lambda runs: runs["best-mlp"]["metrics"]["test_confusion_matrix"][1].__setitem__(9, 400),
      "it halves the automobile/truck confusions")])
-def test_learned_notes_that_no_longer_hold_are_left_out_saying_which(stale, fact):
+def test_learned_notes_that_do_not_hold_are_left_out_saying_which(stale, fact):
     summary = copy.deepcopy(COMMITTED.load("learned"))
     stale(by_key(summary))
     text = presets.learned_notes(summary)
-    assert "no longer hold" in text and fact in text and "chevrons" not in text
+    assert "do not hold" in text and fact in text and "chevrons" not in text
 
 
 def test_a_row_is_described_as_the_search_decided_it():
@@ -109,7 +168,7 @@ def write_reference(folder, factor):
     for."""
     minutes = factor * budget.PRESET_REFERENCE_MINUTES
     return write_set(folder, "budget-reference", [
-        ("earlier-best", "r", "pytorch", {}, metrics(wall_time_s=60 * minutes))])
+        (LADDER_RECIPE_KEY, "r", "pytorch", {}, metrics(wall_time_s=60 * minutes))])
 
 
 def write_presets(folder, reverse=False):

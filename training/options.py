@@ -75,30 +75,25 @@ class Option:
             else f"--{self.name} {metavar}".strip()
 
 
-# The recipes the search of results/README.md kept, each part chosen on validation accuracy:
-# its first stage's at 15 epochs, its second stage's at 30, its third stage's, which projects the
-# input onto principal components and spends the time saved on epochs, its fourth stage's, at
-# the minutes of --preset fast, and its fifth stage's, at the minutes of --preset best, which
-# came out the fourth's: a narrower network and larger batches, their time spent on epochs. Each
-# preset trains for as many epochs as fit its budget on a 2-core CPU (the sixth stage's for best):
-# 10 minutes (best) and 2.5 minutes (fast), and its kept model is validated and tested on the 18
-# views its seventh stage kept.
-SHORT_SEARCH_RECIPE = dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu",
-                           dropout=0.25, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-                           schedule="onecycle", label_smoothing=0.1, augment="flip",
-                           normalize="zca", zca_epsilon=1.0, tta="flip", batch_size=256)
-LONG_SEARCH_RECIPE = dict(SHORT_SEARCH_RECIPE, augment="crop+flip", dropout=0.1,
-                          hidden_dims=[2048, 1024])
-PROJECTION_SEARCH_RECIPE = dict(LONG_SEARCH_RECIPE, projection=512)
-FAST_SEARCH_RECIPE = dict(PROJECTION_SEARCH_RECIPE, hidden_dims=[1024, 1024], batch_size=512,
-                          lr=4e-3)
-EPOCHS_SEARCH_RECIPE = FAST_SEARCH_RECIPE
-HORIZON_SEARCH_RECIPE = dict(EPOCHS_SEARCH_RECIPE, epochs=130)
-FAST_HORIZON_RECIPE = dict(FAST_SEARCH_RECIPE, epochs=26)
-PRESETS = {"best": dict(HORIZON_SEARCH_RECIPE, tta="flip+shift"),
-           "fast": dict(FAST_HORIZON_RECIPE, tta="flip+shift", epochs=29)}
-# each preset's budget in minutes, on the Intel Xeon of the first benchmark in
-# docs/experiments.md; the budget-reference set of the experiments scales it to the machine at hand
+# What --preset trains: each the recipe the last stage of the greedy search on validation
+# accuracy kept for it within its budget (experiments/runs.py; every stage is in
+# results/README.md, and tests/test_experiments.py checks each preset against its stage's summary)
+PRESETS = {
+    # chosen by the search-views stage (experiments/runs.py VIEWS_SEARCH, results/search-views/)
+    "best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu", dropout=0.1,
+                 optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
+                 label_smoothing=0.1, augment="crop+flip", normalize="zca", zca_epsilon=1.0,
+                 tta="flip+shift", batch_size=512, projection=512, epochs=130),
+    # chosen by the search-views-fast stage (experiments/runs.py FAST_VIEWS_SEARCH,
+    # results/search-views-fast/)
+    "fast": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu", dropout=0.1,
+                 optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
+                 label_smoothing=0.1, augment="crop+flip", normalize="zca", zca_epsilon=1.0,
+                 tta="flip+shift", batch_size=512, projection=512, epochs=29),
+}
+# each preset's budget in minutes on the 2-core Intel Xeon that ran the experiments' best set,
+# where that set's last run took experiments.budget.PRESET_REFERENCE_MINUTES; the
+# budget-reference set times the same run on the machine at hand, which scales the budgets
 PRESET_BUDGET_MINUTES = {"best": 10, "fast": 2.5}
 
 def option(default, help, group, architecture=False, trainer=None, where=False,

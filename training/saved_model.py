@@ -64,8 +64,8 @@ def refuse_the_other_trainers_model(path, framework):
         raise not_a_saved_model(path, f"it is a {name} model: use train_mlp_{other}.py")
 
 
-# what a record written before these options existed means by leaving them out
-RECORDED_LATER = {"projection": 0}
+# what a record means by leaving out each option it may leave out: --projection 0, no projection
+LEFT_OUT_OF_RECORD = {"projection": 0}
 
 
 def resolve_record(path, saved, flags, given_flags):
@@ -76,7 +76,7 @@ def resolve_record(path, saved, flags, given_flags):
     if saved is None:
         return {name: flags[name] for name in RECORDED}
     if isinstance(saved, dict):
-        saved = {**RECORDED_LATER, **saved}
+        saved = {**LEFT_OUT_OF_RECORD, **saved}
     if not isinstance(saved, dict) or not set(ARCHITECTURE) <= set(saved) <= set(RECORDED):
         raise not_a_saved_model(path, "its architecture record is not one this trainer writes")
     try:

@@ -87,7 +87,8 @@ two give the same loss and gradients to {TRAINERS_AGREE_TO}.
 |---|---|---|---|---|
 {rows}
 
-Whole-process times, imports and plots included, are in the top-level README's benchmark."""
+Whole-process times, imports and plots included, are what `python -m benchmarks.benchmark`
+measures ([docs/experiments.md](../docs/experiments.md#speed-and-memory))."""
 
 
 def section_dead_neurons(summary, experiment_set, results):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from experiments import budget
-from experiments.runs import EARLIER_BEST_NAME
+from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_NAME
 from experiments.sections.words import TRAINERS_AGREE_TO
 from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
@@ -31,19 +31,30 @@ PUBLISHED_MLPS = [
      "MLPs distilled from an ensemble of convolutional networks",
      "read: the paper's text as quoted; its Table 2 not read"),
     ("Neyshabur 2020 (NeurIPS, arXiv 2007.13657)", "85.19 % (84.50 % in the NeurIPS abstract)",
-     "β-LASSO: a fully connected network that learns local connections, no longer a plain "
-     "dense MLP", "read: both abstracts"),
+     "β-LASSO: a fully connected network that learns local connections, not a plain dense "
+     "MLP", "read: both abstracts"),
 ]
+
+
+def stated_for(results):
+    """The machine the budgets are stated for and what the reference run took there, in words,
+    from the best set's summary."""
+    if not results.has("best"):
+        return (f"the machine that ran the `best` set, where {LADDER_RECIPE_NAME} took "
+                f"{budget.PRESET_REFERENCE_MINUTES} minutes (that set is not run here)")
+    ladder = results.load("best")
+    minutes = by_key(ladder)[LADDER_RECIPE_KEY]["metrics"]["wall_time_s"] / 60
+    return (f"{ladder['machine']}, which ran the `best` set on {ladder['date']}: there "
+            f"{LADDER_RECIPE_NAME}, the set's last row, took {minutes:.1f} minutes")
 
 
 def section_budget_reference(summary, experiment_set, results):
     here, factor = f"{budget.reference_minutes(summary):.1f}", budget.factor(summary)
-    there, run = budget.PRESET_REFERENCE_MINUTES, summary["runs"][0]
+    run = summary["runs"][0]
     best, fast = (PRESET_BUDGET_MINUTES[preset] for preset in ("best", "fast"))
     best_here, fast_here = (budget.preset_budget(preset, factor) for preset in ("best", "fast"))
-    return f"""The budgets of the presets below are stated for the Intel Xeon of the README's first
-benchmark, where the earlier `--preset best` ({EARLIER_BEST_NAME}, `{run['command']}`)
-took {there} minutes. Here, with the machine otherwise idle, it took {here} minutes and reached
+    return f"""The budgets of the presets below are stated for {stated_for(results)}
+(`{run['command']}`). Here, with the machine otherwise idle, it took {here} minutes and reached
 {100 * run['metrics']['test_accuracy']:.2f} % test accuracy: a factor of
 {factor:.2f}, so the {best}-minute budget of `--preset best` is
 {best_here:.2f} minutes here and the {fast}-minute one of
@@ -174,7 +185,7 @@ def learned_notes(summary):
     facts = learned_facts(runs["course-numpy"], runs["best-mlp"])
     wrong = [fact for fact, holds in facts.items() if not holds]
     if wrong:
-        return (f"The notes written after looking at these figures no longer hold for these "
+        return (f"The notes written after looking at these figures do not hold for these "
                 f"runs ({'; '.join(wrong)}): they are left out until they are written again "
                 f"(LEARNED_NOTES in experiments/sections/presets.py).")
     return LEARNED_NOTES.format(k=flags_of(runs["best-mlp"])["projection"])

@@ -1,14 +1,15 @@
-"""How the recipes were found: the earlier ladder, that recipe in both trainers, and the seven
-stages of the greedy search, each row's verdict as the search stored it."""
+"""How the recipes were found: the ladder that builds the 61 % recipe by hand, that recipe in both
+trainers, and the seven stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
 from cifar10_utils import PIXEL_VALUES
 from experiments import budget
 from experiments.runs import (
-    EARLIER_BEST_PERCENT,
     EPOCHS_SEARCH_EPOCHS,
     FAST_SEARCH_EPOCHS,
     HORIZON_SEARCH_EPOCHS,
+    LADDER_RECIPE_KEY,
+    LADDER_RECIPE_NAME,
     PROJECTION_SEARCH_EPOCHS,
     SEARCH_EPOCHS,
 )
@@ -17,28 +18,15 @@ from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
 from training.preprocessing import TTA_SHIFT
 
-# --preset best before the third stage: the second stage's recipe at PROJECTION_SEARCH_EPOCHS
-# epochs with no projection, as the presets set of that date measured it on a 2-core AMD EPYC.
-# That run left results/ when the presets were run again; its metrics.json is in the repository's
-# history (UNPROJECTED_BEST_RUN at commit UNPROJECTED_BEST_COMMIT), which tests/test_report.py
-# checks these numbers against.
-UNPROJECTED_BEST = dict(validation=69.12, test=68.83, minutes=13.64, date="2026-11-23")
-UNPROJECTED_BEST_COMMIT = "dfc36c8"
-UNPROJECTED_BEST_RUN = ("results/presets/runs/pytorch_h2048-1024_lr0.002_b256_e40_s42_bn_"
-                        "activationgelu_optimizeradamw_weight_decay0.05_dropout0.1_schedule"
-                        "onecycle_label_smoothing0.1_augmentcrop+flip_normalizezca_zca_epsilon1.0_"
-                        "ttaflip/metrics.json")
-
-
 def section_best(summary, experiment_set, results):
     entries = summary["runs"]
-    final = by_key(summary)["earlier-best"]["metrics"]
-    percent, epochs = EARLIER_BEST_PERCENT, f'{flags_of(by_key(summary)["crops"])["epochs"]} epochs'
+    final = by_key(summary)[LADDER_RECIPE_KEY]["metrics"]
+    epochs = f'{flags_of(by_key(summary)["crops"])["epochs"]} epochs'
     rows = "\n".join(
         f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
         f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |"
         for i, e in enumerate(entries))
-    return f"""How the earlier best recipe ({percent} %) was found, on the machine named above; the
+    return f"""How {LADDER_RECIPE_NAME} is built by hand, on the machine named above; the greedy
 search below starts from it. Each row adds one change to the row before; the wall time is
 the whole run in-process (data, training with a validation pass per epoch, test).
 
@@ -46,7 +34,7 @@ the whole run in-process (data, training with a validation pass per epoch, test)
 |---|---|---|---|---|
 {rows}
 
-![Best MLP](best/best.png)
+![The ladder's last recipe](best/best.png)
 
 The final row reached {100 * final['test_accuracy']:.2f} % test accuracy in
 {final['wall_time_s'] / 60:.1f} minutes on {summary['machine']}. Random crops hurt at
@@ -65,7 +53,7 @@ def section_best_numpy_vs_torch(summary, experiment_set, results):
         f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |" for e in entries)
     gap = 100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"])
     ratio = numpy_run["wall_time_s"] / torch_run["wall_time_s"]
-    return f"""The recipe of `--preset best` (BatchNorm, dropout, AdamW, cosine schedule, label
+    return f"""{LADDER_RECIPE_NAME.capitalize()} (BatchNorm, dropout, AdamW, cosine schedule, label
 smoothing, flips) trained once by the NumPy trainer, whose every gradient and optimizer step is
 written by hand, and once by the PyTorch trainer, with autograd and torch.optim, on the same
 machine one after the other. The two start from different random weights and draw different
@@ -116,12 +104,12 @@ each row tries one change on top of every change kept so far, and keeps it only 
 raises the **validation accuracy** of the model its run keeps (the best epoch's; with
 `--tta flip+shift`, that model's on all its views); otherwise the next row starts again from the
 last kept one. The rule is in `{path_of(budget)}` and decides by itself: the test set is
-evaluated once per row, for this table, and never used to choose. Rows that were not kept stay in
-the table."""
+evaluated once per row, for this table, and never looked at to choose. Rows that were not kept
+stay in the table."""
 BUDGET_RULE = """A change also has to keep to the budget of the preset its stage builds, scaled
 to this machine (the budget section below): a row whose whole run took longer is not kept, however
-accurate, and its decision says so. The starting row is kept whatever it took, as every later row
-builds on it."""
+accurate, and its decision says so. The starting row is kept whatever it took, as every row after
+it builds on it."""
 
 
 def greedy_section(summary, folder, origin, note):
@@ -140,7 +128,7 @@ Kept, in order: {kept_labels(entries)}. {note}"""
 
 
 def section_search(summary, experiment_set, results):
-    return greedy_section(summary, "search", f"the earlier {EARLIER_BEST_PERCENT} % recipe", """The
+    return greedy_section(summary, "search", LADDER_RECIPE_NAME, """The
 minutes column is each whole run in-process; other work shared this 2-core machine during parts
 of this stage, so its minutes are upper bounds.""")
 
@@ -155,15 +143,16 @@ def section_search_long(summary, experiment_set, results):
     wider, narrower = built_on(summary["runs"], "first-2048")
     cost = (np.mean(wider["metrics"]["epoch_seconds"])
             / np.mean(narrower["metrics"]["epoch_seconds"]))
-    short, preset_epochs = SEARCH_EPOCHS, PROJECTION_SEARCH_EPOCHS
+    short = SEARCH_EPOCHS
     note = f"""The first stage's recipe overfits when trained longer (training
 accuracy near 99 % at 75 epochs, validation falling after its middle), so this stage, run with
 the machine otherwise idle, spends twice the epochs and tries again what trades epochs for less
 overfitting. Random crops, not kept at {short} epochs, are tried here again: an MLP has to learn
 every shifted position of a pattern separately, which costs epochs before it pays. The rule
 compares rows at equal epochs, not equal minutes: the wider first layer was kept although its
-epochs cost about {cost:.1f} times as much, and `--preset best` trains the kept recipe for as many
-epochs as the budget then allows ({preset_epochs})."""
+epochs cost about {cost:.1f} times as much. The stages after this one compare rows at the minutes
+of a preset's budget instead, starting with the third at the {PROJECTION_SEARCH_EPOCHS} epochs of
+the kept recipe that fit the budget of `--preset best`."""
     return greedy_section(summary, "search-long", "the first stage's recipe", note)
 
 
@@ -174,12 +163,25 @@ def budget_line(entries, preset):
             "budget section below).")
 
 
+def projection_saving(results, start):
+    """What an epoch of the second stage's kept recipe took there, against the projected start
+    row's here, in a sentence."""
+    projected = (f"projected onto {flags_of(start)['projection']} principal components, it took "
+                 f"{np.mean(start['metrics']['epoch_seconds']):.1f} s here")
+    if not results.has("search-long"):
+        return (f"Its first row is the second stage's recipe {projected} (that stage is not run "
+                "here).")
+    second = results.load("search-long")
+    kept = [e for e in second["runs"] if e["kept"]][-1]
+    return (f"An epoch of the second stage's kept recipe, with its validation pass, took "
+            f"{np.mean(kept['metrics']['epoch_seconds']):.1f} s in that stage (on "
+            f"{second['machine']}, {second['date']}); {projected}.")
+
+
 def section_search_projection(summary, experiment_set, results):
-    entries, before = summary["runs"], UNPROJECTED_BEST
+    entries = summary["runs"]
     pixels, units = PIXEL_VALUES, flags_of(entries[0])["hidden_dims"][0]
     seconds, line = mean_epoch_seconds(entries), budget_line(entries, experiment_set.budget_preset)
-    validation, test = (f"{before[name]:.2f}" for name in ("validation", "test"))
-    minutes, epochs = f"{before['minutes']:.1f}", PROJECTION_SEARCH_EPOCHS
     return f"""A greedy search from the second stage's recipe, by the same rule, except that rows
 compare at the minutes they take rather than at equal epochs: {GREEDY_RULE} {BUDGET_RULE}
 
@@ -195,11 +197,8 @@ backward pass.
 ![Validation accuracy against minutes](search-projection/search-projection.png)
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on
-average, {seconds}. {line} Before this stage, `--preset best` (the second stage's recipe at
-{epochs} epochs with no projection) reached {validation} % validation and
-{test} % test accuracy in {minutes} minutes on the same kind of
-machine (the presets set of {before['date']}). The fourth and fifth stages start from the kept
-recipe."""
+average, {seconds}. {projection_saving(results, entries[0])} {line} The fourth and fifth stages
+start from the kept recipe."""
 
 
 def section_search_fast(summary, experiment_set, results):
@@ -242,8 +241,8 @@ def epochs_gain(results):
 def section_search_epochs(summary, experiment_set, results):
     entries, preset = summary["runs"], experiment_set.budget_preset
     seconds, line = mean_epoch_seconds(entries), budget_line(entries, preset)
-    return f"""A greedy search from `--preset best` as the third stage left it, by the same rule,
-rows compared at about the same minutes: {GREEDY_RULE} {BUDGET_RULE}
+    return f"""A greedy search from the third stage's recipe at the minutes of `--preset best`, by
+the same rule, rows compared at about the same minutes: {GREEDY_RULE} {BUDGET_RULE}
 
 {epochs_gain(results)} so epochs are what this stage buys: each row
 makes an epoch cheaper and spends what that saves on more epochs, so that every row takes about the
@@ -288,13 +287,14 @@ def section_search_views(summary, experiment_set, results):
     gain = 100 * (validation_accuracy(views) - validation_accuracy(start))
     rest = (" The last row spends what is left of the budget on epochs." if len(entries) > 2
             else "")
-    return f"""The recipe of `--preset {preset}` as the earlier stages left it, its kept model then
-validated and tested on more views of each image: the 2 of `--tta flip` (the image and its mirror)
-or the 18 of `--tta flip+shift`, which also moves each of those by -{TTA_SHIFT}, 0 or {TTA_SHIFT}
-pixels down and right, zeros coming in behind as at the edge of a training crop. The model sees
-the same batches in the first two rows; with the 18 views each epoch is validated on the image
-alone, the cheapest pass, as all it decides is which epoch is kept. The star is the kept model's
-validation accuracy on all 18 views, and the minutes they take count against the budget.{rest}
+    return f"""The recipe the stages before this one kept for `--preset {preset}`, its kept model
+then validated and tested on more views of each image: the 2 of `--tta flip` (the image and its
+mirror) or the 18 of `--tta flip+shift`, which also moves each of those by -{TTA_SHIFT}, 0 or
+{TTA_SHIFT} pixels down and right, zeros coming in behind as at the edge of a training crop. The
+model sees the same batches in the first two rows; with the 18 views each epoch is validated on
+the image alone, the cheapest pass, as all it decides is which epoch is kept. The star is the
+kept model's validation accuracy on all 18 views, and the minutes they take count against the
+budget.{rest}
 The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {greedy_table(entries)}
