@@ -5,6 +5,7 @@ its two markers; tests/test_docs.py checks that the README holds exactly this te
 import os
 import sys
 
+from experiments.runs import LADDER_RECIPE_KEY
 from experiments.sections.words import mean_std
 from experiments.store import REPOSITORY, Results, groups, validation_accuracy
 from safety.errors import UserError
@@ -23,7 +24,7 @@ ROWS = [
      False),
     ("the same recipe in PyTorch", "best-numpy-vs-torch", "pytorch", "set", False),
     ("the same recipe in PyTorch, with the presets below: the budget's yardstick",
-     "budget-reference", "earlier-best", "set", False),
+     "budget-reference", LADDER_RECIPE_KEY, "set", False),
     ("`--preset fast`", "presets", "fast", "run", True),
     ("`--preset best`", "presets", "best", "run", True),
     ("`--preset best` by hand-written NumPy backprop", "presets", "best-numpy", "run", True),
