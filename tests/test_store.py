@@ -67,7 +67,7 @@ def test_a_damaged_or_hand_edited_file_is_one_line_naming_it(tmp_path, damage, n
 
 
 def test_a_runs_validation_is_its_kept_models_on_every_view_or_its_best_epochs_before_that():
-    """Records older than kept_val_accuracy (whose --tta had no shifts) give their best epoch's:
+    """Records without kept_val_accuracy (their --tta had no shifts) give their best epoch's:
     the same number."""
     assert validation_accuracy(metrics(val_accuracy=(0.4, 0.6, 0.5))) == 0.6
     assert validation_accuracy(metrics(val_accuracy=(0.4, 0.6), kept_val_accuracy=0.7)) == 0.7

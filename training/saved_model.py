@@ -64,27 +64,19 @@ def refuse_the_other_trainers_model(path, framework):
         raise not_a_saved_model(path, f"it is a {name} model: use train_mlp_{other}.py")
 
 
-# what a record means by leaving out each option it may leave out: --projection 0, no projection
-LEFT_OUT_OF_RECORD = {"projection": 0}
-
-
 def resolve_record(path, saved, flags, given_flags):
     """The record (options.RECORDED) to rebuild and measure a saved model with: the one saved
     with it, each value checked as a flag is, which flags (the record that the flags describe)
-    the user chose must not contradict; flags alone only for a file that records none. A record
-    written before the validation split was recorded takes the flags' split."""
+    the user chose must not contradict; flags alone only for a file that records none."""
     if saved is None:
         return {name: flags[name] for name in RECORDED}
-    if isinstance(saved, dict):
-        saved = {**LEFT_OUT_OF_RECORD, **saved}
-    if not isinstance(saved, dict) or not set(ARCHITECTURE) <= set(saved) <= set(RECORDED):
+    if not isinstance(saved, dict) or set(saved) != set(RECORDED):
         raise not_a_saved_model(path, "its architecture record is not one this trainer writes")
     try:
-        saved = {name: BY_NAME[name].check(value) for name, value
-                 in {"validation_size": flags["validation_size"], **saved}.items()}
+        saved = {name: BY_NAME[name].check(value) for name, value in saved.items()}
     except (TypeError, ValueError) as error:
         raise UserError(f"{path} records {error}: this version cannot rebuild that model (the "
-                        f"file was edited, or a newer version wrote it)") from None
+                        f"file was edited, or another version of this project wrote it)") from None
     conflicts = contradictions(flags, saved, [key for key in RECORDED if key in given_flags],
                                "the model")
     if conflicts:
