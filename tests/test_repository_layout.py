@@ -13,18 +13,21 @@ COURSE_FILES = {"modules.py", "mlp_numpy.py", "mlp_pytorch.py", "train_mlp_numpy
 # each part of the code, and the parts it may import: only those further down the flow
 MAY_IMPORT = {
     "safety": set(),
-    "cifar10_utils": {"safety"},
+    "dataset": {"safety"},
     "modules": set(),
     "mlp_numpy": {"modules"},
     "mlp_pytorch": set(),
-    "training": {"safety", "cifar10_utils", "training"},
-    "train_mlp_numpy": {"safety", "cifar10_utils", "modules", "mlp_numpy", "training"},
-    "train_mlp_pytorch": {"safety", "cifar10_utils", "mlp_pytorch", "training"},
-    "questions": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training",
-                  "questions"},
-    "benchmarks": {"safety", "cifar10_utils", "training"},
-    "experiments": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training",
-                    "train_mlp_numpy", "train_mlp_pytorch", "questions", "experiments"},
+    "training": {"safety", "dataset", "training"},
+    # the course's data interface: the dataset, batched with the course's normalization
+    "cifar10_utils": {"dataset", "training"},
+    "train_mlp_numpy": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "training"},
+    "train_mlp_pytorch": {"safety", "dataset", "cifar10_utils", "mlp_pytorch", "training"},
+    "questions": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch",
+                  "training", "questions"},
+    "benchmarks": {"safety", "dataset", "cifar10_utils", "training"},
+    "experiments": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch",
+                    "training", "train_mlp_numpy", "train_mlp_pytorch", "questions",
+                    "experiments"},
 }
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 50
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 from helpers import train
 
-import cifar10_utils
 import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import get_cifar10
+from dataset.loaders import DataLoader
+from training.preprocessing import normalize
 from training.schedules import WeightAverage, lr_factor
 
 
@@ -98,5 +99,6 @@ def test_ema_keeps_and_tests_the_average_without_changing_training(framework, ha
     test = get_cifar10(root, 30, url="")["test"]
     if framework == "pytorch":
         test = train_mlp_pytorch.to_device(test, "cpu")
-    assert trainer.evaluate_model(model, cifar10_utils.DataLoader(test, 16)) == test_accuracy
+    loader = DataLoader(test, 16, preprocess=normalize)
+    assert trainer.evaluate_model(model, loader) == test_accuracy
     assert "ema0.9" in log["run_dir"]
