@@ -7,15 +7,17 @@ import time
 import numpy as np
 import torch
 
-import cifar10_utils
 import mlp_numpy
 import mlp_pytorch
 import train_mlp_pytorch
-from cifar10_utils import normalize
+from dataset.batch_files import class_names
+from dataset.cifar10 import NUM_CLASSES
+from dataset.loaders import EVAL_BATCH_SIZE, DataLoader
+from dataset.splits import Split, get_cifar10
 from questions import batch_statistics, hessian, saddles
 from training.evaluation import accuracy_of
 from training.options import RECORDED
-from training.preprocessing import Preprocessing
+from training.preprocessing import Preprocessing, normalize
 from training.saved_model import build_mlp
 
 # how far each measurement goes: sized so that each set takes a few minutes on 2 cores
@@ -34,8 +36,8 @@ def split_copy(data_dir, validation_size, name, count=None):
     that are measured on it; a copy, so the rest of the dataset need not stay in memory. Never
     downloaded: the runs measured trained on it, and the report, which collects a job array's
     runs, reads saved metrics and files only."""
-    split = cifar10_utils.get_cifar10(data_dir, validation_size, url="")[name]
-    return cifar10_utils.Split(split.images[:count].copy(), split.labels[:count].copy())
+    split = get_cifar10(data_dir, validation_size, url="")[name]
+    return Split(split.images[:count].copy(), split.labels[:count].copy())
 
 
 def dead_fractions(model, split):
@@ -87,8 +89,8 @@ def measure_batch_statistics(model, flags, data_dir):
     test = split_copy(data_dir, flags["validation_size"], "test")
     preprocessing = Preprocessing()  # the course's normalization, the one the set's run uses
     # the trainers' own evaluation (evaluate_model is accuracy_of of this prediction)
-    probabilities, labels = train_mlp_pytorch.predict(model, cifar10_utils.DataLoader(
-        test, cifar10_utils.EVAL_BATCH_SIZE, return_numpy=False, preprocess=preprocessing))
+    probabilities, labels = train_mlp_pytorch.predict(model, DataLoader(
+        test, EVAL_BATCH_SIZE, return_numpy=False, preprocess=preprocessing))
     by_size = batch_statistics.accuracy_by_batch_size(model, test, preprocessing,
                                                       settings["batch_sizes"])
     rng = np.random.default_rng(settings["seed"])
@@ -102,13 +104,13 @@ def measure_batch_statistics(model, flags, data_dir):
         "running_accuracy": accuracy_of(probabilities, labels),
         "accuracy": {str(size): accuracy for size, (accuracy, _) in by_size.items()},
         "images": {str(size): len(classes) for size, (_, classes) in by_size.items()},
-        "classes_at_batch_of_one": np.bincount(by_size[1][1], minlength=cifar10_utils.NUM_CLASSES)
+        "classes_at_batch_of_one": np.bincount(by_size[1][1], minlength=NUM_CLASSES)
         .tolist() if 1 in by_size else None,
         "classes_taken": classes_taken, "shown_index": shown,
         "shown_label": int(test.labels[shown]), "shown_pixels": test.images[shown].tolist(),
         "shown_classes": shown_classes.tolist(),
         "shown_running_class": int(probabilities[shown].argmax()),
-        "class_names": cifar10_utils.class_names(data_dir), "settings": settings,
+        "class_names": class_names(data_dir), "settings": settings,
         "seconds": time.perf_counter() - start}}
 
 

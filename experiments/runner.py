@@ -19,9 +19,9 @@ import shlex
 import shutil
 import sys
 
-import cifar10_utils
 import train_mlp_numpy
 import train_mlp_pytorch
+from dataset.cifar10 import CIFAR10_MD5, TARBALL_NAME
 from experiments import budget
 from experiments.report import write_report
 from experiments.sets import SETS
@@ -32,6 +32,7 @@ from experiments.store import (
     Results,
     validation_accuracy,
 )
+from safety.downloads import file_md5
 from safety.errors import UserError
 from safety.files import write_atomically, write_json
 from safety.locks import folder_locked
@@ -69,8 +70,8 @@ def draw_learned(entry, run_dir, data_dir, folder):
 def data_note(data_dir, note):
     if note:
         return note
-    tarball = os.path.join(data_dir, cifar10_utils.TARBALL_NAME)
-    if os.path.isfile(tarball) and cifar10_utils.file_md5(tarball) == cifar10_utils.CIFAR10_MD5:
+    tarball = os.path.join(data_dir, TARBALL_NAME)
+    if os.path.isfile(tarball) and file_md5(tarball) == CIFAR10_MD5:
         return "the official CIFAR-10 release (md5 verified)"
     return "CIFAR-10 files whose origin was not verified against the official md5"
 

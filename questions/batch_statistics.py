@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import cifar10_utils
+from dataset.loaders import DataLoader
+from dataset.splits import Split
 from training.evaluation import predict
 
 
@@ -53,8 +54,8 @@ def loader(split, preprocessing, batch_size):
     a smaller last batch would be normalized with other statistics), preprocessed as the
     trainers do."""
     images, preprocess = preprocessing.prepare(split.images)
-    return cifar10_utils.DataLoader(cifar10_utils.Split(images, split.labels), batch_size,
-                                    drop_last=True, return_numpy=False, preprocess=preprocess)
+    return DataLoader(Split(images, split.labels), batch_size, drop_last=True, return_numpy=False,
+                      preprocess=preprocess)
 
 
 def accuracy_by_batch_size(model, split, preprocessing, batch_sizes):
@@ -80,6 +81,6 @@ def classes_with_companions(model, split, preprocessing, indices, batch_size, dr
         rows += [[index, *rng.choice(others, batch_size - 1, replace=False)]
                  for _ in range(draws)]
     rows = np.array(rows)
-    batches = cifar10_utils.Split(split.images[rows.ravel()], split.labels[rows.ravel()])
+    batches = Split(split.images[rows.ravel()], split.labels[rows.ravel()])
     probabilities, _ = probabilities_and_labels(twin, loader(batches, preprocessing, batch_size))
     return probabilities.argmax(axis=1).reshape(len(indices), draws, batch_size)[..., 0]

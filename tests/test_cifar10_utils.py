@@ -1,6 +1,7 @@
-"""The data layer (cifar10_utils.py) on tiny synthetic datasets in the official format, no real
-data and no network: exact loading and a fixed split, the loaders and the course's normalization,
-and every damaged or misplaced dataset refused by name with what to do, nothing executed."""
+"""The data layer (dataset/, and cifar10_utils.py, the course's interface to it) on tiny synthetic
+datasets in the official format, no real data and no network: exact loading and a fixed split,
+the course's loaders, and every damaged or misplaced dataset refused by name with what to do,
+nothing executed."""
 import os
 import pickle
 import subprocess
@@ -9,12 +10,14 @@ import sys
 import numpy as np
 import pytest
 import synthetic_cifar
-import torch
 from helpers import REPO, RunsCode, train
 
 import cifar10_utils
 import train_mlp_numpy
-from cifar10_utils import DataError, get_cifar10, get_dataloader
+from cifar10_utils import get_cifar10, get_dataloader
+from dataset.batch_files import class_names, load_batch
+from dataset.cifar10 import CIFAR10_URL, CLASS_NAMES, TARBALL_NAME
+from safety.errors import DataError
 
 
 def row_keys(images):
@@ -43,7 +46,7 @@ def test_py2_batches_load_exactly_and_split_is_fixed(cifar_dir):
 
 def test_python3_pickles_with_str_keys_load_too(tmp_path):
     written = synthetic_cifar.write_dataset(tmp_path, writer=synthetic_cifar.write_py3_pickle)
-    images, labels = cifar10_utils.load_batch(tmp_path / "cifar-10-batches-py" / "test_batch")
+    images, labels = load_batch(tmp_path / "cifar-10-batches-py" / "test_batch")
     np.testing.assert_array_equal(images, written["test"][0])
     np.testing.assert_array_equal(labels, written["test"][1])
 
@@ -78,36 +81,18 @@ def test_course_default_returns_torch_tensors(cifar_dir):
     assert labels.dtype == torch.int64
 
 
-def test_normalization_uses_the_course_mean_and_std_per_channel():
-    """Each channel by its own numbers, written out here as the course gives them."""
-    image = np.empty((1, 3, 32, 32), np.uint8)
-    image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
-    out = cifar10_utils.normalize(image)
-    expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
-    for channel, value in enumerate(expected):
-        np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
-
-
-def test_torch_normalization_equals_numpy_normalization():
-    images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
-    ours = cifar10_utils.normalize(images)
-    theirs = cifar10_utils.normalize(torch.from_numpy(images))
-    assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
-    np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)
-
-
 def test_class_names_fall_back_to_cifar10s_only_without_batches_meta(cifar_dir):
     root, _ = cifar_dir
-    assert cifar10_utils.class_names(root)[:2] == ["class0", "class1"]
+    assert class_names(root)[:2] == ["class0", "class1"]
     os.remove(root / "cifar-10-batches-py" / "batches.meta")
-    assert cifar10_utils.class_names(root) == list(cifar10_utils.CLASS_NAMES)
+    assert class_names(root) == list(CLASS_NAMES)
 
 
 def test_a_tilde_in_data_dir_means_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     synthetic_cifar.write_dataset(tmp_path / "home" / "cachedata")
-    assert len(cifar10_utils.get_cifar10("~/cachedata", 30, url="")["test"]) == 40
+    assert len(get_cifar10("~/cachedata", 30, url="")["test"]) == 40
     args = train_mlp_numpy.parse_args(["--data_dir=~/cachedata", "--results_dir", "~/r"])
     assert (args.data_dir, args.results_dir) == (str(tmp_path / "home" / "cachedata"),
                                                  str(tmp_path / "home" / "r"))
@@ -119,7 +104,7 @@ def test_missing_data_without_url_explains_what_to_do(tmp_path):
     with pytest.raises(DataError) as error:
         get_cifar10(tmp_path, url="")
     message = str(error.value)
-    assert cifar10_utils.CIFAR10_URL in message and "--data_dir" in message
+    assert CIFAR10_URL in message and "--data_dir" in message
     assert "cifar-10-batches-py" in message and "\n" not in message
 
 
@@ -174,13 +159,13 @@ def test_damaged_batch_files_are_refused_by_name(cifar_dir, damage, expected):
 
 LIMITED_LOAD = """
 import resource, sys
-import cifar10_utils
+from dataset.batch_files import load_batch
 from safety.errors import DataError, UserError
 with open("/proc/self/status") as f:
     in_use = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
 resource.setrlimit(resource.RLIMIT_AS, (in_use + 10_000_000, resource.RLIM_INFINITY))
 try:
-    cifar10_utils.load_batch(sys.argv[1])
+    load_batch(sys.argv[1])
 except UserError as error:
     print(type(error).__name__, error)
 """
@@ -202,7 +187,7 @@ def test_the_advice_for_a_damaged_batch_file_works_when_followed(tmp_path):
     source, data = tmp_path / "source", tmp_path / "data"
     written = synthetic_cifar.write_dataset(source)
     data.mkdir()
-    md5 = synthetic_cifar.make_tarball(source, data / cifar10_utils.TARBALL_NAME)
+    md5 = synthetic_cifar.make_tarball(source, data / TARBALL_NAME)
     get_cifar10(data, 30, url="", md5=md5)  # extracts
     damaged = data / "cifar-10-batches-py" / "test_batch"
     damaged.write_bytes(damaged.read_bytes()[:3000])

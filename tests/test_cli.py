@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import REPO, SCRIPTS, TINY, TRAINERS, assert_one_clear_line, run_script
 
-import cifar10_utils
+from dataset.cifar10 import CIFAR10_URL
 from safety.errors import Terminated
 from training import cli, run
 
@@ -23,8 +23,7 @@ def test_no_data_and_no_network_names_url_layout_and_flag(tmp_path):
     code, _, stderr = run_script("train_mlp_numpy.py", "--data_dir", tmp_path / "data",
                                  "--data_url", missing, "--results_dir", tmp_path / "r")
     assert code == 1
-    assert_one_clear_line(stderr, missing, "cifar-10-batches-py", "--data_dir",
-                          cifar10_utils.CIFAR10_URL)
+    assert_one_clear_line(stderr, missing, "cifar-10-batches-py", "--data_dir", CIFAR10_URL)
 
 
 def test_cuda_asked_for_without_cuda_is_one_clear_line(cifar_dir, tmp_path):

@@ -13,10 +13,12 @@ from helpers import (
     twin_models,
 )
 
-import cifar10_utils
 import train_mlp_pytorch
+from cifar10_utils import get_cifar10
+from dataset.loaders import DataLoader
 from safety.errors import Terminated
 from training import run
+from training.preprocessing import normalize
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA GPU here: the CUDA path is tested where one is")
@@ -54,10 +56,11 @@ def test_two_runs_with_one_seed_are_identical(cifar_dir, tmp_path):
 
 
 def test_the_loader_keeps_uint8_images_on_the_gpu(cifar_dir):
-    dataset = cifar10_utils.get_cifar10(str(cifar_dir[0]), 30, url="")
+    dataset = get_cifar10(str(cifar_dir[0]), 30, url="")
     split = train_mlp_pytorch.to_device(dataset["train"], torch.device("cuda"))
     assert split.images.dtype == torch.uint8 and split.images.is_cuda
-    images, labels = next(iter(cifar10_utils.DataLoader(split, 16, shuffle=True, seed=0)))
+    loader = DataLoader(split, 16, shuffle=True, seed=0, preprocess=normalize)
+    images, labels = next(iter(loader))
     assert images.is_cuda and labels.is_cuda and images.dtype == torch.float32
 
 

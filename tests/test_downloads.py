@@ -1,6 +1,7 @@
-"""Getting the dataset (safety/downloads.py, through cifar10_utils.get_cifar10): the tarball's md5
-checked, a download that fails or is stopped leaves nothing that passes as data, extraction writes
-nothing outside the data folder and only what is missing."""
+"""Getting the dataset (dataset/fetch.py and safety/downloads.py, through
+cifar10_utils.get_cifar10): the tarball's md5 checked, a download that fails or is stopped leaves
+nothing that passes as data, extraction writes nothing outside the data folder and only what is
+missing."""
 import os
 import tarfile
 import urllib.request
@@ -10,20 +11,22 @@ import pytest
 import synthetic_cifar
 from helpers import mode
 
-import cifar10_utils
-from cifar10_utils import DataError, get_cifar10
+from cifar10_utils import get_cifar10
+from dataset.cifar10 import FOLDER_NAME, TARBALL_NAME
+from safety.downloads import file_md5
+from safety.errors import DataError
 
 
 def test_tarball_is_checked_and_extracted(tmp_path):
     source, target = tmp_path / "source", tmp_path / "data"
     written = synthetic_cifar.write_dataset(source)
     target.mkdir()
-    md5 = synthetic_cifar.make_tarball(source, target / cifar10_utils.TARBALL_NAME)
+    md5 = synthetic_cifar.make_tarball(source, target / TARBALL_NAME)
     with pytest.raises(DataError, match="md5"):
         get_cifar10(target, 30, url="", md5="0" * 32)
     data = get_cifar10(target, 30, url="", md5=md5)
     np.testing.assert_array_equal(data["test"].images, written["test"][0])
-    assert sorted(os.listdir(target)) == [cifar10_utils.FOLDER_NAME, cifar10_utils.TARBALL_NAME]
+    assert sorted(os.listdir(target)) == [FOLDER_NAME, TARBALL_NAME]
 
 
 def test_download_from_url_checks_md5_and_leaves_no_partial_file(tmp_path):
@@ -37,7 +40,7 @@ def test_download_from_url_checks_md5_and_leaves_no_partial_file(tmp_path):
     assert not target.exists()  # nothing kept, not even the folder the download created
     data = get_cifar10(target, 30, url=url, md5=md5)
     assert len(data["test"]) == 40
-    assert sorted(os.listdir(target)) == [cifar10_utils.FOLDER_NAME, cifar10_utils.TARBALL_NAME]
+    assert sorted(os.listdir(target)) == [FOLDER_NAME, TARBALL_NAME]
 
 
 def test_tarball_with_wrong_md5_is_refused_or_downloaded_again_once(tmp_path):
@@ -45,7 +48,7 @@ def test_tarball_with_wrong_md5_is_refused_or_downloaded_again_once(tmp_path):
     synthetic_cifar.write_dataset(source)
     good_md5 = synthetic_cifar.make_tarball(source, tmp_path / "mirror.tar.gz")
     data.mkdir()
-    local = data / cifar10_utils.TARBALL_NAME
+    local = data / TARBALL_NAME
     local.write_bytes(b"not the dataset")
     with pytest.raises(DataError, match="md5"):  # no URL: refused, and the file is kept
         get_cifar10(data, 30, url="", md5=good_md5)
@@ -56,13 +59,13 @@ def test_tarball_with_wrong_md5_is_refused_or_downloaded_again_once(tmp_path):
         get_cifar10(data, 30, url=bad_mirror.as_uri(), md5=good_md5)
     assert local.read_bytes() == b"not the dataset"
     data_after = get_cifar10(data, 30, url=(tmp_path / "mirror.tar.gz").as_uri(), md5=good_md5)
-    assert len(data_after["test"]) == 40 and cifar10_utils.file_md5(local) == good_md5
+    assert len(data_after["test"]) == 40 and file_md5(local) == good_md5
 
 
 def test_a_wrong_md5_with_no_fresh_copy_says_the_md5_is_wrong(tmp_path):
-    (tmp_path / cifar10_utils.TARBALL_NAME).write_bytes(b"not the dataset")
+    (tmp_path / TARBALL_NAME).write_bytes(b"not the dataset")
     with pytest.raises(DataError) as refused:
-        cifar10_utils.get_cifar10(str(tmp_path), 30, url=(tmp_path / "none.tar.gz").as_uri())
+        get_cifar10(str(tmp_path), 30, url=(tmp_path / "none.tar.gz").as_uri())
     message = str(refused.value)
     assert "has md5" in message and "no fresh copy came" in message
     assert "expected" not in message.split("no fresh copy came")[1]
@@ -85,8 +88,8 @@ def test_a_data_url_that_is_no_url_is_one_line_and_leaves_no_folder(tmp_path):
 
 def test_a_failed_download_removes_every_folder_it_made(tmp_path):
     with pytest.raises(DataError, match="could not download"):
-        cifar10_utils.get_cifar10(str(tmp_path / "nest" / "a" / "b" / "c"), 30,
-                                  url=(tmp_path / "missing.tar.gz").as_uri())
+        get_cifar10(str(tmp_path / "nest" / "a" / "b" / "c"), 30,
+                    url=(tmp_path / "missing.tar.gz").as_uri())
     assert os.listdir(tmp_path) == []
 
 
@@ -129,7 +132,7 @@ def test_downloaded_tarball_gets_the_permissions_of_the_umask(tmp_path):
         get_cifar10(tmp_path / "data", 30, url=(tmp_path / "mirror.tar.gz").as_uri(), md5=md5)
     finally:
         os.umask(previous)
-    assert mode(tmp_path / "data" / cifar10_utils.TARBALL_NAME) == 0o644
+    assert mode(tmp_path / "data" / TARBALL_NAME) == 0o644
 
 
 @pytest.mark.parametrize("name, kind, linkname", [
@@ -144,23 +147,23 @@ def test_unsafe_tar_members_write_nothing_outside_data_dir(tmp_path, name, kind,
     source, data = tmp_path / "source", tmp_path / "data"
     synthetic_cifar.write_dataset(source)
     data.mkdir()
-    tar_path = data / cifar10_utils.TARBALL_NAME
+    tar_path = data / TARBALL_NAME
     with tarfile.open(tar_path, "w:gz") as tar:
         tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
         synthetic_cifar.add_tar_member(tar, name, kind=kind, linkname=linkname)
-    md5 = cifar10_utils.file_md5(tar_path)
+    md5 = file_md5(tar_path)
     with pytest.raises(DataError, match="unsafe member"):
         get_cifar10(data, 30, url="", md5=md5)
     assert not (tmp_path / "escaped.txt").exists()
     assert not os.path.exists("/tmp/escaped-absolute.txt")
-    assert os.listdir(data) == [cifar10_utils.TARBALL_NAME]  # no half-extracted folder either
+    assert os.listdir(data) == [TARBALL_NAME]  # no half-extracted folder either
 
 
 def test_incomplete_folder_gets_only_its_missing_files(tmp_path):
     source, data = tmp_path / "source", tmp_path / "data"
     synthetic_cifar.write_dataset(source)
     data.mkdir()
-    md5 = synthetic_cifar.make_tarball(source, data / cifar10_utils.TARBALL_NAME)
+    md5 = synthetic_cifar.make_tarball(source, data / TARBALL_NAME)
     (data / "cifar-10-batches-py").mkdir()
     (data / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"the user's file")
     with pytest.raises(DataError, match="data_batch_1: not a valid CIFAR-10 batch file"):
@@ -169,4 +172,4 @@ def test_incomplete_folder_gets_only_its_missing_files(tmp_path):
     assert (data / "cifar-10-batches-py" / "data_batch_1").read_bytes() == b"the user's file"
     assert (data / "cifar-10-batches-py" / "test_batch").read_bytes() == \
         (source / "cifar-10-batches-py" / "test_batch").read_bytes()
-    assert sorted(os.listdir(data)) == ["cifar-10-batches-py", cifar10_utils.TARBALL_NAME]
+    assert sorted(os.listdir(data)) == ["cifar-10-batches-py", TARBALL_NAME]

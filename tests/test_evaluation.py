@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-import cifar10_utils
 import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import Split, get_cifar10
+from dataset.loaders import DataLoader
 from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
-from training.preprocessing import TTA_VIEWS
+from training.preprocessing import TTA_VIEWS, normalize
 
 
 def normalized(split):
-    return cifar10_utils.normalize(split.images).reshape(len(split), -1)
+    return normalize(split.images).reshape(len(split), -1)
 
 
 def test_evaluation_accuracy_is_correct_over_all_images_across_batches(cifar_dir):
@@ -23,14 +23,15 @@ def test_evaluation_accuracy_is_correct_over_all_images_across_batches(cifar_dir
     np.random.seed(0)
     numpy_model = NumpyMLP(3072, [12], 10, dtype=np.float32)
     expected = np.sum(numpy_model.forward(normalized(test)).argmax(axis=1) == test.labels)
-    accuracy = train_mlp_numpy.evaluate_model(numpy_model, cifar10_utils.DataLoader(test, 16))
+    loader = DataLoader(test, 16, preprocess=normalize)
+    accuracy = train_mlp_numpy.evaluate_model(numpy_model, loader)
     assert accuracy == expected / 40
     torch.manual_seed(0)
     torch_model = TorchMLP(3072, [12], 10)
     with torch.no_grad():
         logits = torch_model(torch.from_numpy(normalized(test)))
     expected = int((logits.argmax(dim=1) == torch.from_numpy(test.labels)).sum())
-    loader = cifar10_utils.DataLoader(train_mlp_pytorch.to_device(test, "cpu"), 16)
+    loader = DataLoader(train_mlp_pytorch.to_device(test, "cpu"), 16, preprocess=normalize)
     assert train_mlp_pytorch.evaluate_model(torch_model, loader) == expected / 40
 
 
@@ -58,7 +59,7 @@ def test_numpy_evaluation_uses_batch_norm_running_statistics(cifar_dir):
     running_stat_predictions = model.forward(x).argmax(axis=1)
     model.train()
     assert not np.array_equal(batch_stat_predictions, running_stat_predictions)  # it matters
-    accuracy = train_mlp_numpy.evaluate_model(model, cifar10_utils.DataLoader(test, 40))
+    accuracy = train_mlp_numpy.evaluate_model(model, DataLoader(test, 40, preprocess=normalize))
     assert accuracy == np.mean(running_stat_predictions == test.labels)
     assert model.training  # the trainer's mode is restored
 
@@ -75,7 +76,7 @@ def test_pytorch_evaluation_uses_batch_norm_running_statistics(cifar_dir):
         running_stat_predictions = model(x).argmax(dim=1)
     model.train()
     assert not torch.equal(batch_stat_predictions, running_stat_predictions)
-    loader = cifar10_utils.DataLoader(train_mlp_pytorch.to_device(test, "cpu"), 40)
+    loader = DataLoader(train_mlp_pytorch.to_device(test, "cpu"), 40, preprocess=normalize)
     accuracy = train_mlp_pytorch.evaluate_model(model, loader)
     labels = torch.from_numpy(test.labels)
     assert accuracy == int((running_stat_predictions == labels).sum()) / 40
@@ -99,14 +100,13 @@ def moved(images, flipped, down, right):
 def test_test_time_averaging_is_the_mean_of_the_views_predictions(tta, views):
     images = np.random.default_rng(3).standard_normal((12, 3, 32, 32)).astype(np.float32)
     labels = np.zeros(12, np.int64)
-    loader = cifar10_utils.DataLoader(Split(images, labels), 5, preprocess=None)
+    loader = DataLoader(Split(images, labels), 5)
     np.random.seed(0)
     model = NumpyMLP(3072, [8], 10, dtype=np.float32)
     by_hand = np.mean([model.forward(moved(images, *each).reshape(12, -1)) for each in views], 0)
     averaged, _ = train_mlp_numpy.predict(model, loader, tta=tta)
     np.testing.assert_allclose(averaged, by_hand, rtol=1e-5)
-    torch_loader = cifar10_utils.DataLoader(Split(torch.from_numpy(images),
-                                                  torch.from_numpy(labels)), 5, preprocess=None)
+    torch_loader = DataLoader(Split(torch.from_numpy(images), torch.from_numpy(labels)), 5)
     torch.manual_seed(0)
     torch_model = TorchMLP(3072, [8], 10)
     with torch.no_grad():
@@ -120,13 +120,13 @@ def test_views_are_made_before_normalization_as_augmentations_are():
     """A shifted uint8 image is filled with black, then normalized: the padding of the crops
     the model trained on, not zeros of the normalized input."""
     images = np.full((2, 3, 32, 32), 200, np.uint8)
-    loader = cifar10_utils.DataLoader(Split(images, np.zeros(2, np.int64)), 2)
+    loader = DataLoader(Split(images, np.zeros(2, np.int64)), 2, preprocess=normalize)
     seen = []
     model = NumpyMLP(3072, [8], 10, dtype=np.float32)
     model.forward = lambda flat: seen.append(flat.reshape(-1, 3, 32, 32).copy()) or \
         np.full((len(flat), 10), 0.1, np.float32)
     train_mlp_numpy.predict(model, loader, tta="flip+shift")
-    black = cifar10_utils.normalize(np.zeros((2, 3, 32, 32), np.uint8))
+    black = normalize(np.zeros((2, 3, 32, 32), np.uint8))
     shifted_down = seen[TTA_VIEWS["flip+shift"].index(dict(flipped=False, down=2, right=0))]
     np.testing.assert_array_equal(shifted_down[:, :, :2], black[:, :, :2])
     assert not np.array_equal(shifted_down[:, :, 2:], black[:, :, 2:])
@@ -137,14 +137,13 @@ def test_any_iterable_of_batches_is_evaluated_as_the_courses_loaders_are():
     loader gives, mirrored views included."""
     images = np.random.default_rng(4).standard_normal((12, 3, 32, 32)).astype(np.float32)
     labels = np.random.default_rng(5).integers(0, 10, 12)
-    loader = cifar10_utils.DataLoader(Split(images, labels), 5, preprocess=None)
+    loader = DataLoader(Split(images, labels), 5)
     batches = [(images[start:start + 5], labels[start:start + 5]) for start in range(0, 12, 5)]
     np.random.seed(0)
     model = NumpyMLP(3072, [8], 10, dtype=np.float32)
     torch_model = TorchMLP(3072, [8], 10)
     torch_batches = [tuple(map(torch.from_numpy, batch)) for batch in batches]
-    torch_loader = cifar10_utils.DataLoader(Split(*map(torch.from_numpy, (images, labels))), 5,
-                                            preprocess=None)
+    torch_loader = DataLoader(Split(*map(torch.from_numpy, (images, labels))), 5)
     for tta in ("none", "flip"):
         np.testing.assert_array_equal(train_mlp_numpy.predict(model, batches, tta)[0],
                                       train_mlp_numpy.predict(model, loader, tta)[0])

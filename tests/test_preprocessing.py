@@ -6,8 +6,8 @@ import pytest
 import torch
 from helpers import COMPONENTS
 
-import cifar10_utils
 from cifar10_utils import get_cifar10
+from dataset.loaders import make_loaders
 from training import preprocessing
 from training.preprocessing import (
     Mixup,
@@ -85,7 +85,7 @@ def test_statistics_come_from_the_training_split_and_apply_alike_to_all(cifar_di
     train = data["train"].images.reshape(len(data["train"]), -1).astype(np.float64)
     mean = (train.mean(axis=0) + train[:, preprocessing.mirror_permutation()].mean(axis=0)) / 2
     np.testing.assert_allclose(fitted.arrays["shift"], -mean / 255, atol=1e-6)  # train's alone
-    loaders = cifar10_utils.make_loaders(data, fitted)
+    loaders = make_loaders(data, fitted)
     for key in ("validation", "test"):
         batches = np.concatenate([images for images, _ in loaders[key]])
         np.testing.assert_allclose(batches, fitted(data[key].images), atol=1e-5)
@@ -96,7 +96,25 @@ def test_channel_preprocessing_is_the_course_normalization(cifar_dir):
     fitted = Preprocessing.fit("channel", data["train"].images)
     assert fitted.fitted_arrays == {}  # nothing to save: the course's fixed numbers
     np.testing.assert_array_equal(fitted(data["test"].images),
-                                  cifar10_utils.normalize(data["test"].images))
+                                  preprocessing.normalize(data["test"].images))
+
+
+def test_normalization_uses_the_course_mean_and_std_per_channel():
+    """Each channel by its own numbers, written out here as the course gives them."""
+    image = np.empty((1, 3, 32, 32), np.uint8)
+    image[0, 0], image[0, 1], image[0, 2] = 255, 0, 128
+    out = preprocessing.normalize(image)
+    expected = [(1.0 - 0.491) / 0.247, (0.0 - 0.482) / 0.243, (128 / 255 - 0.447) / 0.262]
+    for channel, value in enumerate(expected):
+        np.testing.assert_allclose(out[0, channel], value, rtol=1e-6)
+
+
+def test_torch_normalization_equals_numpy_normalization():
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    ours = preprocessing.normalize(images)
+    theirs = preprocessing.normalize(torch.from_numpy(images))
+    assert theirs.dtype == torch.float32 and theirs.shape == (5, 3, 32, 32)
+    np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-6, atol=1e-6)
 
 
 def test_the_components_are_the_whitened_images_top_principal_directions():
@@ -194,7 +212,7 @@ def test_cutout_fills_one_square_per_image_with_the_mean_and_keeps_the_rest_of_t
     images[:, 0] //= 2  # red below the mean's 125: no pixel of a crop is the mean colour
     out = preprocessing.random_crop_flip_cutout(images, np.random.default_rng(3))
     cropped = preprocessing.random_crop_flip(images, np.random.default_rng(3))
-    mean = np.round(np.array(cifar10_utils.MEAN) * 255).astype(np.uint8)
+    mean = np.round(np.array(preprocessing.MEAN) * 255).astype(np.uint8)
     sizes, corners = [], set()
     for image, crop in zip(out, cropped):
         mask = (image == mean[:, None, None]).all(axis=0)

@@ -3,6 +3,8 @@ folder named for its job, imports running one way (down the data's flow: data ->
 -> model -> loop -> run folder -> report), and files and functions short enough to read."""
 import ast
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -13,18 +15,21 @@ COURSE_FILES = {"modules.py", "mlp_numpy.py", "mlp_pytorch.py", "train_mlp_numpy
 # each part of the code, and the parts it may import: only those further down the flow
 MAY_IMPORT = {
     "safety": set(),
-    "cifar10_utils": {"safety"},
+    "dataset": {"safety"},
     "modules": set(),
     "mlp_numpy": {"modules"},
     "mlp_pytorch": set(),
-    "training": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training"},
-    "train_mlp_numpy": {"safety", "cifar10_utils", "modules", "mlp_numpy", "training"},
-    "train_mlp_pytorch": {"safety", "cifar10_utils", "mlp_pytorch", "training"},
-    "questions": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training",
-                  "questions"},
-    "benchmarks": {"safety", "cifar10_utils", "training"},
-    "experiments": {"safety", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch", "training",
-                    "train_mlp_numpy", "train_mlp_pytorch", "questions", "experiments"},
+    "training": {"safety", "dataset", "modules", "mlp_numpy", "mlp_pytorch", "training"},
+    # the course's data interface: the dataset, batched with the course's normalization
+    "cifar10_utils": {"dataset", "training"},
+    "train_mlp_numpy": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "training"},
+    "train_mlp_pytorch": {"safety", "dataset", "cifar10_utils", "mlp_pytorch", "training"},
+    "questions": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch",
+                  "training", "questions"},
+    "benchmarks": {"safety", "dataset", "cifar10_utils", "training"},
+    "experiments": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch",
+                    "training", "train_mlp_numpy", "train_mlp_pytorch", "questions",
+                    "experiments"},
     "unittests": {"modules", "mlp_numpy"},
 }
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 50
@@ -81,6 +86,25 @@ def test_files_and_functions_are_short_enough_to_read(path):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                 and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert not too_long
+
+
+TORCH_FREE_RUN = """
+import sys
+import train_mlp_numpy
+assert "torch" not in sys.modules, "imported by: import train_mlp_numpy"
+train_mlp_numpy.train([8], 0.1, 16, 1, 0, sys.argv[1], validation_size=30, results_dir=sys.argv[2],
+                      normalize="zca", augment="crop+flip+cutout", mixup=0.4, tta="flip+shift")
+assert "torch" not in sys.modules, "imported by a NumPy training run"
+"""
+
+
+def test_the_numpy_trainer_never_imports_torch(cifar_dir, tmp_path):
+    """The NumPy path (data, preprocessing, augmentation, mixup, test-time views) works on NumPy
+    arrays alone; torch, seconds to import, is left to the code that is given a tensor."""
+    done = subprocess.run([sys.executable, "-c", TORCH_FREE_RUN, str(cifar_dir[0]),
+                           str(tmp_path / "results")], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_no_test_file_imports_another():

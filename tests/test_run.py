@@ -17,13 +17,13 @@ from helpers import (
     train,
 )
 
-import cifar10_utils
 import train_mlp_numpy
 import train_mlp_pytorch
 from cifar10_utils import get_cifar10
+from dataset.loaders import DataLoader, make_loaders
 from safety.errors import UserError
 from training import backend_numpy, backend_torch
-from training.preprocessing import Preprocessing
+from training.preprocessing import Preprocessing, normalize
 
 
 def saved(framework, log):
@@ -43,7 +43,7 @@ def test_the_preprocessing_is_fitted_on_the_training_split_alone(framework, cifa
     root, _ = cifar_dir
     *_, log = train(framework, root, tmp_path / "r", normalize="pixel", epochs=1)
     _, _, kept = saved(framework, log)
-    dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
+    dataset = get_cifar10(str(root), 30, url="")
     on_train = Preprocessing.fit("pixel", dataset["train"].images).arrays
     both = np.concatenate([dataset["train"].images, dataset["validation"].images])
     on_both = Preprocessing.fit("pixel", both).arrays
@@ -56,7 +56,7 @@ def test_the_preprocessing_is_fitted_on_the_training_split_alone(framework, cifa
 def test_both_trainers_project_onto_the_same_fitted_components(projected_runs):
     data, runs = projected_runs
     numpy_model, torch_model = runs["numpy"][0], runs["pytorch"][0]
-    fitted = Preprocessing.fit("zca", cifar10_utils.get_cifar10(str(data), 60)["train"].images,
+    fitted = Preprocessing.fit("zca", get_cifar10(str(data), 60)["train"].images,
                                1.0).principal_components(COMPONENTS)
     np.testing.assert_array_equal(numpy_model.layers[0].components, fitted)
     np.testing.assert_array_equal(torch_model.layers[0].components.numpy(), fitted)
@@ -71,9 +71,9 @@ def test_validation_and_test_see_plain_images_and_the_best_epoch_is_tested(
     *_, log = train(framework, root, tmp_path / "r", augment="crop+flip", epochs=6)
     assert log["best_epoch"] < 6, "this test needs a run whose best epoch is not its last"
     model, record, preprocessing = saved(framework, log)
-    dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
+    dataset = get_cifar10(str(root), 30, url="")
     move = None if framework == "numpy" else partial(train_mlp_pytorch.to_device, device="cpu")
-    loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
+    loaders = make_loaders(dataset, preprocessing, move=move)
     trainer, _ = TRAINERS[framework]
     assert trainer.evaluate_model(model, loaders["validation"]) == \
         log["val_accuracy"][log["best_epoch"] - 1] == log["kept_val_accuracy"]
@@ -88,9 +88,9 @@ def test_the_kept_model_is_validated_and_tested_on_every_view_its_epochs_on_one(
                     epochs=4)
     assert f"on every --tta view {log['kept_val_accuracy']:.4f})" in capsys.readouterr().out
     model, record, preprocessing = saved(framework, log)
-    dataset = cifar10_utils.get_cifar10(str(root), 30, url="")
+    dataset = get_cifar10(str(root), 30, url="")
     move = None if framework == "numpy" else partial(train_mlp_pytorch.to_device, device="cpu")
-    loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
+    loaders = make_loaders(dataset, preprocessing, move=move)
     trainer, _ = TRAINERS[framework]
     on_the_image = trainer.evaluate_model(model, loaders["validation"])
     on_every_view = trainer.evaluate_model(model, loaders["validation"], "flip+shift")
@@ -111,13 +111,14 @@ def test_training_picks_the_best_epoch_and_reports_exact_fractions(framework, ha
     if framework == "numpy":
         model, val, test_accuracy, log = train_mlp_numpy.train(**kwargs)
         evaluate = train_mlp_numpy.evaluate_model
-        loader = cifar10_utils.DataLoader(get_cifar10(hard_cifar_dir[0], 30, url="")["test"], 7)
+        test = get_cifar10(hard_cifar_dir[0], 30, url="")["test"]
+        loader = DataLoader(test, 7, preprocess=normalize)
     else:
         model, val, test_accuracy, log = train_mlp_pytorch.train(use_batch_norm=False,
                                                                  device="cpu", **kwargs)
         evaluate = train_mlp_pytorch.evaluate_model
         test = get_cifar10(hard_cifar_dir[0], 30, url="")["test"]
-        loader = cifar10_utils.DataLoader(train_mlp_pytorch.to_device(test, "cpu"), 7)
+        loader = DataLoader(train_mlp_pytorch.to_device(test, "cpu"), 7, preprocess=normalize)
     assert max(val) < 1.0 and val[0] < max(val)
     assert log["best_epoch"] == val.index(max(val)) + 1 < len(val)  # the best is not the last
     assert evaluate(model, loader) == test_accuracy  # the returned model is the one tested

@@ -12,7 +12,8 @@ import sys
 import pytest
 from helpers import REPO, assert_one_clear_line, files_of, run_task
 
-import cifar10_utils
+from dataset import fetch
+from dataset.cifar10 import TARBALL_NAME
 from experiments import runner
 from experiments.runs import run
 from experiments.sets import SETS
@@ -167,7 +168,7 @@ def test_the_report_collects_a_measured_array_without_downloading(tmp_path, cifa
         downloads.append(url)
         raise DataError(f"{url} cannot be reached")
 
-    monkeypatch.setattr(cifar10_utils, "download", no_network)
+    monkeypatch.setattr(fetch, "download", no_network)
     dead = SETS["dead-neurons"]
     measured = dataclasses.replace(dead, runs=[dataclasses.replace(
         dead.runs[0], flags=dict(dead.runs[0].flags, **TINY))])
@@ -213,7 +214,7 @@ def test_an_evaluated_run_missing_from_its_source_set_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
 def test_a_tarball_that_is_no_file_is_named_unverified_without_reading_it(kind, tmp_path):
-    tarball = tmp_path / cifar10_utils.TARBALL_NAME
+    tarball = tmp_path / TARBALL_NAME
     tarball.mkdir() if kind == "folder" else os.mkfifo(tarball)
     assert runner.data_note(str(tmp_path), "") == ("CIFAR-10 files whose origin was not "
                                                    "verified against the official md5")

@@ -5,9 +5,10 @@ import pytest
 import torch
 from helpers import TRAINERS, train
 
-import cifar10_utils
 from cifar10_utils import get_cifar10
+from dataset.loaders import DataLoader
 from training import backend_numpy, backend_torch
+from training.preprocessing import normalize
 from training.schedules import WeightAverage, lr_factor
 
 
@@ -98,5 +99,6 @@ def test_ema_keeps_and_tests_the_average_without_changing_training(framework, ha
     if framework == "pytorch":
         test = backend_torch.to_device(test, "cpu")
     trainer, _ = TRAINERS[framework]
-    assert trainer.evaluate_model(model, cifar10_utils.DataLoader(test, 16)) == test_accuracy
+    loader = DataLoader(test, 16, preprocess=normalize)
+    assert trainer.evaluate_model(model, loader) == test_accuracy
     assert "ema0.9" in log["run_dir"]

@@ -8,7 +8,7 @@ import os
 
 import torch
 
-import cifar10_utils
+from dataset.splits import Split
 from mlp_pytorch import MLP
 from safety.errors import UserError
 from safety.files import write_atomically
@@ -49,7 +49,7 @@ def peak_gpu_memory(device):
 
 def to_device(split, device):
     """The uint8 images and labels moved to the device once; batches are then cut there."""
-    return cifar10_utils.Split(torch.from_numpy(split.images).to(device),
+    return Split(torch.from_numpy(split.images).to(device),
                                torch.from_numpy(split.labels).to(device))
 
 

@@ -3,7 +3,9 @@ import copy
 
 import numpy as np
 
-import cifar10_utils
+from dataset.batch_files import class_names
+from dataset.loaders import DataLoader, make_loaders
+from dataset.splits import get_cifar10
 from safety.files import check_writable
 from training import inspect_model
 from training.options import Config
@@ -32,10 +34,10 @@ def predict(model, data_loader, tta, probabilities_of):
 
 def viewed(data_loader, each):
     """data_loader's batches, each seen as the view each (preprocessing.view's flags) shows it.
-    A cifar10_utils.DataLoader makes the view of every batch as it stores it, before
+    A dataset.loaders.DataLoader makes the view of every batch as it stores it, before
     normalization, in order and with no augmentation; any other iterable of (images, labels)
     (the course's graders may pass one) is viewed batch by batch as it comes."""
-    if isinstance(data_loader, cifar10_utils.DataLoader):
+    if isinstance(data_loader, DataLoader):
         loader = copy.copy(data_loader)
         loader.shuffle, loader.transform = False, lambda images, rng: view(images, **each)
         return loader
@@ -66,11 +68,9 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
         preprocessing = Preprocessing.load(record["normalize"], arrays)
     except ValueError as error:
         raise not_a_saved_model(path, str(error)) from None
-    dataset = cifar10_utils.get_cifar10(config.data_dir, record["validation_size"],
-                                        url=config.data_url)
-    loaders = cifar10_utils.make_loaders(dataset, preprocessing, move=move)
+    dataset = get_cifar10(config.data_dir, record["validation_size"], url=config.data_url)
+    loaders = make_loaders(dataset, preprocessing, move=move)
     validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
     probabilities, _ = predict(model, loaders["test"], record["tta"])
     inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
-                         model.input_filters(), cifar10_utils.class_names(config.data_dir),
-                         figures_dir)
+                         model.input_filters(), class_names(config.data_dir), figures_dir)

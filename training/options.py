@@ -8,7 +8,8 @@ import argparse
 import shlex
 from dataclasses import dataclass, field, fields
 
-import cifar10_utils
+from dataset.cifar10 import CIFAR10_URL, DATA_DIR, FOLDER_NAME, TARBALL_NAME
+from dataset.splits import VALIDATION_SIZE
 from safety.checks import (
     check_choice,
     check_flag,
@@ -170,12 +171,12 @@ class Config:
                              "before the first hidden layer, so that layer's weights have rank "
                              "<= N; 0 is none", "training", architecture=True,
                              type=nonnegative_int, metavar="N")
-    data_dir: str = option(cifar10_utils.DATA_DIR, f"folder holding {cifar10_utils.FOLDER_NAME}/ "
-                           f"or {cifar10_utils.TARBALL_NAME}", "setup", where=True, type=folder)
-    data_url: str = option(cifar10_utils.CIFAR10_URL, "where to download CIFAR-10 if it is "
+    data_dir: str = option(DATA_DIR, f"folder holding {FOLDER_NAME}/ or {TARBALL_NAME}", "setup",
+                           where=True, type=folder)
+    data_url: str = option(CIFAR10_URL, "where to download CIFAR-10 if it is "
                            "missing (a mirror, or a plain path to the tarball); '' never "
                            "downloads", "setup", where=True, type=location_or_nothing)
-    validation_size: int = option(cifar10_utils.VALIDATION_SIZE, "training images held out for "
+    validation_size: int = option(VALIDATION_SIZE, "training images held out for "
                                   "validation", "setup", type=validation_size)
     results_dir: str = option("results", "each run writes a folder of curves, metrics and its "
                               "model here", "setup", where=True, type=folder)

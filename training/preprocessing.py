@@ -5,9 +5,38 @@ NumPy arrays and on torch tensors on their device alike, and draws from a NumPy 
 that both trainers see the same batches for a seed."""
 import numpy as np
 
-from cifar10_utils import MEAN, SCALE, SHIFT, affine, torch_constants
+from dataset.tensors import as_tensor, constants_on
 
 CHUNK = 5000  # images at a time where a whole split is processed: bounded float64 memory
+
+
+# --- The course's normalization ---
+MEAN = (0.491, 0.482, 0.447)  # the course's per-channel numbers for CIFAR-10
+STD = (0.247, 0.243, 0.262)
+# x_norm = (x / 255 - mean) / std = x * SCALE + SHIFT, one multiply-add per pixel; spelled out
+# per pixel of a flattened image so NumPy runs one long loop instead of many 32-pixel rows
+SCALE = np.repeat(1.0 / (255.0 * np.array(STD, np.float32)), 32 * 32)
+SHIFT = np.repeat(-np.array(MEAN, np.float32) / np.array(STD, np.float32), 32 * 32)
+
+
+def normalize(images):
+    """uint8 (B, 3, 32, 32) -> float32 (B, 3, 32, 32) with the course's per-channel mean and std.
+
+    images is a NumPy array, or a torch tensor on any device (normalized there)."""
+    return affine(images, SCALE, SHIFT)
+
+
+def affine(images, scale, shift):
+    """x * scale + shift per pixel of each flattened uint8 image, where the images live."""
+    flat = images.reshape(len(images), -1)
+    if isinstance(images, np.ndarray):
+        out = flat.astype(np.float32)
+        out *= scale
+        out += shift
+    else:
+        scale, shift = constants_on(images.device, scale, shift)
+        out = flat.float().mul_(scale).add_(shift)
+    return out.reshape(images.shape)
 
 
 def mirror_permutation(image_shape=(3, 32, 32)):
@@ -95,7 +124,7 @@ class Preprocessing:
         flat = out.reshape(len(out), -1)
         if isinstance(flat, np.ndarray):
             return (flat @ self.arrays["whitening"]).reshape(out.shape)
-        (whitening,) = torch_constants(flat.device, self.arrays["whitening"])
+        (whitening,) = constants_on(flat.device, self.arrays["whitening"])
         return (flat @ whitening).reshape(out.shape)
 
     def prepare(self, images):
@@ -123,9 +152,8 @@ def random_flip(images, rng):
         out = images.copy()
         out[flip] = mirror(images[flip])
         return out
-    import torch
-    flip = torch.from_numpy(flip).to(images.device).view(-1, 1, 1, 1)
-    return torch.where(flip, mirror(images), images)
+    flip = as_tensor(flip, images.device).view(-1, 1, 1, 1)
+    return mirror(images).where(flip, images)
 
 
 def random_crop_flip(images, rng, padding=4):
@@ -141,10 +169,8 @@ def random_crop_flip(images, rng, padding=4):
     if isinstance(images, np.ndarray):
         windows = np.lib.stride_tricks.sliding_window_view(padded, (height, width), axis=(2, 3))
         return random_flip(windows[np.arange(batch), :, top, left], rng)
-    import torch
     windows = padded.unfold(2, height, 1).unfold(3, width, 1)  # (B, C, 2p+1, 2p+1, H, W)
-    image, top, left = (torch.from_numpy(i).to(images.device)
-                        for i in (np.arange(batch), top, left))
+    image, top, left = (as_tensor(i, images.device) for i in (np.arange(batch), top, left))
     return random_flip(windows[image, :, top, left], rng)
 
 
@@ -152,7 +178,7 @@ def zero_padded(images, padding):
     """(B, C, H, W) -> (B, C, H + 2 padding, W + 2 padding): zeros around every image."""
     if isinstance(images, np.ndarray):
         return np.pad(images, [(0, 0), (0, 0), (padding, padding), (padding, padding)])
-    import torch
+    import torch  # only here, for its padding: dataset/tensors.py says why not at the top
     return torch.nn.functional.pad(images, (padding,) * 4)
 
 
@@ -172,9 +198,8 @@ def random_crop_flip_cutout(images, rng, size=8):
             np.round(np.array(MEAN) * 255).astype(np.uint8))[None, :, None, None]
     if isinstance(images, np.ndarray):
         return np.where(square, mean.astype(images.dtype), images)
-    import torch
-    square, mean = (torch.from_numpy(array).to(images.device) for array in (square, mean))
-    return torch.where(square, mean.to(images.dtype), images)
+    square, mean = (as_tensor(array, images.device) for array in (square, mean))
+    return mean.to(images.dtype).where(square, images)
 
 
 # --augment's choices: each maps a uint8 batch and the loader's Generator to a uint8 batch
@@ -231,6 +256,5 @@ class Mixup:
         weight = float(self.rng.beta(self.alpha, self.alpha))
         perm = self.rng.permutation(len(images))
         if not isinstance(images, np.ndarray):
-            import torch
-            perm = torch.from_numpy(perm).to(images.device)
+            perm = as_tensor(perm, images.device)
         return weight * images + (1 - weight) * images[perm], labels[perm], weight

@@ -9,7 +9,10 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-import cifar10_utils
+from dataset.batch_files import class_names
+from dataset.cifar10 import NUM_CLASSES, PIXEL_VALUES
+from dataset.loaders import make_loaders
+from dataset.splits import get_cifar10
 from safety import checks
 from safety.errors import TrainingDiverged, UserError
 from training import inspect_model
@@ -87,8 +90,7 @@ class TrainingRun(RunRecorder):
         and a projection's components, are fitted on the training split alone. move(split) puts a
         split where it is to live."""
         config = self.config
-        self.dataset = cifar10_utils.get_cifar10(config.data_dir, config.validation_size,
-                                                 url=config.data_url)
+        self.dataset = get_cifar10(config.data_dir, config.validation_size, url=config.data_url)
         self.log["data_sha256"] = fingerprint(self.dataset)
         if config.batch_size > len(self.dataset["train"]):
             raise UserError(f"--batch_size {config.batch_size} is larger than the "
@@ -96,9 +98,8 @@ class TrainingRun(RunRecorder):
                             f"train on")
         self.preprocessing = Preprocessing.fit(config.normalize, self.dataset["train"].images,
                                                config.zca_epsilon)
-        self.loaders = cifar10_utils.make_loaders(self.dataset, self.preprocessing,
-                                                  config.batch_size, config.seed,
-                                                  AUGMENTATIONS[config.augment], move)
+        self.loaders = make_loaders(self.dataset, self.preprocessing, config.batch_size,
+                                    config.seed, AUGMENTATIONS[config.augment], move)
         self.components = (self.preprocessing.principal_components(config.projection)
                            if config.projection else None)
         steps_per_epoch = len(self.loaders["train"])
@@ -177,7 +178,7 @@ class TrainingRun(RunRecorder):
         class."""
         self.log["kept_val_accuracy"] = accuracy_of(*validation)
         probabilities, labels = test
-        names = cifar10_utils.class_names(self.config.data_dir)
+        names = class_names(self.config.data_dir)
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
 
 
@@ -196,9 +197,9 @@ def check_projection(projection, normalize):
     if projection and normalize != "zca":
         raise UserError(f"--projection {projection} projects onto the principal components that "
                         f"ZCA whitening fits: add --normalize zca")
-    if projection > cifar10_utils.PIXEL_VALUES:
+    if projection > PIXEL_VALUES:
         raise UserError(f"--projection {projection} asks for more principal components than "
-                        f"the {cifar10_utils.PIXEL_VALUES} pixel values of an image")
+                        f"the {PIXEL_VALUES} pixel values of an image")
 
 
 def check_model_fits(hidden_dims, bottleneck, projection=0):
@@ -206,9 +207,8 @@ def check_model_fits(hidden_dims, bottleneck, projection=0):
 
     Training holds each weight about four times (the weight, its gradient, two optimizer
     moments), in float32; NumPy draws the initial weights in float64 first."""
-    inputs = projection or cifar10_utils.PIXEL_VALUES
-    sizes = [inputs, *([bottleneck] if bottleneck else []), *hidden_dims,
-             cifar10_utils.NUM_CLASSES]
+    inputs = projection or PIXEL_VALUES
+    sizes = [inputs, *([bottleneck] if bottleneck else []), *hidden_dims, NUM_CLASSES]
     parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     needed = 4 * 4 * parameters
     try:

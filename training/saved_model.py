@@ -3,7 +3,7 @@ refusal of files that are not this trainer's model."""
 import os
 import zipfile
 
-import cifar10_utils
+from dataset.cifar10 import NUM_CLASSES, PIXEL_VALUES
 from safety.errors import UserError
 from training.options import ARCHITECTURE, BY_NAME, RECORDED, contradictions
 
@@ -13,12 +13,11 @@ def build_mlp(mlp_class, architecture, components=None, **settings):
     whole: a projection's components (PIXEL_VALUES, K), fitted by the run or saved with the
     model, are given where the record has --projection K."""
     projection = architecture["projection"]
-    if projection and getattr(components, "shape", None) != (cifar10_utils.PIXEL_VALUES,
-                                                            projection):
+    if projection and getattr(components, "shape", None) != (PIXEL_VALUES, projection):
         raise ValueError(f"--projection {projection} needs components of shape "
-                         f"({cifar10_utils.PIXEL_VALUES}, {projection}), not {components!r}")
-    return mlp_class(cifar10_utils.PIXEL_VALUES, architecture["hidden_dims"],
-                     cifar10_utils.NUM_CLASSES, architecture["use_batch_norm"],
+                         f"({PIXEL_VALUES}, {projection}), not {components!r}")
+    return mlp_class(PIXEL_VALUES, architecture["hidden_dims"],
+                     NUM_CLASSES, architecture["use_batch_norm"],
                      architecture["activation"], architecture["dropout"],
                      bottleneck=architecture["bottleneck"],
                      projection=components if projection else None, **settings)
@@ -30,7 +29,7 @@ def saved_components(path, state, record):
         return None
     components = state.get("layers.0.components")
     found = None if components is None else tuple(components.shape)
-    expected = (cifar10_utils.PIXEL_VALUES, record["projection"])
+    expected = (PIXEL_VALUES, record["projection"])
     if found != expected:
         raise UserError(f"{path} holds projection components of shape {found}, but the model its "
                         f"record describes (--projection {record['projection']}) has {expected}")

@@ -2,7 +2,7 @@
 trainers, and the seven stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
-from cifar10_utils import PIXEL_VALUES
+from dataset.cifar10 import PIXEL_VALUES
 from experiments import budget
 from experiments.runs import (
     EPOCHS_SEARCH_EPOCHS,

@@ -1,0 +1,95 @@
+"""Getting CIFAR-10's files: an extracted folder is used as it is, a tarball is checked against
+its md5 and extracted, and a missing or wrong tarball is downloaded (safety/downloads.py keeps a
+download only once its md5 is right)."""
+import os
+
+from dataset.cifar10 import (
+    CIFAR10_MD5,
+    CIFAR10_URL,
+    FOLDER_NAME,
+    TARBALL_NAME,
+    TEST_FILE,
+    TRAIN_FILES,
+)
+from safety.downloads import download, extract, file_md5
+from safety.errors import DataError
+
+
+def _layout_help(data_dir):
+    return (f"expected {os.path.join(data_dir, FOLDER_NAME)}/ (data_batch_1..5, test_batch) or "
+            f"{os.path.join(data_dir, TARBALL_NAME)}; download it from {CIFAR10_URL} where there "
+            f"is internet and point --data_dir at its folder")
+
+
+def _missing_batches(folder):
+    return [name for name in TRAIN_FILES + (TEST_FILE,)
+            if not os.path.isfile(os.path.join(folder, name))]
+
+
+def _check_data_dir(data_dir):
+    """The mistakes of --data_dir that deserve their own message."""
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise DataError(f"--data_dir {data_dir} is a file, not a folder")
+    inner = os.path.basename(os.path.normpath(data_dir)) == FOLDER_NAME
+    if inner or os.path.isfile(os.path.join(data_dir, TRAIN_FILES[0])):
+        parent = os.path.dirname(os.path.abspath(data_dir))
+        raise DataError(f"--data_dir {data_dir} is the {FOLDER_NAME}/ folder itself: point "
+                        f"--data_dir at its parent, {parent}")
+
+
+def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
+    """Return the folder holding the batch files, extracting or downloading only what is missing.
+
+    An existing folder is used as is; an existing tarball must match md5. With a url, a missing
+    tarball is downloaded and a tarball with the wrong md5 is downloaded again, once; the old file
+    is only replaced by a download whose checksum is right. A data folder this call created is
+    removed again if nothing could be put in it."""
+    _check_data_dir(data_dir)
+    folder = os.path.join(data_dir, FOLDER_NAME)
+    if not _missing_batches(folder):
+        return folder
+    tar_path = os.path.join(data_dir, TARBALL_NAME)
+    found_md5 = os.path.exists(tar_path) and file_md5(tar_path)
+    if found_md5 and found_md5 != md5:
+        wrong = f"{tar_path} has md5 {found_md5}, expected {md5}: corrupt or not CIFAR-10"
+        if not url:
+            raise DataError(f"{wrong}; delete it or replace it with a good copy")
+        print(f"{tar_path} has the wrong md5; downloading a fresh copy once from {url}")
+        try:
+            download(url, tar_path, md5)
+        except DataError as error:
+            raise DataError(f"{wrong}, and no fresh copy came: {error}") from None
+    if not os.path.exists(tar_path):
+        if os.path.isdir(folder) and not url:
+            raise DataError(f"{folder} lacks {', '.join(_missing_batches(folder))}, and there is "
+                            f"no {TARBALL_NAME} beside it to restore them from; "
+                            f"{_layout_help(data_dir)}")
+        if not url:
+            raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
+        _download_into(data_dir, url, tar_path, md5)
+    extract(tar_path, data_dir, FOLDER_NAME)
+    if _missing_batches(folder):
+        raise DataError(f"{tar_path}: lacks {', '.join(_missing_batches(folder))}; "
+                        f"{_layout_help(data_dir)}")
+    return folder
+
+
+def _download_into(data_dir, url, tar_path, md5):
+    """Download into data_dir, creating it; on failure, every folder created is removed again."""
+    created, parent = [], os.path.abspath(data_dir)
+    while not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot create the data folder {data_dir} ({error})") from None
+    try:
+        download(url, tar_path, md5)
+    except BaseException as error:
+        for path in created:  # deepest first; a folder someone else filled meanwhile stays
+            if not os.listdir(path):
+                os.rmdir(path)
+        if isinstance(error, DataError):
+            raise DataError(f"{error}; {_layout_help(data_dir)}") from None
+        raise
