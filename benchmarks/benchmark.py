@@ -11,7 +11,6 @@ come from the run's metrics.json. Prints a Markdown table and writes results/ben
 (benchmark-cuda.json for --device cuda). Paths are the repository's own, wherever the command
 is run from."""
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from safety.checks import positive_int
 from safety.files import write_json
 from training.cli import run_cli
 from training.options import DEFAULTS
+from training.run_folder import read_metrics
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
@@ -52,11 +52,10 @@ def measure(command):
     return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 
-def run_metrics(results_dir):
-    """The metrics.json of the single run that results_dir holds."""
+def only_run(results_dir):
+    """The metrics of the single run that results_dir holds."""
     (run,) = os.listdir(results_dir)
-    with open(os.path.join(results_dir, run, "metrics.json")) as f:
-        return json.load(f)
+    return read_metrics(os.path.join(results_dir, run))
 
 
 def parse_args():
@@ -87,7 +86,7 @@ def main(args):
                 script, *flags = benchmarks[name]
                 samples.append((*measure([sys.executable, os.path.join(HERE, script), *flags,
                                           "--data_dir", args.data_dir, "--data_url", "",
-                                          "--results_dir", results]), run_metrics(results)))
+                                          "--results_dir", results]), only_run(results)))
         rows.append(summary_row(name, benchmarks[name], samples))
         print(f"{name}: {rows[-1]['wall_s_median']:.2f} s median wall, "
               f"{rows[-1]['peak_rss_mb_max']:.0f} MB peak RSS, test accuracy "

@@ -35,7 +35,7 @@ from experiments.store import (
 from safety.downloads import file_md5
 from safety.errors import UserError
 from safety.files import write_atomically, write_json
-from safety.locks import folder_locked
+from safety.locks import FolderLock
 from safety.signals import stop_signals_ignored
 from training import backend_torch
 from training.options import DEFAULTS, WHERE, Config, command_line, contradictions
@@ -145,7 +145,7 @@ def set_held(name, results):
     a report collecting its job array, is refused in one line meanwhile."""
     _, working = results.set_folders(name)
     os.makedirs(working, exist_ok=True)
-    with folder_locked(working, f"is in use: another `python -m experiments {name}`, or a "
+    with FolderLock(working, f"is in use: another `python -m experiments {name}`, or a "
                        f"report collecting its job array, is running; let it end first"):
         yield working
 

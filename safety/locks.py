@@ -1,7 +1,6 @@
 """A folder used by one process at a time: an advisory lock on the folder itself, which the
 operating system releases when the process ends, however it ends (SIGKILL, a node's crash), so
 no lock is ever left held and no lock file is left behind."""
-import contextlib
 import errno
 import fcntl
 import os
@@ -10,8 +9,9 @@ from safety.errors import UserError
 
 
 class FolderLock:
-    """Holds folder from creation until release(); UserError(f"{folder} {in_use}") at once if
-    another process holds it. in_use says what the holder is doing and what the user can do."""
+    """Holds folder from creation until release(), or for a with block; UserError(f"{folder}
+    {in_use}") at once if another process holds it. in_use says what the holder is doing and
+    what the user can do."""
 
     def __init__(self, folder, in_use):
         self.descriptor = None
@@ -30,12 +30,9 @@ class FolderLock:
             os.close(self.descriptor)  # closing the last descriptor releases the lock
             self.descriptor = None
 
+    def __enter__(self):
+        return self
 
-@contextlib.contextmanager
-def folder_locked(folder, in_use):
-    """Hold folder for the block (FolderLock)."""
-    lock = FolderLock(folder, in_use)
-    try:
-        yield
-    finally:
-        lock.release()
+    def __exit__(self, *exc_info):
+        self.release()
+        return False

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from safety.errors import UserError
-from safety.locks import folder_locked
+from safety.locks import FolderLock
 
-HOLD = ("import sys, time; from safety.locks import folder_locked\n"
-        "with folder_locked(sys.argv[1], 'is busy'):\n"
+HOLD = ("import sys, time; from safety.locks import FolderLock\n"
+        "with FolderLock(sys.argv[1], 'is busy'):\n"
         "    print('held', flush=True); time.sleep(60)\n")
 
 
@@ -27,7 +27,7 @@ def test_a_folder_another_process_holds_is_refused_with_what_it_is_doing(tmp_pat
     process = holder(tmp_path)
     try:
         with pytest.raises(UserError, match=f"^{tmp_path} is busy$"):
-            with folder_locked(tmp_path, "is busy"):
+            with FolderLock(tmp_path, "is busy"):
                 pass
     finally:
         process.kill()
@@ -38,13 +38,13 @@ def test_a_killed_holder_leaves_the_folder_free_and_no_file_behind(tmp_path):
     process = holder(tmp_path)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    with folder_locked(tmp_path, "is busy"):
+    with FolderLock(tmp_path, "is busy"):
         pass
     assert os.listdir(tmp_path) == []
 
 
 def test_the_lock_is_released_when_the_block_ends(tmp_path):
-    with folder_locked(tmp_path, "is busy"):
+    with FolderLock(tmp_path, "is busy"):
         pass
     process = holder(tmp_path)
     process.kill()

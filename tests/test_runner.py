@@ -19,7 +19,7 @@ from experiments.runs import run
 from experiments.sets import SETS
 from experiments.store import Results
 from safety.errors import DataError, UserError
-from safety.locks import folder_locked
+from safety.locks import FolderLock
 
 TINY = dict(batch_size=16, validation_size=30, data_url="", epochs=1, hidden_dims=[16])
 NAME = "numpy-vs-torch"
@@ -80,7 +80,7 @@ def test_a_set_run_again_while_it_runs_is_refused(small_set, cifar_dir, monkeypa
 def test_a_set_held_by_another_process_is_one_line_and_exit_1(tmp_path):
     results = Results(tmp_path / "results")
     working_folder(results).mkdir(parents=True)
-    with folder_locked(str(working_folder(results)), "is in use by this test"):
+    with FolderLock(str(working_folder(results)), "is in use by this test"):
         second = subprocess.run([sys.executable, "-m", "experiments", NAME, "--results_dir",
                                  results.folder, "--data_dir", str(tmp_path / "no-data")],
                                 cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -1,36 +1,20 @@
 """Resuming a stopped run: its recorded flags and status, the checks before it goes on, and
 the helpers both trainers' checkpoints use."""
-import json
 import math
 import os
 import re
 
 from safety.errors import UserError
 from training.options import BY_NAME, WHERE, contradictions
+from training.run_folder import read_metrics
 
 CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
-
-
-def run_metrics(run_dir):
-    """A run folder's metrics.json; UserError if it has none."""
-    path = os.path.join(run_dir, "metrics.json")
-    try:
-        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the open
-            raise OSError("not a regular file")
-        with open(path) as f:
-            metrics = json.load(f)
-        config, status = metrics["config"], metrics["status"]
-        if not isinstance(config, dict) or not isinstance(status, str):
-            raise TypeError("its config is not a mapping of flags, or its status not a word")
-        return config, status, metrics
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UserError(f"{run_dir} holds no run to resume ({path}: {error})") from None
 
 
 def resumed_flags(run_dir, flags, given_flags):
     """The flags to continue run_dir with: its own, each checked as its flag is, except those the
     user gave."""
-    config, _, _ = run_metrics(run_dir)
+    config = read_metrics(run_dir)["config"]
     try:
         return {name: value if name in given_flags or name not in config else
                 BY_NAME[name].check(config[name]) for name, value in flags.items()}
@@ -42,7 +26,8 @@ def resumed_flags(run_dir, flags, given_flags):
 def check_resumable(run_dir, framework, flags, checkpoint):
     """Refuse to resume a run of the other trainer, a finished one, one without a checkpoint,
     or one whose flags differ from these (those that only say where things are excepted)."""
-    config, status, metrics = run_metrics(run_dir)
+    metrics = read_metrics(run_dir)
+    config, status = metrics["config"], metrics["status"]
     if config.get("framework") != framework:
         other = config.get("framework")
         raise UserError(f"{run_dir} is a run of train_mlp_{other}.py: resume it with that script")

@@ -26,7 +26,7 @@ from training.resume import (
     check_resumable,
     set_generator_states,
 )
-from training.run_folder import RunRecorder, held
+from training.run_folder import RunRecorder, hold
 from training.schedules import lr_factor
 
 
@@ -48,7 +48,7 @@ class TrainingRun(RunRecorder):
         self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
         self.checkpoint_read = None  # (inode, mtime, size) of the checkpoint found at first
         if self.resume:  # checked now, and again once the run holds its folder (check_held)
-            with held(self.resume) if os.path.isdir(self.resume) else contextlib.nullcontext():
+            with hold(self.resume) if os.path.isdir(self.resume) else contextlib.nullcontext():
                 self.check_held()
         super().__init__(config.results_dir, self.folder_name(framework),
                          dict(framework=framework, **config.as_dict(framework)),

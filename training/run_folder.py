@@ -1,6 +1,6 @@
 """A run's folder: metrics.json kept current while the run goes on, and written with the way
 it ended, whatever that was."""
-import contextlib
+import json
 import os
 import platform
 import sys
@@ -145,24 +145,32 @@ class RunRecorder:
         return f"best validation epoch {best}{views}"
 
 
+def read_metrics(run_dir):
+    """A run folder's metrics.json, whose config is a mapping of flags and status a word;
+    UserError naming the file where it is missing, unreadable or not a run's."""
+    path = os.path.join(run_dir, "metrics.json")
+    try:
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the open
+            raise OSError("not a regular file")
+        with open(path) as f:
+            metrics = json.load(f)
+        if not isinstance(metrics["config"], dict) or not isinstance(metrics["status"], str):
+            raise TypeError("its config is not a mapping of flags, or its status not a word")
+        return metrics
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{run_dir} holds no run ({path}: {error})") from None
+
+
 def hold(folder):
-    """Lock a run's folder for this process, and remove the temporary files of the run's own
-    files that a killed process left there (each as large as the file it was writing)."""
+    """Lock a run's folder for this process (a FolderLock, which a with block releases too),
+    and remove the temporary files of the run's own files that a killed process left there
+    (each as large as the file it was writing)."""
     lock = FolderLock(folder, IN_USE)
     for name in os.listdir(folder):
         if name.startswith(tuple(map(temporary_prefix, RUN_FILES))):
             os.remove(os.path.join(folder, name))
     return lock
 
-
-@contextlib.contextmanager
-def held(folder):
-    """hold(folder) for the block."""
-    lock = hold(folder)
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def close_progress_bars():
