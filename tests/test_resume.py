@@ -447,3 +447,22 @@ def test_an_empty_resume_from_python_is_refused_as_on_the_command_line(cifar_dir
     with pytest.raises(ValueError, match="resume is empty: give the folder of a run"):
         train("numpy", cifar_dir[0], tmp_path / "r", resume="")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resumed_runs_time_counts_the_time_before_each_stop(cifar_dir, tmp_path, monkeypatch):
+    """Stopped in epoch 2 after 1000 s (its checkpoint says so), resumed and stopped in epoch 3,
+    resumed again: each record's wall time is at least the time its checkpoint had spent."""
+    root, _ = cifar_dir
+    flags = dict(epochs=3, validation_size=40)
+    run_dir = stopped_run_folder(monkeypatch, "numpy", root, tmp_path / "r", 2, step=2, **flags)
+    edited_progress(run_dir, lambda p: p.update(wall_time_s=1000.0))
+    batches = stopped_in_epoch(monkeypatch, 3, step=2)
+    with pytest.raises(Terminated):
+        train("numpy", root, tmp_path / "r", resume=str(run_dir), **flags)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    assert json.loads((run_dir / "metrics.json").read_text())["wall_time_s"] >= 1000
+    with np.load(run_dir / "checkpoint.npz") as saved:
+        spent = json.loads(str(saved["progress"][()]))["wall_time_s"]
+    assert spent >= 1000
+    train("numpy", root, tmp_path / "r", resume=str(run_dir), **flags)
+    assert json.loads((run_dir / "metrics.json").read_text())["wall_time_s"] >= spent
