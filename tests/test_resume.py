@@ -429,9 +429,13 @@ def test_a_run_another_process_went_on_with_meanwhile_is_refused(short_stopped_r
         return loaders
 
     monkeypatch.setattr(run.TrainingRun, "load_data", meanwhile)
-    with pytest.raises(UserError, match="went on in another process while this resume loaded"):
+    with pytest.raises(UserError, match="went on in another process while this resume loaded") \
+            as kept:
         resume(root, run_dir)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
+    monkeypatch.setattr(run.TrainingRun, "load_data", load_data)
+    *_, log = resume(root, run_dir)  # the refused resume left the folder free in this process
+    assert kept.value and len(log["val_accuracy"]) == 3
 
 
 def test_a_metrics_file_that_is_no_file_is_refused_without_waiting(short_stopped_run):
