@@ -143,6 +143,10 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--epochs", 6)
     assert code == 1
     assert_one_clear_line(stderr, "--epochs 6 (the run: --epochs 4)")
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--dnn_hidden_units",
+                                 "24")
+    assert code == 1  # the 2021 spelling counts as given
+    assert_one_clear_line(stderr, "--hidden_dims 24 (the run: --hidden_dims 32 16)")
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--preset", "fast")
     assert code == 1  # a preset's flags count as given
     assert_one_clear_line(stderr, "--hidden_dims 1024 1024 (the run: --hidden_dims 32 16)")

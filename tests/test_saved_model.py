@@ -159,9 +159,10 @@ def test_saved_model_of_another_architecture_names_both(framework, extra, cifar_
     trainer.evaluate_saved(str(saved), {"hidden_dims", *extra}, hidden_dims=[16],
                            data_dir=str(cifar_dir[0]), data_url="", **extra, **SETTINGS[framework])
     assert "test accuracy" in capsys.readouterr().out
-    code, _, stderr = run_script(script, "--hidden_dims", 24, "--evaluate", saved, *common)
-    assert code == 1
-    assert_one_clear_line(stderr, "--hidden_dims 24 (the model: --hidden_dims 16)")
+    for spelling in (["--hidden_dims", 24], ["--dnn_hidden_units", 24]):  # 2021's counts too
+        code, _, stderr = run_script(script, *spelling, "--evaluate", saved, *common)
+        assert code == 1
+        assert_one_clear_line(stderr, "--hidden_dims 24 (the model: --hidden_dims 16)")
     # a state_dict saved by hand (np.savez(path, **state), torch.save(state, path)) records no
     # architecture: it is checked by its shapes
     bare = tmp_path / f"bare{saved.suffix}"
