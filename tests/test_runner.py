@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ from experiments.sets import SETS
 from experiments.store import Results
 from safety.errors import DataError, UserError
 from safety.locks import FolderLock
+from training.options import Config
 
 TINY = dict(batch_size=16, validation_size=30, data_url="", epochs=1, hidden_dims=[16])
 NAME = "numpy-vs-torch"
@@ -130,6 +132,22 @@ def test_a_task_that_is_not_the_run_its_set_declares_is_not_collected(small_set,
     assert_one_clear_line(said.replace("warning: ", "error: "),
                           "is not the run numpy its set declares: --lr 0.1 (the run's: --lr 0.05)")
     assert "Not run yet: `python -m experiments numpy-vs-torch`" in text
+
+
+@pytest.mark.parametrize("name, value, named", [
+    ("lr", 0.05, "--lr 0.1 (the run's: --lr 0.05)"),
+    ("label_smoothing", 0.1, "--label_smoothing 0 (the run's: --label_smoothing 0.1)"),
+    ("augment", "flip", "--augment none (the run's: --augment flip)"),
+])
+def test_a_task_is_checked_on_every_flag_even_those_its_set_leaves_at_the_default(name, value,
+                                                                                  named):
+    """As a run made by another version, whose defaults differ, records them."""
+    one = run("numpy", "NumPy", trainer="numpy", **TINY)
+    config = dict(framework="numpy", **Config.of("numpy", one.flags).as_dict("numpy"))
+    runner.check_declared(one, dict(config, data_dir="elsewhere"), "task")  # where may differ
+    with pytest.raises(UserError, match=re.escape(f"task is not the run numpy its set declares: "
+                                                  f"{named}")):
+        runner.check_declared(one, dict(config, **{name: value}), "task")
 
 
 @pytest.mark.parametrize("damage, named", [
