@@ -3,6 +3,7 @@ process at a time, the set run in one process never touches its job array's task
 report collects an array only once every task has finished the very run its set declares, never
 downloading anything and always writing the report."""
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -119,6 +120,7 @@ def test_an_array_is_collected_once_every_task_has_finished_its_run(small_set, c
     assert [entry["run_dir"] for entry in results.load(NAME)["runs"]] == [
         f"tasks/0/{finished.name}", f"tasks/1/{stopped.name}_2"]
     assert "Not run yet: `python -m experiments numpy-vs-torch`" not in text
+    assert "Data: synthetic.\n" in text  # what the data is, as the note given says
     assert not (working_folder(results) / "job-array").exists()
 
 
@@ -228,6 +230,17 @@ def test_an_evaluated_run_missing_from_its_source_set_is_one_line(tmp_path):
         dict(command="c", date="d", machine="m", data="s", runs=[])))
     with pytest.raises(UserError, match="presets/summary.json holds 0 runs best"):
         runner.trained_elsewhere(learned.runs[1], results)
+
+
+def test_the_data_is_called_official_only_where_its_tarball_has_the_official_md5(tmp_path,
+                                                                                 monkeypatch):
+    tarball = tmp_path / TARBALL_NAME
+    tarball.write_bytes(b"CIFAR-10 re-encoded as JPEG, packed under the official name")
+    assert runner.data_note(str(tmp_path), "") == ("CIFAR-10 files whose origin was not "
+                                                   "verified against the official md5")
+    monkeypatch.setattr(runner, "CIFAR10_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
+    assert runner.data_note(str(tmp_path), "") == "the official CIFAR-10 release (md5 verified)"
+    assert runner.data_note(str(tmp_path), "a JPEG re-encoding") == "a JPEG re-encoding"
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
