@@ -15,7 +15,7 @@ from helpers import REPO, metrics, write_set
 
 from experiments import budget, figures, report
 from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_PERCENT
-from experiments.sections import presets, search
+from experiments.sections import presets, questions, search
 from experiments.sets import SETS
 from experiments.store import Results, by_key
 from training.options import PRESETS
@@ -271,3 +271,13 @@ def learned_runs(best_cat, course_trucks, best_trucks):
 def test_the_learned_notes_at_the_edge_of_each_fact(best_cat, best_trucks, wrong):
     facts = presets.learned_facts(*learned_runs(best_cat, 20, best_trucks))
     assert [fact for fact, holds in facts.items() if not holds] == wrong
+
+
+@pytest.mark.parametrize("hits, resolved", [(5, True), (4, False)])
+def test_a_goe_size_is_resolved_from_its_minimum_of_hits_on(hits, resolved):
+    """θ is estimated around n where n and its neighbours each have goe_min_hits (5) or more."""
+    goe = [dict(n=n, hits=count, samples=1000, low=0.0, high=1.0)
+           for n, count in ((1, 500), (2, 150), (3, hits))] + [
+               dict(n=4, hits=5, samples=1000, low=0.0, high=1.0)]
+    theta = questions.goe_rows(goe, 5).splitlines()[2].split("|")[-2].strip()  # n = 3's
+    assert (theta != "") == resolved
