@@ -149,3 +149,18 @@ def test_any_iterable_of_batches_is_evaluated_as_the_courses_loaders_are():
                                       train_mlp_numpy.predict(model, loader, tta)[0])
         np.testing.assert_array_equal(train_mlp_pytorch.predict(torch_model, torch_batches, tta)[0],
                                       train_mlp_pytorch.predict(torch_model, torch_loader, tta)[0])
+
+
+@pytest.mark.parametrize("framework", ["numpy", "pytorch"])
+def test_prediction_leaves_the_model_in_the_mode_it_found_it_in(framework):
+    """An evaluated model stays in eval mode (no dropout, running statistics in later passes);
+    a training one goes back to training."""
+    trainer, mlp, arrays = ((train_mlp_numpy, NumpyMLP, np.asarray) if framework == "numpy" else
+                            (train_mlp_pytorch, TorchMLP, torch.from_numpy))
+    split = Split(arrays(np.zeros((4, 3, 32, 32), np.float32)), arrays(np.zeros(4, np.int64)))
+    loader = DataLoader(split, 2)
+    model = mlp(3072, [8], 10, True, "elu", 0.5)
+    for training in (False, True):
+        model.train(training)
+        trainer.predict(model, loader, tta="flip")
+        assert model.training is training

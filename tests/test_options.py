@@ -146,6 +146,11 @@ def test_a_presets_flags_count_as_given_as_if_typed():
     assert args.lr == 0.1 and args.hidden_dims == options.PRESETS["best"]["hidden_dims"]
 
 
+def test_a_flag_in_the_2021_spelling_counts_as_given():
+    args = train_mlp_numpy.parse_args(["--dnn_hidden_units", "24,12"])
+    assert args.given_flags == {"hidden_dims"} and args.hidden_dims == [24, 12]
+
+
 def test_a_contradiction_names_each_flag_that_differs_with_both_values_as_typed():
     flags = dict(options.DEFAULTS, lr=0.5, epochs=4, use_batch_norm=False, hidden_dims=[8, 4])
     recorded = dict(options.DEFAULTS, lr=0.1, epochs=4, use_batch_norm=True, hidden_dims=[8])

@@ -9,12 +9,13 @@ import shutil
 import subprocess
 import tokenize
 
+import numpy as np
 import pytest
 from helpers import REPO, metrics, write_set
 
 from experiments import budget, figures, report
 from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_PERCENT
-from experiments.sections import presets, search
+from experiments.sections import presets, questions, search
 from experiments.sets import SETS
 from experiments.store import Results, by_key
 from training.options import PRESETS
@@ -232,3 +233,51 @@ def test_a_greedy_figures_legend_shows_labels_without_markdown(tmp_path, monkeyp
     legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     assert legend == ["start: --preset best", "a --flag change",
                       "the budget here (2.00 minutes)"]
+
+
+# --- each comparison a sentence makes, at the edge where its words stop being true ---
+@pytest.mark.parametrize("accuracy, seconds, words", [
+    (0.75, 600.0, "reaches its 75 % target within its budget (0.0 % to spare)"),
+    (0.7499, 600.0, "**does not reach** its 75 % target within"),
+    (0.7501, 601.2, "reaches its 75 % target **outside** its budget (0.2 % over)"),
+])
+def test_a_presets_verdict_at_its_target_and_its_budget(accuracy, seconds, words):
+    """On a machine of factor 1, best's budget is 10 minutes: 600 s is exactly within it."""
+    entry = dict(key="best", label="run A", metrics=metrics(accuracy, wall_time_s=seconds))
+    assert presets.preset_verdict(entry, 1.0).startswith(f"`run A` {words}")
+
+
+def learned_runs(best_cat, course_trucks, best_trucks):
+    """The course's model (every class 50 %) and the best (60 %, but best_cat on cats), with
+    their automobile/truck confusions; cat/dog the most confused pair of both."""
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+             "truck"]
+    entries = []
+    for accuracy, cat, trucks in ((0.5, 0.5, course_trucks), (0.6, best_cat, best_trucks)):
+        confusion = np.zeros((10, 10), int)
+        confusion[3, 5], confusion[1, 9] = 50, trucks
+        entries.append(dict(flags=dict(normalize="zca", projection=40, augment="crop+flip"),
+                            metrics=dict(class_names=names, test_confusion_matrix=confusion,
+                                         test_per_class_accuracy=dict(
+                                             {name: accuracy for name in names}, cat=cat))))
+    return entries
+
+
+@pytest.mark.parametrize("best_cat, best_trucks, wrong", [
+    (0.55, 10, []),  # exactly half the confusions is halved
+    (0.55, 11, ["it halves the automobile/truck confusions"]),
+    (0.5, 10, ["it gains on every class"]),  # as good as before on one class is no gain
+])
+def test_the_learned_notes_at_the_edge_of_each_fact(best_cat, best_trucks, wrong):
+    facts = presets.learned_facts(*learned_runs(best_cat, 20, best_trucks))
+    assert [fact for fact, holds in facts.items() if not holds] == wrong
+
+
+@pytest.mark.parametrize("hits, resolved", [(5, True), (4, False)])
+def test_a_goe_size_is_resolved_from_its_minimum_of_hits_on(hits, resolved):
+    """θ is estimated around n where n and its neighbours each have goe_min_hits (5) or more."""
+    goe = [dict(n=n, hits=count, samples=1000, low=0.0, high=1.0)
+           for n, count in ((1, 500), (2, 150), (3, hits))] + [
+               dict(n=4, hits=5, samples=1000, low=0.0, high=1.0)]
+    theta = questions.goe_rows(goe, 5).splitlines()[2].split("|")[-2].strip()  # n = 3's
+    assert (theta != "") == resolved

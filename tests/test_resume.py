@@ -143,6 +143,10 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--epochs", 6)
     assert code == 1
     assert_one_clear_line(stderr, "--epochs 6 (the run: --epochs 4)")
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--dnn_hidden_units",
+                                 "24")
+    assert code == 1  # the 2021 spelling counts as given
+    assert_one_clear_line(stderr, "--hidden_dims 24 (the run: --hidden_dims 32 16)")
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--preset", "fast")
     assert code == 1  # a preset's flags count as given
     assert_one_clear_line(stderr, "--hidden_dims 1024 1024 (the run: --hidden_dims 32 16)")
@@ -429,9 +433,13 @@ def test_a_run_another_process_went_on_with_meanwhile_is_refused(short_stopped_r
         return loaders
 
     monkeypatch.setattr(run.TrainingRun, "load_data", meanwhile)
-    with pytest.raises(UserError, match="went on in another process while this resume loaded"):
+    with pytest.raises(UserError, match="went on in another process while this resume loaded") \
+            as kept:
         resume(root, run_dir)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
+    monkeypatch.setattr(run.TrainingRun, "load_data", load_data)
+    *_, log = resume(root, run_dir)  # the refused resume left the folder free in this process
+    assert kept.value and len(log["val_accuracy"]) == 3
 
 
 def test_a_metrics_file_that_is_no_file_is_refused_without_waiting(short_stopped_run):
@@ -447,3 +455,22 @@ def test_an_empty_resume_from_python_is_refused_as_on_the_command_line(cifar_dir
     with pytest.raises(ValueError, match="resume is empty: give the folder of a run"):
         train("numpy", cifar_dir[0], tmp_path / "r", resume="")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resumed_runs_time_counts_the_time_before_each_stop(cifar_dir, tmp_path, monkeypatch):
+    """Stopped in epoch 2 after 1000 s (its checkpoint says so), resumed and stopped in epoch 3,
+    resumed again: each record's wall time is at least the time its checkpoint had spent."""
+    root, _ = cifar_dir
+    flags = dict(epochs=3, validation_size=40)
+    run_dir = stopped_run_folder(monkeypatch, "numpy", root, tmp_path / "r", 2, step=2, **flags)
+    edited_progress(run_dir, lambda p: p.update(wall_time_s=1000.0))
+    batches = stopped_in_epoch(monkeypatch, 3, step=2)
+    with pytest.raises(Terminated):
+        train("numpy", root, tmp_path / "r", resume=str(run_dir), **flags)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    assert json.loads((run_dir / "metrics.json").read_text())["wall_time_s"] >= 1000
+    with np.load(run_dir / "checkpoint.npz") as saved:
+        spent = json.loads(str(saved["progress"][()]))["wall_time_s"]
+    assert spent >= 1000
+    train("numpy", root, tmp_path / "r", resume=str(run_dir), **flags)
+    assert json.loads((run_dir / "metrics.json").read_text())["wall_time_s"] >= spent

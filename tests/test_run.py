@@ -22,8 +22,8 @@ import train_mlp_pytorch
 from cifar10_utils import get_cifar10
 from dataset.loaders import DataLoader, make_loaders
 from safety.errors import UserError
-from training import backend_numpy, backend_torch
-from training.preprocessing import Preprocessing, normalize
+from training import backend_numpy, backend_torch, run
+from training.preprocessing import Mixup, Preprocessing, normalize
 
 
 def saved(framework, log):
@@ -182,6 +182,54 @@ def test_mixup_changes_the_steps_and_the_same_seed_repeats_them(framework, cifar
     assert mixed[3]["train_loss_steps"] != plain[3]["train_loss_steps"]
     assert all(np.isfinite(mixed[3]["train_loss_steps"]))
     assert "mixup0.4" in mixed[3]["run_dir"]
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_mixup_draws_from_a_stream_of_its_own(framework, cifar_dir, tmp_path, monkeypatch):
+    """Mixup leaves the loader's batches (order, crops, flips) as a run without it has them, and
+    its generator does not start where the loader's does: seeded alike, the blends would follow
+    the bits that shuffled the batches."""
+    seen, starts = [], []
+    batches = run.TrainingRun.batches
+
+    def recorded(self, epoch):
+        starts.append([rng.bit_generator.state["state"] for rng in self.generators()])
+        for rate, images, labels in batches(self, epoch):
+            seen.append(np.asarray(images).tobytes() + np.asarray(labels).tobytes())
+            yield rate, images, labels
+
+    monkeypatch.setattr(run.TrainingRun, "batches", recorded)
+    flags = dict(MIXUP_RUN, augment="crop+flip", epochs=2)
+    train(framework, cifar_dir[0], tmp_path / "plain", **flags)
+    plain, seen[:] = seen[:], []
+    train(framework, cifar_dir[0], tmp_path / "mixed", mixup=0.4, **flags)
+    assert seen == plain and len(plain) == 2 * (170 // 16)
+    loader_start, mixup_start = starts[-2]
+    assert loader_start != mixup_start
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_mixup_counts_a_prediction_against_the_labels_that_weigh_more(framework, cifar_dir,
+                                                                      tmp_path, monkeypatch):
+    steps = []  # each step's [labels, partners, weight, predictions]
+    blend, record_step = Mixup.__call__, run.TrainingRun.record_step
+
+    def blended(self, images, labels):
+        mixed, partners, weight = blend(self, images, labels)
+        steps.append([np.asarray(labels), np.asarray(partners), weight])
+        return mixed, partners, weight
+
+    def recorded(self, loss, predictions, labels):
+        steps[-1].append(np.asarray(predictions))
+        return record_step(self, loss, predictions, labels)
+
+    monkeypatch.setattr(Mixup, "__call__", blended)
+    monkeypatch.setattr(run.TrainingRun, "record_step", recorded)
+    *_, log = train(framework, cifar_dir[0], tmp_path / "r", mixup=0.4, **MIXUP_RUN)
+    assert {weight >= 0.5 for _, _, weight, _ in steps} == {True, False}
+    correct = sum(int(np.sum(predictions == (labels if weight >= 0.5 else partners)))
+                  for labels, partners, weight, predictions in steps)
+    assert log["train_accuracy"] == [correct / (len(steps) * 16)]
 
 
 # --- the checks before any work, and divergence ---

@@ -109,3 +109,21 @@ def test_a_bar_stopped_inside_its_constructor_does_not_stop_the_closing_line():
     del bar.pos  # what a signal landing before tqdm sets it leaves
     run_folder.close_progress_bars()
     assert bar not in tqdm._instances
+
+
+def test_a_run_refused_once_its_folder_is_held_leaves_it_free_in_the_same_process(tmp_path):
+    """A resume refused by its second check (the checkpoint changed meanwhile), its error kept as
+    a notebook keeps it: the next resume in this process holds the folder."""
+    class Refused(run_folder.RunRecorder):
+        def check_held(self):
+            raise UserError("went on in another process")
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(UserError) as kept:
+        with Refused(str(tmp_path), "run", {}, folder=str(folder)):
+            pass
+    with run_folder.RunRecorder(str(tmp_path), "run", {}, folder=str(folder)) as resumed:
+        resumed.log_epoch(1.0, 0.5, 0.5, 0.1)
+        resumed.log["test_accuracy"] = 0.5
+    assert kept.value and json.loads((folder / "metrics.json").read_text())["status"] == "finished"

@@ -3,9 +3,11 @@ process at a time, the set run in one process never touches its job array's task
 report collects an array only once every task has finished the very run its set declares, never
 downloading anything and always writing the report."""
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -20,6 +22,7 @@ from experiments.sets import SETS
 from experiments.store import Results
 from safety.errors import DataError, UserError
 from safety.locks import FolderLock
+from training.options import Config
 
 TINY = dict(batch_size=16, validation_size=30, data_url="", epochs=1, hidden_dims=[16])
 NAME = "numpy-vs-torch"
@@ -117,6 +120,7 @@ def test_an_array_is_collected_once_every_task_has_finished_its_run(small_set, c
     assert [entry["run_dir"] for entry in results.load(NAME)["runs"]] == [
         f"tasks/0/{finished.name}", f"tasks/1/{stopped.name}_2"]
     assert "Not run yet: `python -m experiments numpy-vs-torch`" not in text
+    assert "Data: synthetic.\n" in text  # what the data is, as the note given says
     assert not (working_folder(results) / "job-array").exists()
 
 
@@ -130,6 +134,22 @@ def test_a_task_that_is_not_the_run_its_set_declares_is_not_collected(small_set,
     assert_one_clear_line(said.replace("warning: ", "error: "),
                           "is not the run numpy its set declares: --lr 0.1 (the run's: --lr 0.05)")
     assert "Not run yet: `python -m experiments numpy-vs-torch`" in text
+
+
+@pytest.mark.parametrize("name, value, named", [
+    ("lr", 0.05, "--lr 0.1 (the run's: --lr 0.05)"),
+    ("label_smoothing", 0.1, "--label_smoothing 0 (the run's: --label_smoothing 0.1)"),
+    ("augment", "flip", "--augment none (the run's: --augment flip)"),
+])
+def test_a_task_is_checked_on_every_flag_even_those_its_set_leaves_at_the_default(name, value,
+                                                                                  named):
+    """As a run made by another version, whose defaults differ, records them."""
+    one = run("numpy", "NumPy", trainer="numpy", **TINY)
+    config = dict(framework="numpy", **Config.of("numpy", one.flags).as_dict("numpy"))
+    runner.check_declared(one, dict(config, data_dir="elsewhere"), "task")  # where may differ
+    with pytest.raises(UserError, match=re.escape(f"task is not the run numpy its set declares: "
+                                                  f"{named}")):
+        runner.check_declared(one, dict(config, **{name: value}), "task")
 
 
 @pytest.mark.parametrize("damage, named", [
@@ -210,6 +230,17 @@ def test_an_evaluated_run_missing_from_its_source_set_is_one_line(tmp_path):
         dict(command="c", date="d", machine="m", data="s", runs=[])))
     with pytest.raises(UserError, match="presets/summary.json holds 0 runs best"):
         runner.trained_elsewhere(learned.runs[1], results)
+
+
+def test_the_data_is_called_official_only_where_its_tarball_has_the_official_md5(tmp_path,
+                                                                                 monkeypatch):
+    tarball = tmp_path / TARBALL_NAME
+    tarball.write_bytes(b"CIFAR-10 re-encoded as JPEG, packed under the official name")
+    assert runner.data_note(str(tmp_path), "") == ("CIFAR-10 files whose origin was not "
+                                                   "verified against the official md5")
+    monkeypatch.setattr(runner, "CIFAR10_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
+    assert runner.data_note(str(tmp_path), "") == "the official CIFAR-10 release (md5 verified)"
+    assert runner.data_note(str(tmp_path), "a JPEG re-encoding") == "a JPEG re-encoding"
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
