@@ -14,7 +14,7 @@ from dataset.cifar10 import (
     NUM_CLASSES,
     PIXEL_VALUES,
 )
-from safety.errors import DataError, UserError
+from safety.errors import DataError, out_of_memory
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -104,8 +104,7 @@ def _out_of_memory(path):
     try:
         bytearray(3 * os.path.getsize(path))
     except MemoryError:
-        return UserError(f"out of memory while reading {path}: free memory, or raise the memory "
-                         f"limit (ulimit -v, a job's --mem), and run again")
+        return out_of_memory(f"reading {path}")
     return _damaged_batch(path, "it claims more bytes than it holds")
 
 
