@@ -7,14 +7,14 @@ import signal
 
 import matplotlib.figure
 import pytest
-from helpers import TRAINERS, train
+from helpers import TRAINERS, UNWRITABLE, loaded_before_the_check, train
 from tqdm import tqdm
 
 import train_mlp_numpy
 import train_mlp_pytorch
 from safety import files, signals
 from safety.errors import Terminated, UserError
-from training import run_folder
+from training import run, run_folder
 
 
 def test_a_rerun_never_overwrites_an_earlier_run(cifar_dir, tmp_path):
@@ -109,3 +109,15 @@ def test_a_bar_stopped_inside_its_constructor_does_not_stop_the_closing_line():
     del bar.pos  # what a signal landing before tqdm sets it leaves
     run_folder.close_progress_bars()
     assert bar not in tqdm._instances
+
+
+@pytest.mark.skipif(not os.path.isdir(UNWRITABLE), reason="needs Linux's /proc")
+@pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])
+def test_a_results_folder_that_refuses_writes_is_found_before_the_data_is_loaded(
+        trainer, cifar_dir, monkeypatch):
+    monkeypatch.setattr(run, "get_cifar10", loaded_before_the_check)
+    kwargs = dict(hidden_dims=[8], lr=0.1, use_batch_norm=False, batch_size=16, epochs=1,
+                  seed=0, data_dir=str(cifar_dir[0]), validation_size=30, data_url="",
+                  results_dir=UNWRITABLE)
+    with pytest.raises(UserError, match=f"results folder {UNWRITABLE} is not writable"):
+        trainer.train(**kwargs)
