@@ -1,5 +1,6 @@
 """Reading the official batch files safely. They are Python-2 pickles; an unpickler that admits
-only the four NumPy objects a batch contains reads them, so a tampered file cannot run code."""
+only the four NumPy objects a batch contains, and the one safe use of codecs.encode that a batch
+re-saved by Python 3 holds, reads them, so a tampered file cannot run code."""
 import os
 import pickle
 
@@ -13,7 +14,7 @@ from dataset.cifar10 import (
     NUM_CLASSES,
     PIXEL_VALUES,
 )
-from safety.errors import DataError, UserError
+from safety.errors import DataError, out_of_memory
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -29,10 +30,27 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _Latin1Encode:
+    """codecs.encode as Python 3's protocol-2 pickles call it for each bytes object,
+    encode(text, 'latin1'), and in no other way: the text's code points are the bytes. Slots
+    and no state, so a pickle cannot set attributes on it either."""
+    __slots__ = ()
+
+    def __call__(self, *arguments):
+        if len(arguments) != 2 or type(arguments[0]) is not str or arguments[1] != "latin1":
+            shown = ", ".join(type(argument).__name__ for argument in arguments)
+            raise pickle.UnpicklingError(f"forbidden call _codecs.encode({shown}), not "
+                                         f"encode(text, 'latin1')")
+        return arguments[0].encode("latin1")
+
+
 class _BatchUnpickler(pickle.Unpickler):
-    """Refuses every global beyond the four a CIFAR-10 batch needs, so no payload can run code."""
+    """Refuses every global beyond the four a CIFAR-10 batch needs and _codecs.encode with
+    latin1 alone, so no payload can run code."""
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return _Latin1Encode()
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -86,8 +104,7 @@ def _out_of_memory(path):
     try:
         bytearray(3 * os.path.getsize(path))
     except MemoryError:
-        return UserError(f"out of memory while reading {path}: free memory, or raise the memory "
-                         f"limit (ulimit -v, a job's --mem), and run again")
+        return out_of_memory(f"reading {path}")
     return _damaged_batch(path, "it claims more bytes than it holds")
 
 

@@ -26,6 +26,15 @@ def _missing_batches(folder):
             if not os.path.isfile(os.path.join(folder, name))]
 
 
+def _lacking(folder):
+    """What a download that failed was to restore, where the batch folder is there: its missing
+    files by name, so that the message says what the run lacks and not only the download."""
+    missing = _missing_batches(folder) if os.path.isdir(folder) else []
+    if not missing:
+        return ""
+    return f"{folder} lacks {', '.join(missing)}, and "
+
+
 def _check_data_dir(data_dir):
     """The mistakes of --data_dir that deserve their own message."""
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
@@ -58,7 +67,8 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
         try:
             download(url, tar_path, md5)
         except DataError as error:
-            raise DataError(f"{wrong}, and no fresh copy came: {error}") from None
+            raise DataError(f"{_lacking(folder)}{wrong}, and no fresh copy came: "
+                            f"{error}") from None
     if not os.path.exists(tar_path):
         if os.path.isdir(folder) and not url:
             raise DataError(f"{folder} lacks {', '.join(_missing_batches(folder))}, and there is "
@@ -66,7 +76,14 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
                             f"{_layout_help(data_dir)}")
         if not url:
             raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
-        _download_into(data_dir, url, tar_path, md5)
+        try:
+            _download_into(data_dir, url, tar_path, md5)
+        except DataError as error:
+            lacking = _lacking(folder)
+            if not lacking:
+                raise
+            raise DataError(f"{lacking}no {TARBALL_NAME} came to restore them from: "
+                            f"{error}") from None
     extract(tar_path, data_dir, FOLDER_NAME)
     if _missing_batches(folder):
         raise DataError(f"{tar_path}: lacks {', '.join(_missing_batches(folder))}; "

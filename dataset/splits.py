@@ -1,6 +1,7 @@
 """CIFAR-10 as the trainers use it: its training images split into train and validation, with a
 fixed seed, and its test images, each a Split of uint8 images and int64 labels. The images stay
 uint8 in memory (180 MB for all 60,000) and are preprocessed one batch at a time."""
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,7 @@ from dataset.batch_files import class_names, load_files
 from dataset.cifar10 import CIFAR10_MD5, CIFAR10_URL, DATA_DIR, TEST_FILE, TRAIN_FILES
 from dataset.fetch import ensure_dataset
 from safety import checks
-from safety.errors import DataError
+from safety.errors import DataError, out_of_memory
 
 VALIDATION_SIZE = 5000
 SPLIT_SEED = 42  # the train/validation split is a property of the dataset, not of the run's seed
@@ -54,10 +55,23 @@ def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_
     validation_size = checks.validation_size.check("validation_size", validation_size)
     batch_folder = ensure_dataset(data_dir, url, md5)
     class_names(data_dir)  # a damaged batches.meta is found now, not after training
-    images, labels = load_files(batch_folder, TRAIN_FILES)
-    if not 0 < validation_size < len(labels):
-        raise DataError(f"validation_size must lie in 1..{len(labels) - 1}, got {validation_size}")
-    train, validation = _split_off_validation(images, labels, validation_size)
-    return {"train": train, "validation": validation,
-            "test": Split(*load_files(batch_folder, [TEST_FILE]))}
+    try:
+        images, labels = load_files(batch_folder, TRAIN_FILES)
+        if not 0 < validation_size < len(labels):
+            raise DataError(f"validation_size must lie in 1..{len(labels) - 1}, got "
+                            f"{validation_size}")
+        train, validation = _split_off_validation(images, labels, validation_size)
+        test = Split(*load_files(batch_folder, [TEST_FILE]))
+    except MemoryError:
+        raise _out_of_memory(batch_folder) from None
+    return {"train": train, "validation": validation, "test": test}
 
+
+def _out_of_memory(batch_folder):
+    """Loading takes the images' uint8 bytes (about the batch files' size) and, while the
+    training batches are joined into one array, theirs once more."""
+    sizes = [os.path.getsize(os.path.join(batch_folder, name))
+             for name in (*TRAIN_FILES, TEST_FILE)]
+    return out_of_memory(f"loading the data from {batch_folder} (its uint8 images take about "
+                         f"{sum(sizes) / 1e6:,.0f} MB, and {sum(sizes[:-1]) / 1e6:,.0f} MB more "
+                         f"while the training batches are joined)")

@@ -100,6 +100,18 @@ def trained_elsewhere(one, results):
     return found[0]
 
 
+def check_sources(experiment_set, results):
+    """Each model another set trained that this set evaluates must be there before anything is
+    trained: UserError naming the set to run first otherwise."""
+    for one in experiment_set.runs:
+        if one.source and not results.has(one.source[0]):
+            raise UserError(f"the {experiment_set.name} set evaluates the model {one.source[1]} "
+                            f"that the {one.source[0]} set trains, which has not run here: run "
+                            f"`python -m experiments {one.source[0]}` first")
+        if one.source:
+            trained_elsewhere(one, results)
+
+
 def run_entries(experiment_set, folder, data_dir, results, row_budget):
     """Train (or, for a model another set trained, evaluate) each run of the set into folder;
     returns the entries as the summary records them. A greedy set's rows keep within row_budget
@@ -156,6 +168,7 @@ def train_set(experiment_set, data_dir, note, results):
     tasks of its job array, in the same working folder, are never touched."""
     folder, _ = results.set_folders(experiment_set.name)
     row_budget = budget.stage_budget(experiment_set, results)
+    check_sources(experiment_set, results)
     with set_held(experiment_set.name, results) as working:
         partial = os.path.join(working, ONE_JOB)
         shutil.rmtree(partial, ignore_errors=True)  # what an earlier failed attempt left

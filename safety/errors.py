@@ -19,3 +19,11 @@ class Terminated(KeyboardInterrupt):
 
 
 EXIT_CODES = {KeyboardInterrupt: 130, Terminated: 143}  # 128 + the signal's number
+
+
+def out_of_memory(what, other_way=""):
+    """The UserError of a MemoryError while doing what, which says where the memory went (the
+    data, a copy of it), so that no advice about the model's size misleads; other_way: another
+    way out than more memory."""
+    return UserError(f"out of memory while {what}: free memory, or raise the memory limit "
+                     f"(ulimit -v, a job's --mem){other_way}, and run again")

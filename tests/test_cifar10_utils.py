@@ -229,3 +229,38 @@ def test_unpickler_refuses_numpy_callables_beyond_the_four_it_needs(cifar_dir, t
     with pytest.raises(DataError, match="forbidden object numpy.testing._private.utils.runstring"):
         get_cifar10(root, 30, url="")
     assert not marker.exists()
+
+
+def write_resaved_by_python3(path, content):
+    """A batch as Python 3 re-saves one it read with encoding='bytes': bytes keys and strings,
+    pickled with protocol 2, which spells each bytes object as _codecs.encode(text, 'latin1')."""
+    def as_bytes(value):
+        if isinstance(value, str):
+            return value.encode("latin1")
+        if isinstance(value, list):
+            return [as_bytes(item) for item in value]
+        return value
+    with open(path, "wb") as f:
+        pickle.dump({as_bytes(key): as_bytes(value) for key, value in content.items()}, f,
+                    protocol=2)
+
+
+def test_a_batch_re_saved_by_python3_with_protocol_2_is_read(tmp_path):
+    written = synthetic_cifar.write_dataset(tmp_path, writer=write_resaved_by_python3)
+    assert b"_codecs\nencode" in (tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes()
+    dataset = get_cifar10(tmp_path, 30, url="")
+    np.testing.assert_array_equal(dataset["test"].images, written["test"][0])
+    np.testing.assert_array_equal(dataset["test"].labels, written["test"][1])
+    assert class_names(tmp_path) == [f"class{i}" for i in range(10)]
+
+
+@pytest.mark.parametrize("arguments", [b"X\x01\x00\x00\x00xX\x05\x00\x00\x00rot13",
+                                       b"C\x01xX\x04\x00\x00\x00zlib", b"X\x01\x00\x00\x00x",
+                                       b"X\x01\x00\x00\x00xX\x06\x00\x00\x00latin1N"])
+def test_codecs_encode_is_admitted_only_as_latin1_of_a_text(tmp_path, arguments):
+    """encode(text, 'latin1') is what Python 3 writes for bytes; any other encoding, argument
+    or count of them is refused as the payload it would be."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02c_codecs\nencode\n(" + arguments + b"tR.")
+    with pytest.raises(DataError, match=r"forbidden call _codecs.encode\(.*\), not encode"):
+        load_batch(path)

@@ -12,6 +12,7 @@ import termios
 import pytest
 import torch
 from helpers import REPO, SCRIPTS, TINY, TRAINERS, assert_one_clear_line, run_script
+from synthetic_cifar import write_dataset
 
 from dataset.cifar10 import CIFAR10_URL
 from safety.errors import Terminated
@@ -97,3 +98,49 @@ def test_a_log_file_gets_one_line_per_epoch_and_a_terminal_gets_the_bars(framewo
     os.close(terminal)
     assert process.wait(timeout=120) == 0
     assert b"\repoch 3/3" in drawn
+
+
+def memory_ran_out(*args, **kwargs):
+    raise MemoryError()
+
+
+# where the memory runs out -> (what is made to run out of it, what the line says)
+RUNS_OUT = {
+    "loading the data": ("dataset.splits.load_files",
+                         "out of memory while loading the data from {data}/cifar-10-batches-py "
+                         "(its uint8 images take about 1 MB, and 1 MB more while the training "
+                         "batches are joined): free memory"),
+    "fitting ZCA": ("training.preprocessing.affine",
+                    "out of memory while fitting ZCA (a float32 copy of the 170 training images: "
+                    "about 2 MB): free memory, or raise the memory limit (ulimit -v, a job's "
+                    "--mem), or use --normalize channel or pixel, which keep the images uint8, "
+                    "and run again"),
+    "whitening": ("training.preprocessing.Preprocessing.__call__",
+                  "out of memory while whitening 170 images (ZCA keeps them in float32: about 2 "
+                  "MB, twice that while they are whitened): free memory"),
+    "the model": ("train_mlp_numpy.build_model",
+                  "out of memory; try smaller --hidden_dims or --batch_size"),
+}
+
+
+@pytest.mark.parametrize("where", RUNS_OUT)
+def test_running_out_of_memory_says_where_the_memory_went(where, tmp_path, monkeypatch):
+    """The data and ZCA's float32 copies of it are no smaller for a smaller model: only where
+    the model itself ran out are --hidden_dims and --batch_size the advice. The data is this
+    test's own, so that no ZCA fit another test made is handed out instead of a new one."""
+    write_dataset(tmp_path, seed=33)
+    target, said = RUNS_OUT[where]
+    monkeypatch.setattr(target, memory_ran_out)
+    trainer, _ = TRAINERS["numpy"]
+    args = trainer.parse_args(["--normalize", "zca", "--hidden_dims", "16", "--data_dir",
+                               str(tmp_path), "--results_dir", str(tmp_path / "r"),
+                               "--batch_size", "16", "--validation_size", "30",
+                               "--data_url", ""])
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.train_or_evaluate(args, trainer.train, trainer.evaluate_saved)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert str(ended.value).startswith("error: " + said.format(data=tmp_path))
+    assert where == "the model" or "--hidden_dims" not in str(ended.value)

@@ -173,3 +173,19 @@ def test_incomplete_folder_gets_only_its_missing_files(tmp_path):
     assert (data / "cifar-10-batches-py" / "test_batch").read_bytes() == \
         (source / "cifar-10-batches-py" / "test_batch").read_bytes()
     assert sorted(os.listdir(data)) == ["cifar-10-batches-py", TARBALL_NAME]
+
+
+def test_a_failed_download_of_missing_batches_names_them(tmp_path):
+    """A data folder that lost a batch file, with a --data_url to restore it from that fails:
+    the line names the file the run lacks, not only the download."""
+    synthetic_cifar.write_dataset(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    os.remove(folder / "data_batch_4")
+    with pytest.raises(DataError) as refused:
+        get_cifar10(str(tmp_path), 30, url=(tmp_path / "none.tar.gz").as_uri())
+    assert str(refused.value).startswith(f"{folder} lacks data_batch_4, and no {TARBALL_NAME} "
+                                         f"came to restore them from: could not download ")
+    (tmp_path / TARBALL_NAME).write_bytes(b"not the dataset")
+    with pytest.raises(DataError, match=f"^{folder} lacks data_batch_4, and .* has md5 .* no "
+                                        f"fresh copy came: could not download"):
+        get_cifar10(str(tmp_path), 30, url=(tmp_path / "none.tar.gz").as_uri())

@@ -9,9 +9,20 @@ import sys
 import matplotlib.image
 import numpy as np
 import pytest
-from helpers import REPO, SETTINGS, TRAINERS, assert_one_clear_line, run_script, train
+from helpers import (
+    REPO,
+    SETTINGS,
+    TRAINERS,
+    UNWRITABLE,
+    assert_one_clear_line,
+    loaded_before_the_check,
+    run_script,
+    train,
+)
 
-from training import inspect_model
+import train_mlp_numpy
+from safety.errors import UserError
+from training import evaluation, inspect_model
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -131,3 +142,14 @@ def test_evaluate_refuses_what_is_not_a_file_at_once(path, tmp_path):
     assert code == 1
     assert_one_clear_line(stderr, f"{path} is not a saved model of this trainer (it is not a "
                                   f"regular file)")
+
+
+@pytest.mark.skipif(not os.path.isdir(UNWRITABLE), reason="needs Linux's /proc")
+def test_a_figures_dir_that_refuses_writes_is_found_before_the_model_is_evaluated(
+        saved_numpy_model, monkeypatch):
+    root, folder = saved_numpy_model
+    monkeypatch.setattr(evaluation, "get_cifar10", loaded_before_the_check)
+    with pytest.raises(UserError, match=f"--figures_dir {UNWRITABLE} is not writable"):
+        train_mlp_numpy.evaluate_saved(str(folder / "model.npz"), set(), data_dir=str(root),
+                                       data_url="", figures_dir=UNWRITABLE)
+    assert not any(name in os.listdir(folder) for name in FIGURES)

@@ -22,8 +22,9 @@ from helpers import (
     wait_for_epochs,
 )
 
+from dataset.batch_files import load_batch
 from safety.errors import Terminated, UserError
-from synthetic_cifar import write_dataset
+from synthetic_cifar import write_dataset, write_py2_pickle
 from training import run
 
 # everything a run draws at random or carries from step to step
@@ -340,6 +341,53 @@ def test_a_resume_on_other_data_is_refused_and_on_the_same_data_elsewhere_goes_o
     shutil.copytree(root / "cifar-10-batches-py", moved / "cifar-10-batches-py")
     *_, log = train(framework, moved, tmp_path / "r", resume=str(run_dir))
     assert len(log["val_accuracy"]) == EVERYTHING["epochs"]
+
+
+def changed_test_batch(root, change):
+    """Rewrite root's test_batch with change(images, labels) made to its arrays in place."""
+    path = root / "cifar-10-batches-py" / "test_batch"
+    images, labels = load_batch(path)
+    change(images, labels)
+    write_py2_pickle(path, {"data": images.reshape(len(images), -1),
+                            "labels": [int(label) for label in labels]})
+
+
+ONE_LABEL = (lambda images, labels: labels.__setitem__(0, (labels[0] + 1) % 10), "test labels")
+ONE_BYTE = (lambda images, labels: images.__setitem__((3, 1, 5, 7), images[3, 1, 5, 7] ^ 1),
+            "test images")
+
+
+@pytest.mark.parametrize("change, named", [ONE_LABEL, ONE_BYTE])
+def test_a_resume_on_data_whose_test_split_alone_changed_is_refused_by_name(
+        change, named, short_stopped_run):
+    """The fingerprint covers the test split's images and labels, not only what is trained on:
+    one label or one byte of one test image is other data."""
+    root, run_dir = short_stopped_run
+    changed_test_batch(root, change)
+    with pytest.raises(UserError, match=f"--data_dir {root} holds other images or labels than the "
+                                        f"run trained on: its {named} \\(from test_batch\\) "
+                                        f"differ from those its checkpoint records"):
+        resume(root, run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
+
+
+def test_a_pytorch_resume_on_one_changed_test_label_is_refused(cifar_dir, tmp_path, monkeypatch):
+    root, _ = cifar_dir
+    run_dir = stopped_run_folder(monkeypatch, "pytorch", root, tmp_path / "r", 2, step=2,
+                                 epochs=2, batch_size=16)
+    changed_test_batch(root, ONE_LABEL[0])
+    with pytest.raises(UserError, match="its test labels \\(from test_batch\\) differ"):
+        train("pytorch", root, tmp_path / "r", resume=str(run_dir), epochs=2, batch_size=16)
+
+
+def test_a_checkpoint_without_the_fingerprints_parts_still_refuses_other_data(short_stopped_run):
+    """A checkpoint written before the parts' fingerprints were kept has the whole one alone."""
+    root, run_dir = short_stopped_run
+    edited_progress(run_dir, lambda p: p["log"].pop("data_sha256_parts"))
+    changed_test_batch(root, ONE_LABEL[0])
+    with pytest.raises(UserError, match="holds other images or labels than the run trained on "
+                                        "\\(their SHA-256 differs from the one its checkpoint"):
+        resume(root, run_dir)
 
 
 def checkpoint_content(run_dir, framework):

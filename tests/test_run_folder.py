@@ -7,14 +7,14 @@ import signal
 
 import matplotlib.figure
 import pytest
-from helpers import TRAINERS, train
+from helpers import TRAINERS, UNWRITABLE, loaded_before_the_check, train
 from tqdm import tqdm
 
 import train_mlp_numpy
 import train_mlp_pytorch
 from safety import files, signals
 from safety.errors import Terminated, UserError
-from training import run_folder
+from training import run, run_folder
 
 
 def test_a_rerun_never_overwrites_an_earlier_run(cifar_dir, tmp_path):
@@ -127,3 +127,15 @@ def test_a_run_refused_once_its_folder_is_held_leaves_it_free_in_the_same_proces
         resumed.log_epoch(1.0, 0.5, 0.5, 0.1)
         resumed.log["test_accuracy"] = 0.5
     assert kept.value and json.loads((folder / "metrics.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.skipif(not os.path.isdir(UNWRITABLE), reason="needs Linux's /proc")
+@pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])
+def test_a_results_folder_that_refuses_writes_is_found_before_the_data_is_loaded(
+        trainer, cifar_dir, monkeypatch):
+    monkeypatch.setattr(run, "get_cifar10", loaded_before_the_check)
+    kwargs = dict(hidden_dims=[8], lr=0.1, use_batch_norm=False, batch_size=16, epochs=1,
+                  seed=0, data_dir=str(cifar_dir[0]), validation_size=30, data_url="",
+                  results_dir=UNWRITABLE)
+    with pytest.raises(UserError, match=f"results folder {UNWRITABLE} is not writable"):
+        trainer.train(**kwargs)

@@ -249,3 +249,18 @@ def test_a_tarball_that_is_no_file_is_named_unverified_without_reading_it(kind, 
     tarball.mkdir() if kind == "folder" else os.mkfifo(tarball)
     assert runner.data_note(str(tmp_path), "") == ("CIFAR-10 files whose origin was not "
                                                    "verified against the official md5")
+
+
+def test_a_set_whose_source_set_has_not_run_is_refused_before_training(tmp_path, monkeypatch):
+    """learned evaluates the presets set's best model: before presets has run, nothing is
+    trained and the line names the set to run first."""
+    def train_run(*arguments):
+        raise AssertionError("a run was trained before the sets it needs were checked")
+
+    monkeypatch.setattr(runner, "train_run", train_run)
+    with pytest.raises(UserError) as refused:
+        runner.main("learned", "data", "", results=Results(tmp_path / "results"))
+    assert str(refused.value) == ("the learned set evaluates the model best that the presets "
+                                  "set trains, which has not run here: run `python -m "
+                                  "experiments presets` first")
+    assert not (tmp_path / "results").exists()

@@ -6,8 +6,11 @@ that both trainers see the same batches for a seed."""
 import numpy as np
 
 from dataset.tensors import as_tensor, constants_on
+from safety.errors import out_of_memory
 
 CHUNK = 5000  # images at a time where a whole split is processed: bounded float64 memory
+# what needs none of ZCA's float32 copies of a split
+WITHOUT_ZCA = ", or use --normalize channel or pixel, which keep the images uint8"
 
 
 # --- The course's normalization ---
@@ -85,8 +88,13 @@ class Preprocessing:
                         "shift": (-mean / std).astype(np.float32)})
         scale = np.full(flat.shape[1], 1 / 255.0, np.float32)
         shift = (-mean / 255.0).astype(np.float32)
-        centered = affine(train_images, scale, shift).reshape(len(flat), -1)
-        covariance = (centered.T @ centered).astype(np.float64) / len(flat)
+        try:
+            centered = affine(train_images, scale, shift).reshape(len(flat), -1)
+            covariance = (centered.T @ centered).astype(np.float64) / len(flat)
+        except MemoryError:
+            raise out_of_memory(f"fitting ZCA (a float32 copy of the {len(flat):,} training "
+                                f"images: about {flat.size * 4 / 1e6:,.0f} MB)",
+                                WITHOUT_ZCA) from None
         covariance = (covariance + covariance[np.ix_(mirror, mirror)]) / 2
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + zca_epsilon)) \
@@ -136,8 +144,14 @@ class Preprocessing:
         """
         if "whitening" not in self.arrays:
             return images, self
-        return np.concatenate([self(images[start:start + CHUNK])
-                               for start in range(0, len(images), CHUNK)]), None
+        try:
+            return np.concatenate([self(images[start:start + CHUNK])
+                                   for start in range(0, len(images), CHUNK)]), None
+        except MemoryError:
+            megabytes = np.prod(images.shape) * 4 / 1e6
+            raise out_of_memory(f"whitening {len(images):,} images (ZCA keeps them in float32: "
+                                f"about {megabytes:,.0f} MB, twice that while they are "
+                                f"whitened)", WITHOUT_ZCA) from None
 
 
 def mirror(images):

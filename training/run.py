@@ -91,7 +91,7 @@ class TrainingRun(RunRecorder):
         split where it is to live."""
         config = self.config
         self.dataset = get_cifar10(config.data_dir, config.validation_size, url=config.data_url)
-        self.log["data_sha256"] = fingerprint(self.dataset)
+        self.log["data_sha256"], self.log["data_sha256_parts"] = fingerprints(self.dataset)
         if config.batch_size > len(self.dataset["train"]):
             raise UserError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
@@ -155,9 +155,8 @@ class TrainingRun(RunRecorder):
         be what the run trained on so far, wherever it lies now."""
         check_progress(progress, self.config.epochs, len(self.loaders["train"]))
         if progress["log"]["data_sha256"] != self.log["data_sha256"]:
-            raise UserError(f"--data_dir {self.config.data_dir} holds other images or labels than "
-                            f"the run trained on (their SHA-256 differs from the one its "
-                            f"checkpoint records): give it the folder of the data it started on")
+            raise other_data(self.config.data_dir, progress["log"].get("data_sha256_parts"),
+                             self.log["data_sha256_parts"])
         self.step = progress["step"]
         self.log.update({key: progress["log"][key] for key in RESTORED_LOGS})
         self.start -= progress["wall_time_s"]
@@ -182,14 +181,42 @@ class TrainingRun(RunRecorder):
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
 
 
-def fingerprint(dataset):
-    """The SHA-256 of every image and label of a get_cifar10 dataset, split by split: the same
-    data gives the same fingerprint in whatever folder it lies (0.1 s for CIFAR-10)."""
-    digest = hashlib.sha256()
-    for name in ("train", "validation", "test"):
-        for array in (dataset[name].images, dataset[name].labels):
-            digest.update(np.ascontiguousarray(array).data)
-    return digest.hexdigest()
+# the batch files each split's images and labels come from
+SPLIT_FILES = {"train": "data_batch_1..5", "validation": "data_batch_1..5", "test": "test_batch"}
+
+
+def fingerprints(dataset):
+    """(the SHA-256 of every image and label of a get_cifar10 dataset, split by split: the same
+    data gives the same fingerprint in whatever folder it lies (0.1 s for CIFAR-10); the SHA-256
+    of each split's images and of its labels, {split: {'images', 'labels'}}, which name what
+    changed where the first differs)."""
+    digest, parts = hashlib.sha256(), {}
+    for name in SPLIT_FILES:
+        parts[name] = {}
+        for part in ("images", "labels"):
+            data = np.ascontiguousarray(getattr(dataset[name], part)).data
+            digest.update(data)
+            parts[name][part] = hashlib.sha256(data).hexdigest()
+    return digest.hexdigest(), parts
+
+
+def other_data(data_dir, recorded_parts, parts):
+    """The UserError of a resume on data whose fingerprint differs from the checkpoint's, naming
+    the splits' images or labels that differ where the checkpoint records their parts."""
+    changed = []
+    if isinstance(recorded_parts, dict) and all(isinstance(recorded_parts.get(name), dict)
+                                                for name in parts):
+        changed = [(name, part) for name in parts for part in parts[name]
+                   if recorded_parts[name].get(part) != parts[name][part]]
+    if not changed:
+        return UserError(f"--data_dir {data_dir} holds other images or labels than the run "
+                         f"trained on (their SHA-256 differs from the one its checkpoint "
+                         f"records): give it the folder of the data it started on")
+    files = dict.fromkeys(SPLIT_FILES[name] for name, _ in changed)
+    return UserError(f"--data_dir {data_dir} holds other images or labels than the run trained "
+                     f"on: its {', '.join(f'{name} {part}' for name, part in changed)} (from "
+                     f"{' and '.join(files)}) differ from those its checkpoint records; give "
+                     f"it the folder of the data it started on")
 
 
 def check_projection(projection, normalize):
