@@ -6,6 +6,7 @@ import fcntl
 import os
 import sys
 
+from safety.console import say
 from safety.errors import UserError
 
 # a filesystem that cannot lock (NFS without its lock daemon, Lustre without -o flock)
@@ -16,12 +17,9 @@ _warned = []  # the warning is said once a process, however many folders it hold
 def _warn_unlocked(folder, error):
     if not _warned:
         _warned.append(folder)
-        try:
-            print(f"warning: {folder} cannot be locked on its filesystem ({error.strerror}), so "
-                  f"nothing stops two processes writing to it at once: never run or resume the "
-                  f"same run twice at the same time", file=sys.stderr, flush=True)
-        except (OSError, ValueError):  # stderr closed or full: the run goes on regardless
-            pass
+        say(f"warning: {folder} cannot be locked on its filesystem ({error.strerror}), so "
+            f"nothing stops two processes writing to it at once: never run or resume the same "
+            f"run twice at the same time", sys.stderr)
 
 
 class FolderLock:

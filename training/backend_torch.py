@@ -10,6 +10,7 @@ import torch
 
 from dataset.splits import Split
 from mlp_pytorch import MLP
+from safety.console import say
 from safety.errors import UserError
 from safety.files import write_atomically
 from training import evaluation
@@ -26,7 +27,7 @@ def pick_device(name):
                  "cpu": True}
     if name == "auto":
         name = next(candidate for candidate in ("cuda", "mps", "cpu") if available[candidate])
-        print(f"device: {name} (chosen automatically; --device overrides)")
+        say(f"device: {name} (chosen automatically; --device overrides)")
     elif not available[name]:
         raise UserError(f"--device {name} was asked for, but this torch build or machine has no "
                         f"{name.upper()}; use --device cpu or --device auto")
