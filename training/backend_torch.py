@@ -144,6 +144,13 @@ def load_checkpoint(run, model, optimizer, average, device):
     path = os.path.join(run.resume, run.checkpoint)
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # arbitrary bytes fail in many ways inside torch's unpickler
+        # torch's own message is many lines and suggests weights_only=False: never an option
+        raise damaged_checkpoint(path, error, "it holds more than tensors and plain values, "
+                                 "or is no checkpoint at all; nothing in it was run") from None
+    try:
         progress = json.loads(saved["progress"])
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -157,5 +164,5 @@ def load_checkpoint(run, model, optimizer, average, device):
         return run.restore(progress), saved["best"]
     except (OSError, UserError):
         raise
-    except Exception as error:  # damaged bytes fail in many ways inside torch's unpickler
+    except Exception as error:  # a checkpoint whose contents do not fit: named by what failed
         raise damaged_checkpoint(path, error) from None
