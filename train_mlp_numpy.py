@@ -6,9 +6,10 @@
 Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.npz).
 Every option left out keeps the course's plain SGD run; the options are options.py's, the same
 as the PyTorch trainer's."""
-from safety import signals  # light: the guard below comes before NumPy, torch and the rest
+from safety import console, signals  # light: the guard below comes before NumPy, torch and the rest
 
 if __name__ == "__main__":
+    console.keep_standard_streams_open()
     signals.exit_quietly_on_stop_signals()
 
 import numpy as np

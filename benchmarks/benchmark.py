@@ -13,6 +13,7 @@ is run from."""
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def measure(command):
         raise
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"error: {' '.join(command)} failed; run it by hand to see why")
+        sys.exit(f"error: {shlex.join(command)} failed; run it by hand to see why")
     return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 
@@ -111,7 +112,7 @@ def summary_row(name, command, samples):
     """One benchmark's repeats, as (wall s, peak RSS MB, metrics), summed up."""
     walls, peaks, metrics = zip(*samples)
     training = [sum(m["epoch_seconds"]) for m in metrics]
-    return {"benchmark": name, "command": " ".join(["python", *command]),
+    return {"benchmark": name, "command": shlex.join(["python", *command]),
             "wall_s_median": statistics.median(walls), "wall_s_all": list(walls),
             "training_s_median": statistics.median(training),
             "peak_rss_mb_max": max(peaks),

@@ -3,6 +3,7 @@ import numpy as np
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_SIZE = 170498071  # the tarball's bytes: a download that sends more is cut off
 DATA_DIR = "data/"
 TARBALL_NAME = "cifar-10-python.tar.gz"
 FOLDER_NAME = "cifar-10-batches-py"

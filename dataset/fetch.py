@@ -5,6 +5,7 @@ import os
 
 from dataset.cifar10 import (
     CIFAR10_MD5,
+    CIFAR10_SIZE,
     CIFAR10_URL,
     FOLDER_NAME,
     TARBALL_NAME,
@@ -46,13 +47,14 @@ def _check_data_dir(data_dir):
                         f"--data_dir at its parent, {parent}")
 
 
-def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
+def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5, size=CIFAR10_SIZE):
     """Return the folder holding the batch files, extracting or downloading only what is missing.
 
     An existing folder is used as is; an existing tarball must match md5. With a url, a missing
     tarball is downloaded and a tarball with the wrong md5 is downloaded again, once; the old file
     is only replaced by a download whose checksum is right. A data folder this call created is
-    removed again if nothing could be put in it."""
+    removed again if nothing could be put in it. size: the tarball's bytes, which no download
+    may exceed."""
     _check_data_dir(data_dir)
     folder = os.path.join(data_dir, FOLDER_NAME)
     if not _missing_batches(folder):
@@ -65,7 +67,7 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
             raise DataError(f"{wrong}; delete it or replace it with a good copy")
         print(f"{tar_path} has the wrong md5; downloading a fresh copy once from {url}")
         try:
-            download(url, tar_path, md5)
+            download(url, tar_path, md5, size)
         except DataError as error:
             raise DataError(f"{_lacking(folder)}{wrong}, and no fresh copy came: "
                             f"{error}") from None
@@ -77,7 +79,7 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
         if not url:
             raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
         try:
-            _download_into(data_dir, url, tar_path, md5)
+            _download_into(data_dir, url, tar_path, md5, size)
         except DataError as error:
             lacking = _lacking(folder)
             if not lacking:
@@ -91,7 +93,7 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5):
     return folder
 
 
-def _download_into(data_dir, url, tar_path, md5):
+def _download_into(data_dir, url, tar_path, md5, size):
     """Download into data_dir, creating it; on failure, every folder created is removed again."""
     created, parent = [], os.path.abspath(data_dir)
     while not os.path.exists(parent):
@@ -102,7 +104,7 @@ def _download_into(data_dir, url, tar_path, md5):
     except OSError as error:
         raise DataError(f"cannot create the data folder {data_dir} ({error})") from None
     try:
-        download(url, tar_path, md5)
+        download(url, tar_path, md5, size)
     except BaseException as error:
         for path in created:  # deepest first; a folder someone else filled meanwhile stays
             if not os.listdir(path):

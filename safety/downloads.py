@@ -7,6 +7,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 
 from tqdm import tqdm
@@ -28,19 +29,34 @@ def as_url(location):
     return location if "://" in location else pathlib.Path(location).resolve().as_uri()
 
 
-def download(url, destination, md5):
+def _check_local_source(url):
+    """A file:// source must be a regular file: a device (/dev/zero) never ends, a FIFO blocks."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        path = urllib.request.url2pathname(parsed.path)
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise DataError(f"could not download {url}: {path} is not a regular file")
+
+
+def download(url, destination, md5, size):
     """Stream url to destination, which only appears once its md5 checks out: the bytes go
     through write_atomically, so an interrupted or corrupted download never leaves a file that a
-    later run could take for the dataset."""
+    later run could take for the dataset. size: the file's size in bytes; a source that sends
+    more is not the file, and is cut off there rather than left to fill the disk."""
     def fetch(out):
-        digest = hashlib.md5()
+        digest, received = hashlib.md5(), 0
         with urllib.request.urlopen(as_url(url), timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
+            if (total or 0) > size:
+                raise DataError(too_large)
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url}",
                       disable=None) as bar:  # a log file (a job's) gets one line, not a bar
                 if bar.disable:
                     print(f"downloading {url}", file=sys.stderr)
                 for block in iter(lambda: response.read(1 << 20), b""):
+                    received += len(block)
+                    if received > size:
+                        raise DataError(too_large)
                     out.write(block)
                     digest.update(block)
                     bar.update(len(block))
@@ -48,6 +64,9 @@ def download(url, destination, md5):
             raise DataError(f"download from {url} has md5 {digest.hexdigest()}, expected {md5}; "
                             f"nothing was kept")
 
+    too_large = (f"download from {url} is larger than the {size:,} bytes of the file it should "
+                 f"be; stopped, and nothing was kept")
+    _check_local_source(as_url(url))
     try:
         write_atomically(destination, fetch, finish_before_stopping=False)
     except (OSError, ValueError) as error:  # URLError and timeouts are OSErrors; a bad URL not

@@ -4,14 +4,29 @@ no lock is ever left held and no lock file is left behind."""
 import errno
 import fcntl
 import os
+import sys
 
+from safety.console import say
 from safety.errors import UserError
+
+# a filesystem that cannot lock (NFS without its lock daemon, Lustre without -o flock)
+NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
+_warned = []  # the warning is said once a process, however many folders it holds
+
+
+def _warn_unlocked(folder, error):
+    if not _warned:
+        _warned.append(folder)
+        say(f"warning: {folder} cannot be locked on its filesystem ({error.strerror}), so "
+            f"nothing stops two processes writing to it at once: never run or resume the same "
+            f"run twice at the same time", sys.stderr)
 
 
 class FolderLock:
     """Holds folder from creation until release(), or for a with block; UserError(f"{folder}
     {in_use}") at once if another process holds it. in_use says what the holder is doing and
-    what the user can do."""
+    what the user can do. On a filesystem that cannot lock, one warning line and no lock: such
+    a filesystem must not stop the work."""
 
     def __init__(self, folder, in_use):
         self.descriptor = None
@@ -20,6 +35,9 @@ class FolderLock:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             os.close(descriptor)
+            if error.errno in NO_LOCKS:
+                _warn_unlocked(folder, error)
+                return
             if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
             raise UserError(f"{folder} {in_use}") from None

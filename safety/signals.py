@@ -2,10 +2,13 @@
 while a run works, ignored while its record is written, deferred while a file is written, and an
 exit without a traceback while a script is still importing."""
 import contextlib
+import os
 import signal
 import sys
 
 from safety.errors import EXIT_CODES, Terminated
+
+STARTING = {KeyboardInterrupt: "interrupted", Terminated: "terminated"}
 
 
 @contextlib.contextmanager
@@ -51,8 +54,15 @@ def _raise_stop(signum, frame):
 
 
 def _exit_quietly(signum, frame):
-    sys.unraisablehook = lambda unraisable: None  # half-imported modules may complain
-    sys.exit(EXIT_CODES[Terminated if signum == signal.SIGTERM else KeyboardInterrupt])
+    # No exception: one raised inside an import can be swallowed by the importing module
+    # (torch's import of NumPy does so) and end in another's traceback and exit 1. Nothing of
+    # the user's exists yet to be written, so the process ends here, with its line and code.
+    stop = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    try:
+        os.write(2, f"{STARTING[stop]} while starting: nothing was written\n".encode())
+    except OSError:  # stderr closed: the exit code still says it
+        pass
+    os._exit(EXIT_CODES[stop])
 
 
 def _on_stop_signals(handler):
@@ -65,7 +75,7 @@ def _on_stop_signals(handler):
 
 def exit_quietly_on_stop_signals():
     """Until run_cli takes over: a Ctrl-C or SIGTERM (during the slow imports of a script's
-    start) exits with its code, 130 or 143, and no traceback."""
+    start) exits at once with one line and its code, 130 or 143, and no traceback."""
     _on_stop_signals(_exit_quietly)
 
 

@@ -1,13 +1,18 @@
-"""The benchmark (benchmarks/benchmark.py) runs from any folder and stops with one line."""
+"""The benchmark (benchmarks/benchmark.py) runs from any folder, stops with one line, and prints
+commands that a shell reads back as they ran."""
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 import synthetic_cifar
 from helpers import copy_of_the_repository
+
+from benchmarks import benchmark
 
 
 def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
@@ -38,3 +43,17 @@ def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
     assert process.returncode == 130 and "Traceback" not in stderr
     assert stderr.strip().splitlines() == ["interrupted before the benchmarks finished; "
                                            "results/benchmark.json is as it was"]
+
+
+def test_the_commands_it_prints_paste_back_as_they_ran(tmp_path):
+    """An empty --data_url and a folder with a space: each one word when pasted."""
+    command = [sys.executable, "-c", "import sys; sys.exit(3)", "--data_url", "",
+               "--results_dir", str(tmp_path / "a folder")]
+    with pytest.raises(SystemExit) as ended:
+        benchmark.measure(command)
+    said = str(ended.value.code)
+    assert said.startswith("error: ") and said.endswith(" failed; run it by hand to see why")
+    assert shlex.split(said[len("error: "):-len(" failed; run it by hand to see why")]) == command
+    metrics = {"epoch_seconds": [1.0], "test_accuracy": 0.5}
+    row = benchmark.summary_row("numpy", command[1:], [(1.0, 100.0, metrics)])
+    assert shlex.split(row["command"]) == ["python", *command[1:]]

@@ -1,6 +1,7 @@
 """The trainers' command line (training/cli.py), end to end: every way a command can end is one
 line and an exit code; what a user cannot mean is said before anything is done."""
 import fcntl
+import json
 import os
 import pty
 import signal
@@ -144,3 +145,43 @@ def test_running_out_of_memory_says_where_the_memory_went(where, tmp_path, monke
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     assert str(ended.value).startswith("error: " + said.format(data=tmp_path))
     assert where == "the model" or "--hidden_dims" not in str(ended.value)
+
+
+# --- a log that cannot be written: a job's log on a full disk, `| head -1`, `2>&-` ---
+def logged_run(script, cifar_dir, results, **streams):
+    """A 3-epoch run of script whose standard streams are as streams say; its exit code and
+    what it said on stderr where that is a pipe."""
+    process = subprocess.Popen([sys.executable, os.path.join(REPO, script), "--epochs", "3",
+                                "--hidden_dims", "16", *TINY, "--data_dir", str(cifar_dir[0]),
+                                "--results_dir", str(results)], cwd=REPO, **streams)
+    if streams.get("stdout") == subprocess.PIPE:  # the reader goes after the first line
+        process.stdout.readline()
+        process.stdout.close()
+    stderr = process.stderr.read().decode() if process.stderr else None
+    return process.wait(timeout=120), stderr
+
+
+def assert_finished(results, weights):
+    (run_dir,) = results.iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+    assert len(json.loads((run_dir / "metrics.json").read_text())["val_accuracy"]) == 3
+    assert {weights, "loss.png", "accuracy.png"} <= set(os.listdir(run_dir))
+
+
+@pytest.mark.parametrize("framework, log", [("numpy", "stdout full"), ("pytorch", "stdout full"),
+                                           ("numpy", "stdout pipe closed"),
+                                           ("numpy", "stderr closed")])
+def test_a_log_that_cannot_be_written_costs_nothing_of_the_run(framework, log, cifar_dir,
+                                                             tmp_path):
+    """The PyTorch trainer's first line is the device it chose: one more line that fails."""
+    script, weights = SCRIPTS[framework]
+    with open("/dev/full", "w") as full:
+        streams = {"stdout full": dict(stdout=full, stderr=subprocess.PIPE),
+                   "stdout pipe closed": dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+                   "stderr closed": dict(stdout=subprocess.DEVNULL,
+                                         preexec_fn=lambda: os.close(2))}[log]
+        code, stderr = logged_run(script, cifar_dir, tmp_path / "r", **streams)
+    assert code == 0
+    if streams.get("stderr") == subprocess.PIPE:
+        assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert_finished(tmp_path / "r", weights)

@@ -5,6 +5,7 @@ waits for makes progress: a busy machine makes a test slow, never a failure."""
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -256,9 +257,9 @@ def start_job_file(tmp_path, *flags, **env):
 
     environment = {key: value for key, value in os.environ.items()
                    if not key.startswith("SLURM_")}
-    environment.update(PYTHON=sys.executable, TRAINER="train_mlp_numpy.py",
-                       RESULTS_DIR=str(tmp_path / "results"),
-                       PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", **env)
+    environment.update(dict(PYTHON=sys.executable, TRAINER="train_mlp_numpy.py",
+                            RESULTS_DIR=str(tmp_path / "results"),
+                            PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"), **env)
     with open(tmp_path / "job.out", "a") as output:
         return subprocess.Popen(["bash", JOB_FILE, *map(str, flags)], cwd=REPO, stdout=output,
                                 stderr=subprocess.STDOUT, env=environment,
@@ -301,6 +302,24 @@ def test_the_job_file_outside_slurm_stops_and_says_how_to_resume(tmp_path, hard_
     assert (exit_code, status_of(run)) == (code, status), log
     assert "unbound variable" not in log and "requeued" not in log
     assert f"the run continues with: {sys.executable} train_mlp_numpy.py --resume {run}/" in log
+
+
+def test_the_commands_the_job_file_prints_paste_back_as_they_ran(tmp_path, hard_cifar_dir):
+    """The trainer's command and the resume it says to type, with an empty --data_url and a
+    results folder with a space: each one word when pasted."""
+    results = tmp_path / "my results"
+    job = start_job_file(tmp_path, *FLAGS, "--epochs", 500, "--data_dir", hard_cifar_dir[0],
+                         RESULTS_DIR=str(results))
+    wait_for_epochs(results / "slurm-local", 1, job, tmp_path)
+    job.send_signal(signal.SIGTERM)
+    _, log = finished_job(job, tmp_path)
+    (run,) = (results / "slurm-local").iterdir()
+    started = next(line for line in log.splitlines() if line.startswith(sys.executable))
+    assert shlex.split(started) == [sys.executable, "train_mlp_numpy.py", *map(str, FLAGS),
+                                    "--epochs", "500", *["--data_dir", str(hard_cifar_dir[0])] * 2,
+                                    "--results_dir", str(results / "slurm-local")]
+    resume = log.split("the run continues with: ")[1].splitlines()[0]
+    assert shlex.split(resume) == [sys.executable, "train_mlp_numpy.py", "--resume", f"{run}/"]
 
 
 def test_the_job_file_outside_slurm_trains_the_flags_it_is_given(tmp_path, hard_cifar_dir):

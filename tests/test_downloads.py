@@ -13,7 +13,7 @@ from helpers import mode
 
 from cifar10_utils import get_cifar10
 from dataset.cifar10 import FOLDER_NAME, TARBALL_NAME
-from safety.downloads import file_md5
+from safety.downloads import download, file_md5
 from safety.errors import DataError
 
 
@@ -189,3 +189,47 @@ def test_a_failed_download_of_missing_batches_names_them(tmp_path):
     with pytest.raises(DataError, match=f"^{folder} lacks data_batch_4, and .* has md5 .* no "
                                         f"fresh copy came: could not download"):
         get_cifar10(str(tmp_path), 30, url=(tmp_path / "none.tar.gz").as_uri())
+
+
+def test_a_download_larger_than_the_file_is_cut_off_and_leaves_nothing(tmp_path):
+    """A source that sends more than the file's size (`--data_url /dev/zero`, a wrong file) must
+    not fill the data folder's disk: the size is the bound."""
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(5 << 20)  # sparse: 5 MB read, none of it on the disk
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(DataError) as refused:
+        download(big.as_uri(), data / TARBALL_NAME, "0" * 32, size=1 << 20)
+    assert f"larger than the {1 << 20:,} bytes" in str(refused.value)
+    assert "\n" not in str(refused.value) and os.listdir(data) == []
+
+
+def test_a_data_url_that_never_ends_is_refused_before_reading(tmp_path):
+    with pytest.raises(DataError, match="/dev/zero is not a regular file") as refused:
+        get_cifar10(tmp_path / "data", 30, url="/dev/zero")
+    assert "\n" not in str(refused.value) and not (tmp_path / "data").exists()
+
+
+class Endless:
+    """A server's response that names no length and never ends."""
+    headers = {}
+
+    def read(self, count):
+        return b"\0" * count
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+def test_a_stream_that_names_no_length_is_cut_off_at_the_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Endless())
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(DataError, match="larger than the 3,000,000 bytes"):
+        download("https://example.invalid/cifar.tar.gz", data / TARBALL_NAME, "0" * 32,
+                 size=3_000_000)
+    assert os.listdir(data) == []

@@ -13,6 +13,7 @@ import pytest
 import torch
 from helpers import (
     REPO,
+    RunsCode,
     SCRIPTS,
     TINY,
     TRAINERS,
@@ -522,3 +523,18 @@ def test_a_resumed_runs_time_counts_the_time_before_each_stop(cifar_dir, tmp_pat
     assert spent >= 1000
     train("numpy", root, tmp_path / "r", resume=str(run_dir), **flags)
     assert json.loads((run_dir / "metrics.json").read_text())["wall_time_s"] >= spent
+
+
+def test_a_checkpoint_carrying_a_pickle_payload_is_one_line_and_never_runs(cifar_dir, tmp_path,
+                                                                          monkeypatch):
+    root, _ = cifar_dir
+    run_dir = stopped_run_folder(monkeypatch, "pytorch", root, tmp_path / "r", 2, step=2,
+                                 epochs=2, batch_size=16, validation_size=40)
+    marker = tmp_path / "payload-ran"
+    torch.save({"progress": RunsCode(marker)}, run_dir / "checkpoint.pt")
+    code, _, stderr = run_script("train_mlp_pytorch.py", "--resume", run_dir)
+    assert code == 1 and not marker.exists()
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert_one_clear_line(stderr, f"{run_dir / 'checkpoint.pt'} is damaged",
+                          "nothing in it was run")
+    assert "weights_only" not in stderr

@@ -58,3 +58,29 @@ def test_a_stop_signal_during_the_imports_exits_quietly(signum, code, tmp_path):
         process.kill()
     assert process.returncode == code
     assert "Traceback" not in stderr, stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_stop_signal_at_any_moment_of_the_start_exits_with_its_code(cifar_dir, tmp_path):
+    """From the guard's first moment through torch's and NumPy's imports to the run's own
+    handler: torch swallows an exception raised while it imports NumPy, so the guard must not
+    raise one there."""
+    moments = [1.5 * index / 14 for index in range(15)]
+    for index, delay in enumerate(moments):
+        signum, code = [(signal.SIGINT, 130), (signal.SIGTERM, 143)][index % 2]
+        process = start_trainer("train_mlp_pytorch.py", "--epochs", 100000, "--hidden_dims", 16,
+                                *TINY, "--data_dir", cifar_dir[0],
+                                "--results_dir", tmp_path / str(index))
+        try:
+            deadline = time.time() + 30
+            while not signal_handler_installed(process.pid, signal.SIGTERM):
+                assert time.time() < deadline and process.poll() is None
+                time.sleep(0.002)
+            time.sleep(delay)
+            process.send_signal(signum)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert (process.returncode, "Traceback" in stderr) == (code, False), (delay, stderr)
+        word = "interrupted" if signum == signal.SIGINT else "terminated"
+        assert stderr.strip().splitlines()[-1].startswith(word), (delay, stderr)

@@ -10,6 +10,7 @@ import torch
 
 from dataset.splits import Split
 from mlp_pytorch import MLP
+from safety.console import say
 from safety.errors import UserError
 from safety.files import write_atomically
 from training import evaluation
@@ -26,7 +27,7 @@ def pick_device(name):
                  "cpu": True}
     if name == "auto":
         name = next(candidate for candidate in ("cuda", "mps", "cpu") if available[candidate])
-        print(f"device: {name} (chosen automatically; --device overrides)")
+        say(f"device: {name} (chosen automatically; --device overrides)")
     elif not available[name]:
         raise UserError(f"--device {name} was asked for, but this torch build or machine has no "
                         f"{name.upper()}; use --device cpu or --device auto")
@@ -143,6 +144,13 @@ def load_checkpoint(run, model, optimizer, average, device):
     path = os.path.join(run.resume, run.checkpoint)
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # arbitrary bytes fail in many ways inside torch's unpickler
+        # torch's own message is many lines and suggests weights_only=False: never an option
+        raise damaged_checkpoint(path, error, "it holds more than tensors and plain values, "
+                                 "or is no checkpoint at all; nothing in it was run") from None
+    try:
         progress = json.loads(saved["progress"])
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -156,5 +164,5 @@ def load_checkpoint(run, model, optimizer, average, device):
         return run.restore(progress), saved["best"]
     except (OSError, UserError):
         raise
-    except Exception as error:  # damaged bytes fail in many ways inside torch's unpickler
+    except Exception as error:  # a checkpoint whose contents do not fit: named by what failed
         raise damaged_checkpoint(path, error) from None

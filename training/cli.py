@@ -1,6 +1,7 @@
 """The trainers' command line: one line and an exit code for every way a command can end."""
 import sys
 
+from safety.console import say
 from safety.errors import EXIT_CODES, UserError
 from safety.signals import handle_stop_signals
 from training.resume import resumed_flags
@@ -20,7 +21,7 @@ def run_cli(function, stopped="before any result was written", **kwargs):
     except KeyboardInterrupt as stop:
         if not getattr(stop, "reported", False):
             close_progress_bars()
-            print(f"{ENDINGS[type(stop)]} {stopped}", file=sys.stderr)
+            say(f"{ENDINGS[type(stop)]} {stopped}", sys.stderr)
         sys.exit(EXIT_CODES[type(stop)])
     except (UserError, OSError) as error:
         sys.exit(f"error: {error}")

@@ -99,8 +99,11 @@ def set_generator_states(generators, states):
         rng.bit_generator.state = state
 
 
-def damaged_checkpoint(path, error):
-    return UserError(f"{path} is damaged ({type(error).__name__}: {error}); start the run again "
+def damaged_checkpoint(path, error, why=None):
+    """The one line for a checkpoint that cannot be read: error's type, and why (error's own
+    words unless given, on one line)."""
+    why = " ".join(str(why or error).split())
+    return UserError(f"{path} is damaged ({type(error).__name__}: {why}); start the run again "
                      f"without --resume")
 
 

@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -14,6 +15,7 @@ from dataset.cifar10 import NUM_CLASSES, PIXEL_VALUES
 from dataset.loaders import make_loaders
 from dataset.splits import get_cifar10
 from safety import checks
+from safety.console import unwritable_log_ignored
 from safety.errors import TrainingDiverged, UserError
 from training import inspect_model
 from training.evaluation import accuracy_of
@@ -139,8 +141,10 @@ class TrainingRun(RunRecorder):
         train_accuracy = int(self.correct) / (len(self.losses) * self.config.batch_size)
         best = self.log_epoch(train_loss, train_accuracy, val_accuracy,
                               time.perf_counter() - self.epoch_start)
-        tqdm.write(f"epoch {self.epoch:3d}  train loss {train_loss:.4f}  train acc "
-                   f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
+        with unwritable_log_ignored(sys.stdout):  # the epoch is recorded: its line may be lost
+            tqdm.write(f"epoch {self.epoch:3d}  train loss {train_loss:.4f}  train acc "
+                       f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
+            sys.stdout.flush()
         return best
 
     def progress(self, epoch):

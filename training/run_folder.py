@@ -9,6 +9,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from safety.console import say
 from safety.errors import Terminated, TrainingDiverged, UserError
 from safety.files import check_writable, temporary_prefix, write_json
 from safety.locks import FolderLock
@@ -113,12 +114,12 @@ class RunRecorder:
                  f"their curves and metrics could not all be written to {self.folder} "
                  f"({unwritten})")
         if exc_type is None and unwritten is None:
-            print(f"test accuracy {self.log['test_accuracy']:.4f} ({self.tested()}); results in "
-                  f"{self.folder}")
+            say(f"test accuracy {self.log['test_accuracy']:.4f} ({self.tested()}); results in "
+                f"{self.folder}")
         else:
             close_progress_bars()
-            print(f"{self.status if exc_type else 'failed'} after {len(self.log['val_accuracy'])} "
-                  f"finished epoch(s); {where}", file=sys.stderr)
+            say(f"{self.status if exc_type else 'failed'} after {len(self.log['val_accuracy'])} "
+                f"finished epoch(s); {where}", sys.stderr)
         if exc is not None:
             exc.reported = True  # run_cli need not say it again
         if exc_type is None and unwritten is not None:
