@@ -48,8 +48,7 @@ def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, da
 
     The returned model holds the weights of the epoch with the best validation accuracy, which is
     also the one tested; logging_dict has per-step and per-epoch losses and accuracies. options
-    are options.py's (use_batch_norm, activation, optimizer, ..., preset), each left out (or a
-    course argument None) at the preset's value or its default."""
+    are options.py's (use_batch_norm, ..., preset), each left out (or None) at its default."""
     run = TrainingRun("numpy", dict(options, hidden_dims=hidden_dims, lr=lr, batch_size=batch_size,
                                     epochs=epochs, seed=seed, data_dir=data_dir))
     config = run.config

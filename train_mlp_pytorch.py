@@ -48,11 +48,9 @@ def evaluate_model(model, data_loader, tta=None):
 
 def train(hidden_dims=None, lr=None, use_batch_norm=None, batch_size=None, epochs=None, seed=None,
           data_dir=None, **options):
-    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
-
-    The returned model holds the weights of the epoch with the best validation accuracy, which is
-    also the one tested. options are options.py's (device, activation, optimizer, ..., preset),
-    each left out (or a course argument None) at the preset's value or its default."""
+    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict): the model
+    holds the weights of the epoch best on validation, the one tested. options are options.py's
+    (device, activation, optimizer, ..., preset), each left out (or None) at its default."""
     run = TrainingRun("pytorch", dict(options, hidden_dims=hidden_dims, lr=lr,
                                       use_batch_norm=use_batch_norm, batch_size=batch_size,
                                       epochs=epochs, seed=seed, data_dir=data_dir))
