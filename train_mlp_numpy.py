@@ -43,26 +43,28 @@ def evaluate_model(model, data_loader, tta=None):
     return accuracy_of(*predict(model, data_loader, tta))
 
 
-def train(hidden_dims, lr, batch_size, epochs, seed, data_dir, **options):
+def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, data_dir=None,
+          **options):
     """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
 
     The returned model holds the weights of the epoch with the best validation accuracy, which is
     also the one tested; logging_dict has per-step and per-epoch losses and accuracies. options
-    are options.py's (use_batch_norm, activation, optimizer, ...), each left out at its default."""
+    are options.py's (use_batch_norm, ..., preset), each left out (or None) at its default."""
     run = TrainingRun("numpy", dict(options, hidden_dims=hidden_dims, lr=lr, batch_size=batch_size,
                                     epochs=epochs, seed=seed, data_dir=data_dir))
     config = run.config
-    np.random.seed(seed)
+    np.random.seed(config.seed)
     loaders = run.load_data()
     model = build_model(run.record, run.components)
-    optimizer = make_optimizer(model, config.optimizer, lr, config.momentum, config.weight_decay)
+    optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum,
+                               config.weight_decay)
     loss_module = CrossEntropyModule(label_smoothing=config.label_smoothing)
     best_state, first_epoch = model.state_dict(), 1
     average, evaluated = weight_average(model, config.ema)  # with --ema, a copy holds the average
     if run.resume:
         first_epoch, best_state = load_checkpoint(run, model, optimizer, average)
     with run:
-        for epoch in range(first_epoch, epochs + 1):
+        for epoch in range(first_epoch, config.epochs + 1):
             model.train()
             for lr_now, images, labels in run.batches(epoch):
                 optimizer.lr = lr_now

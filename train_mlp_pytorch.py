@@ -47,28 +47,28 @@ def evaluate_model(model, data_loader, tta=None):
     return accuracy_of(*predict(model, data_loader, tta))
 
 
-def train(hidden_dims, lr, use_batch_norm, batch_size, epochs, seed, data_dir, **options):
-    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
-
-    The returned model holds the weights of the epoch with the best validation accuracy, which is
-    also the one tested. options are options.py's (device, activation, optimizer, ...), each left
-    out at its default."""
+def train(hidden_dims=None, lr=None, use_batch_norm=None, batch_size=None, epochs=None, seed=None,
+          data_dir=None, **options):
+    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict): the model
+    holds the weights of the epoch best on validation, the one tested. options are options.py's
+    (device, activation, optimizer, ..., preset), each left out (or None) at its default."""
     run = TrainingRun("pytorch", dict(options, hidden_dims=hidden_dims, lr=lr,
                                       use_batch_norm=use_batch_norm, batch_size=batch_size,
                                       epochs=epochs, seed=seed, data_dir=data_dir))
     config = run.config
     device = run_device(run)
-    torch.manual_seed(seed)
+    torch.manual_seed(config.seed)
     loaders = run.load_data(move=lambda split: to_device(split, device))
     model = build_model(run.record, device, run.components)
-    optimizer = make_optimizer(model, config.optimizer, lr, config.momentum, config.weight_decay)
+    optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum,
+                               config.weight_decay)
     loss_module = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     best_state, first_epoch = cloned_state(model), 1
     average, evaluated = weight_average(model, config.ema)  # with --ema, a copy holds the average
     if run.resume:
         first_epoch, best_state = load_checkpoint(run, model, optimizer, average, device)
     with run:
-        for epoch in range(first_epoch, epochs + 1):
+        for epoch in range(first_epoch, config.epochs + 1):
             model.train()
             for lr_now, images, labels in run.batches(epoch):
                 optimizer.param_groups[0]["lr"] = lr_now  # one group: every parameter

@@ -6,6 +6,11 @@ class UserError(Exception):
     """A problem the user can fix; the message is one line, shown without a traceback."""
 
 
+class OptionError(UserError, ValueError):
+    """Options that cannot go together, or a value this machine cannot train: one line on the
+    command line, a ValueError to a caller of train()."""
+
+
 class DataError(UserError):
     """The data is missing, corrupt or unsafe."""
 

@@ -1,6 +1,7 @@
 """The atomic writer through which every file the project writes goes (metrics, models,
 figures, downloads, summaries, the report), and the JSON files written through it."""
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -51,11 +52,17 @@ def temporary_prefix(path):
 
 
 def check_writable(folder, what):
-    """Make folder if missing and try writing in it, so that a run fails before any work:
-    UserError naming what it is for (e.g. 'results folder') where it cannot be written."""
+    """Try writing in folder, or, where it is missing, in the nearest folder above it that
+    exists (where it would be made), so that a run fails before any work and leaves no empty
+    folder behind: UserError naming what it is for (e.g. 'results folder') where it cannot be
+    written."""
+    existing = os.path.abspath(folder)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
     try:
-        os.makedirs(folder, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(dir=folder))
+        if not os.path.isdir(existing):
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", existing)
+        os.rmdir(tempfile.mkdtemp(dir=existing))
     except OSError as error:
         raise UserError(f"{what} {folder} is not writable ({error})") from None
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 import synthetic_cifar
-from helpers import REPO, run_task
+from helpers import REPO, run_script, run_task
 
 pytestmark = pytest.mark.xdist_group("slurm")  # one worker, which starts one local SLURM
 CLUSTER = os.path.join(REPO, "slurm", "local_cluster.sh")
@@ -380,3 +380,22 @@ def test_max_restarts_counts_the_starts_that_finished_no_epoch(tmp_path, hard_ci
     assert start(32, 0) == 1 and len(requeues()) == 3  # the second
     log = (tmp_path / "job.out").read_text()
     assert log.count("--resume") >= 3 and "2 starts finished no epoch: not requeued again" in log
+
+
+def test_a_job_that_staged_its_data_prints_a_resume_that_reads_the_data_itself(tmp_path,
+                                                                               hard_cifar_dir):
+    """The copy in the node's scratch goes with the job: the resume line it prints names the
+    data's own folder, and works."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    job = start_job_file(tmp_path, *FLAGS, "--epochs", 500, "--data_dir", hard_cifar_dir[0],
+                         TMPDIR=str(scratch))
+    wait_for_epochs(tmp_path / "results" / "slurm-local", 1, job, tmp_path)
+    job.send_signal(signal.SIGTERM)
+    _, log = finished_job(job, tmp_path)
+    assert "data staged to" in log and os.listdir(scratch) == []
+    (line,) = [line for line in log.splitlines() if "the run continues with: " in line]
+    python, script, *flags = line.split("the run continues with: ")[1].split(" ")
+    assert flags[-2:] == ["--data_dir", str(hard_cifar_dir[0])]
+    code, _, stderr = run_script(script, *flags, timeout=300)
+    assert code == 0, stderr

@@ -306,7 +306,7 @@ def test_a_record_that_lacks_an_entry_is_refused_by_name(framework, hard_cifar_d
     """Every record this project writes holds every entry of options.RECORDED."""
     data, _ = hard_cifar_dir
     *_, log = train_projected(framework, data, tmp_path / "plain", projection=0,
-                              normalize="channel", epochs=1)
+                              normalize="channel", zca_epsilon=0.1, epochs=1)
     path = os.path.join(log["run_dir"], TRAINERS[framework][1])
     lacking = edited_copy(framework, path, tmp_path / TRAINERS[framework][1], {},
                           removed=["projection"])

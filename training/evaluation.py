@@ -1,5 +1,6 @@
 """Predictions and accuracy over a loader, for both trainers, and --evaluate of a saved model."""
 import copy
+import os
 
 import numpy as np
 
@@ -72,5 +73,7 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     loaders = make_loaders(dataset, preprocessing, move=move)
     validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
     probabilities, _ = predict(model, loaders["test"], record["tta"])
+    if figures_dir is not None:
+        os.makedirs(figures_dir, exist_ok=True)
     inspect_model.report(path, validation_accuracy, dataset["test"], probabilities,
                          model.input_filters(), class_names(config.data_dir), figures_dir)

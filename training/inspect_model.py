@@ -140,6 +140,9 @@ def draw_mistakes(images, labels, probabilities, class_names, path):
     save_figure(fig, path)
 
 
+FIGURES = ("confusion.png", "per_class.png", "weights.png", "mistakes.png")
+
+
 def report(weights_path, validation_accuracy, test_split, probabilities, first_layer_weights,
            class_names, folder=None):
     """What --evaluate shows: the accuracies and per-class table printed, and the four figures
@@ -151,12 +154,14 @@ def report(weights_path, validation_accuracy, test_split, probabilities, first_l
     print(per_class_table(confusion, class_names))
     folder = folder or os.path.dirname(os.path.abspath(weights_path))
     try:
-        draw_confusion(confusion, class_names, os.path.join(folder, "confusion.png"))
-        draw_per_class(confusion, class_names, os.path.join(folder, "per_class.png"))
-        draw_templates(first_layer_weights, os.path.join(folder, "weights.png"))
+        confusion_png, per_class_png, weights_png, mistakes_png = (
+            os.path.join(folder, name) for name in FIGURES)
+        draw_confusion(confusion, class_names, confusion_png)
+        draw_per_class(confusion, class_names, per_class_png)
+        draw_templates(first_layer_weights, weights_png)
         draw_mistakes(test_split.images, test_split.labels, probabilities, class_names,
-                      os.path.join(folder, "mistakes.png"))
+                      mistakes_png)
     except OSError as error:
         raise UserError(f"the figures could not be written ({error}); give --figures_dir a "
                         f"folder you can write to") from None
-    print(f"figures: confusion.png, per_class.png, weights.png, mistakes.png in {folder}")
+    print(f"figures: {', '.join(FIGURES)} in {folder}")

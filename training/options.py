@@ -26,7 +26,7 @@ from safety.checks import (
     seed,
     validation_size,
 )
-from safety.errors import UserError
+from safety.errors import OptionError, UserError
 from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
 
 
@@ -206,7 +206,7 @@ class Config:
 
 for _field in fields(Config):
     _field.metadata["option"].name = _field.name
-# the 2021 edition's spelling of --hidden_dims, shown after it; only the command line takes it
+# the 2021 edition's spelling of --hidden_dims, shown after it; train() takes it too
 SPELLINGS = [Option("dnn_hidden_units", None, "the 2021 edition's spelling of --hidden_dims: "
                     "\"100,50\"", "course", spells="hidden_dims", type=comma_separated_dims,
                     metavar='"N,N"')]
@@ -234,6 +234,35 @@ WHERE = tuple(option.name for option in OPTIONS if option.where)
 # A saved model's record: its architecture and the validation split its epoch was chosen on,
 # which --evaluate measures again (the file calls the whole record its "architecture")
 RECORDED = (*ARCHITECTURE, "validation_size")
+
+
+# train()'s arguments in the course's template, each None where left out
+COURSE_ARGUMENTS = ("hidden_dims", "lr", "use_batch_norm", "batch_size", "epochs", "seed",
+                    "data_dir")
+
+
+def from_python(values):
+    """train()'s keyword arguments as the flags they stand for, as the command line reads them: an
+    option's other spelling as the option (text as typed after its flag, or the option's value),
+    a preset's options under those given, and a course argument left at None at its default."""
+    values = {name: value for name, value in values.items()
+              if not (value is None and name in COURSE_ARGUMENTS)}
+    for spelling in SPELLINGS:
+        if spelling.name in values:
+            if spelling.spells in values:
+                raise TypeError(f"{spelling.name} and {spelling.spells} are two spellings of one "
+                                f"option: give one of them")
+            value = values.pop(spelling.name)
+            try:
+                values[spelling.spells] = (spelling.settings["type"](value)
+                                           if isinstance(value, str) else value)
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"{spelling.name} {value!r}: {error}") from None
+    preset = values.pop("preset", None)
+    if preset is not None:
+        preset = check_choice("preset", preset, tuple(sorted(PRESETS)))
+        values = {**PRESETS[preset], **values}
+    return values
 
 
 def options_of(trainer):
@@ -308,7 +337,7 @@ def parse_with_preset(parser, argv=None):
 def check_batch_norm_batch(use_batch_norm, batch_size):
     """BatchNorm's rule, checked on the command line and by train() alike."""
     if use_batch_norm and batch_size < 2:
-        raise UserError(f"--use_batch_norm needs --batch_size 2 or more, not {batch_size}: "
+        raise OptionError(f"--use_batch_norm needs --batch_size 2 or more, not {batch_size}: "
                         f"BatchNorm cannot normalize a batch of one sample")
 
 

@@ -4,6 +4,7 @@ import math
 import os
 import re
 
+from safety import checks
 from safety.errors import UserError
 from training.options import BY_NAME, WHERE, contradictions
 from training.run_folder import read_metrics
@@ -13,14 +14,42 @@ CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
 
 def resumed_flags(run_dir, flags, given_flags):
     """The flags to continue run_dir with: its own, each checked as its flag is, except those the
-    user gave."""
-    config = read_metrics(run_dir)["config"]
+    user gave; its results folder the one it lies in. A data folder it recorded that is gone is
+    refused, naming --data_dir."""
+    config = dict(read_metrics(run_dir)["config"], results_dir=results_dir_of(run_dir, None))
     try:
-        return {name: value if name in given_flags or name not in config else
-                BY_NAME[name].check(config[name]) for name, value in flags.items()}
+        resumed = {name: value if name in given_flags or name not in config else
+                   BY_NAME[name].check(config[name]) for name, value in flags.items()}
     except (TypeError, ValueError) as error:
         raise UserError(f"{run_dir}/metrics.json records {error}: it was edited or damaged, "
                         f"and the run cannot go on as it started") from None
+    if "data_dir" not in given_flags and not os.path.isdir(resumed["data_dir"]):
+        raise UserError(f"the data folder {resumed['data_dir']} that {run_dir} recorded is gone "
+                        f"(a job's staged copy, say): give --data_dir the folder of its data, "
+                        f"which is checked to be the data the run trained on")
+    return resumed
+
+
+def results_dir_of(run_dir, given):
+    """The folder run_dir lies in, where a resumed run stays; a --results_dir naming another
+    folder is refused."""
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    if given is not None and \
+            os.path.realpath(checks.folder.check("results_dir", given)) != os.path.realpath(parent):
+        raise UserError(f"--results_dir {given} is not the folder {parent} that {run_dir} lies in: "
+                        f"a resumed run stays in its own folder; leave --results_dir out")
+    return parent
+
+
+def check_named_by(run_dir, name):
+    """Refuse a run whose recorded flags do not give its folder's name (name, or name_2, ... for
+    a rerun): its metrics.json was edited, and the run would go on with other flags than it
+    started with."""
+    folder = os.path.basename(os.path.abspath(run_dir))
+    if not re.fullmatch(re.escape(name) + r"(_[0-9]+)?", folder):
+        raise UserError(f"{run_dir}/metrics.json records the flags of a run named {name}, not "
+                        f"{folder}: it was edited, or the folder renamed, and the run cannot go "
+                        f"on as it started")
 
 
 def check_resumable(run_dir, framework, flags, checkpoint):
@@ -78,7 +107,7 @@ def check_progress(progress, epochs, steps_per_epoch):
     seconds = progress["wall_time_s"]
     if not (type(seconds) in (int, float) and 0 <= seconds < math.inf):
         raise ValueError(f"its time {seconds!r} is not a number of seconds")
-    if not re.fullmatch(r"[0-9a-f]{64}", str(log.get("data_sha256"))):
+    if "data_sha256" in log and not re.fullmatch(r"[0-9a-f]{64}", str(log["data_sha256"])):
         raise ValueError(f"its data_sha256 {log.get('data_sha256')!r} is not a SHA-256")
 
 

@@ -1,6 +1,7 @@
 """A training run's course around its loop, the same for both trainers (TrainingRun), and the
 checks it makes before any work."""
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -15,17 +16,25 @@ from dataset.cifar10 import NUM_CLASSES, PIXEL_VALUES
 from dataset.loaders import make_loaders
 from dataset.splits import get_cifar10
 from safety import checks
-from safety.console import unwritable_log_ignored
-from safety.errors import TrainingDiverged, UserError
+from safety.console import say, unwritable_log_ignored
+from safety.errors import OptionError, TrainingDiverged, UserError
 from training import inspect_model
 from training.evaluation import accuracy_of
-from training.options import DEFAULTS, TRAINING_OPTIONS, Config, check_batch_norm_batch
+from training.options import (
+    DEFAULTS,
+    TRAINING_OPTIONS,
+    Config,
+    check_batch_norm_batch,
+    from_python,
+)
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
 from training.resume import (
     CHECKPOINTS,
     RESTORED_LOGS,
+    check_named_by,
     check_progress,
     check_resumable,
+    results_dir_of,
     set_generator_states,
 )
 from training.run_folder import RunRecorder, hold
@@ -40,13 +49,21 @@ class TrainingRun(RunRecorder):
     resume: the folder of a stopped run to continue, or None."""
 
     def __init__(self, framework, flags):
+        flags = from_python(flags)
         resume = flags.pop("resume", None)
-        self.config = config = Config.of(framework, flags)
+        self.resume = None if resume is None else checks.run_dir.check("resume", resume)
+        if self.resume:
+            flags["results_dir"] = results_dir_of(self.resume, flags.get("results_dir"))
+        config = Config.of(framework, flags)
+        # recorded as a path from anywhere: a resume may start in another folder
+        self.config = config = dataclasses.replace(config,
+                                                   data_dir=os.path.abspath(config.data_dir))
         check_batch_norm_batch(config.use_batch_norm, config.batch_size)
         check_model_fits(config.hidden_dims, config.bottleneck, config.projection)
         check_projection(config.projection, config.normalize)
+        if not self.resume:  # a run recorded with them goes on as it started
+            check_in_effect(config)
         self.record = config.record()
-        self.resume = None if resume is None else checks.run_dir.check("resume", resume)
         self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
         self.checkpoint_read = None  # (inode, mtime, size) of the checkpoint found at first
         if self.resume:  # checked now, and again once the run holds its folder (check_held)
@@ -70,6 +87,7 @@ class TrainingRun(RunRecorder):
             return
         check_resumable(self.resume, self.framework, self.config.as_dict(self.framework),
                         self.checkpoint)
+        check_named_by(self.resume, self.folder_name(self.framework))
         status = os.stat(os.path.join(self.resume, self.checkpoint))
         found = (status.st_ino, status.st_mtime_ns, status.st_size)
         if self.checkpoint_read not in (None, found):
@@ -95,7 +113,7 @@ class TrainingRun(RunRecorder):
         self.dataset = get_cifar10(config.data_dir, config.validation_size, url=config.data_url)
         self.log["data_sha256"], self.log["data_sha256_parts"] = fingerprints(self.dataset)
         if config.batch_size > len(self.dataset["train"]):
-            raise UserError(f"--batch_size {config.batch_size} is larger than the "
+            raise OptionError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
                             f"train on")
         self.preprocessing = Preprocessing.fit(config.normalize, self.dataset["train"].images,
@@ -141,6 +159,10 @@ class TrainingRun(RunRecorder):
         train_accuracy = int(self.correct) / (len(self.losses) * self.config.batch_size)
         best = self.log_epoch(train_loss, train_accuracy, val_accuracy,
                               time.perf_counter() - self.epoch_start)
+        if best:  # the trainer replaces the model: --evaluate's figures of it no longer show it
+            for name in inspect_model.FIGURES:
+                if os.path.exists(self.path(name)):
+                    os.remove(self.path(name))
         with unwritable_log_ignored(sys.stdout):  # the epoch is recorded: its line may be lost
             tqdm.write(f"epoch {self.epoch:3d}  train loss {train_loss:.4f}  train acc "
                        f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
@@ -158,7 +180,12 @@ class TrainingRun(RunRecorder):
         """Take up a checkpoint's progress; returns the first epoch still to train. The data must
         be what the run trained on so far, wherever it lies now."""
         check_progress(progress, self.config.epochs, len(self.loaders["train"]))
-        if progress["log"]["data_sha256"] != self.log["data_sha256"]:
+        recorded = progress["log"].get("data_sha256")
+        if recorded is None:  # a checkpoint from before checkpoints recorded it
+            say(f"warning: {self.resume}'s checkpoint does not record which data the run trained "
+                f"on: the images and labels in --data_dir {self.config.data_dir} cannot be checked "
+                f"against them", sys.stderr)
+        elif recorded != self.log["data_sha256"]:
             raise other_data(self.config.data_dir, progress["log"].get("data_sha256_parts"),
                              self.log["data_sha256_parts"])
         self.step = progress["step"]
@@ -226,11 +253,32 @@ def other_data(data_dir, recorded_parts, parts):
 def check_projection(projection, normalize):
     """A projection is onto ZCA's principal components, at most one per pixel value."""
     if projection and normalize != "zca":
-        raise UserError(f"--projection {projection} projects onto the principal components that "
+        raise OptionError(f"--projection {projection} projects onto the principal components that "
                         f"ZCA whitening fits: add --normalize zca")
     if projection > PIXEL_VALUES:
-        raise UserError(f"--projection {projection} asks for more principal components than "
+        raise OptionError(f"--projection {projection} asks for more principal components than "
                         f"the {PIXEL_VALUES} pixel values of an image")
+
+
+def check_in_effect(config):
+    """Refuse an option that the others make do nothing: the run's folder would name it."""
+    unused = [
+        (config.warmup and config.schedule == "onecycle", "warmup", "--schedule onecycle, "
+         "which warms up by itself"),
+        (config.momentum and config.optimizer != "sgd", "momentum",
+         f"--optimizer {config.optimizer}, which takes none (only sgd does)"),
+        (config.zca_epsilon != DEFAULTS["zca_epsilon"] and config.normalize != "zca",
+         "zca_epsilon", f"--normalize {config.normalize}: only --normalize zca uses it"),
+        (config.dropout and not config.hidden_dims, "dropout",
+         'no hidden layer (--dnn_hidden_units ""): it drops hidden units'),
+        (config.use_batch_norm and not config.hidden_dims, "use_batch_norm",
+         'no hidden layer (--dnn_hidden_units ""): it normalizes hidden units'),
+    ]
+    for unused_here, name, why in unused:
+        if unused_here:
+            value = getattr(config, name)
+            flag = f"--{name}" if value is True else f"--{name} {value:g}"
+            raise OptionError(f"{flag} does nothing with {why}; leave it out")
 
 
 def check_model_fits(hidden_dims, bottleneck, projection=0):
@@ -247,6 +295,6 @@ def check_model_fits(hidden_dims, bottleneck, projection=0):
     except (ValueError, OSError, AttributeError):  # not every system reports it
         return
     if needed > available:
-        raise UserError(f"--hidden_dims {' '.join(map(str, hidden_dims))} makes "
+        raise OptionError(f"--hidden_dims {' '.join(map(str, hidden_dims))} makes "
                         f"{parameters:,} parameters: about {needed / 1e9:,.1f} GB to train, "
                         f"but this machine has {available / 1e9:,.1f} GB of memory")
