@@ -24,6 +24,10 @@ DOING_NOTHING = [
      "--dropout 0.5 does nothing with no hidden layer"),
     (["--dnn_hidden_units", "", "--use_batch_norm"], dict(hidden_dims=[], use_batch_norm=True),
      "--use_batch_norm does nothing with no hidden layer"),
+    (["--dnn_hidden_units", "", "--activation", "relu"], dict(hidden_dims=[], activation="relu"),
+     "--activation relu does nothing with no hidden layer"),
+    (["--dnn_hidden_units", "", "--bottleneck", "8"], dict(hidden_dims=[], bottleneck=8),
+     "--bottleneck 8 does nothing with no hidden layer"),
 ]
 
 

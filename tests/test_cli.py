@@ -116,6 +116,9 @@ RUNS_OUT = {
                     "about 2 MB): free memory, or raise the memory limit (ulimit -v, a job's "
                     "--mem), or use --normalize channel or pixel, which keep the images uint8, "
                     "and run again"),
+    "ZCA's eigenvectors": ("numpy.linalg.eigh",
+                           "out of memory while fitting ZCA (a float32 copy of the 170 training "
+                           "images: about 2 MB): free memory"),
     "whitening": ("training.preprocessing.Preprocessing.__call__",
                   "out of memory while whitening 170 images (ZCA keeps them in float32: about 2 "
                   "MB, twice that while they are whitened): free memory"),

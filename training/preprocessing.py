@@ -69,9 +69,26 @@ class Preprocessing:
     @classmethod
     def fit(cls, normalize, train_images, zca_epsilon=None):
         """Fit on uint8 training images (N, 3, 32, 32); 'channel' needs no fitting, and only
-        'zca' reads zca_epsilon."""
+        'zca' reads zca_epsilon. Memory that runs out here went to the statistics' copies of the
+        images, which no flag of the model changes: the error says so."""
         if normalize == "channel":
             return cls()
+        try:
+            return cls.fitted(normalize, train_images, zca_epsilon)
+        except MemoryError:
+            size = train_images.size
+            if normalize == "pixel":
+                raise out_of_memory(f"fitting per-pixel statistics (float64 copies of "
+                                    f"{CHUNK:,} images at a time: about "
+                                    f"{CHUNK * size / len(train_images) * 8 / 1e6:,.0f} MB)",
+                                    ", or use --normalize channel") from None
+            raise out_of_memory(f"fitting ZCA (a float32 copy of the {len(train_images):,} "
+                                f"training images: about {size * 4 / 1e6:,.0f} MB)",
+                                WITHOUT_ZCA) from None
+
+    @classmethod
+    def fitted(cls, normalize, train_images, zca_epsilon):
+        """fit's statistics: per pixel, or ZCA's whitening from the covariance of the images."""
         flat = train_images.reshape(len(train_images), -1)
         mirror = mirror_permutation(train_images.shape[1:])
         mean = np.zeros(flat.shape[1])
@@ -88,13 +105,8 @@ class Preprocessing:
                         "shift": (-mean / std).astype(np.float32)})
         scale = np.full(flat.shape[1], 1 / 255.0, np.float32)
         shift = (-mean / 255.0).astype(np.float32)
-        try:
-            centered = affine(train_images, scale, shift).reshape(len(flat), -1)
-            covariance = (centered.T @ centered).astype(np.float64) / len(flat)
-        except MemoryError:
-            raise out_of_memory(f"fitting ZCA (a float32 copy of the {len(flat):,} training "
-                                f"images: about {flat.size * 4 / 1e6:,.0f} MB)",
-                                WITHOUT_ZCA) from None
+        centered = affine(train_images, scale, shift).reshape(len(flat), -1)
+        covariance = (centered.T @ centered).astype(np.float64) / len(flat)
         covariance = (covariance + covariance[np.ix_(mirror, mirror)]) / 2
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         whitening = (eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + zca_epsilon)) \

@@ -273,11 +273,16 @@ def check_in_effect(config):
          'no hidden layer (--dnn_hidden_units ""): it drops hidden units'),
         (config.use_batch_norm and not config.hidden_dims, "use_batch_norm",
          'no hidden layer (--dnn_hidden_units ""): it normalizes hidden units'),
+        (config.activation != DEFAULTS["activation"] and not config.hidden_dims, "activation",
+         'no hidden layer (--dnn_hidden_units ""): it acts on hidden units'),
+        (config.bottleneck and not config.hidden_dims, "bottleneck",
+         'no hidden layer (--dnn_hidden_units ""): it comes before the first one'),
     ]
     for unused_here, name, why in unused:
         if unused_here:
             value = getattr(config, name)
-            flag = f"--{name}" if value is True else f"--{name} {value:g}"
+            flag = (f"--{name}" if value is True else
+                    f"--{name} {value if isinstance(value, str) else format(value, 'g')}")
             raise OptionError(f"{flag} does nothing with {why}; leave it out")
 
 
