@@ -107,7 +107,9 @@ last kept one. The rule is in `{path_of(budget)}` and decides by itself: the tes
 evaluated once per row, for this table, and never looked at to choose. Rows that were not kept
 stay in the table."""
 BUDGET_RULE = """A change also has to keep to the budget of the preset its stage builds, scaled
-to this machine (the budget section below): a row whose whole run took longer is not kept, however
+to the machine that ran the stage by its budget-reference run as that stood when the stage ran (the
+stage's summary records the budget, the dashed line of its figure shows it, and the budget section
+below gives the one of the presets' runs): a row whose whole run took longer is not kept, however
 accurate, and its decision says so. The starting row is kept whatever it took, as every row after
 it builds on it."""
 
@@ -159,8 +161,8 @@ the kept recipe that fit the budget of `--preset best`."""
 def budget_line(entries, preset):
     """What the dashed line of a budgeted stage's figure is: the budget its rows were held to."""
     return (f"The dashed line is the {PRESET_BUDGET_MINUTES[preset]}-minute budget of `--preset "
-            f"{preset}` on this machine ({entries[0]['budget_minutes']:.2f} minutes, from the "
-            "budget section below).")
+            f"{preset}` as it stood when this stage ran: {entries[0]['budget_minutes']:.2f} "
+            "minutes on its machine.")
 
 
 def projection_saving(results, start):
