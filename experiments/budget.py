@@ -38,17 +38,17 @@ def preset_budget(preset, machine_factor):
     return PRESET_BUDGET_MINUTES[preset] * machine_factor
 
 
-def stage_budget(experiment_set, results):
+def stage_budget(experiment_set, results, measure_it=f"python -m experiments {REFERENCE_SET}"):
     """The minutes a row of the set may take here: its preset's budget where the set is a stage
-    that builds one, else None; UserError where that budget is unknown on this machine."""
+    that builds one, else None; UserError where that budget is unknown on this machine, naming
+    measure_it, the command that measures it."""
     preset = experiment_set.budget_preset
     if preset is None:
         return None
     machine_factor = factor_here(results)
     if machine_factor is None:
         raise UserError(f"{experiment_set.name} keeps no change past the budget of --preset "
-                        f"{preset}, which is unknown on this machine: run "
-                        f"`python -m experiments {REFERENCE_SET}` first")
+                        f"{preset}, which is unknown on this machine: run `{measure_it}` first")
     return preset_budget(preset, machine_factor)
 
 

@@ -29,6 +29,7 @@ from experiments.store import (
     METRICS_CHECKS,
     METRICS_KEYS,
     REPOSITORY,
+    RESULTS,
     Results,
     validation_accuracy,
 )
@@ -100,14 +101,24 @@ def trained_elsewhere(one, results):
     return found[0]
 
 
-def check_sources(experiment_set, results):
+def set_command(name, results, data_dir):
+    """The command that runs the set name into these results on this data, quoted to paste."""
+    words = ["python", "-m", "experiments", name]
+    if results.folder != os.path.abspath(RESULTS):
+        words += ["--results_dir", results.folder]
+    if os.path.abspath(data_dir) != os.path.abspath(DATA_DIR):
+        words += ["--data_dir", data_dir]
+    return shlex.join(words)
+
+
+def check_sources(experiment_set, results, data_dir):
     """Each model another set trained that this set evaluates must be there before anything is
     trained: UserError naming the set to run first otherwise."""
     for one in experiment_set.runs:
         if one.source and not results.has(one.source[0]):
             raise UserError(f"the {experiment_set.name} set evaluates the model {one.source[1]} "
                             f"that the {one.source[0]} set trains, which has not run here: run "
-                            f"`python -m experiments {one.source[0]}` first")
+                            f"`{set_command(one.source[0], results, data_dir)}` first")
         if one.source:
             trained_elsewhere(one, results)
 
@@ -167,8 +178,9 @@ def train_set(experiment_set, data_dir, note, results):
     every run is done: a failed or stopped set leaves the earlier results as they were. The
     tasks of its job array, in the same working folder, are never touched."""
     folder, _ = results.set_folders(experiment_set.name)
-    row_budget = budget.stage_budget(experiment_set, results)
-    check_sources(experiment_set, results)
+    row_budget = budget.stage_budget(experiment_set, results,
+                                     set_command(budget.REFERENCE_SET, results, data_dir))
+    check_sources(experiment_set, results, data_dir)
     with set_held(experiment_set.name, results) as working:
         partial = os.path.join(working, ONE_JOB)
         shutil.rmtree(partial, ignore_errors=True)  # what an earlier failed attempt left

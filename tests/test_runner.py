@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 
@@ -258,9 +259,20 @@ def test_a_set_whose_source_set_has_not_run_is_refused_before_training(tmp_path,
         raise AssertionError("a run was trained before the sets it needs were checked")
 
     monkeypatch.setattr(runner, "train_run", train_run)
+    results = tmp_path / "my results"
     with pytest.raises(UserError) as refused:
-        runner.main("learned", "data", "", results=Results(tmp_path / "results"))
+        runner.main("learned", str(tmp_path / "my data"), "", results=Results(results))
     assert str(refused.value) == ("the learned set evaluates the model best that the presets "
                                   "set trains, which has not run here: run `python -m "
-                                  "experiments presets` first")
-    assert not (tmp_path / "results").exists()
+                                  f"experiments presets --results_dir '{results}' --data_dir "
+                                  f"'{tmp_path / 'my data'}'` first")
+    assert not results.exists()
+
+
+def test_the_set_to_run_first_is_named_with_the_results_and_data_it_needs(tmp_path):
+    """Pasted as printed, the command runs the set into the same results, on the same data."""
+    command = runner.set_command("presets", Results(tmp_path / "r s"), str(tmp_path / "d"))
+    assert shlex.split(command) == ["python", "-m", "experiments", "presets", "--results_dir",
+                                    str(tmp_path / "r s"), "--data_dir", str(tmp_path / "d")]
+    assert runner.set_command("presets", Results(), runner.DATA_DIR) == \
+        "python -m experiments presets"
