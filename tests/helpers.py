@@ -234,3 +234,20 @@ def write_set(folder, name, runs, **summary):
         dict(set=name, command=f"python -m experiments {name}", date="2026-01-01",
              machine="a test machine", data="synthetic"), runs=entries, **summary)))
     return Results(folder)
+
+
+# --- inputs for the gradient checks of tests/ (the finite differences are unittests.py's) ---
+class RepeatingGenerator:
+    """Stands in for a dropout module's Generator and draws the same numbers on every call, so
+    that the mask stays fixed while finite differences call forward again and again."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def random(self, shape, dtype):
+        return np.random.default_rng(self.seed).random(shape, dtype=dtype)
+
+
+def orthonormal_columns(rng, rows, columns):
+    """A random (rows, columns) matrix with orthonormal columns, as principal components are."""
+    return np.linalg.qr(rng.standard_normal((rows, columns)))[0]

@@ -6,8 +6,8 @@ initialized, the same as in the PyTorch MLP."""
 import numpy as np
 import pytest
 import torch
-from finite_differences import (REL_ERROR_MAX, RepeatingGenerator, numerical_gradient,
-                                orthonormal_columns, rel_error)
+from helpers import RepeatingGenerator, orthonormal_columns
+from unittests import REL_ERROR_MAX, numerical_gradient, rel_error
 
 from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP

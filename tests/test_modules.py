@@ -7,8 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
-from finite_differences import (REL_ERROR_MAX, RepeatingGenerator, backward_errors,
-                                numerical_gradient, orthonormal_columns, random_shapes, rel_error)
+from helpers import RepeatingGenerator, orthonormal_columns
+from unittests import REL_ERROR_MAX, backward_errors, numerical_gradient, random_shapes, rel_error
 
 from mlp_numpy import MLP
 from modules import (BatchNormModule, CrossEntropyModule, DropoutModule, ELUModule, GELUModule,
