@@ -98,6 +98,20 @@ def test_a_hand_edited_config_is_refused_naming_the_folder_it_does_not_name(stop
                           f"not {run_dir.name}: it was edited")
 
 
+def test_a_hand_edit_of_a_flag_the_folder_does_not_name_is_refused_by_the_checkpoint(stopped):
+    """validation_size is not in the folder's name: the checkpoint's own record of the flags
+    finds the edit, where the checkpoint alone would look damaged."""
+    _, run_dir = stopped
+    metrics = metrics_of(run_dir)
+    metrics["config"]["validation_size"] = 30
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
+    assert code == 1
+    assert_one_clear_line(stderr, "metrics.json records --validation_size 30 (its checkpoint: 40)",
+                          "it was edited")
+    assert "damaged" not in stderr
+
+
 def test_a_reruns_numbered_folder_resumes(stopped):
     _, run_dir = stopped
     rerun = run_dir.with_name(run_dir.name + "_2")

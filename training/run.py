@@ -23,6 +23,7 @@ from training.evaluation import accuracy_of
 from training.options import (
     DEFAULTS,
     TRAINING_OPTIONS,
+    WHERE,
     Config,
     check_batch_norm_batch,
     from_python,
@@ -171,14 +172,16 @@ class TrainingRun(RunRecorder):
 
     def progress(self, epoch):
         """What a resumed run needs of this run's own course after epoch, as JSON: the step, the
-        log, the time spent, and the states of the loader's and mixup's generators."""
-        return {"epoch": epoch, "step": self.step, "log": self.log,
+        log, the time spent, the states of the loader's and mixup's generators, and the flags
+        that say what it trains, against which a resume checks metrics.json's."""
+        return {"epoch": epoch, "step": self.step, "log": self.log, "flags": self.trained_flags(),
                 "wall_time_s": time.perf_counter() - self.start,
                 "generators": [rng.bit_generator.state for rng in self.generators()]}
 
     def restore(self, progress):
         """Take up a checkpoint's progress; returns the first epoch still to train. The data must
         be what the run trained on so far, wherever it lies now."""
+        self.check_flags(progress.get("flags"))
         check_progress(progress, self.config.epochs, len(self.loaders["train"]))
         recorded = progress["log"].get("data_sha256")
         if recorded is None:  # a checkpoint from before checkpoints recorded it
@@ -196,6 +199,22 @@ class TrainingRun(RunRecorder):
 
     def generators(self):
         return [self.loaders["train"].rng, self.mixup.rng]
+
+    def trained_flags(self):
+        """The run's flags but those that only say where things are."""
+        return {name: value for name, value in self.config.as_dict(self.framework).items()
+                if name not in WHERE}
+
+    def check_flags(self, recorded):
+        """The flags metrics.json gave this resume must be those its checkpoint trained with (a
+        checkpoint that records none is taken as it is): an edited metrics.json is refused."""
+        edited = {name: value for name, value in self.trained_flags().items()
+                  if recorded is not None and name in recorded and recorded[name] != value}
+        if edited:
+            said = ", ".join(f"--{name} {value} (its checkpoint: {recorded[name]})"
+                             for name, value in edited.items())
+            raise UserError(f"{self.resume}/metrics.json records {said}: it was edited after the "
+                            f"checkpoint was written; put back what the checkpoint records")
 
     def __exit__(self, exc_type, exc, traceback):
         if exc_type is None and self.folder and os.path.exists(self.path(self.checkpoint)):
