@@ -74,7 +74,7 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5, size=CIFAR10_SIZE
     if not os.path.exists(tar_path):
         if os.path.isdir(folder) and not url:
             raise DataError(f"{folder} lacks {', '.join(_missing_batches(folder))}, and there is "
-                            f"no {TARBALL_NAME} beside it to restore them from; "
+                            f"no {TARBALL_NAME} beside it to restore the batch files from; "
                             f"{_layout_help(data_dir)}")
         if not url:
             raise DataError(f"no CIFAR-10 data found: {_layout_help(data_dir)}")
@@ -84,7 +84,7 @@ def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5, size=CIFAR10_SIZE
             lacking = _lacking(folder)
             if not lacking:
                 raise
-            raise DataError(f"{lacking}no {TARBALL_NAME} came to restore them from: "
+            raise DataError(f"{lacking}no {TARBALL_NAME} came to restore the batch files from: "
                             f"{error}") from None
     extract(tar_path, data_dir, FOLDER_NAME)
     if _missing_batches(folder):

@@ -38,7 +38,8 @@ def accuracy_or_none(name, value):
 
 
 # what the report reads of each run's metrics.json, each checked as a flag's value is; every key
-# but the last must be there (a record of a run whose --tta has no shifts may lack it)
+# but the last must be there (the committed records that lack it are all of runs whose --tta has
+# no shifts, where validation_accuracy reads the same number from the epochs)
 METRICS_CHECKS = {"test_accuracy": accuracy.check, "val_accuracy": numbers(accuracy),
                   "train_loss": numbers(nonnegative_float), "best_epoch": epoch_or_none,
                   "wall_time_s": nonnegative_float.check,
@@ -49,8 +50,9 @@ METRICS_KEYS = tuple(METRICS_CHECKS)[:-1]
 
 def validation_accuracy(metrics):
     """A run's validation accuracy, the one a search decides on: its kept model's with every
-    --tta view. A record without kept_val_accuracy, of a run whose --tta has no shifts, gives its
-    best epoch's, the same number."""
+    --tta view. A record without kept_val_accuracy (each committed one is of a run whose --tta
+    has no shifts, which validates its epochs on every view) gives its best epoch's, the same
+    number."""
     kept = metrics.get("kept_val_accuracy")
     return max(metrics["val_accuracy"]) if kept is None else kept
 

@@ -184,7 +184,8 @@ def test_a_failed_download_of_missing_batches_names_them(tmp_path):
     with pytest.raises(DataError) as refused:
         get_cifar10(str(tmp_path), 30, url=(tmp_path / "none.tar.gz").as_uri())
     assert str(refused.value).startswith(f"{folder} lacks data_batch_4, and no {TARBALL_NAME} "
-                                         f"came to restore them from: could not download ")
+                                         f"came to restore the batch files from: could not "
+                                         f"download ")
     (tmp_path / TARBALL_NAME).write_bytes(b"not the dataset")
     with pytest.raises(DataError, match=f"^{folder} lacks data_batch_4, and .* has md5 .* no "
                                         f"fresh copy came: could not download"):

@@ -139,7 +139,8 @@ def test_the_data_folder_is_recorded_absolute_and_one_gone_names_data_dir(stoppe
 
 
 def without_fingerprint(run_dir, framework):
-    """Remove data_sha256 from the progress of run_dir's checkpoint, as older code wrote it."""
+    """Remove data_sha256 from the progress of run_dir's checkpoint, as a version of the project
+    that did not record it wrote it."""
     if framework == "numpy":
         edited_progress(run_dir, lambda progress: progress["log"].__delitem__("data_sha256"))
         return
