@@ -14,6 +14,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -23,6 +24,8 @@ from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
 from experiments.store import Results
 from modules import CrossEntropyModule
+from safety.errors import Terminated
+from training import run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
@@ -251,3 +254,40 @@ class RepeatingGenerator:
 def orthonormal_columns(rng, rows, columns):
     """A random (rows, columns) matrix with orthonormal columns, as principal components are."""
     return np.linalg.qr(rng.standard_normal((rows, columns)))[0]
+
+
+# --- a run stopped part-way, and its checkpoint edited: what --resume is tested on ---
+def stopped_in_epoch(monkeypatch, epoch, step=4):
+    """Let training stop (SIGTERM's exception) at the given step of the given epoch."""
+    batches = run.TrainingRun.batches
+
+    def stopping(self, current):
+        for index, batch in enumerate(batches(self, current)):
+            if current == epoch and index == step:
+                raise Terminated()
+            yield batch
+
+    monkeypatch.setattr(run.TrainingRun, "batches", stopping)
+    return batches
+
+
+def stopped_run_folder(monkeypatch, train, framework, root, folder, epoch, step=4, **flags):
+    """train(framework, root, folder, **flags) until SIGTERM's exception at the step of the epoch;
+    returns the run's folder, training left to go on uninterrupted."""
+    batches = stopped_in_epoch(monkeypatch, epoch, step)
+    with pytest.raises(Terminated):
+        train(framework, root, folder, **flags)
+    monkeypatch.setattr(run.TrainingRun, "batches", batches)
+    (run_dir,) = folder.iterdir()
+    return run_dir
+
+
+def edited_progress(run_dir, edit):
+    """Rewrite the progress entry of run_dir's checkpoint.npz by edit(progress)."""
+    path = run_dir / "checkpoint.npz"
+    with np.load(path) as saved:
+        entries = {name: saved[name] for name in saved.files}
+    progress = json.loads(str(entries["progress"][()]))
+    text = edit(progress)  # a text in place of the progress, or else the progress edited
+    text = text if isinstance(text, str) else json.dumps(progress)
+    np.savez(path, **dict(entries, progress=np.array(text)))

@@ -18,8 +18,11 @@ from helpers import (
     TINY,
     TRAINERS,
     assert_one_clear_line,
+    edited_progress,
     run_script,
     start_trainer,
+    stopped_in_epoch,
+    stopped_run_folder,
     wait_for_epochs,
 )
 
@@ -43,37 +46,12 @@ def train(framework, root, results, **flags):
                                         "results_dir": str(results), **settings, **flags})
 
 
-def stopped_in_epoch(monkeypatch, epoch, step=4):
-    """Let training stop (SIGTERM's exception) at the given step of the given epoch."""
-    batches = run.TrainingRun.batches
-
-    def stopping(self, current):
-        for index, batch in enumerate(batches(self, current)):
-            if current == epoch and index == step:
-                raise Terminated()
-            yield batch
-
-    monkeypatch.setattr(run.TrainingRun, "batches", stopping)
-    return batches
-
-
-def stopped_run_folder(monkeypatch, framework, root, folder, epoch, step=4, **flags):
-    """Train into folder until SIGTERM's exception at the step of the epoch; returns the run's
-    folder, training left to go on uninterrupted."""
-    batches = stopped_in_epoch(monkeypatch, epoch, step)
-    with pytest.raises(Terminated):
-        train(framework, root, folder, **flags)
-    monkeypatch.setattr(run.TrainingRun, "batches", batches)
-    (run_dir,) = folder.iterdir()
-    return run_dir
-
-
 @pytest.mark.parametrize("framework", TRAINERS)
 def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, hard_cifar_dir, tmp_path,
                                                             monkeypatch):
     root, _ = hard_cifar_dir
     *_, uninterrupted = train(framework, root, tmp_path / "a")
-    run_dir = stopped_run_folder(monkeypatch, framework, root, tmp_path / "b", 3)
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "b", 3)
     stopped = json.loads((run_dir / "metrics.json").read_text())
     assert stopped["status"] == "terminated" and len(stopped["val_accuracy"]) == 2
     *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir))
@@ -131,7 +109,7 @@ def test_a_run_killed_by_sigterm_resumes_from_the_command_line(framework, cifar_
 def stopped_run(hard_cifar_dir, tmp_path, monkeypatch):
     """A NumPy run stopped in its third epoch: (data folder, run folder)."""
     root, _ = hard_cifar_dir
-    return root, stopped_run_folder(monkeypatch, "numpy", root, tmp_path / "r", 3, epochs=4)
+    return root, stopped_run_folder(monkeypatch, train, "numpy", root, tmp_path / "r", 3, epochs=4)
 
 
 def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run):
@@ -274,24 +252,13 @@ def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(ci
 def short_stopped_run(cifar_dir, tmp_path, monkeypatch):
     """A NumPy run of 3 epochs stopped in its third: (data folder, run folder)."""
     root, _ = cifar_dir
-    return root, stopped_run_folder(monkeypatch, "numpy", root, tmp_path / "r", 3, step=2,
+    return root, stopped_run_folder(monkeypatch, train, "numpy", root, tmp_path / "r", 3, step=2,
                                     epochs=3, batch_size=16, validation_size=40)
 
 
 def resume(root, run_dir):
     return train("numpy", root, run_dir.parent, resume=str(run_dir), epochs=3,
                  validation_size=40)
-
-
-def edited_progress(run_dir, edit):
-    """Rewrite the progress entry of run_dir's checkpoint.npz by edit(progress)."""
-    path = run_dir / "checkpoint.npz"
-    with np.load(path) as saved:
-        entries = {name: saved[name] for name in saved.files}
-    progress = json.loads(str(entries["progress"][()]))
-    text = edit(progress)  # a text in place of the progress, or else the progress edited
-    text = text if isinstance(text, str) else json.dumps(progress)
-    np.savez(path, **dict(entries, progress=np.array(text)))
 
 
 @pytest.mark.parametrize("edit, reason", [
@@ -331,7 +298,7 @@ def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, re
 def test_a_resume_on_other_data_is_refused_and_on_the_same_data_elsewhere_goes_on(
         framework, hard_cifar_dir, tmp_path, monkeypatch):
     root, _ = hard_cifar_dir
-    run_dir = stopped_run_folder(monkeypatch, framework, root, tmp_path / "r", 2)
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "r", 2)
     other = tmp_path / "other"
     write_dataset(other, seed=1, brightness=15, label_noise=0.2)  # same shapes, other images
     with pytest.raises(UserError, match=f"--data_dir {other} holds other images or labels than "
@@ -373,7 +340,7 @@ def test_a_resume_on_data_whose_test_split_alone_changed_is_refused_by_name(
 
 def test_a_pytorch_resume_on_one_changed_test_label_is_refused(cifar_dir, tmp_path, monkeypatch):
     root, _ = cifar_dir
-    run_dir = stopped_run_folder(monkeypatch, "pytorch", root, tmp_path / "r", 2, step=2,
+    run_dir = stopped_run_folder(monkeypatch, train, "pytorch", root, tmp_path / "r", 2, step=2,
                                  epochs=2, batch_size=16)
     changed_test_batch(root, ONE_LABEL[0])
     with pytest.raises(UserError, match="its test labels \\(from test_batch\\) differ"):
@@ -427,8 +394,10 @@ def test_a_resumed_runs_checkpoint_is_the_uninterrupted_runs_byte_for_byte(
     0.999, whose memory outlasts the run), generators and log."""
     root, _ = hard_cifar_dir
     flags = dict(ema=0.999, epochs=6)
-    straight = stopped_run_folder(monkeypatch, framework, root, tmp_path / "straight", 4, **flags)
-    run_dir = stopped_run_folder(monkeypatch, framework, root, tmp_path / "resumed", 2, **flags)
+    straight = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "straight", 4,
+                                  **flags)
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "resumed", 2,
+                                 **flags)
     stopped_in_epoch(monkeypatch, 4)
     with pytest.raises(Terminated):
         train(framework, root, tmp_path / "resumed", resume=str(run_dir), **flags)
@@ -510,7 +479,8 @@ def test_a_resumed_runs_time_counts_the_time_before_each_stop(cifar_dir, tmp_pat
     resumed again: each record's wall time is at least the time its checkpoint had spent."""
     root, _ = cifar_dir
     flags = dict(epochs=3, validation_size=40)
-    run_dir = stopped_run_folder(monkeypatch, "numpy", root, tmp_path / "r", 2, step=2, **flags)
+    run_dir = stopped_run_folder(monkeypatch, train, "numpy", root, tmp_path / "r", 2, step=2,
+                                 **flags)
     edited_progress(run_dir, lambda p: p.update(wall_time_s=1000.0))
     batches = stopped_in_epoch(monkeypatch, 3, step=2)
     with pytest.raises(Terminated):
@@ -527,7 +497,7 @@ def test_a_resumed_runs_time_counts_the_time_before_each_stop(cifar_dir, tmp_pat
 def test_a_checkpoint_carrying_a_pickle_payload_is_one_line_and_never_runs(cifar_dir, tmp_path,
                                                                           monkeypatch):
     root, _ = cifar_dir
-    run_dir = stopped_run_folder(monkeypatch, "pytorch", root, tmp_path / "r", 2, step=2,
+    run_dir = stopped_run_folder(monkeypatch, train, "pytorch", root, tmp_path / "r", 2, step=2,
                                  epochs=2, batch_size=16, validation_size=40)
     marker = tmp_path / "payload-ran"
     torch.save({"progress": RunsCode(marker)}, run_dir / "checkpoint.pt")

@@ -7,11 +7,17 @@ import shutil
 
 import pytest
 import torch
-import numpy as np
-from helpers import SCRIPTS, TRAINERS, assert_one_clear_line, run_script
+from helpers import (
+    SCRIPTS,
+    TRAINERS,
+    assert_one_clear_line,
+    edited_progress,
+    run_script,
+    stopped_run_folder,
+)
 
-from safety.errors import Terminated, UserError
-from training import backend_numpy, run
+from safety.errors import UserError
+from training import backend_numpy
 from training.inspect_model import FIGURES
 
 # a run with BatchNorm, dropout and one-cycle, 5 epochs unless said (later epochs validate better)
@@ -25,38 +31,12 @@ def train(framework, root, results, **flags):
                                         "results_dir": str(results), **settings, **flags})
 
 
-def stopped_run_folder(monkeypatch, framework, root, folder, epoch, step=4, **flags):
-    """Train into folder until SIGTERM's exception at the step of the epoch: the run's folder."""
-    batches = run.TrainingRun.batches
-
-    def stopping(self, current):
-        for index, batch in enumerate(batches(self, current)):
-            if current == epoch and index == step:
-                raise Terminated()
-            yield batch
-
-    with monkeypatch.context() as patched, pytest.raises(Terminated):
-        patched.setattr(run.TrainingRun, "batches", stopping)
-        train(framework, root, folder, **flags)
-    (run_dir,) = folder.iterdir()
-    return run_dir
-
-
-def edited_progress(run_dir, edit):
-    """Rewrite the progress entry of run_dir's checkpoint.npz by edit(progress)."""
-    with np.load(run_dir / "checkpoint.npz") as saved:
-        entries = {name: saved[name] for name in saved.files}
-    progress = json.loads(str(entries["progress"][()]))
-    edit(progress)
-    np.savez(run_dir / "checkpoint.npz", **dict(entries, progress=np.array(json.dumps(progress))))
-
-
 @pytest.fixture
 def stopped(cifar_dir, tmp_path, monkeypatch):
     """A NumPy run of 3 epochs stopped in its second, on a copy of the data: (data, run)."""
     data = tmp_path / "data"
     shutil.copytree(cifar_dir[0] / "cifar-10-batches-py", data / "cifar-10-batches-py")
-    return data, stopped_run_folder(monkeypatch, "numpy", data, tmp_path / "r", 2, step=2,
+    return data, stopped_run_folder(monkeypatch, train, "numpy", data, tmp_path / "r", 2, step=2,
                                     epochs=3, validation_size=40)
 
 
@@ -155,7 +135,7 @@ def without_fingerprint(run_dir, framework):
 def test_a_checkpoint_without_the_datas_fingerprint_resumes_with_one_warning(
         framework, hard_cifar_dir, tmp_path, monkeypatch, capsys):
     root, _ = hard_cifar_dir
-    run_dir = stopped_run_folder(monkeypatch, framework, root, tmp_path / "r", 2)
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "r", 2)
     without_fingerprint(run_dir, framework)
     capsys.readouterr()
     *_, log = train(framework, root, run_dir.parent, resume=str(run_dir))
