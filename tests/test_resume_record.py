@@ -67,12 +67,18 @@ def test_the_runs_own_results_dir_is_accepted_and_recorded(stopped):
     assert metrics_of(run_dir)["config"]["data_dir"] == str(data)
 
 
-def test_a_hand_edited_config_is_refused_naming_the_folder_it_does_not_name(stopped):
-    _, run_dir = stopped
+def resumed_after_an_edit(run_dir, flag, value):
+    """Resume run_dir once its metrics.json says flag is value: (exit code, stderr)."""
     metrics = metrics_of(run_dir)
-    metrics["config"]["lr"] = 0.5
+    metrics["config"][flag] = value
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
+    return code, stderr
+
+
+def test_a_hand_edited_config_is_refused_naming_the_folder_it_does_not_name(stopped):
+    _, run_dir = stopped
+    code, stderr = resumed_after_an_edit(run_dir, "lr", 0.5)
     assert code == 1
     assert_one_clear_line(stderr, "records the flags of a run named numpy_h32-16_lr0.5_",
                           f"not {run_dir.name}: it was edited")
@@ -82,10 +88,7 @@ def test_a_hand_edit_of_a_flag_the_folder_does_not_name_is_refused_by_the_checkp
     """validation_size is not in the folder's name: the checkpoint's own record of the flags
     finds the edit, where the checkpoint alone would look damaged."""
     _, run_dir = stopped
-    metrics = metrics_of(run_dir)
-    metrics["config"]["validation_size"] = 30
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
+    code, stderr = resumed_after_an_edit(run_dir, "validation_size", 30)
     assert code == 1
     assert_one_clear_line(stderr, "metrics.json records --validation_size 30 (its checkpoint: 40)",
                           "it was edited")

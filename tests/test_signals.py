@@ -41,22 +41,29 @@ def signal_handler_installed(pid, signum):
     return bool(caught >> (signum - 1) & 1)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stop_signal_during_the_imports_exits_quietly(signum, code, tmp_path):
-    process = start_trainer("train_mlp_pytorch.py", "--data_dir", tmp_path, "--data_url", "",
-                            "--results_dir", tmp_path / "r")
+def signalled_while_starting(signum, delay, *flags):
+    """Start the PyTorch trainer with flags, send signum delay seconds after its guard catches
+    SIGTERM (from the script's first lines on, before torch is imported); (exit code, stderr)."""
+    process = start_trainer("train_mlp_pytorch.py", *flags)
     try:
-        # SIGTERM is caught from the script's first lines on, before torch is imported
         deadline = time.time() + 30
         while not signal_handler_installed(process.pid, signal.SIGTERM):
             assert time.time() < deadline and process.poll() is None
             time.sleep(0.002)
+        time.sleep(delay)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == code
+    return process.returncode, stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_during_the_imports_exits_quietly(signum, code, tmp_path):
+    returncode, stderr = signalled_while_starting(signum, 0, "--data_dir", tmp_path,
+                                                  "--data_url", "", "--results_dir", tmp_path / "r")
+    assert returncode == code
     assert "Traceback" not in stderr, stderr
 
 
@@ -68,19 +75,9 @@ def test_a_stop_signal_at_any_moment_of_the_start_exits_with_its_code(cifar_dir,
     moments = [1.5 * index / 14 for index in range(15)]
     for index, delay in enumerate(moments):
         signum, code = [(signal.SIGINT, 130), (signal.SIGTERM, 143)][index % 2]
-        process = start_trainer("train_mlp_pytorch.py", "--epochs", 100000, "--hidden_dims", 16,
-                                *TINY, "--data_dir", cifar_dir[0],
-                                "--results_dir", tmp_path / str(index))
-        try:
-            deadline = time.time() + 30
-            while not signal_handler_installed(process.pid, signal.SIGTERM):
-                assert time.time() < deadline and process.poll() is None
-                time.sleep(0.002)
-            time.sleep(delay)
-            process.send_signal(signum)
-            _, stderr = process.communicate(timeout=60)
-        finally:
-            process.kill()
-        assert (process.returncode, "Traceback" in stderr) == (code, False), (delay, stderr)
+        returncode, stderr = signalled_while_starting(
+            signum, delay, "--epochs", 100000, "--hidden_dims", 16, *TINY,
+            "--data_dir", cifar_dir[0], "--results_dir", tmp_path / str(index))
+        assert (returncode, "Traceback" in stderr) == (code, False), (delay, stderr)
         word = "interrupted" if signum == signal.SIGINT else "terminated"
         assert stderr.strip().splitlines()[-1].startswith(word), (delay, stderr)
