@@ -208,8 +208,10 @@ class TrainingRun(RunRecorder):
     def check_flags(self, recorded):
         """The flags metrics.json gave this resume must be those its checkpoint trained with (a
         checkpoint that records none is taken as it is): an edited metrics.json is refused."""
+        if recorded is None:
+            return
         edited = {name: value for name, value in self.trained_flags().items()
-                  if recorded is not None and name in recorded and recorded[name] != value}
+                  if name in recorded and recorded[name] != value}
         if edited:
             said = ", ".join(f"--{name} {value} (its checkpoint: {recorded[name]})"
                              for name, value in edited.items())
