@@ -141,7 +141,7 @@ def greedy_figure(summary, path, every_row=False):
                 views_labelled = True
     if budget_minutes:
         ax.axvline(budget_minutes, color="gray", linestyle="--",
-                   label=f"the budget here ({budget_minutes:.2f} minutes)")
+                   label=f"the budget when the stage ran ({budget_minutes:.2f} minutes)")
     ax.set(title="Validation accuracy against wall-clock minutes, "
            + ("every row (dotted: not kept)" if every_row else "the rows that were kept"),
            xlabel="minutes since the run started", ylabel="validation accuracy")

@@ -232,7 +232,7 @@ def test_a_greedy_figures_legend_shows_labels_without_markdown(tmp_path, monkeyp
     (figure,) = drawn
     legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     assert legend == ["start: --preset best", "a --flag change",
-                      "the budget here (2.00 minutes)"]
+                      "the budget when the stage ran (2.00 minutes)"]
 
 
 # --- each comparison a sentence makes, at the edge where its words stop being true ---
