@@ -115,10 +115,12 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(sl
              "--results_dir", str(tmp_path / "uninterrupted")],
             cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
     try:
-        # the job file as a student submits it, with a time limit of one minute and the warning
-        # 30 s before it: too short for the run, which must come back to finish
+        # the job file as a student submits it, with a time limit of one minute: too short for
+        # the run, which must come back to finish. SLURM looks at limits every 30 s and sends the
+        # warning up to 30 s early: asked for 10 s before the limit, it comes 20 to 50 s into
+        # each start, which trains a while first.
         submitted = subprocess.run(
-            ["sbatch", "--parsable", "--time=1", "--signal=B:TERM@30", f"--chdir={REPO}",
+            ["sbatch", "--parsable", "--time=1", "--signal=B:TERM@10", f"--chdir={REPO}",
              f"--output={tmp_path}/job-%j.out", os.path.join(REPO, "slurm", "train.job"),
              *map(str, flags)],
             capture_output=True, text=True, env=dict(slurm, TRAINER="train_mlp_numpy.py",
@@ -286,6 +288,19 @@ def status_of(run):
     return json.loads((run / "metrics.json").read_text())["status"]
 
 
+def on_path(tmp_path, name, script):
+    """A command called name, found first on the job file's PATH, that runs script with sh."""
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    command = tmp_path / "bin" / name
+    command.write_text(f"#!/bin/sh\n{script}\n")
+    command.chmod(command.stat().st_mode | stat.S_IXUSR)
+
+
+def record_requeues(tmp_path):
+    """An scontrol that records in tmp_path/requeues what it is asked, and does nothing."""
+    on_path(tmp_path, "scontrol", f'echo "$@" >> {tmp_path / "requeues"}')
+
+
 @pytest.mark.parametrize("stop, code, status", [
     (lambda job: job.send_signal(signal.SIGTERM), 143, "terminated"),
     (lambda job: os.killpg(job.pid, signal.SIGINT), 130, "interrupted"),
@@ -345,10 +360,7 @@ def test_max_restarts_counts_the_starts_that_finished_no_epoch(tmp_path, hard_ci
     """Starts of job 7 without a scheduler (scontrol records what it is asked), MAX_RESTARTS=1,
     each stopped by the SIGTERM of its time limit: however many starts came before, one that
     finished an epoch is requeued; the second start that finished none is not."""
-    (tmp_path / "bin").mkdir()
-    scontrol = tmp_path / "bin" / "scontrol"
-    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "requeues"}\n')
-    scontrol.chmod(scontrol.stat().st_mode | stat.S_IXUSR)
+    record_requeues(tmp_path)
     job_folder = tmp_path / "results" / "slurm-7"
 
     def start(restarts, more_epochs):
@@ -380,6 +392,25 @@ def test_max_restarts_counts_the_starts_that_finished_no_epoch(tmp_path, hard_ci
     assert start(32, 0) == 1 and len(requeues()) == 3  # the second
     log = (tmp_path / "job.out").read_text()
     assert log.count("--resume") >= 3 and "2 starts finished no epoch: not requeued again" in log
+
+
+def test_a_time_limit_signal_while_the_data_are_staged_requeues_the_job(tmp_path,
+                                                                         hard_cifar_dir):
+    """SLURM looks at time limits every 30 s and may send the warning as a start begins: a
+    SIGTERM that comes while the data are copied to scratch stops that start as one during
+    training does, and the job is requeued."""
+    record_requeues(tmp_path)
+    staging = tmp_path / "staging"
+    on_path(tmp_path, "cp", f'touch {staging}; sleep 2; exec {shutil.which("cp")} "$@"')
+    (tmp_path / "scratch").mkdir()
+    job = start_job_file(tmp_path, *FLAGS, "--epochs", 500, "--data_dir", hard_cifar_dir[0],
+                         SLURM_JOB_ID="7", TMPDIR=str(tmp_path / "scratch"))
+    wait_while_progressing(staging.exists, lambda: None, "the data's staging", 0.01)
+    job.send_signal(signal.SIGTERM)
+    exit_code, log = finished_job(job, tmp_path)
+    assert exit_code == 0 and "SIGTERM: stopping the trainer" in log, log
+    assert (tmp_path / "requeues").read_text() == "requeue 7\n"
+    assert os.listdir(tmp_path / "scratch") == []
 
 
 def test_a_job_that_staged_its_data_prints_a_resume_that_reads_the_data_itself(tmp_path,
