@@ -95,6 +95,8 @@ SEARCH_FAST_KEPT = dict(SEARCH_PROJECTION_KEPT, hidden_dims=[1024, 1024], batch_
                         lr=4e-3, epochs=26)
 SEARCH_EPOCHS_KEPT = dict(SEARCH_FAST_KEPT, epochs=120)
 SEARCH_HORIZON_KEPT = dict(SEARCH_EPOCHS_KEPT, epochs=130)
+SEARCH_VIEWS_KEPT = dict(SEARCH_HORIZON_KEPT, tta="flip+shift")
+SEARCH_VIEWS_FAST_KEPT = dict(SEARCH_FAST_KEPT, tta="flip+shift", epochs=29)
 
 # One change a row, tried on top of every change kept so far; kept only where it raises the best
 # validation accuracy. Test accuracy is recorded for every row and never looked at to decide.
@@ -205,3 +207,14 @@ FAST_VIEWS_SEARCH = greedy_search(
     run("start", f"start: the fourth stage's recipe at {SEARCH_FAST_KEPT['epochs']} epochs",
         **SEARCH_FAST_KEPT),
     [VIEWS_CHANGE, ("29-epochs", "29 epochs: the rest of the budget", dict(epochs=29))])
+
+# The eighth stage, for each preset: Lin, Memisevic & Konda's deformations instead of the crop,
+# each image turned within 10 degrees and zoomed within 10 % as well as moved, at the crop's cost
+# per batch, so at the same epochs
+DEFORM_CHANGE = ("deform", "turns within 10 degrees and zooms within 10 %, as well as the move",
+                 dict(augment="deform+flip"))
+DEFORM_SEARCH = greedy_search(
+    run("start", "start: the seventh stage's recipe", **SEARCH_VIEWS_KEPT), [DEFORM_CHANGE])
+FAST_DEFORM_SEARCH = greedy_search(
+    run("start", "start: the seventh stage's recipe for --preset fast", **SEARCH_VIEWS_FAST_KEPT),
+    [DEFORM_CHANGE])

@@ -7,7 +7,9 @@ from typing import Callable, Optional, Tuple
 
 from experiments import figures, measures
 from experiments.runs import (
+    DEFORM_SEARCH,
     EPOCHS_SEARCH,
+    FAST_DEFORM_SEARCH,
     FAST_SEARCH,
     FAST_VIEWS_SEARCH,
     HORIZON_SEARCH,
@@ -110,7 +112,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run(LADDER_RECIPE_KEY, LADDER_RECIPE_NAME, **LADDER_RECIPE)],
-        presets.section_budget_reference, timed=True, shown_after="search-views-fast"),
+        presets.section_budget_reference, timed=True, shown_after="search-deform-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -140,6 +142,14 @@ SETS = declare(
     ExperimentSet(
         "search-views-fast", "The seventh stage for --preset fast", FAST_VIEWS_SEARCH,
         search.section_search_views, figures.every_row_figure, greedy=True,
+        budget_preset="fast"),
+    ExperimentSet(
+        "search-deform", "The search's eighth stage: deformations, for --preset best",
+        DEFORM_SEARCH, search.section_search_deform, figures.every_row_figure, greedy=True,
+        budget_preset="best"),
+    ExperimentSet(
+        "search-deform-fast", "The eighth stage for --preset fast", FAST_DEFORM_SEARCH,
+        search.section_search_deform, figures.every_row_figure, greedy=True,
         budget_preset="fast"),
     ExperimentSet(
         "presets", "The presets against their budgets ("

@@ -241,6 +241,74 @@ def test_cutout_fills_whitened_images_with_zero_their_mean(as_torch):
     assert changed.reshape(64, -1).any(axis=1).sum() > 48  # some squares fall on the padding
 
 
+class Drawn:
+    """A stand-in for the loader's generator that draws the given values: angles in degrees,
+    zooms, (downs, rights) and mirror draws (below 0.5: mirrored), one each per image."""
+
+    def __init__(self, angles, zooms, moves, mirrors):
+        self.values = [np.array(angles)[:, None], np.array(zooms)[:, None],
+                       np.array(moves)[:, :, None], np.array(mirrors)[:, None]]
+
+    def uniform(self, low, high, size):
+        value = self.values.pop(0)
+        assert value.shape == size and ((low <= value) & (value <= high)).all()
+        return value
+
+    def integers(self, low, high, size):
+        return self.uniform(low, high - 1, size)
+
+    def random(self, size):
+        return self.uniform(0, 1, size)
+
+
+def deformed(images, *drawn, **settings):
+    """random_deform_flip of images with the draws given (Drawn's), in NumPy and in torch,
+    which must give the same images."""
+    ours = preprocessing.random_deform_flip(images, Drawn(*drawn), **settings)
+    theirs = preprocessing.random_deform_flip(torch.from_numpy(images), Drawn(*drawn),
+                                              **settings)
+    np.testing.assert_array_equal(ours, theirs.numpy())
+    assert ours.dtype == images.dtype and ours.shape == images.shape
+    return ours
+
+
+def test_a_deformation_without_turn_or_zoom_is_a_crop_of_the_zero_padded_image_mirrored_or_not():
+    images = np.random.default_rng(0).integers(1, 256, (4, 3, 8, 8), dtype=np.uint8)
+    moves = [(2, -1, 0, -4), (0, 3, -2, 4)]  # (down, right) of each image
+    out = deformed(images, [0.0] * 4, [1.0] * 4, moves, [0.9, 0.1, 0.9, 0.1])
+    padded = np.pad(images, [(0, 0), (0, 0), (4, 4), (4, 4)])
+    for i, (down, right) in enumerate(zip(*moves)):
+        crop = padded[i, :, 4 - down:12 - down, 4 - right:12 - right]
+        np.testing.assert_array_equal(out[i], crop[..., ::-1] if i % 2 else crop)
+
+
+def test_a_quarter_turn_turns_the_image_and_a_zoom_of_two_enlarges_its_centre():
+    images = np.random.default_rng(0).integers(1, 256, (3, 3, 8, 8), dtype=np.uint8)
+    still = ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    out = deformed(images, [90.0, -90.0, 0.0], [1.0, 1.0, 2.0], still, [0.9] * 3,
+                   degrees=90, scale=1)
+    ways = [[k for k in (1, 3) if np.array_equal(out[i], np.rot90(images[i], k, axes=(1, 2)))]
+            for i in (0, 1)]
+    assert ways in ([[1], [3]], [[3], [1]])  # each a quarter turn, the two ways round
+    # twice the size: the centre's 4 x 4 pixels, each now a 2 x 2 block
+    np.testing.assert_array_equal(out[2], images[2, :, 2:6, 2:6].repeat(2, 1).repeat(2, 2))
+
+
+def test_deformations_are_drawn_within_their_ranges_and_fill_the_outside_with_zero():
+    """Whitened images (mean zero) as ZCA's loaders hold them: turns of up to 10 degrees and
+    zooms of up to 10 % move most pixels, fill some corners with zero and, drawn again from the
+    same seed, are the same."""
+    images = np.random.default_rng(0).normal(size=(200, 3, 32, 32)).astype(np.float32) + 5
+    out = preprocessing.random_deform_flip(images, np.random.default_rng(3))
+    again = preprocessing.random_deform_flip(torch.from_numpy(images), np.random.default_rng(3))
+    np.testing.assert_array_equal(out, again.numpy())
+    assert set(np.unique(out)) <= set(np.unique(images)) | {0.0}
+    filled = (out == 0).all(axis=1).reshape(200, -1).sum(axis=1)
+    assert filled.min() == 0 and 32 * 8 < filled.max() < 32 * 32 * 0.5
+    unchanged = [np.array_equal(o, image) for o, image in zip(out, images)]
+    assert not any(unchanged)
+
+
 def test_mixup_blends_each_image_with_one_partner_of_its_batch():
     batch = 12
     images, labels = np.eye(batch), np.arange(batch) * 10  # row i is image i: blends show

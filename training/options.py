@@ -141,7 +141,9 @@ class Config:
                                     "training", type=fraction)
     augment: str = option("none", "flip: random horizontal flips; crop+flip: also random 32x32 "
                           "crops of the 4-pixel zero-padded image; crop+flip+cutout: also an 8x8 "
-                          "square of the mean colour at a random place", "training",
+                          "square of the mean colour at a random place; deform+flip: a random "
+                          "turn within 10 degrees, zoom within 10% and move within 4 pixels, "
+                          "then a random flip", "training",
                           choices=tuple(AUGMENTATIONS))
     normalize: str = option("channel", "input preprocessing: the course's per-channel mean and "
                             "std, each pixel's own training-set mean and std, or ZCA whitening "

@@ -228,9 +228,52 @@ def random_crop_flip_cutout(images, rng, size=8):
     return mean.to(images.dtype).where(square, images)
 
 
+def random_deform_flip(images, rng, degrees=10, scale=0.1, shift=4):
+    """(B, C, H, W) -> the same shape: each image turned by a random angle within +-degrees and
+    scaled by a random factor within 1 +- scale about its centre, then moved by a random whole
+    number of pixels within +-shift along each axis (as random_crop_flip moves it), then mirrored
+    left-right with probability 1/2. Each pixel is the nearest one of its source, zero where that
+    lies outside the image. These are Lin, Memisevic & Konda 2015's deformations, drawn from rng
+    like every other augmentation, so that a resumed run draws the same ones.
+
+    The whole warp, mirror included, is one gather from a map of source pixels, computed in NumPy
+    and so the same for both trainers: output pixel (y, x), from the image's centre, comes from
+    R(-angle) (y - down, m x - right) / zoom, where m is -1 for a mirrored image and 1 otherwise.
+    """
+    batch, channels, height, width = images.shape
+    angle = np.deg2rad(rng.uniform(-degrees, degrees, (batch, 1)))
+    zoom = rng.uniform(1 - scale, 1 + scale, (batch, 1))
+    down, right = rng.integers(-shift, shift + 1, (2, batch, 1))
+    mirrored = np.where(rng.random((batch, 1)) < 0.5, -1, 1)
+    centre = (np.array([height, width]) - 1) / 2
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    # each image's map as a (2, 3) matrix on the pixels' (row, column, 1) from the centre, all
+    # in one float32 matrix product: 5.1 ms for a batch of 512 in all, as random_crop_flip's
+    # 5.0, against 8.3 for the same sums written out (torch, 2-core AMD EPYC)
+    maps = np.concatenate([
+        np.stack([cos, sin * mirrored, centre[0] - cos * down - sin * right], axis=2),
+        np.stack([-sin, cos * mirrored, centre[1] - cos * right + sin * down], axis=2)], axis=1)
+    pixels = np.indices((height, width)).reshape(2, -1) - centre[:, None]
+    pixels = np.concatenate([pixels, np.ones((1, height * width))]).astype(np.float32)
+    source_row, source_column = np.rint(maps.astype(np.float32) @ pixels).transpose(1, 0, 2)
+    inside = ((source_row >= 0) & (source_row < height)
+              & (source_column >= 0) & (source_column < width))
+    # pixel height * width of each flattened image is the zero that fills the outside
+    source = np.where(inside, source_row * width + source_column, height * width)
+    source = source.astype(np.int64)[:, None]
+    flat = images.reshape(batch, channels, height * width)
+    if isinstance(images, np.ndarray):
+        flat = np.concatenate([flat, np.zeros((batch, channels, 1), images.dtype)], axis=2)
+        return np.take_along_axis(flat, source, axis=2).reshape(images.shape)
+    import torch  # only here: dataset/tensors.py says why not at the top
+    flat = torch.cat([flat, flat.new_zeros(batch, channels, 1)], dim=2)
+    source = as_tensor(source, images.device).expand(-1, channels, -1)
+    return flat.gather(2, source).reshape(images.shape)
+
+
 # --augment's choices: each maps a uint8 batch and the loader's Generator to a uint8 batch
 AUGMENTATIONS = {"none": None, "flip": random_flip, "crop+flip": random_crop_flip,
-                 "crop+flip+cutout": random_crop_flip_cutout}
+                 "crop+flip+cutout": random_crop_flip_cutout, "deform+flip": random_deform_flip}
 
 
 # --tta's choices: the views of each image whose predicted probabilities are averaged, each the

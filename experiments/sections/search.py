@@ -308,3 +308,22 @@ the run did outside its epochs (its set-up and the kept model's evaluation) took
 against the start; its epochs {inside:+.0f} s, each now validated on one view instead of two, on
 a machine whose timings are noisy. {budget_line(entries, preset)} `--preset {preset}` trains the
 kept recipe."""
+
+
+def section_search_deform(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    start, deformed = entries[0]["metrics"], entries[1]["metrics"]
+    gain = 100 * (validation_accuracy(deformed) - validation_accuracy(start))
+    return f"""The recipe the stages before this one kept for `--preset {preset}`, its training
+images deformed as Lin, Memisevic & Konda (2015) deformed theirs: each turned by a random angle
+within 10 degrees and zoomed by a random factor within 10 % about its centre, then moved and
+mirrored as the crop moves and mirrors it (`--augment deform+flip`). Each pixel is the nearest
+one of its source, one gather per batch, which costs what the crop costs; the rows train the
+same epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes]({name}/{name}.png)
+
+Kept: {kept_labels(entries)}. The deformations changed validation accuracy by {gain:+.2f} points.
+{budget_line(entries, preset)} `--preset {preset}` trains the kept recipe."""
