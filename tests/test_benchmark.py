@@ -1,5 +1,6 @@
 """The benchmark (benchmarks/benchmark.py) runs from any folder, stops with one line, and prints
-commands that a shell reads back as they ran."""
+commands that a shell reads back as they ran; the step cost (benchmarks/step_cost.py) times each
+step of --preset best's network."""
 import json
 import os
 import shlex
@@ -57,3 +58,17 @@ def test_the_commands_it_prints_paste_back_as_they_ran(tmp_path):
     metrics = {"epoch_seconds": [1.0], "test_accuracy": 0.5}
     row = benchmark.summary_row("numpy", command[1:], [(1.0, 100.0, metrics)])
     assert shlex.split(row["command"]) == ["python", *command[1:]]
+
+
+def test_the_step_cost_times_a_batch_and_each_optimizer_step_of_the_preset_network(tmp_path):
+    copy = copy_of_the_repository(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.step_cost", "--repeat", "2"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(copy)))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((copy / "results" / "step-cost.json").read_text())
+    assert saved["repeat"] == 2 and len(saved["seconds"]) == 3
+    assert all(seconds > 0 for seconds in saved["seconds"].values())
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0][2:] for row in rows] == list(saved["seconds"])
+    assert "(weights 1024x512, 1024x1024, 10x1024)" in result.stdout

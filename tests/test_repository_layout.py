@@ -26,7 +26,7 @@ MAY_IMPORT = {
     "train_mlp_pytorch": {"safety", "dataset", "cifar10_utils", "mlp_pytorch", "training"},
     "questions": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch",
                   "training", "questions"},
-    "benchmarks": {"safety", "dataset", "cifar10_utils", "training"},
+    "benchmarks": {"safety", "dataset", "cifar10_utils", "mlp_pytorch", "training"},
     "experiments": {"safety", "dataset", "cifar10_utils", "modules", "mlp_numpy", "mlp_pytorch",
                     "training", "train_mlp_numpy", "train_mlp_pytorch", "questions",
                     "experiments"},
