@@ -8,6 +8,7 @@ import functools
 import glob
 import importlib
 import importlib.util
+import json
 import os
 import re
 
@@ -265,3 +266,13 @@ def test_the_readme_table_is_written_only_between_its_markers():
         == f"a\n{readme_table.START}new\n{readme_table.END}b\n"
     with pytest.raises(UserError, match="markers"):
         readme_table.replaced("a table without markers\n", "new\n")
+
+
+def test_the_step_costs_experiments_md_states_are_the_saved_ones():
+    """Each optimizer step's cost against a batch's pass, as results/step-cost.json holds it."""
+    with open(os.path.join(REPO, "results", "step-cost.json")) as f:
+        seconds = json.load(f)["seconds"]
+    batch = seconds.pop("forward and backward of one batch")
+    stated = re.findall(r"(\d+\.\d\d)x (?:the forward|for AdamW)",
+                        prose(read("docs/experiments.md")))
+    assert sorted(f"{step / batch:.2f}" for step in seconds.values()) == sorted(stated)

@@ -126,7 +126,7 @@ def test_the_learned_notes_hold_for_the_runs_they_describe():
     (lambda runs: runs["best-mlp"]["metrics"]["test_per_class_accuracy"].update(cat=0.1),
      "it gains on every class"),
     (lambda runs: runs["best-mlp"]["flags"].update(augment="flip"),
-     "it was trained on shifted and mirrored copies"),
+     "it was trained on turned, zoomed, shifted and mirrored copies"),
     (lambda runs: runs["best-mlp"]["metrics"]["test_confusion_matrix"][1].__setitem__(9, 400),
      "it halves the automobile/truck confusions")])
 def test_learned_notes_that_do_not_hold_are_left_out_saying_which(stale, fact):
@@ -256,7 +256,7 @@ def learned_runs(best_cat, course_trucks, best_trucks):
     for accuracy, cat, trucks in ((0.5, 0.5, course_trucks), (0.6, best_cat, best_trucks)):
         confusion = np.zeros((10, 10), int)
         confusion[3, 5], confusion[1, 9] = 50, trucks
-        entries.append(dict(flags=dict(normalize="zca", projection=40, augment="crop+flip"),
+        entries.append(dict(flags=dict(normalize="zca", projection=40, augment="deform+flip"),
                             metrics=dict(class_names=names, test_confusion_matrix=confusion,
                                          test_per_class_accuracy=dict(
                                              {name: accuracy for name in names}, cat=cat))))

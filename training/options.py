@@ -80,13 +80,13 @@ class Option:
 # accuracy kept for it within its budget (experiments/runs.py; every stage is in
 # results/README.md, and tests/test_experiments.py checks each preset against its stage's summary)
 PRESETS = {
-    # chosen by the search-views stage (experiments/runs.py VIEWS_SEARCH, results/search-views/)
+    # chosen by the search-deform stage (experiments/runs.py DEFORM_SEARCH, results/search-deform/)
     "best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu", dropout=0.1,
                  optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
-                 label_smoothing=0.1, augment="crop+flip", normalize="zca", zca_epsilon=1.0,
+                 label_smoothing=0.1, augment="deform+flip", normalize="zca", zca_epsilon=1.0,
                  tta="flip+shift", batch_size=512, projection=512, epochs=130),
-    # chosen by the search-views-fast stage (experiments/runs.py FAST_VIEWS_SEARCH,
-    # results/search-views-fast/)
+    # chosen by the search-deform-fast stage (experiments/runs.py FAST_DEFORM_SEARCH,
+    # results/search-deform-fast/)
     "fast": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu", dropout=0.1,
                  optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
                  label_smoothing=0.1, augment="crop+flip", normalize="zca", zca_epsilon=1.0,

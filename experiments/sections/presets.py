@@ -105,8 +105,8 @@ machine otherwise idle; budgets are scaled by the factor of the section above.
 
 {verdicts}. Wall time is the run
 in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
-starting Python and importing torch add about 2 s more. Each preset trains what the seventh
-search stage kept for it.
+starting Python and importing torch add about 2 s more. Each preset trains what the last search
+stage, the eighth, kept for it.
 
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
@@ -141,8 +141,8 @@ LEARNED_NOTES = """What the accuracy alone does not say. The course's model lear
 layout: its first-layer templates are smooth blobs, a green or blue centre against a contrasting
 surround, and its confident mistakes are images whose colours belong to another class (a bird
 against blue sky taken for an airplane, a green-brown cat for a frog). The best MLP reads
-ZCA-whitened pixels through their top {k} principal components and was trained on shifted and
-mirrored copies, and its templates (its first layer seen from the pixels, W Pᵀ) show it:
+ZCA-whitened pixels through their top {k} principal components and was trained on turned,
+zoomed, shifted and mirrored copies, and its templates (its first layer seen from the pixels, W Pᵀ) show it:
 besides colour blobs, many units are oriented stripes, gratings and chevrons, local edge
 detectors of the kind a convolution learns, here spread over whole images. It gains on every
 class and halves the automobile/truck confusions, but cat/dog stays the most confused pair, and
@@ -168,7 +168,8 @@ def learned_facts(course, best):
     return {
         "the best MLP reads ZCA-whitened pixels through principal components":
             flags["normalize"] == "zca" and flags["projection"] > 0,
-        "it was trained on shifted and mirrored copies": flags["augment"] == "crop+flip",
+        "it was trained on turned, zoomed, shifted and mirrored copies":
+            flags["augment"] == "deform+flip",
         "it gains on every class": all(best_classes.get(name) is not None
                                        and best_classes[name] > course_classes[name]
                                        for name in measured),

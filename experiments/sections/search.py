@@ -1,5 +1,5 @@
 """How the recipes were found: the ladder that builds the 61 % recipe by hand, that recipe in both
-trainers, and the seven stages of the greedy search, each row's verdict as the search stored it."""
+trainers, and the eight stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
 from dataset.cifar10 import PIXEL_VALUES
@@ -306,8 +306,8 @@ The same rule: {GREEDY_RULE} {BUDGET_RULE}
 Kept: {kept_labels(entries)}. The views changed validation accuracy by {gain:+.2f} points. What
 the run did outside its epochs (its set-up and the kept model's evaluation) took {outside:+.0f} s
 against the start; its epochs {inside:+.0f} s, each now validated on one view instead of two, on
-a machine whose timings are noisy. {budget_line(entries, preset)} `--preset {preset}` trains the
-kept recipe."""
+a machine whose timings are noisy. {budget_line(entries, preset)} The eighth stage goes on from
+the kept recipe."""
 
 
 def section_search_deform(summary, experiment_set, results):
@@ -317,9 +317,9 @@ def section_search_deform(summary, experiment_set, results):
     return f"""The recipe the stages before this one kept for `--preset {preset}`, its training
 images deformed as Lin, Memisevic & Konda (2015) deformed theirs: each turned by a random angle
 within 10 degrees and zoomed by a random factor within 10 % about its centre, then moved and
-mirrored as the crop moves and mirrors it (`--augment deform+flip`). Each pixel is the nearest
-one of its source, one gather per batch, which costs what the crop costs; the rows train the
-same epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+mirrored as the crop moves and mirrors it (`--augment deform+flip`). Each pixel is the nearest one
+of its source, one gather per batch, which costs what the crop costs; the rows train the same
+epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {greedy_table(entries)}
 
