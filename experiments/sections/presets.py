@@ -142,12 +142,12 @@ layout: its first-layer templates are smooth blobs, a green or blue centre again
 surround, and its confident mistakes are images whose colours belong to another class (a bird
 against blue sky taken for an airplane, a green-brown cat for a frog). The best MLP reads
 ZCA-whitened pixels through their top {k} principal components and was trained on turned,
-zoomed, shifted and mirrored copies, and its templates (its first layer seen from the pixels, W Pᵀ) show it:
-besides colour blobs, many units are oriented stripes, gratings and chevrons, local edge
-detectors of the kind a convolution learns, here spread over whole images. It gains on every
-class and halves the automobile/truck confusions, but cat/dog stays the most confused pair, and
-its most confident mistakes are still judged by background: nearly every bird on a plain blue
-sky is called an airplane."""
+zoomed, shifted and mirrored copies, and its templates (its first layer seen from the pixels,
+W Pᵀ) show it: besides colour blobs, many units are oriented stripes, gratings and chevrons,
+local edge detectors of the kind a convolution learns, here spread over whole images. It gains
+on every class and halves the automobile/truck confusions, but cat/dog stays the most confused
+pair, and its most confident mistakes are still judged by background: nearly every bird on a
+plain blue sky is called an airplane."""
 
 
 def confused_pairs(metrics):
