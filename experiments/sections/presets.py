@@ -111,7 +111,7 @@ stage, the eighth, kept for it.
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
 ({gap} points; target: within {within}) in {ratio} PyTorch's time (target: at most {most}x). The two
-start from different random weights and draw different dropout masks and crops, so they
+start from different random weights and draw different dropout masks and augmentations, so they
 agree in level, not number for number; the tests prove that with the same weights and masks they
 compute the same gradients and steps to {TRAINERS_AGREE_TO}.
 
