@@ -6,10 +6,12 @@ from modules import (
     DropoutModule,
     ELUModule,
     GELUModule,
+    LayerNormModule,
     LinearModule,
     Module,
     ProjectionModule,
     ReLUModule,
+    ResidualBlockModule,
     SoftMaxModule,
     TanhModule,
 )
@@ -25,12 +27,15 @@ class MLP(Module):
     x: (S, n_inputs) -> class probabilities (S, n_classes). n_hidden=[] gives multinomial logistic
     regression. bottleneck=K puts a linear layer of K units first (nothing after it), so that the
     first hidden layer's weights become a product of rank at most K. projection: the components
-    P (n_inputs, K) of a fixed ProjectionModule put before everything else, or None. Parameters
+    P (n_inputs, K) of a fixed ProjectionModule put before everything else, or None. blocks=R
+    puts R residual blocks X + W₂ σ(W₁ LN(X)) [with dropout after σ] between the last hidden
+    layer and the output layer, W₁ of block_width units (0: the last hidden layer's). Parameters
     are float64, NumPy's default, unless dtype says otherwise (the trainer asks for float32).
     train() and eval() switch BatchNorm and Dropout as in PyTorch."""
 
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
-                 dropout=0.0, dtype=np.float64, bottleneck=0, projection=None):
+                 dropout=0.0, dtype=np.float64, bottleneck=0, projection=None, blocks=0,
+                 block_width=0):
         self.layers = []
         if projection is not None:
             self.layers.append(ProjectionModule(projection, dtype))
@@ -48,11 +53,30 @@ class MLP(Module):
                 self.layers.append(ACTIVATIONS[activation]())
                 if dropout > 0:
                     self.layers.append(DropoutModule(dropout))
+            if i == len(n_hidden) - 1:
+                self.layers += [self.residual_block(fan_out, block_width or fan_out, activation,
+                                                    dropout, dtype) for _ in range(blocks)]
         self.softmax = SoftMaxModule()
+
+    @staticmethod
+    def residual_block(width, inner, activation, dropout, dtype):
+        """X + W₂ σ(W₁ LN(X)): (S, width) -> (S, width), W₁: (inner, width). W₁ reads LayerNorm's
+        unit-variance output (gain 1), W₂ the activations (gain 2)."""
+        branch = [LayerNormModule(width, dtype=dtype),
+                  LinearModule(width, inner, dtype=dtype, gain=1.0),
+                  ACTIVATIONS[activation](),
+                  *([DropoutModule(dropout)] if dropout > 0 else []),
+                  LinearModule(inner, width, dtype=dtype)]
+        return ResidualBlockModule(branch)
 
     @property
     def linear_layers(self):
         return [layer for layer in self.layers if isinstance(layer, LinearModule)]
+
+    def modules(self):
+        """Every module in the order forward runs them, a residual block's branch in its place."""
+        return [module for layer in self.layers for module in
+                (layer.branch if isinstance(layer, ResidualBlockModule) else [layer])]
 
     def input_filters(self):
         """The first Linear layer's weights as filters on the model's input, (N, n_inputs): W,

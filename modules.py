@@ -215,6 +215,83 @@ class BatchNormModule(Module):
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
 
+class LayerNormModule(Module):
+    """Layer normalization of each sample: Y = X̂ ⊙ γ + β, X̂ = (X - μ) / √(σ² + eps), with μ and
+    σ² each row's mean and biased variance over its N features; the same in training and
+    evaluation, as torch.nn.LayerNorm.
+
+    x: (S, N) -> (S, N); params 'gamma' γ: (1, N) (starts at 1) and 'beta' β: (1, N) (starts at 0).
+    Backward, row by row through μ and σ² (G = dL/dY ⊙ γ, mean_N over the row's features):
+    dL/dγ = Σ_s dL/dY ⊙ X̂,  dL/dβ = Σ_s dL/dY,
+    dL/dX = 1/√(σ² + eps) ⊙ (G - mean_N(G) - X̂ ⊙ mean_N(G ⊙ X̂))."""
+
+    def __init__(self, n_features, eps=1e-5, dtype=np.float64):
+        self.eps = eps
+        self.params = {"gamma": np.ones((1, n_features), dtype),
+                       "beta": np.zeros((1, n_features), dtype)}
+        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+
+    def forward(self, x):
+        gamma, beta = (self.params[name].astype(x.dtype, copy=False) for name in ("gamma", "beta"))
+        x_hat = x - x.mean(axis=1, keepdims=True)
+        inv_std = 1 / np.sqrt(np.mean(x_hat * x_hat, axis=1, keepdims=True) + self.eps)
+        x_hat *= inv_std
+        self.cache = x_hat, inv_std
+        return x_hat * gamma + beta
+
+    def backward(self, dout):
+        x_hat, inv_std = self.cache
+        self.grads["gamma"] = np.sum(dout * x_hat, axis=0, keepdims=True)
+        self.grads["beta"] = dout.sum(axis=0, keepdims=True)
+        g = dout * self.params["gamma"].astype(dout.dtype, copy=False)
+        return inv_std * (g - g.mean(axis=1, keepdims=True)
+                          - x_hat * np.mean(g * x_hat, axis=1, keepdims=True))
+
+
+class ResidualBlockModule(Module):
+    """A residual block Y = X + F(X), the branch F a list of modules run in turn (the MLP's:
+    LayerNorm -> Linear -> activation [-> Dropout] -> Linear, F(X) = W₂ σ(W₁ LN(X))).
+
+    x: (S, N) -> (S, N). Backward: dL/dX = dL/dY + F'ᵀ(dL/dY), the branch's backward of dL/dY.
+    params and grads name the branch's as 'branch.<j>.<name>', j the module's index in branch
+    (torch.nn's names for a Sequential called branch)."""
+
+    def __init__(self, branch):
+        self.branch = list(branch)
+
+    @property
+    def params(self):
+        return {f"branch.{j}.{name}": value for j, module in enumerate(self.branch)
+                for name, value in getattr(module, "params", {}).items()}
+
+    @property
+    def grads(self):
+        # looked up on every call: a module's backward may replace its gradient arrays
+        return {f"branch.{j}.{name}": value for j, module in enumerate(self.branch)
+                for name, value in getattr(module, "grads", {}).items()}
+
+    def train(self, mode=True):
+        for module in self.branch:
+            module.train(mode)
+        return super().train(mode)
+
+    def clear_cache(self):
+        for module in self.branch:
+            module.clear_cache()
+
+    def forward(self, x):
+        out = x
+        for module in self.branch:
+            out = module.forward(out)
+        return x + out
+
+    def backward(self, dout):
+        dbranch = dout
+        for module in reversed(self.branch):
+            dbranch = module.backward(dbranch)
+        return dout + dbranch
+
+
 class DropoutModule(Module):
     """Inverted dropout: training zeroes each entry with probability p and scales the rest by
     1/(1 - p), so evaluation, the identity, sees activations of the same expected size.

@@ -120,19 +120,22 @@ def torch_name(numpy_name):
 
 
 def twin_models(n_inputs, hidden, n_classes, activation="elu", seed=0, use_batch_norm=False,
-                bottleneck=0, projection=0):
-    """A NumPy MLP and a PyTorch MLP holding the same float64 weights (BatchNorm's γ and β made
-    other than 1 and 0, so that they count; a projection's components orthonormal)."""
+                bottleneck=0, projection=0, blocks=0, block_width=0):
+    """A NumPy MLP and a PyTorch MLP holding the same float64 weights (BatchNorm's and
+    LayerNorm's γ and β made other than 1 and 0, so that they count; a projection's components
+    orthonormal)."""
     np.random.seed(seed)
     components = (np.linalg.qr(np.random.standard_normal((n_inputs, projection)))[0]
                   if projection else None)
     numpy_model = NumpyMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
-                           bottleneck=bottleneck, projection=components)
+                           bottleneck=bottleneck, projection=components, blocks=blocks,
+                           block_width=block_width)
     for name, param, _ in numpy_model.parameters():
         if ".gamma" in name or ".beta" in name:
             param += np.random.uniform(-0.5, 0.5, param.shape)
     torch_model = TorchMLP(n_inputs, hidden, n_classes, use_batch_norm, activation,
-                           bottleneck=bottleneck, projection=components).double()
+                           bottleneck=bottleneck, projection=components, blocks=blocks,
+                           block_width=block_width).double()
     with torch.no_grad():
         targets = torch_model.state_dict()
         for name, value in numpy_model.state_dict().items():

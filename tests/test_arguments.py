@@ -28,6 +28,10 @@ DOING_NOTHING = [
      "--activation relu does nothing with no hidden layer"),
     (["--dnn_hidden_units", "", "--bottleneck", "8"], dict(hidden_dims=[], bottleneck=8),
      "--bottleneck 8 does nothing with no hidden layer"),
+    (["--dnn_hidden_units", "", "--blocks", "2"], dict(hidden_dims=[], blocks=2),
+     "--blocks 2 does nothing with no hidden layer"),
+    (["--block_width", "64"], dict(block_width=64),
+     "--block_width 64 does nothing with no residual block"),
 ]
 
 

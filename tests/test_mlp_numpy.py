@@ -1,8 +1,8 @@
 """The NumPy MLP (mlp_numpy.py) beyond the course's check in unittests.py: every parameter gradient
 of whole models against finite differences (other activations, BatchNorm, dropout, a linear
-bottleneck, a fixed projection), the course's backward path against the fused one, the seed's
-parameter count, training and evaluation modes, the state_dict, and how a bottleneck's layers are
-initialized, the same as in the PyTorch MLP."""
+bottleneck, a fixed projection, residual blocks), the course's backward path against the fused one,
+the seed's parameter count, training and evaluation modes, the state_dict, and how a bottleneck's
+layers are initialized, the same as in the PyTorch MLP."""
 import numpy as np
 import pytest
 import torch
@@ -26,6 +26,24 @@ def test_a_bottleneck_and_the_layer_after_it_read_unsquashed_inputs():
         assert [w.shape for w in weights] == [(400, 3072), (500, 400), (300, 500), (10, 300)]
         for weight, gain in zip(weights, (1, 1, 2, 2)):
             assert abs(weight.std() / np.sqrt(gain / weight.shape[1]) - 1) < 0.1  # 1.41 apart
+
+
+def test_a_residual_block_is_initialized_alike_in_both_frameworks():
+    """W₁ reads LayerNorm's unit-variance output: std sqrt(1 / fan_in); W₂ reads activations:
+    sqrt(2 / fan_in); zero biases; LayerNorm starts at γ = 1, β = 0."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    torch_branch = TorchMLP(64, [400], 10, blocks=1, block_width=600).layers[-2].branch
+    numpy_branch = NumpyMLP(64, [400], 10, blocks=1, block_width=600).layers[-2].branch
+    for norm, first, second in ([torch_branch[i].state_dict() for i in (0, 1, 3)],
+                                [numpy_branch[i].params for i in (0, 1, 3)]):
+        norm = [np.asarray(value) for value in norm.values()]
+        assert [value.ravel().tolist() for value in norm] == [[1.0] * 400, [0.0] * 400]
+        weights = [np.asarray(first["weight"]), np.asarray(second["weight"])]
+        assert [w.shape for w in weights] == [(600, 400), (400, 600)]
+        for weight, gain in zip(weights, (1, 2)):
+            assert abs(weight.std() / np.sqrt(gain / weight.shape[1]) - 1) < 0.1  # 1.41 apart
+        assert not np.any(np.asarray(first["bias"])) and not np.any(np.asarray(second["bias"]))
 
 
 def test_parameter_gradients_of_whole_model():
@@ -114,6 +132,38 @@ def test_projection_model_gradients():
             assert rel_error(grad, numeric) < REL_ERROR_MAX, (hidden, name)
 
 
+def test_residual_block_model_gradients():
+    """Two residual blocks after the hidden layers, with BatchNorm and dropout (inside the blocks
+    too): every parameter, LayerNorm's γ and β and the blocks' weights among them."""
+    rng = np.random.default_rng(23)
+    for hidden, block_width in (([6, 5], 7), ([6], 0)):
+        model = NumpyMLP(8, hidden, 4, use_batch_norm=True, activation="gelu", dropout=0.3,
+                         blocks=2, block_width=block_width)
+        kinds = [type(layer).__name__ for layer in model.layers]
+        assert kinds[-3:] == ["ResidualBlockModule", "ResidualBlockModule", "LinearModule"]
+        assert model.layers[-2].branch[1].params["weight"].shape == (block_width or 6, hidden[-1])
+        dropouts = [module for module in model.modules() if isinstance(module, DropoutModule)]
+        assert len(dropouts) == len(hidden) + 2
+        for i, dropout in enumerate(dropouts):
+            dropout.rng = RepeatingGenerator(i)
+        for name, param, _ in model.parameters():
+            if ".branch.0." in name:  # LayerNorm's γ and β made other than 1 and 0
+                param += rng.uniform(-0.5, 0.5, param.shape)
+        x, labels = rng.standard_normal((9, 8)), rng.integers(0, 4, 9)
+        loss = CrossEntropyModule()
+        model.backward_logits(loss.logits_grad(model.forward(x), labels))
+        before_batch_norm = {f"layers.{i - 1}.bias" for i, layer in enumerate(model.layers)
+                             if isinstance(layer, BatchNormModule)}
+        checked = 0
+        for name, param, grad in model.parameters():
+            if name in before_batch_norm:
+                continue  # the batch mean cancels it: 0, checked in a test above
+            numeric = numerical_gradient(lambda: loss.forward(model.forward(x), labels), param)
+            assert rel_error(grad, numeric) < REL_ERROR_MAX, (hidden, name)
+            checked += ".branch." in name
+        assert checked == 2 * 6
+
+
 def test_projection_is_saved_with_the_model_and_filters_reach_the_pixels():
     rng = np.random.default_rng(23)
     model = NumpyMLP(8, [5], 3, projection=orthonormal_columns(rng, 8, 4))
@@ -139,14 +189,14 @@ def test_linear_20_to_40_with_batch_norm_has_920_parameters():
 
 
 def test_train_and_eval_switch_every_layer():
-    model = NumpyMLP(5, [4], 3, use_batch_norm=True, dropout=0.5)
-    assert all(layer.training for layer in model.layers)
+    model = NumpyMLP(5, [4], 3, use_batch_norm=True, dropout=0.5, blocks=1)
+    assert all(module.training for module in model.modules())
     model.eval()
-    assert not (model.training or any(layer.training for layer in model.layers))
+    assert not (model.training or any(module.training for module in model.modules()))
     x = np.random.default_rng(20).standard_normal((3, 5))
     np.testing.assert_array_equal(model.forward(x), model.forward(x))  # no dropout now
     model.train()
-    assert all(layer.training for layer in model.layers)
+    assert all(module.training for module in model.modules())
 
 
 def test_course_backward_path_equals_fused_path():

@@ -1,5 +1,6 @@
 """The PyTorch mirror (mlp_pytorch.py): agreement with the NumPy model on the loss, every gradient
-and BatchNorm's statistics, with a bottleneck and a projection; its structure and BatchNorm."""
+and BatchNorm's statistics, with a bottleneck, a projection and residual blocks; its structure and
+BatchNorm."""
 import numpy as np
 import pytest
 import torch
@@ -73,6 +74,28 @@ def test_numpy_and_pytorch_agree_with_a_projection(hidden, use_batch_norm, bottl
         assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
     assert_same_state(numpy_model, torch_model, 1e-12)
     assert rel_error(numpy_model.input_filters(), torch_model.input_filters()) < 1e-12
+
+
+@pytest.mark.parametrize("hidden, use_batch_norm, blocks, block_width, projection",
+                         [([7], False, 1, 0, 0), ([6, 5], True, 2, 9, 0), ([6], True, 1, 3, 5)])
+def test_numpy_and_pytorch_agree_with_residual_blocks(hidden, use_batch_norm, blocks, block_width,
+                                                      projection):
+    rng = np.random.default_rng(7)
+    x, labels = rng.standard_normal((10, 12)), rng.integers(0, 4, 10)
+    numpy_model, torch_model = twin_models(12, hidden, 4, "gelu", 4, use_batch_norm,
+                                           projection=projection, blocks=blocks,
+                                           block_width=block_width)
+    assert [type(layer).__name__ for layer in torch_model.layers][-blocks - 1:] == \
+        ["ResidualBlock"] * blocks + ["Linear"]
+    numpy_loss = numpy_loss_and_grads(numpy_model, x, labels, 0.1)
+    loss = torch_loss(torch_model, x, labels, 0.1)
+    loss.backward()
+    assert rel_error(numpy_loss, loss.item()) < 1e-10
+    torch_params = dict(torch_model.named_parameters())
+    assert len(torch_params) == len(numpy_model.parameters())
+    for name, _, grad in numpy_model.parameters():
+        assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+    assert_same_state(numpy_model, torch_model, 1e-12)
 
 
 def test_linear_20_to_40_with_batchnorm_has_920_trainable_parameters():

@@ -1,8 +1,8 @@
 """modules.py beyond the course's checks in unittests.py: the layers the project adds (projection,
-Tanh, GELU, BatchNorm, dropout) against finite differences and their own rules, the Linear layer's
-initialization and its input layer that skips dL/dX, cross-entropy with soft and smoothed targets
-and its fused gradient, numbers that must not overflow, float32 kept, and what the modules take as
-inputs and labels, and what they refuse."""
+Tanh, GELU, BatchNorm, LayerNorm, the residual block, dropout) against finite differences and their
+own rules, the Linear layer's initialization and its input layer that skips dL/dX, cross-entropy
+with soft and smoothed targets and its fused gradient, numbers that must not overflow, float32 kept,
+and what the modules take as inputs and labels, and what they refuse."""
 import warnings
 
 import numpy as np
@@ -12,7 +12,8 @@ from unittests import REL_ERROR_MAX, backward_errors, numerical_gradient, random
 
 from mlp_numpy import MLP
 from modules import (BatchNormModule, CrossEntropyModule, DropoutModule, ELUModule, GELUModule,
-                     LinearModule, ProjectionModule, ReLUModule, SoftMaxModule, TanhModule)
+                     LayerNormModule, LinearModule, ProjectionModule, ReLUModule,
+                     ResidualBlockModule, SoftMaxModule, TanhModule)
 
 
 def check_backward(make_module, x, dout):
@@ -174,6 +175,68 @@ def test_batch_norm_cannot_normalize_one_sample_in_training():
 
 
 # --- dropout ---
+def layer_norm(rng, features):
+    module = LayerNormModule(features)
+    module.params["gamma"] = rng.uniform(0.5, 2.0, (1, features))  # not 1 and 0: they count
+    module.params["beta"] = rng.standard_normal((1, features))
+    return module
+
+
+def test_layer_norm_backward_matches_finite_differences():
+    rng = np.random.default_rng(30)
+    for batch, features in [(1, 3), (3, 5), (8, 4), (16, 9), (5, 30)]:
+        module = layer_norm(rng, features)
+        x = rng.standard_normal((batch, features)) * 3 + 1
+        dout = rng.standard_normal((batch, features))
+        errors = backward_errors(module, x, dout)
+        assert set(errors) == {"x", "gamma", "beta"}
+        for name, error in errors.items():
+            assert error < REL_ERROR_MAX, (batch, features, name)
+
+
+def test_layer_norm_normalizes_each_sample_on_its_own_in_training_and_evaluation():
+    rng = np.random.default_rng(31)
+    module = LayerNormModule(50)
+    x = rng.standard_normal((4, 50)) * rng.uniform(1, 10, (4, 1)) + rng.uniform(-5, 5, (4, 1))
+    y = module.forward(x)
+    np.testing.assert_allclose(y.mean(axis=1), 0, atol=1e-12)
+    np.testing.assert_allclose(y.std(axis=1), 1, rtol=1e-4)  # eps lowers it a little
+    # the batch plays no part
+    np.testing.assert_allclose(module.forward(x[2:3]), y[2:3], rtol=1e-12)
+    module.eval()
+    np.testing.assert_array_equal(module.forward(x), y)
+
+
+def residual_block(rng, width, inner):
+    return ResidualBlockModule([layer_norm(rng, width), LinearModule(width, inner, gain=1.0),
+                                GELUModule(), LinearModule(inner, width)])
+
+
+def test_residual_block_backward_matches_finite_differences():
+    rng = np.random.default_rng(32)
+    for batch, width, inner in [(1, 3, 2), (6, 5, 7), (9, 8, 4)]:
+        block = residual_block(rng, width, inner)
+        block.branch[-1].params["bias"] = rng.standard_normal((1, width))
+        x, dout = rng.standard_normal((batch, width)), rng.standard_normal((batch, width))
+        errors = backward_errors(block, x, dout)
+        assert set(errors) == {"x", "branch.0.gamma", "branch.0.beta", "branch.1.weight",
+                               "branch.1.bias", "branch.3.weight", "branch.3.bias"}
+        for name, error in errors.items():
+            assert error < REL_ERROR_MAX, (batch, width, inner, name)
+
+
+def test_residual_block_adds_its_branch_to_its_input():
+    rng = np.random.default_rng(33)
+    block = residual_block(rng, 4, 6)
+    x = rng.standard_normal((3, 4))
+    branch = x
+    for module in block.branch:
+        branch = module.forward(branch)
+    np.testing.assert_array_equal(block.forward(x), x + branch)
+    block.branch[-1].params["weight"][...] = 0  # a branch of 0 leaves the identity
+    np.testing.assert_array_equal(block.forward(x), x)
+
+
 def test_dropout_backward_matches_finite_differences_with_a_fixed_mask():
     rng = np.random.default_rng(15)
     for p in (0.1, 0.5, 0.8):

@@ -65,7 +65,8 @@ def test_each_preset_is_a_valid_command_line(name):
 
 def test_architecture_and_training_options_come_from_the_table():
     assert options.ARCHITECTURE == ("hidden_dims", "use_batch_norm", "activation", "dropout",
-                                    "normalize", "tta", "projection", "bottleneck")
+                                    "normalize", "tta", "projection", "bottleneck", "blocks",
+                                    "block_width")
     assert "lr" not in options.TRAINING_OPTIONS and "mixup" in options.TRAINING_OPTIONS
 
 

@@ -46,17 +46,20 @@ def train(framework, root, results, **flags):
                                         "results_dir": str(results), **settings, **flags})
 
 
-@pytest.mark.parametrize("augment", ["crop+flip+cutout", "deform+flip"])
+# the second also draws deformations and the dropout masks inside residual blocks
+@pytest.mark.parametrize("changes", [dict(augment="crop+flip+cutout"),
+                                     dict(augment="deform+flip", blocks=1, block_width=24)],
+                         ids=["crop", "deform-blocks"])
 @pytest.mark.parametrize("framework", TRAINERS)
-def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, augment, hard_cifar_dir,
+def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, changes, hard_cifar_dir,
                                                             tmp_path, monkeypatch):
     root, _ = hard_cifar_dir
-    *_, uninterrupted = train(framework, root, tmp_path / "a", augment=augment)
+    *_, uninterrupted = train(framework, root, tmp_path / "a", **changes)
     run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "b", 3,
-                                 augment=augment)
+                                 **changes)
     stopped = json.loads((run_dir / "metrics.json").read_text())
     assert stopped["status"] == "terminated" and len(stopped["val_accuracy"]) == 2
-    *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir), augment=augment)
+    *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir), **changes)
     assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
     model = SCRIPTS[framework][1]
     assert (run_dir / model).read_bytes() == (tmp_path / "a" / os.listdir(tmp_path / "a")[0]

@@ -183,7 +183,7 @@ def test_saved_model_of_another_architecture_names_both(framework, extra, cifar_
 
 # --- a model of a non-default architecture ---
 ARCHITECTURE = dict(hidden_dims=[16, 8], bottleneck=12, activation="tanh", use_batch_norm=True,
-                    dropout=0.2)
+                    dropout=0.2, blocks=2, block_width=6)
 
 
 @pytest.fixture(scope="module")
@@ -224,9 +224,9 @@ def test_pytorch_weights_stay_readable_with_weights_only(trained):
     _, folders = trained
     saved = torch.load(folders["pytorch"] / "model.pt", weights_only=True)
     assert saved["architecture"] == {"hidden_dims": [16, 8], "bottleneck": 12, "projection": 0,
-                                     "use_batch_norm": True, "activation": "tanh",
-                                     "dropout": 0.2, "normalize": "channel", "tta": "none",
-                                     "validation_size": 30}
+                                     "blocks": 2, "block_width": 6, "use_batch_norm": True,
+                                     "activation": "tanh", "dropout": 0.2, "normalize": "channel",
+                                     "tta": "none", "validation_size": 30}
     assert all(torch.is_tensor(value) for value in saved["state_dict"].values())
 
 

@@ -56,6 +56,10 @@ def save_weights(state, record, preprocessing, path):
                                               **state, **arrays))
 
 
+# a model.npz's array names: a layer's (in a residual block's branch or not), or preprocessing's
+MODEL_ENTRY = r"(layers\.\d+(\.branch\.\d+)?|preprocessing)\.\w+"
+
+
 def read_weights(path):
     """(state, record or None, preprocessing arrays) of a model.npz; any other file is refused
     by name."""
@@ -69,7 +73,7 @@ def read_weights(path):
         raise not_a_saved_model(path, "a single array") from None
     architecture = entries.pop("architecture", None)
     if not entries or not all(isinstance(value, np.ndarray) and value.dtype.kind == "f"
-                              and re.fullmatch(r"(layers\.\d+|preprocessing)\.\w+", name)
+                              and re.fullmatch(MODEL_ENTRY, name)
                               for name, value in entries.items()):
         raise not_a_saved_model(path, "it holds entries other than the model's float arrays")
     if architecture is not None:
@@ -127,4 +131,4 @@ def load_checkpoint(run, model, optimizer, average):
 
 
 def dropout_layers(model):
-    return [layer for layer in model.layers if isinstance(layer, DropoutModule)]
+    return [module for module in model.modules() if isinstance(module, DropoutModule)]

@@ -80,13 +80,12 @@ class Option:
 # accuracy kept for it within its budget (experiments/runs.py; every stage is in
 # results/README.md, and tests/test_experiments.py checks each preset against its stage's summary)
 PRESETS = {
-    # chosen by the search-deform stage (experiments/runs.py DEFORM_SEARCH, results/search-deform/)
+    # chosen by the search-residual stage (experiments/runs.py, results/search-residual/)
     "best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu", dropout=0.1,
                  optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
                  label_smoothing=0.1, augment="deform+flip", normalize="zca", zca_epsilon=1.0,
                  tta="flip+shift", batch_size=512, projection=512, epochs=130),
-    # chosen by the search-deform-fast stage (experiments/runs.py FAST_DEFORM_SEARCH,
-    # results/search-deform-fast/)
+    # chosen by the search-residual-fast stage (results/search-residual-fast/)
     "fast": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu", dropout=0.1,
                  optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
                  label_smoothing=0.1, augment="crop+flip", normalize="zca", zca_epsilon=1.0,
@@ -173,6 +172,12 @@ class Config:
                              "before the first hidden layer, so that layer's weights have rank "
                              "<= N; 0 is none", "training", architecture=True,
                              type=nonnegative_int, metavar="N")
+    blocks: int = option(0, "residual blocks after the last hidden layer, each x + W2 act(W1 "
+                         "LayerNorm(x)) [with dropout after act]; 0 is none", "training",
+                         architecture=True, type=nonnegative_int, metavar="R")
+    block_width: int = option(0, "units of W1 in each residual block; 0 is the last hidden "
+                              "layer's width", "training", architecture=True,
+                              type=nonnegative_int, metavar="N")
     data_dir: str = option(DATA_DIR, f"folder holding {FOLDER_NAME}/ or {TARBALL_NAME}", "setup",
                            where=True, type=folder)
     data_url: str = option(CIFAR10_URL, "where to download CIFAR-10 if it is "

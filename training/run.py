@@ -60,7 +60,7 @@ class TrainingRun(RunRecorder):
         self.config = config = dataclasses.replace(config,
                                                    data_dir=os.path.abspath(config.data_dir))
         check_batch_norm_batch(config.use_batch_norm, config.batch_size)
-        check_model_fits(config.hidden_dims, config.bottleneck, config.projection)
+        check_model_fits(config)
         check_projection(config.projection, config.normalize)
         if not self.resume:  # a run recorded with them goes on as it started
             check_in_effect(config)
@@ -298,6 +298,10 @@ def check_in_effect(config):
          'no hidden layer (--dnn_hidden_units ""): it acts on hidden units'),
         (config.bottleneck and not config.hidden_dims, "bottleneck",
          'no hidden layer (--dnn_hidden_units ""): it comes before the first one'),
+        (config.blocks and not config.hidden_dims, "blocks",
+         'no hidden layer (--dnn_hidden_units ""): they come after the last one'),
+        (config.block_width and not config.blocks, "block_width",
+         "no residual block (--blocks 0): it sizes them"),
     ]
     for unused_here, name, why in unused:
         if unused_here:
@@ -307,14 +311,20 @@ def check_in_effect(config):
             raise OptionError(f"{flag} does nothing with {why}; leave it out")
 
 
-def check_model_fits(hidden_dims, bottleneck, projection=0):
+def check_model_fits(config):
     """Refuse hidden sizes whose weights cannot fit in this machine's memory, saying how much.
 
     Training holds each weight about four times (the weight, its gradient, two optimizer
     moments), in float32; NumPy draws the initial weights in float64 first."""
-    inputs = projection or PIXEL_VALUES
-    sizes = [inputs, *([bottleneck] if bottleneck else []), *hidden_dims, NUM_CLASSES]
+    hidden_dims = config.hidden_dims
+    inputs = config.projection or PIXEL_VALUES
+    bottleneck = [config.bottleneck] if config.bottleneck else []
+    sizes = [inputs, *bottleneck, *hidden_dims, NUM_CLASSES]
     parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if hidden_dims:  # each block: LayerNorm's γ and β, W₁ and W₂ with their biases
+        width = hidden_dims[-1]
+        inner = config.block_width or width
+        parameters += config.blocks * (2 * width + 2 * width * inner + inner + width)
     needed = 4 * 4 * parameters
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -19,7 +19,8 @@ def build_mlp(mlp_class, architecture, components=None, **settings):
     return mlp_class(PIXEL_VALUES, architecture["hidden_dims"],
                      NUM_CLASSES, architecture["use_batch_norm"],
                      architecture["activation"], architecture["dropout"],
-                     bottleneck=architecture["bottleneck"],
+                     bottleneck=architecture["bottleneck"], blocks=architecture["blocks"],
+                     block_width=architecture["block_width"],
                      projection=components if projection else None, **settings)
 
 
