@@ -218,3 +218,29 @@ DEFORM_SEARCH = greedy_search(
 FAST_DEFORM_SEARCH = greedy_search(
     run("start", "start: the seventh stage's recipe for --preset fast", **SEARCH_VIEWS_FAST_KEPT),
     [DEFORM_CHANGE])
+SEARCH_DEFORM_KEPT = dict(SEARCH_VIEWS_KEPT, augment="deform+flip")
+
+# The ninth stage, for each preset: residual blocks with LayerNorm, x + W2 act(W1 LN(x)), as
+# Bachmann et al. stack them. A block costs more than its multiply-adds (LayerNorm, the activation
+# and dropout over every unit): each row trains fewer epochs, as many as the seconds per epoch of
+# a few epochs of the preset, timed with the block and without, said would take its start's
+# minutes.
+RESIDUAL_CHANGES = {
+    "best": [
+        ("residual-second", "the second hidden layer a residual block of 1024 units, 110 epochs",
+         dict(hidden_dims=[1024], blocks=1, block_width=0, epochs=110)),
+        ("block-256", "a residual block of 256 units after both hidden layers, 85 epochs",
+         dict(hidden_dims=[1024, 1024], blocks=1, block_width=256, epochs=85)),
+    ],
+    "fast": [
+        ("residual-second", "the second hidden layer a residual block of 1024 units, 24 epochs",
+         dict(hidden_dims=[1024], blocks=1, block_width=0, epochs=24)),
+    ],
+}
+RESIDUAL_SEARCH = greedy_search(
+    run("start", "start: the eighth stage's recipe", **SEARCH_DEFORM_KEPT),
+    RESIDUAL_CHANGES["best"])
+FAST_RESIDUAL_SEARCH = greedy_search(
+    run("start", "start: the recipe the stages before kept for --preset fast",
+        **SEARCH_VIEWS_FAST_KEPT),
+    RESIDUAL_CHANGES["fast"])

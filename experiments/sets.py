@@ -10,6 +10,7 @@ from experiments.runs import (
     DEFORM_SEARCH,
     EPOCHS_SEARCH,
     FAST_DEFORM_SEARCH,
+    FAST_RESIDUAL_SEARCH,
     FAST_SEARCH,
     FAST_VIEWS_SEARCH,
     HORIZON_SEARCH,
@@ -19,6 +20,7 @@ from experiments.runs import (
     LADDER_RECIPE_PERCENT,
     LONG_SEARCH,
     PROJECTION_SEARCH,
+    RESIDUAL_SEARCH,
     SEARCH,
     VIEWS_SEARCH,
     Run,
@@ -112,7 +114,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run(LADDER_RECIPE_KEY, LADDER_RECIPE_NAME, **LADDER_RECIPE)],
-        presets.section_budget_reference, timed=True, shown_after="search-deform-fast"),
+        presets.section_budget_reference, timed=True, shown_after="search-residual-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -150,6 +152,14 @@ SETS = declare(
     ExperimentSet(
         "search-deform-fast", "The eighth stage for --preset fast", FAST_DEFORM_SEARCH,
         search.section_search_deform, figures.every_row_figure, greedy=True,
+        budget_preset="fast"),
+    ExperimentSet(
+        "search-residual", "The search's ninth stage: residual blocks, for --preset best",
+        RESIDUAL_SEARCH, search.section_search_residual, figures.every_row_figure, greedy=True,
+        budget_preset="best"),
+    ExperimentSet(
+        "search-residual-fast", "The ninth stage for --preset fast", FAST_RESIDUAL_SEARCH,
+        search.section_search_residual, figures.every_row_figure, greedy=True,
         budget_preset="fast"),
     ExperimentSet(
         "presets", "The presets against their budgets ("

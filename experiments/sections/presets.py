@@ -106,7 +106,7 @@ machine otherwise idle; budgets are scaled by the factor of the section above.
 {verdicts}. Wall time is the run
 in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
 starting Python and importing torch add about 2 s more. Each preset trains what the last search
-stage, the eighth, kept for it.
+stage kept for it (`search-residual` and `search-residual-fast`).
 
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %

@@ -1,5 +1,5 @@
 """How the recipes were found: the ladder that builds the 61 % recipe by hand, that recipe in both
-trainers, and the eight stages of the greedy search, each row's verdict as the search stored it."""
+trainers, and the nine stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
 from dataset.cifar10 import PIXEL_VALUES
@@ -327,3 +327,24 @@ epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 Kept: {kept_labels(entries)}. The deformations changed validation accuracy by {gain:+.2f} points.
 {budget_line(entries, preset)} `--preset {preset}` trains the kept recipe."""
+
+
+def section_search_residual(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    start = validation_accuracy(entries[0]["metrics"])
+    best_block = max(entries[1:], key=lambda entry: validation_accuracy(entry["metrics"]))
+    gain = 100 * (validation_accuracy(best_block["metrics"]) - start)
+    return f"""The recipe the stages before this one kept for `--preset {preset}`, with residual
+blocks as Bachmann, Anagnostidis & Hofmann (2023) stack them in their MLPs: each block adds
+W₂ σ(W₁ LN(x)) to its input x (`--blocks`, `--block_width`), LayerNorm's backward written by hand
+in `modules.py`. A block costs more than its multiply-adds, LayerNorm, the activation and dropout
+over every unit among them, so each row trains fewer epochs: as many as a few epochs timed with
+the block and without said would take its start's minutes; the table gives the minutes each took.
+The same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes]({name}/{name}.png)
+
+Kept: {kept_labels(entries)}. The best row with a block changed validation accuracy by
+{gain:+.2f} points. {budget_line(entries, preset)} `--preset {preset}` trains the kept recipe."""
