@@ -251,6 +251,14 @@ def test_a_model_too_large_for_memory_says_how_much_it_needs(trainer, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_residual_blocks_too_large_for_memory_are_named_with_their_count(tmp_path):
+    """Each block of 128 units: LayerNorm's 2 x 128, W1 and W2 with their biases, 33,280 in all."""
+    with pytest.raises(UserError, match=r"^--hidden_dims 128 --blocks 10000000 makes "
+                                        r"332,800,394,634 parameters"):
+        train_mlp_numpy.train(hidden_dims=[128], blocks=10_000_000, data_dir=str(tmp_path),
+                              data_url="", results_dir=str(tmp_path / "r"))
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--projection", 64], "--projection 64 projects onto the principal components that ZCA "
                            "whitening fits: add --normalize zca"),

@@ -311,6 +311,10 @@ def check_in_effect(config):
             raise OptionError(f"{flag} does nothing with {why}; leave it out")
 
 
+# the options besides --hidden_dims that size a model's weights, named where they do
+SIZING = ("projection", "bottleneck", "blocks", "block_width")
+
+
 def check_model_fits(config):
     """Refuse hidden sizes whose weights cannot fit in this machine's memory, saying how much.
 
@@ -331,6 +335,8 @@ def check_model_fits(config):
     except (ValueError, OSError, AttributeError):  # not every system reports it
         return
     if needed > available:
-        raise OptionError(f"--hidden_dims {' '.join(map(str, hidden_dims))} makes "
-                        f"{parameters:,} parameters: about {needed / 1e9:,.1f} GB to train, "
-                        f"but this machine has {available / 1e9:,.1f} GB of memory")
+        sizing = [f"--hidden_dims {' '.join(map(str, hidden_dims))}"] + [
+            f"--{name} {getattr(config, name)}" for name in SIZING if getattr(config, name)]
+        raise OptionError(f"{' '.join(sizing)} makes {parameters:,} parameters: about "
+                          f"{needed / 1e9:,.1f} GB to train, but this machine has "
+                          f"{available / 1e9:,.1f} GB of memory")
