@@ -69,6 +69,23 @@ def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, changes, 
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
+def test_a_run_whose_record_lacks_the_options_of_parts_it_lacks_resumes(framework,
+                                                                       hard_cifar_dir, tmp_path,
+                                                                       monkeypatch):
+    """A run stopped by a version of this project that had no --blocks records neither --blocks
+    nor --block_width: it resumes as the run without residual blocks it is."""
+    root, _ = hard_cifar_dir
+    *_, uninterrupted = train(framework, root, tmp_path / "a")
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "b", 3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for name in ("blocks", "block_width"):
+        del metrics["config"][name]
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir))
+    assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
 def test_a_run_stopped_in_its_final_evaluation_resumes_to_the_uninterrupted_numbers(
         framework, hard_cifar_dir, tmp_path, monkeypatch):
     root, _ = hard_cifar_dir

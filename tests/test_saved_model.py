@@ -55,6 +55,26 @@ def test_evaluate_measures_the_validation_split_the_model_was_chosen_on(framewor
                                data_url="", validation_size=30, **settings)
 
 
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_record_without_the_options_of_parts_the_model_lacks_reads_as_without_them(
+        framework, saved_models, tmp_path, capsys):
+    """A model saved by a version of this project that had no --blocks records neither --blocks
+    nor --block_width: it is the model without residual blocks, and --evaluate measures it."""
+    data, paths = saved_models
+    trainer, name = TRAINERS[framework]
+    trainer.evaluate_saved(paths[framework], set(), data_dir=str(data), data_url="",
+                           **SETTINGS[framework])
+    measured = capsys.readouterr().out
+    older = edited_copy(framework, paths[framework], tmp_path / name, {},
+                        removed=("blocks", "block_width"))
+    trainer.evaluate_saved(str(older), set(), data_dir=str(data), data_url="",
+                           **SETTINGS[framework])
+    def accuracies(output):
+        return [line.replace(str(older), paths[framework]) for line in output.splitlines()
+                if "accuracy" in line]
+    assert accuracies(capsys.readouterr().out) == accuracies(measured) != []
+
+
 def edited_copy(framework, path, target, change, arrays=None, removed=()):
     """A copy of the saved model at path whose record is changed by change (a dict) and lacks
     the names in removed, and whose preprocessing arrays are arrays where given."""
@@ -303,13 +323,14 @@ def test_a_projected_model_evaluates_with_no_flags(framework, projected_runs, ca
 
 @pytest.mark.parametrize("framework", TRAINERS)
 def test_a_record_that_lacks_an_entry_is_refused_by_name(framework, hard_cifar_dir, tmp_path):
-    """Every record this project writes holds every entry of options.RECORDED."""
+    """Every record this project writes holds every entry of options.RECORDED (those of
+    options.PARTS may be missing: the test above)."""
     data, _ = hard_cifar_dir
     *_, log = train_projected(framework, data, tmp_path / "plain", projection=0,
                               normalize="channel", zca_epsilon=0.1, epochs=1)
     path = os.path.join(log["run_dir"], TRAINERS[framework][1])
     lacking = edited_copy(framework, path, tmp_path / TRAINERS[framework][1], {},
-                          removed=["projection"])
+                          removed=["activation"])
     with pytest.raises(UserError, match="its architecture record is not one this trainer writes"):
         TRAINERS[framework][0].evaluate_saved(str(lacking), set(), data_dir=str(data),
                                               data_url="", **SETTINGS[framework])

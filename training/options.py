@@ -175,9 +175,8 @@ class Config:
     blocks: int = option(0, "residual blocks after the last hidden layer, each x + W2 act(W1 "
                          "LayerNorm(x)) [with dropout after act]; 0 is none", "training",
                          architecture=True, type=nonnegative_int, metavar="R")
-    block_width: int = option(0, "units of W1 in each residual block; 0 is the last hidden "
-                              "layer's width", "training", architecture=True,
-                              type=nonnegative_int, metavar="N")
+    block_width: int = option(0, "units of W1 in each residual block; 0: the last hidden width",
+                              "training", architecture=True, type=nonnegative_int, metavar="N")
     data_dir: str = option(DATA_DIR, f"folder holding {FOLDER_NAME}/ or {TARBALL_NAME}", "setup",
                            where=True, type=folder)
     data_url: str = option(CIFAR10_URL, "where to download CIFAR-10 if it is "

@@ -7,6 +7,7 @@ import re
 from safety import checks
 from safety.errors import UserError
 from training.options import BY_NAME, WHERE, contradictions
+from training.saved_model import with_parts
 from training.run_folder import read_metrics
 
 CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
@@ -56,7 +57,7 @@ def check_resumable(run_dir, framework, flags, checkpoint):
     """Refuse to resume a run of the other trainer, a finished one, one without a checkpoint,
     or one whose flags differ from these (those that only say where things are excepted)."""
     metrics = read_metrics(run_dir)
-    config, status = metrics["config"], metrics["status"]
+    config, status = with_parts(metrics["config"]), metrics["status"]
     if config.get("framework") != framework:
         other = config.get("framework")
         raise UserError(f"{run_dir} is a run of train_mlp_{other}.py: resume it with that script")

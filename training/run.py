@@ -39,6 +39,7 @@ from training.resume import (
     set_generator_states,
 )
 from training.run_folder import RunRecorder, hold
+from training.saved_model import PARTS
 from training.schedules import lr_factor
 
 
@@ -311,10 +312,6 @@ def check_in_effect(config):
             raise OptionError(f"{flag} does nothing with {why}; leave it out")
 
 
-# the options besides --hidden_dims that size a model's weights, named where they do
-SIZING = ("projection", "bottleneck", "blocks", "block_width")
-
-
 def check_model_fits(config):
     """Refuse hidden sizes whose weights cannot fit in this machine's memory, saying how much.
 
@@ -336,7 +333,7 @@ def check_model_fits(config):
         return
     if needed > available:
         sizing = [f"--hidden_dims {' '.join(map(str, hidden_dims))}"] + [
-            f"--{name} {getattr(config, name)}" for name in SIZING if getattr(config, name)]
+            f"--{name} {getattr(config, name)}" for name in PARTS if getattr(config, name)]
         raise OptionError(f"{' '.join(sizing)} makes {parameters:,} parameters: about "
                           f"{needed / 1e9:,.1f} GB to train, but this machine has "
                           f"{available / 1e9:,.1f} GB of memory")

@@ -5,7 +5,17 @@ import zipfile
 
 from dataset.cifar10 import NUM_CLASSES, PIXEL_VALUES
 from safety.errors import UserError
-from training.options import ARCHITECTURE, BY_NAME, RECORDED, contradictions
+from training.options import ARCHITECTURE, BY_NAME, DEFAULTS, RECORDED, contradictions
+
+
+# the architecture options whose default, 0, means the model has no such part: a record that
+# lacks one (a run or model of a version of this project without that option) lacks that part
+PARTS = ("projection", "bottleneck", "blocks", "block_width")
+
+
+def with_parts(record):
+    """record (a run's config or a saved model's) with each of PARTS it lacks at its default."""
+    return {**{name: DEFAULTS[name] for name in PARTS}, **record}
 
 
 def build_mlp(mlp_class, architecture, components=None, **settings):
@@ -70,6 +80,7 @@ def resolve_record(path, saved, flags, given_flags):
     the user chose must not contradict; flags alone only for a file that records none."""
     if saved is None:
         return {name: flags[name] for name in RECORDED}
+    saved = with_parts(saved) if isinstance(saved, dict) else saved
     if not isinstance(saved, dict) or set(saved) != set(RECORDED):
         raise not_a_saved_model(path, "its architecture record is not one this trainer writes")
     try:
