@@ -40,20 +40,25 @@ def test_numpy_and_pytorch_agree_on_loss_and_every_gradient(hidden, activation, 
     assert_same_state(numpy_model, torch_model, 1e-12)  # BatchNorm's running statistics too
 
 
+def assert_twins_agree(numpy_model, torch_model, x, labels, smoothing=0.0):
+    """The same loss and every gradient, and as many parameters, in the two twins."""
+    numpy_loss = numpy_loss_and_grads(numpy_model, x, labels, smoothing)
+    loss = torch_loss(torch_model, x, labels, smoothing)
+    loss.backward()
+    assert rel_error(numpy_loss, loss.item()) < 1e-10
+    torch_params = dict(torch_model.named_parameters())
+    assert len(torch_params) == len(numpy_model.parameters())  # a projection is not trained
+    for name, _, grad in numpy_model.parameters():
+        assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+
+
 @pytest.mark.parametrize("hidden, use_batch_norm", [([7], False), ([6, 5], True), ([], False)])
 def test_numpy_and_pytorch_agree_with_a_linear_bottleneck(hidden, use_batch_norm):
     rng = np.random.default_rng(5)
     x, labels = rng.standard_normal((10, 12)), rng.integers(0, 4, 10)
     numpy_model, torch_model = twin_models(12, hidden, 4, "gelu", 1, use_batch_norm, bottleneck=3)
     assert type(torch_model.layers[1]).__name__ == "Linear"
-    numpy_loss = numpy_loss_and_grads(numpy_model, x, labels)
-    loss = torch_loss(torch_model, x, labels)
-    loss.backward()
-    assert rel_error(numpy_loss, loss.item()) < 1e-10
-    torch_params = dict(torch_model.named_parameters())
-    assert len(torch_params) == len(numpy_model.parameters())
-    for name, _, grad in numpy_model.parameters():
-        assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+    assert_twins_agree(numpy_model, torch_model, x, labels)
 
 
 @pytest.mark.parametrize("hidden, use_batch_norm, bottleneck",
@@ -64,14 +69,7 @@ def test_numpy_and_pytorch_agree_with_a_projection(hidden, use_batch_norm, bottl
     numpy_model, torch_model = twin_models(12, hidden, 4, "gelu", 2, use_batch_norm, bottleneck,
                                            projection=5)
     assert type(torch_model.layers[0]).__name__ == "Projection"
-    numpy_loss = numpy_loss_and_grads(numpy_model, x, labels, 0.1)
-    loss = torch_loss(torch_model, x, labels, 0.1)
-    loss.backward()
-    assert rel_error(numpy_loss, loss.item()) < 1e-10
-    torch_params = dict(torch_model.named_parameters())
-    assert len(torch_params) == len(numpy_model.parameters())  # the projection is not trained
-    for name, _, grad in numpy_model.parameters():
-        assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+    assert_twins_agree(numpy_model, torch_model, x, labels, 0.1)
     assert_same_state(numpy_model, torch_model, 1e-12)
     assert rel_error(numpy_model.input_filters(), torch_model.input_filters()) < 1e-12
 
@@ -87,14 +85,7 @@ def test_numpy_and_pytorch_agree_with_residual_blocks(hidden, use_batch_norm, bl
                                            block_width=block_width)
     assert [type(layer).__name__ for layer in torch_model.layers][-blocks - 1:] == \
         ["ResidualBlock"] * blocks + ["Linear"]
-    numpy_loss = numpy_loss_and_grads(numpy_model, x, labels, 0.1)
-    loss = torch_loss(torch_model, x, labels, 0.1)
-    loss.backward()
-    assert rel_error(numpy_loss, loss.item()) < 1e-10
-    torch_params = dict(torch_model.named_parameters())
-    assert len(torch_params) == len(numpy_model.parameters())
-    for name, _, grad in numpy_model.parameters():
-        assert_agree(grad, torch_params[torch_name(name)].grad.numpy(), 1e-10, name)
+    assert_twins_agree(numpy_model, torch_model, x, labels, 0.1)
     assert_same_state(numpy_model, torch_model, 1e-12)
 
 

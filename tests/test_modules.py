@@ -121,29 +121,35 @@ def test_modules_keep_float32():
     assert CrossEntropyModule().logits_grad(probs, [0, 1, 2, 3]).dtype == np.float32
 
 
-# --- BatchNorm ---
-def batch_norm(rng, features):
-    module = BatchNormModule(features)
-    module.params["gamma"] = rng.uniform(0.5, 2.0, (1, features))  # not 1 and 0: they count
+# --- BatchNorm and LayerNorm ---
+def normalization(module_class, rng, features):
+    """A BatchNormModule or LayerNormModule whose γ and β are not 1 and 0, so that they count."""
+    module = module_class(features)
+    module.params["gamma"] = rng.uniform(0.5, 2.0, (1, features))
     module.params["beta"] = rng.standard_normal((1, features))
     return module
 
 
-def test_batch_norm_backward_matches_finite_differences_in_training_mode():
-    rng = np.random.default_rng(12)
-    for batch, features in [(2, 1), (3, 5), (8, 4), (16, 9), (5, 30)]:
-        module = batch_norm(rng, features)
+# BatchNorm in training mode, through the batch's mean and variance; LayerNorm through each
+# sample's, which needs 3 features for a gradient away from 0
+@pytest.mark.parametrize("module_class, seed, shapes", [
+    (BatchNormModule, 12, [(2, 1), (3, 5), (8, 4), (16, 9), (5, 30)]),
+    (LayerNormModule, 30, [(1, 3), (3, 5), (8, 4), (16, 9), (5, 30)])])
+def test_normalization_backward_matches_finite_differences(module_class, seed, shapes):
+    rng = np.random.default_rng(seed)
+    for batch, features in shapes:
+        module = normalization(module_class, rng, features)
         x = rng.standard_normal((batch, features)) * 3 + 1
         dout = rng.standard_normal((batch, features))
         errors = backward_errors(module, x, dout)
         assert set(errors) == {"x", "gamma", "beta"}
         for name, error in errors.items():
-            assert error < REL_ERROR_MAX, (batch, name)
+            assert error < REL_ERROR_MAX, (batch, features, name)
 
 
 def test_batch_norm_training_normalizes_with_the_batch_and_updates_running_statistics():
     rng = np.random.default_rng(13)
-    module = batch_norm(rng, 4)
+    module = normalization(BatchNormModule, rng, 4)
     x = rng.standard_normal((10, 4)) * 5 - 2
     out = module.forward(x)
     x_hat = (out - module.params["beta"]) / module.params["gamma"]
@@ -156,7 +162,7 @@ def test_batch_norm_training_normalizes_with_the_batch_and_updates_running_stati
 
 def test_batch_norm_evaluation_uses_running_statistics_sample_by_sample():
     rng = np.random.default_rng(14)
-    module = batch_norm(rng, 3)
+    module = normalization(BatchNormModule, rng, 3)
     for _ in range(5):
         module.forward(rng.standard_normal((20, 3)) * 2 + 1)
     module.eval()
@@ -174,26 +180,6 @@ def test_batch_norm_cannot_normalize_one_sample_in_training():
         BatchNormModule(3).forward(np.ones((1, 3)))
 
 
-# --- dropout ---
-def layer_norm(rng, features):
-    module = LayerNormModule(features)
-    module.params["gamma"] = rng.uniform(0.5, 2.0, (1, features))  # not 1 and 0: they count
-    module.params["beta"] = rng.standard_normal((1, features))
-    return module
-
-
-def test_layer_norm_backward_matches_finite_differences():
-    rng = np.random.default_rng(30)
-    for batch, features in [(1, 3), (3, 5), (8, 4), (16, 9), (5, 30)]:
-        module = layer_norm(rng, features)
-        x = rng.standard_normal((batch, features)) * 3 + 1
-        dout = rng.standard_normal((batch, features))
-        errors = backward_errors(module, x, dout)
-        assert set(errors) == {"x", "gamma", "beta"}
-        for name, error in errors.items():
-            assert error < REL_ERROR_MAX, (batch, features, name)
-
-
 def test_layer_norm_normalizes_each_sample_on_its_own_in_training_and_evaluation():
     rng = np.random.default_rng(31)
     module = LayerNormModule(50)
@@ -208,8 +194,9 @@ def test_layer_norm_normalizes_each_sample_on_its_own_in_training_and_evaluation
 
 
 def residual_block(rng, width, inner):
-    return ResidualBlockModule([layer_norm(rng, width), LinearModule(width, inner, gain=1.0),
-                                GELUModule(), LinearModule(inner, width)])
+    return ResidualBlockModule([normalization(LayerNormModule, rng, width),
+                                LinearModule(width, inner, gain=1.0), GELUModule(),
+                                LinearModule(inner, width)])
 
 
 def test_residual_block_backward_matches_finite_differences():
@@ -237,6 +224,7 @@ def test_residual_block_adds_its_branch_to_its_input():
     np.testing.assert_array_equal(block.forward(x), x)
 
 
+# --- dropout ---
 def test_dropout_backward_matches_finite_differences_with_a_fixed_mask():
     rng = np.random.default_rng(15)
     for p in (0.1, 0.5, 0.8):
