@@ -7,7 +7,7 @@ import torch
 from helpers import TINY, TRAINERS, assert_one_clear_line, run_script, train
 
 from safety.errors import UserError
-from training.options import PRESETS, Config
+from training.options import PRESETS, Config, options_of
 from training.run import TrainingRun, check_in_effect
 
 # each: the flags, as typed and as train()'s keywords, and what the refusal says
@@ -67,6 +67,18 @@ def test_a_preset_is_a_keyword_and_the_keywords_given_override_it(tmp_path):
     assert overridden.optimizer == "adamw"
     with pytest.raises(ValueError, match="preset must be one of best, fast, not 'quick'"):
         TrainingRun("numpy", dict(preset="quick"))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_every_option_given_as_none_is_left_at_its_default(framework, tmp_path):
+    """As the course's template passes the arguments it leaves out: train(dropout=None) is the
+    run without the keyword, for every option, under a preset too."""
+    results = str(tmp_path / "r")
+    for preset in [{}, dict(preset="fast")]:
+        given = {name: None for name in options_of(framework) if name != "results_dir"}
+        as_none = TrainingRun(framework, dict(given, results_dir=results, **preset)).config
+        assert as_none == TrainingRun(framework, dict(results_dir=results, **preset)).config
     assert not (tmp_path / "r").exists()
 
 

@@ -259,6 +259,18 @@ def test_residual_blocks_too_large_for_memory_are_named_with_their_count(tmp_pat
                               data_url="", results_dir=str(tmp_path / "r"))
 
 
+def test_residual_blocks_that_fit_as_weights_but_not_as_objects_are_refused(tmp_path):
+    """A block of one unit has 6 parameters, 96 bytes to train, but is made of a dozen Python
+    objects: a block for each kilobyte of this machine's memory fits as weights, not as blocks."""
+    blocks = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1000
+    with pytest.raises(UserError, match=rf"^--hidden_dims 1 --blocks {blocks} makes "
+                                        rf"{6 * blocks + 3072 + 1 + 10 + 10:,} parameters"):
+        train_mlp_pytorch.train(hidden_dims=[1], blocks=blocks, device="cpu",
+                                data_dir=str(tmp_path), data_url="",
+                                results_dir=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--projection", 64], "--projection 64 projects onto the principal components that ZCA "
                            "whitening fits: add --normalize zca"),

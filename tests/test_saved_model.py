@@ -135,6 +135,22 @@ def test_a_whitening_of_the_wrong_shape_is_refused_by_name(framework, saved_mode
     assert_one_clear_line(stderr, "whitening has the shape (10, 10), not (3072, 3072)")
 
 
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_record_edited_to_a_model_larger_than_its_weights_is_refused_before_it_is_built(
+        framework, saved_models, tmp_path):
+    """Ten million residual blocks of 16 units would take about a terabyte to build: the file,
+    which holds some fifty thousand numbers, is refused by its count first. The count: the tiny
+    16-unit MLP's weights and biases, and each block's LayerNorm γ and β, W₁, b₁, W₂ and b₂."""
+    data, paths = saved_models
+    edited = edited_copy(framework, paths[framework], tmp_path / TRAINERS[framework][1],
+                         {"blocks": 10 ** 7})
+    code, _, stderr = run_script(f"train_mlp_{framework}.py", "--evaluate", edited, "--data_dir",
+                                 data, "--data_url", "")
+    assert code == 1
+    parameters = 3072 * 16 + 16 + 16 * 10 + 10 + 10 ** 7 * (2 * 16 + 2 * 16 * 16 + 2 * 16)
+    assert_one_clear_line(stderr, f"records a model of {parameters:,} parameters but holds")
+
+
 @pytest.mark.parametrize("framework, other", [("numpy", "pytorch"), ("pytorch", "numpy")])
 def test_the_other_trainers_model_is_named_with_the_script_to_use(framework, other,
                                                                   saved_models):

@@ -11,7 +11,13 @@ from safety.files import check_writable
 from training import inspect_model
 from training.options import Config
 from training.preprocessing import IDENTITY, TTA_VIEWS, Preprocessing, view
-from training.saved_model import load_weights, not_a_saved_model, resolve_record, saved_components
+from training.saved_model import (
+    check_holds_its_parameters,
+    load_weights,
+    not_a_saved_model,
+    resolve_record,
+    saved_components,
+)
 
 
 def predict(model, data_loader, tta, probabilities_of):
@@ -63,6 +69,8 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
         check_writable(figures_dir, "--figures_dir")
     state, saved_record, arrays = read_weights(path)
     record = resolve_record(path, saved_record, config.record(), given_flags)
+    if saved_record is not None:  # without one, the flags' model is checked by its shapes
+        check_holds_its_parameters(path, state, record)
     model = build_model(record, saved_components(path, state, record))
     load_weights(model, state, path)
     try:

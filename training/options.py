@@ -242,17 +242,12 @@ WHERE = tuple(option.name for option in OPTIONS if option.where)
 RECORDED = (*ARCHITECTURE, "validation_size")
 
 
-# train()'s arguments in the course's template, each None where left out
-COURSE_ARGUMENTS = ("hidden_dims", "lr", "use_batch_norm", "batch_size", "epochs", "seed",
-                    "data_dir")
-
-
 def from_python(values):
     """train()'s keyword arguments as the flags they stand for, as the command line reads them: an
     option's other spelling as the option (text as typed after its flag, or the option's value),
-    a preset's options under those given, and a course argument left at None at its default."""
-    values = {name: value for name, value in values.items()
-              if not (value is None and name in COURSE_ARGUMENTS)}
+    a preset's options under those given, and one given as None (as the course's template passes
+    those left out) at its default: no option takes None as a value."""
+    values = {name: value for name, value in values.items() if value is not None}
     for spelling in SPELLINGS:
         if spelling.name in values:
             if spelling.spells in values:

@@ -1,5 +1,6 @@
 """A saved model: the MLP its architecture record describes, the record's checks, and the
 refusal of files that are not this trainer's model."""
+import math
 import os
 import zipfile
 
@@ -32,6 +33,20 @@ def build_mlp(mlp_class, architecture, components=None, **settings):
                      bottleneck=architecture["bottleneck"], blocks=architecture["blocks"],
                      block_width=architecture["block_width"],
                      projection=components if projection else None, **settings)
+
+
+def parameter_count(architecture):
+    """The weights and biases of the MLP an architecture record describes, and its residual
+    blocks' LayerNorm γ and β: all of its parameters but BatchNorm's γ and β."""
+    hidden_dims = architecture["hidden_dims"]
+    bottleneck = [architecture["bottleneck"]] if architecture["bottleneck"] else []
+    sizes = [architecture["projection"] or PIXEL_VALUES, *bottleneck, *hidden_dims, NUM_CLASSES]
+    parameters = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if hidden_dims:  # each block: LayerNorm's γ and β, W₁ and W₂ with their biases
+        width = hidden_dims[-1]
+        inner = architecture["block_width"] or width
+        parameters += architecture["blocks"] * (2 * width + 2 * width * inner + inner + width)
+    return parameters
 
 
 def saved_components(path, state, record):
@@ -94,6 +109,16 @@ def resolve_record(path, saved, flags, given_flags):
         raise UserError(f"{path} records other settings than {conflicts}; leave these flags "
                         f"out: the model records its own")
     return saved
+
+
+def check_holds_its_parameters(path, state, record):
+    """Refuse a file that holds fewer numbers than its record's model has parameters (a record
+    edited by hand), before that model is built: it may not fit in memory."""
+    parameters = parameter_count(record)
+    held = sum(math.prod(value.shape) for value in state.values())
+    if parameters > held:
+        raise UserError(f"{path} records a model of {parameters:,} parameters but holds "
+                        f"{held:,} numbers: the file was edited, or another program wrote it")
 
 
 def load_weights(model, state, path):
