@@ -1,10 +1,11 @@
 """The building blocks of the NumPy MLP, each a forward/backward pair with its cache.
 
 Notation (the assignment's): a batch X holds S samples as rows; a linear module computes
-Y = X Wᵀ + B. Every backward takes dL/dY, the gradient of the mean batch loss with respect to the
-module's output, and returns dL/dX. Modules keep the dtype of their input: float32 in, float32 out.
-Every module has a `training` flag, switched by train() and eval() as in PyTorch: BatchNorm and
-Dropout behave differently in evaluation."""
+Y = X Wᵀ + B. Every layer's backward takes dL/dY, the gradient of the mean batch loss with respect
+to the layer's output, and returns dL/dX (the input layer returns None: nothing upstream needs
+it); the loss, CrossEntropyModule, takes the probabilities and the labels instead. Modules keep
+the dtype of their input: float32 in, float32 out. Every layer has a `training` flag, switched by
+train() and eval() as in PyTorch: BatchNorm and Dropout behave differently in evaluation."""
 import numpy as np
 
 

@@ -4,8 +4,8 @@
     python train_mlp_numpy.py --preset best
 
 Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.npz).
-Every option left out keeps the course's plain SGD run; the options are options.py's, the same
-as the PyTorch trainer's."""
+Every option left out keeps the course's plain SGD run; the options are training/options.py's,
+the same as the PyTorch trainer's but its --device."""
 from safety import console, signals  # light: the guard below comes before NumPy, torch and the rest
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 
 Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best weights (model.pt:
 its state_dict and architecture, read by torch.load(path, weights_only=True)). Every option left
-out keeps the course's plain SGD run. The options are options.py's, shared with the NumPy trainer.
-"""
+out keeps the course's plain SGD run. The options are training/options.py's, shared with the
+NumPy trainer (all but --device)."""
 from safety import console, signals  # light: the guard below comes before NumPy, torch and the rest
 
 if __name__ == "__main__":
