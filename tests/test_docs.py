@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from experiments import readme_table
+from experiments import budget, readme_table
 from experiments.store import Results
 from helpers import REPO
 from safety.errors import UserError
@@ -276,3 +276,17 @@ def test_the_step_costs_experiments_md_states_are_the_saved_ones():
     stated = re.findall(r"(\d+\.\d\d)x (?:the forward|for AdamW)",
                         prose(read("docs/experiments.md")))
     assert sorted(f"{step / batch:.2f}" for step in seconds.values()) == sorted(stated)
+
+
+def test_the_presets_minutes_experiments_md_states_are_the_saved_ones():
+    """--preset best's minutes and margin, and the NumPy trainer's time against it, as
+    results/presets/summary.json holds them and the budget of the machine that ran them."""
+    results = Results()
+    runs = {entry["key"]: entry["metrics"] for entry in results.load("presets")["runs"]}
+    minutes = runs["best"]["wall_time_s"] / 60
+    spare = 1 - minutes / budget.preset_budget("best", budget.factor_here(results))
+    ratio = runs["best-numpy"]["wall_time_s"] / runs["best"]["wall_time_s"]
+    text = " ".join(prose(read("docs/experiments.md")).split())
+    assert (f"`--preset best` took {minutes:.2f} minutes, {100 * spare:.1f} % less than its "
+            f"budget there") in text
+    assert f"in {ratio:.2f} times its time" in text
