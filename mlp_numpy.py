@@ -55,18 +55,21 @@ class MLP(Module):
                     self.layers.append(DropoutModule(dropout))
             if i == len(n_hidden) - 1:
                 self.layers += [self.residual_block(fan_out, block_width or fan_out, activation,
-                                                    dropout, dtype) for _ in range(blocks)]
+                                                    dropout, dtype, blocks)
+                                for _ in range(blocks)]
         self.softmax = SoftMaxModule()
 
     @staticmethod
-    def residual_block(width, inner, activation, dropout, dtype):
-        """X + W₂ σ(W₁ LN(X)): (S, width) -> (S, width), W₁: (inner, width). W₁ reads LayerNorm's
-        unit-variance output (gain 1), W₂ the activations (gain 2)."""
+    def residual_block(width, inner, activation, dropout, dtype, blocks):
+        """X + W₂ σ(W₁ LN(X)): (S, width) -> (S, width), W₁: (inner, width), one of `blocks` R. W₁
+        reads LayerNorm's unit-variance output (gain 1), W₂ the activations with gain 2/R: each
+        block adds about 1/R of the stream's variance, so R blocks start at about the scale of
+        one."""
         branch = [LayerNormModule(width, dtype=dtype),
                   LinearModule(width, inner, dtype=dtype, gain=1.0),
                   ACTIVATIONS[activation](),
                   *([DropoutModule(dropout)] if dropout > 0 else []),
-                  LinearModule(inner, width, dtype=dtype)]
+                  LinearModule(inner, width, dtype=dtype, gain=2.0 / blocks)]
         return ResidualBlockModule(branch)
 
     @property

@@ -59,7 +59,7 @@ class MLP(nn.Module):
                 layers.append(nn.Dropout(dropout))
         if n_hidden:
             layers += [self.residual_block(n_hidden[-1], block_width or n_hidden[-1], activation,
-                                           dropout) for _ in range(blocks)]
+                                           dropout, blocks) for _ in range(blocks)]
         layers.append(nn.Linear(sizes[-1], n_classes))
         self.layers = nn.Sequential(*layers)
         for i, linear in enumerate(self.linear_layers):
@@ -70,10 +70,11 @@ class MLP(nn.Module):
             nn.init.zeros_(linear.bias)
 
     @staticmethod
-    def residual_block(width, inner, activation, dropout):
-        """mlp_numpy.MLP.residual_block's: W₁ initialised with gain 1, W₂ with gain 2."""
+    def residual_block(width, inner, activation, dropout, blocks):
+        """mlp_numpy.MLP.residual_block's: W₁ initialised with gain 1, W₂ with gain 2/R for R
+        blocks."""
         first, second = nn.Linear(width, inner), nn.Linear(inner, width)
-        for linear, gain in ((first, 1.0), (second, 2.0)):
+        for linear, gain in ((first, 1.0), (second, 2.0 / blocks)):
             nn.init.normal_(linear.weight, 0.0, math.sqrt(gain / linear.in_features))
             nn.init.zeros_(linear.bias)
         return ResidualBlock(nn.LayerNorm(width), first, ACTIVATIONS[activation](),

@@ -28,22 +28,42 @@ def test_a_bottleneck_and_the_layer_after_it_read_unsquashed_inputs():
             assert abs(weight.std() / np.sqrt(gain / weight.shape[1]) - 1) < 0.1  # 1.41 apart
 
 
-def test_a_residual_block_is_initialized_alike_in_both_frameworks():
-    """W₁ reads LayerNorm's unit-variance output: std sqrt(1 / fan_in); W₂ reads activations:
-    sqrt(2 / fan_in); zero biases; LayerNorm starts at γ = 1, β = 0."""
+@pytest.mark.parametrize("blocks", [1, 4])
+def test_residual_blocks_are_initialized_alike_in_both_frameworks(blocks):
+    """W₁ reads LayerNorm's unit-variance output: std sqrt(1 / fan_in); W₂ reads activations, in
+    one of R blocks: sqrt(2 / (R fan_in)); zero biases; LayerNorm starts at γ = 1, β = 0."""
     torch.manual_seed(0)
     np.random.seed(0)
-    torch_branch = TorchMLP(64, [400], 10, blocks=1, block_width=600).layers[-2].branch
-    numpy_branch = NumpyMLP(64, [400], 10, blocks=1, block_width=600).layers[-2].branch
-    for norm, first, second in ([torch_branch[i].state_dict() for i in (0, 1, 3)],
-                                [numpy_branch[i].params for i in (0, 1, 3)]):
-        norm = [np.asarray(value) for value in norm.values()]
-        assert [value.ravel().tolist() for value in norm] == [[1.0] * 400, [0.0] * 400]
-        weights = [np.asarray(first["weight"]), np.asarray(second["weight"])]
-        assert [w.shape for w in weights] == [(600, 400), (400, 600)]
-        for weight, gain in zip(weights, (1, 2)):
-            assert abs(weight.std() / np.sqrt(gain / weight.shape[1]) - 1) < 0.1  # 1.41 apart
-        assert not np.any(np.asarray(first["bias"])) and not np.any(np.asarray(second["bias"]))
+    torch_blocks = TorchMLP(64, [400], 10, blocks=blocks, block_width=600).layers[-1 - blocks:-1]
+    numpy_blocks = NumpyMLP(64, [400], 10, blocks=blocks, block_width=600).layers[-1 - blocks:-1]
+    assert len(torch_blocks) == len(numpy_blocks) == blocks
+    for torch_block, numpy_block in zip(torch_blocks, numpy_blocks):
+        for norm, first, second in ([torch_block.branch[i].state_dict() for i in (0, 1, 3)],
+                                    [numpy_block.branch[i].params for i in (0, 1, 3)]):
+            norm = [np.asarray(value) for value in norm.values()]
+            assert [value.ravel().tolist() for value in norm] == [[1.0] * 400, [0.0] * 400]
+            weights = [np.asarray(first["weight"]), np.asarray(second["weight"])]
+            assert [w.shape for w in weights] == [(600, 400), (400, 600)]
+            for weight, gain in zip(weights, (1, 2 / blocks)):
+                assert abs(weight.std() / np.sqrt(gain / weight.shape[1]) - 1) < 0.1
+            assert not np.any(np.asarray(first["bias"])) and not np.any(np.asarray(second["bias"]))
+
+
+def test_many_residual_blocks_start_at_the_scale_of_one():
+    """Each of R blocks adds about 1/R of the stream's variance: sixteen blocks' logits start
+    within 1.5x the scale of one block's (a gain of 2 in each would make them 2.8x)."""
+    x = np.random.default_rng(0).standard_normal((256, 64))
+
+    def logit_scale(blocks):
+        np.random.seed(0)
+        model = NumpyMLP(64, [256], 10, use_batch_norm=True, activation="gelu", blocks=blocks)
+        model.eval()
+        hidden = x
+        for layer in model.layers:
+            hidden = layer.forward(hidden)
+        return hidden.std()
+
+    assert logit_scale(16) < 1.5 * logit_scale(1)
 
 
 def test_parameter_gradients_of_whole_model():
