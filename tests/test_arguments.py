@@ -7,6 +7,7 @@ import torch
 from helpers import TINY, TRAINERS, assert_one_clear_line, run_script, train
 
 from safety.errors import UserError
+from training import cli
 from training.options import PRESETS, Config, options_of
 from training.run import TrainingRun, check_in_effect
 
@@ -79,6 +80,30 @@ def test_every_option_given_as_none_is_left_at_its_default(framework, tmp_path):
         given = {name: None for name in options_of(framework) if name != "results_dir"}
         as_none = TrainingRun(framework, dict(given, results_dir=results, **preset)).config
         assert as_none == TrainingRun(framework, dict(results_dir=results, **preset)).config
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_presets_options_that_the_options_given_make_do_nothing_are_left_out(framework,
+                                                                                tmp_path):
+    """--preset fast --dnn_hidden_units "": logistic regression trained by the preset's recipe,
+    without the preset's dropout, BatchNorm and GELU, which act on hidden units; typed, each is
+    still refused. The command line passes the preset by name, as train(preset=...) does."""
+    trainer, _ = TRAINERS[framework]
+    results = str(tmp_path / "r")
+    from_python = TrainingRun(framework, dict(preset="fast", hidden_dims=[],
+                                              results_dir=results)).config
+    typed = []
+    cli.train_or_evaluate(trainer.parse_args(["--preset", "fast", "--dnn_hidden_units", "",
+                                              "--results_dir", results]),
+                          lambda **flags: typed.append(TrainingRun(framework, flags).config),
+                          None)
+    for config in (from_python, typed[0]):
+        assert (config.hidden_dims, config.dropout, config.use_batch_norm, config.activation) == (
+            [], 0.0, False, Config().activation)
+        assert (config.optimizer, config.lr, config.epochs) == ("adamw", 0.004, 29)
+    with pytest.raises(ValueError, match="--dropout 0.1 does nothing with no hidden layer"):
+        TrainingRun(framework, dict(preset="fast", hidden_dims=[], dropout=0.1))
     assert not (tmp_path / "r").exists()
 
 

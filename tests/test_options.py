@@ -23,7 +23,8 @@ RESULTS = pathlib.Path(REPO) / "results"
 def test_each_command_line_takes_its_options_with_their_defaults(trainer):
     args = vars(TRAINERS[trainer][0].parse_args([]))
     assert all(args.pop(name) is None for name in ("evaluate", "resume", "figures_dir"))
-    assert args.pop("given_flags") == set()
+    assert args.pop("given_flags") == args.pop("from_preset") == set()
+    assert args.pop("preset") is None
     assert args == {name: options.DEFAULTS[name] for name in options.options_of(trainer)}
 
 

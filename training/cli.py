@@ -34,7 +34,8 @@ def train_or_evaluate(args, train, evaluate_saved):
     args = vars(args)
     saved_model, resume, figures_dir = (args.pop(name) for name in
                                         ("evaluate", "resume", "figures_dir"))
-    given_flags = args.pop("given_flags")
+    given_flags, preset, from_preset = (args.pop(name) for name in
+                                        ("given_flags", "preset", "from_preset"))
     if resume is not None:
         run_cli(lambda: train(**resumed_flags(resume, args, given_flags), resume=resume),
                 "before the resumed run finished an epoch; its checkpoint is as it was")
@@ -43,4 +44,5 @@ def train_or_evaluate(args, train, evaluate_saved):
                 "whole", path=saved_model, given_flags=given_flags, figures_dir=figures_dir,
                 **args)
     else:
-        run_cli(train, "before the first epoch finished; no run folder was made", **args)
+        run_cli(train, "before the first epoch finished; no run folder was made", preset=preset,
+                **{name: value for name, value in args.items() if name not in from_preset})

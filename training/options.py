@@ -246,7 +246,8 @@ def from_python(values):
     """train()'s keyword arguments as the flags they stand for, as the command line reads them: an
     option's other spelling as the option (text as typed after its flag, or the option's value),
     a preset's options under those given, and one given as None (as the course's template passes
-    those left out) at its default: no option takes None as a value."""
+    those left out) at its default: no option takes None as a value. Returns (those flags, the
+    names whose value came from the preset)."""
     values = {name: value for name, value in values.items() if value is not None}
     for spelling in SPELLINGS:
         if spelling.name in values:
@@ -260,10 +261,10 @@ def from_python(values):
             except argparse.ArgumentTypeError as error:
                 raise ValueError(f"{spelling.name} {value!r}: {error}") from None
     preset = values.pop("preset", None)
-    if preset is not None:
-        preset = check_choice("preset", preset, tuple(sorted(PRESETS)))
-        values = {**PRESETS[preset], **values}
-    return values
+    if preset is None:
+        return values, set()
+    preset = check_choice("preset", preset, tuple(sorted(PRESETS)))
+    return {**PRESETS[preset], **values}, set(PRESETS[preset]) - set(values)
 
 
 def options_of(trainer):
@@ -323,7 +324,8 @@ def parse_with_preset(parser, argv=None):
             delattr(args, option.name)
             typed.discard(option.name)
     args.given_flags = typed | set(PRESETS.get(preset, {}))
-    del args.preset  # its flags are in args now
+    # a training run takes the preset by name, as train(preset=...) does, and the flags typed
+    args.from_preset = set(PRESETS.get(preset, {})) - typed
     if args.resume is not None and args.evaluate is not None:
         parser.error("--resume continues a run and --evaluate tests a saved model: give one")
     if args.figures_dir is not None and args.evaluate is None:

@@ -51,12 +51,14 @@ class TrainingRun(RunRecorder):
     resume: the folder of a stopped run to continue, or None."""
 
     def __init__(self, framework, flags):
-        flags = from_python(flags)
+        flags, from_preset = from_python(flags)
         resume = flags.pop("resume", None)
         self.resume = None if resume is None else checks.run_dir.check("resume", resume)
         if self.resume:
             flags["results_dir"] = results_dir_of(self.resume, flags.get("results_dir"))
         config = Config.of(framework, flags)
+        if not self.resume:  # a run recorded with them goes on as it started
+            config = preset_options_in_effect(config, from_preset)
         # recorded as a path from anywhere: a resume may start in another folder
         self.config = config = dataclasses.replace(config,
                                                    data_dir=os.path.abspath(config.data_dir))
@@ -282,8 +284,8 @@ def check_projection(projection, normalize):
                         f"the {PIXEL_VALUES} pixel values of an image")
 
 
-def check_in_effect(config):
-    """Refuse an option that the others make do nothing: the run's folder would name it."""
+def idle_options(config):
+    """(name, why) of each option that the others make do nothing."""
     unused = [
         (config.warmup and config.schedule == "onecycle", "warmup", "--schedule onecycle, "
          "which warms up by itself"),
@@ -304,12 +306,25 @@ def check_in_effect(config):
         (config.block_width and not config.blocks, "block_width",
          "no residual block (--blocks 0): it sizes them"),
     ]
-    for unused_here, name, why in unused:
-        if unused_here:
-            value = getattr(config, name)
-            flag = (f"--{name}" if value is True else
-                    f"--{name} {value if isinstance(value, str) else format(value, 'g')}")
-            raise OptionError(f"{flag} does nothing with {why}; leave it out")
+    return [(name, why) for unused_here, name, why in unused if unused_here]
+
+
+def check_in_effect(config):
+    """Refuse an option that the others make do nothing: the run's folder would name it."""
+    for name, why in idle_options(config)[:1]:
+        value = getattr(config, name)
+        flag = (f"--{name}" if value is True else
+                f"--{name} {value if isinstance(value, str) else format(value, 'g')}")
+        raise OptionError(f"{flag} does nothing with {why}; leave it out")
+
+
+def preset_options_in_effect(config, from_preset):
+    """config with each option that came from a preset, not given, and that the options given
+    make do nothing (a preset's dropout with no hidden layer) at its default: the preset is a
+    starting point that the options given override."""
+    while idle := [name for name, _ in idle_options(config) if name in from_preset]:
+        config = dataclasses.replace(config, **{name: DEFAULTS[name] for name in idle})
+    return config
 
 
 # what a residual block costs beyond its weights, its modules' and arrays' objects: 42 KB a block
