@@ -13,13 +13,14 @@ from questions import spectrum
 # The displacement ‖h v‖. Measured against autograd on the course's MLP at its best epoch
 # (4,000 images, three random v): relative differences 4e-5 to 1.2e-4 at 1e-4 and 5e-6 to 1e-4
 # at 1e-5, where some ELU inputs change sides of its kink (ELU'' jumps there); 6e-9 to 9e-9 at
-# 1e-6; 5e-8 to 9e-8 at 1e-7, where rounding, which grows like 1/h, takes over. Every run of the
-# experiment measures it again.
+# 1e-6; 5e-8 to 9e-8 at 1e-7, where rounding, which grows like 1/h, takes over (a measurement not
+# saved). Every run of the experiment measures one random v again at this step
+# (autograd_relative_error in results/hessian/summary.json).
 STEP = 1e-6
 # t of the loss-only second difference. Measured along the smallest eigenvalue's vector of the
 # course's MLP at its best epoch, against uᵀ H u: relative differences 1e-2 at 1e-3, where ELU
 # inputs cross its kink within ±t; 1e-5 at 1e-4; 1.5e-6 at 1e-5; 2e-4 at 1e-6, where rounding's
-# 1e-16 L / t² takes over.
+# 1e-16 L / t² takes over (a measurement not saved; each run checks this step once).
 CURVATURE_STEP = 1e-5
 
 

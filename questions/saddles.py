@@ -1,10 +1,10 @@
 """Question 4 in numbers: how rare minima are among critical points in high dimension (4b), and
 how long gradient descent lingers near a saddle point (4c).
 
-4b. Near a critical point the loss is its Hessian's quadratic form, and the point is a minimum
-only if every eigenvalue is positive. Model the Hessian as a random symmetric matrix of the
-Gaussian orthogonal ensemble (GOE: H = (A + Aᵀ)/2 with A of independent N(0, 1) entries) and
-count how often all its eigenvalues are positive.
+4b. Near a critical point the loss is its Hessian's quadratic form, and the point, where no
+eigenvalue is zero, is a minimum exactly when every eigenvalue is positive. Model the Hessian as
+a random symmetric matrix of the Gaussian orthogonal ensemble (GOE: H = (A + Aᵀ)/2 with A of
+independent N(0, 1) entries) and count how often all its eigenvalues are positive.
 
 4c. Gradient descent x <- x - η ∇f(x) near a saddle point: counted step by step until it is a
 given distance away, from starts ever closer to the saddle."""
