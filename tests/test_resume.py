@@ -283,6 +283,19 @@ def resume(root, run_dir):
                  validation_size=40)
 
 
+def test_a_stopped_run_resumes_from_python_with_its_folder_alone(short_stopped_run, cifar_dir,
+                                                                 tmp_path):
+    """train(resume=...) takes the run's own flags for every keyword left out, as --resume does;
+    it ends with the numbers of the run resumed with all of them given."""
+    root, run_dir = short_stopped_run
+    copy = tmp_path / "copy" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    *_, alone = TRAINERS["numpy"][0].train(resume=str(copy))
+    *_, given = resume(root, run_dir)
+    assert alone["train_loss_steps"] == given["train_loss_steps"]
+    assert alone["test_accuracy"] == given["test_accuracy"]
+
+
 @pytest.mark.parametrize("edit, reason", [
     (lambda p: p.update(epoch=4), "its epoch 4 is not one of the run's 1..3"),
     (lambda p: p.update(epoch=2.0), "its epoch 2.0 is not"),

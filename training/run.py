@@ -27,6 +27,7 @@ from training.options import (
     Config,
     check_batch_norm_batch,
     from_python,
+    options_of,
 )
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
 from training.resume import (
@@ -36,6 +37,7 @@ from training.resume import (
     check_progress,
     check_resumable,
     results_dir_of,
+    resumed_flags,
     set_generator_states,
 )
 from training.run_folder import RunRecorder, hold
@@ -54,8 +56,10 @@ class TrainingRun(RunRecorder):
         flags, from_preset = from_python(flags)
         resume = flags.pop("resume", None)
         self.resume = None if resume is None else checks.run_dir.check("resume", resume)
-        if self.resume:
+        if self.resume:  # the run's own flags, where not given: train(resume=...) alone goes on
             flags["results_dir"] = results_dir_of(self.resume, flags.get("results_dir"))
+            flags = resumed_flags(self.resume, {name: flags.get(name, DEFAULTS[name])
+                                                for name in options_of(framework)}, set(flags))
         config = Config.of(framework, flags)
         if not self.resume:  # a run recorded with them goes on as it started
             config = preset_options_in_effect(config, from_preset)
