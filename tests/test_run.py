@@ -14,6 +14,7 @@ from helpers import (
     TRAINERS,
     assert_one_clear_line,
     run_script,
+    stopped_run_folder,
     train,
 )
 
@@ -257,6 +258,27 @@ def test_residual_blocks_too_large_for_memory_are_named_with_their_count(tmp_pat
                                         r"332,800,394,634 parameters"):
         train_mlp_numpy.train(hidden_dims=[128], blocks=10_000_000, data_dir=str(tmp_path),
                               data_url="", results_dir=str(tmp_path / "r"))
+
+
+@pytest.mark.parametrize("framework", ["numpy", "pytorch"])
+def test_a_run_whose_flags_spell_a_name_too_long_for_a_folder_trains_and_resumes(
+        framework, cifar_dir, tmp_path, monkeypatch):
+    """Sixty-four hidden layers spell a name of over 300 bytes, past the 255 a filesystem takes:
+    the folder keeps the name's start and a digest of the whole, so that another long name gets
+    another folder, and a stopped run resumes by it to the numbers of an uninterrupted one."""
+    root = cifar_dir[0]
+    deep = dict(hidden_dims=[100] * 64, epochs=2, lr=1e-4)
+    *_, whole = train(framework, root, tmp_path / "whole", **deep)
+    name = os.path.basename(whole["run_dir"])
+    assert name.startswith(f"{framework}_h100-100-") and len(name.encode()) <= 240
+    *_, other = train(framework, root, tmp_path / "whole",
+                      **dict(deep, hidden_dims=[100] * 63 + [101]))
+    assert os.path.basename(other["run_dir"]) != name
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "stopped", 2,
+                                 step=1, **deep)
+    assert run_dir.name == name
+    *_, resumed = train(framework, root, tmp_path / "stopped", resume=str(run_dir), **deep)
+    assert resumed["train_loss_steps"] == whole["train_loss_steps"]
 
 
 def test_residual_blocks_that_fit_as_weights_but_not_as_objects_are_refused(tmp_path):

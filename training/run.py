@@ -45,6 +45,9 @@ from training.saved_model import PARTS, parameter_count
 from training.schedules import lr_factor
 
 
+FOLDER_NAME_LIMIT = 240  # bytes of a run folder's name; see TrainingRun.folder_name
+
+
 class TrainingRun(RunRecorder):
     """Everything of a run but its model and its step, the same for both trainers: the checks,
     the run's folder and record, the preprocessed data, each epoch's batches with their learning
@@ -105,13 +108,19 @@ class TrainingRun(RunRecorder):
 
     def folder_name(self, framework):
         """The flags spelled out, e.g. numpy_h128_lr0.1_b128_e10_s42: the course's, then
-        BatchNorm and every training option that differs from its default."""
+        BatchNorm and every training option that differs from its default. A name longer than
+        FOLDER_NAME_LIMIT keeps its start and ends in a digest of the whole: filesystems allow 255
+        bytes, and a rerun adds _2, _3, ..."""
         config = self.config
         name = (f"{framework}_h{'-'.join(map(str, config.hidden_dims)) or 'none'}_"
                 f"lr{config.lr:g}_b{config.batch_size}_e{config.epochs}_s{config.seed}")
         name += "_bn" if config.use_batch_norm else ""
-        return name + "".join(f"_{key}{getattr(config, key)}" for key in TRAINING_OPTIONS
-                              if getattr(config, key) != DEFAULTS[key])
+        name += "".join(f"_{key}{getattr(config, key)}" for key in TRAINING_OPTIONS
+                        if getattr(config, key) != DEFAULTS[key])
+        if len(name.encode()) <= FOLDER_NAME_LIMIT:
+            return name
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        return f"{name[:FOLDER_NAME_LIMIT - len(digest) - 1]}_{digest}"
 
     def load_data(self, move=None):
         """The loaders of the three splits, preprocessed as the flags say: the preprocessing,
