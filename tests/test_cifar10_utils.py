@@ -72,6 +72,16 @@ def test_dataloaders_batch_normalize_and_shuffle_reproducibly(cifar_dir):
     assert not all(np.array_equal(a[1], b[1]) for a, b in zip(train, epoch_two))
 
 
+def test_a_loader_counts_its_images_as_the_course_template_does(cifar_dir):
+    """len(data_loader.dataset), as a torch DataLoader answers it: every image of the split,
+    those a dropped last batch leaves out too."""
+    data = get_cifar10(cifar_dir[0], validation_size=30, url="")
+    loaders = get_dataloader(data, batch_size=16)
+    for key in ("train", "validation", "test"):
+        assert len(loaders[key].dataset) == len(data[key])
+    assert sum(len(labels) for _, labels in loaders["test"]) == len(loaders["test"].dataset)
+
+
 def test_course_default_returns_torch_tensors(cifar_dir):
     torch = pytest.importorskip("torch")
     root, _ = cifar_dir
