@@ -8,16 +8,15 @@ import numpy as np
 from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_NAME
 from experiments.store import by_key, flags_of, groups, validation_accuracy
 from questions import saddles, spectrum
-from training.plots import mark_kept_views, pyplot, save_figure
+from training.plots import color_cycle, mark_kept_views, save_figure, subplots
 
 SMOOTHING = 0.01  # the Hessian's density is smoothed by this share of its largest eigenvalue
 
 
 def curves_figure(title, summary, path):
     """Validation accuracy and training loss per epoch: a thin line per run, a thick mean."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for color, entries in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
+    for color, entries in zip(color_cycle(),
                               groups(summary).values()):
         for ax, key in zip(axes, ("val_accuracy", "train_loss")):
             series = np.array([e["metrics"][key] for e in entries])
@@ -40,8 +39,7 @@ def curves(title):
 
 
 def numpy_vs_torch_figure(summary, path):
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
     for entry in summary["runs"]:
         metrics = entry["metrics"]
         steps = np.array(metrics["train_loss_steps"])
@@ -61,11 +59,10 @@ def numpy_vs_torch_figure(summary, path):
 
 
 def dead_neurons_figure(summary, path):
-    plt = pyplot()
     entries = summary["runs"]
     layers = len(entries[0]["dead_fraction"])
     width = 0.8 / len(entries)
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = subplots(figsize=(8, 4.2))
     for i, entry in enumerate(entries):
         ax.bar(np.arange(layers) + (i - (len(entries) - 1) / 2) * width,
                100 * np.array(entry["dead_fraction"]), width, label=entry["label"])
@@ -91,7 +88,7 @@ def accuracy_panel(ax, metrics, title):
 
 def best_figure(summary, path):
     """The curves of the recipe the ladder ends in."""
-    fig, ax = pyplot().subplots(figsize=(8, 4.2))
+    fig, ax = subplots(figsize=(8, 4.2))
     accuracy_panel(ax, by_key(summary)[LADDER_RECIPE_KEY]["metrics"],
                    f"{LADDER_RECIPE_NAME.capitalize()}: accuracy per epoch")
     ax.legend()
@@ -99,7 +96,7 @@ def best_figure(summary, path):
 
 
 def best_numpy_vs_torch_figure(summary, path):
-    fig, ax = pyplot().subplots(figsize=(8, 4.2))
+    fig, ax = subplots(figsize=(8, 4.2))
     for entry in summary["runs"]:
         metrics = entry["metrics"]
         minutes = np.cumsum(metrics["epoch_seconds"]) / 60
@@ -124,7 +121,7 @@ def greedy_figure(summary, path, every_row=False):
     row; with the budget its rows were held to as a vertical line where they had one."""
     entries = summary["runs"]
     budget_minutes = entries[0].get("budget_minutes")
-    fig, ax = pyplot().subplots(figsize=(9, 4.8))
+    fig, ax = subplots(figsize=(9, 4.8))
     views_labelled = False
     for entry in entries:
         if entry["kept"] or every_row:
@@ -155,8 +152,8 @@ def every_row_figure(summary, path):
 
 def presets_figure(summary, path):
     entries = summary["runs"]
-    fig, axes = pyplot().subplots(1, len(entries), figsize=(5.5 * len(entries), 4.2),
-                                  squeeze=False)
+    fig, axes = subplots(1, len(entries), figsize=(5.5 * len(entries), 4.2),
+                         squeeze=False)
     for ax, entry in zip(axes[0], entries):
         accuracy_panel(ax, entry["metrics"], entry["label"])
         ax.legend(fontsize=8)
@@ -176,10 +173,9 @@ def share(rules, where):
 def hessian_figure(summary, path):
     """Each point's SLQ density against λ / λ_max, smoothed, on a log scale; and the share of
     its spectrum beyond ±x."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, axes = subplots(1, 2, figsize=(12, 4.4))
     grid = np.linspace(-0.25, 1.05, 2000)
-    for entry, color in zip(summary["runs"], plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+    for entry, color in zip(summary["runs"], color_cycle()):
         found = entry["hessian"]
         largest = found["largest"]["value"]
         rules = slq_rules(found, largest)
@@ -238,7 +234,7 @@ def escape_panel(ax, rows, lr, rate, title):
 
 
 def saddles_figure(summary, path):
-    fig, axes = pyplot().subplots(1, 3, figsize=(16, 4.6))
+    fig, axes = subplots(1, 3, figsize=(16, 4.6))
     goe_panel(axes[0], summary)
     settings = summary["settings"]
     escape_panel(axes[1], summary["quadratic"], settings["lr"], 1.0,
@@ -270,8 +266,8 @@ def batch_size_panel(ax, found):
 def batch_statistics_figure(summary, path):
     found = summary["runs"][0]["batch_statistics"]
     names = found["class_names"]
-    fig, axes = pyplot().subplots(1, 3, figsize=(16, 4.4),
-                                  gridspec_kw={"width_ratios": [3, 1.3, 3]})
+    fig, axes = subplots(1, 3, figsize=(16, 4.4),
+                         gridspec_kw={"width_ratios": [3, 1.3, 3]})
     batch_size_panel(axes[0], found)
     image = np.array(found["shown_pixels"], np.uint8).transpose(1, 2, 0)
     axes[1].imshow(image, interpolation="nearest")

@@ -1,5 +1,6 @@
-"""The figures (training/plots.py): one interrupted mid-write leaves the previous one, and a
-backend matplotlib refuses costs one warning, not the run."""
+"""The figures (training/plots.py): one interrupted mid-write leaves the previous one, a backend
+matplotlib refuses costs one warning, not the run, and a run leaves the process's backend as it
+was."""
 import os
 import subprocess
 import sys
@@ -13,9 +14,8 @@ from training import plots
 
 
 def test_a_figure_interrupted_mid_write_leaves_the_previous_one(tmp_path, monkeypatch):
-    plt = plots.pyplot()
     path = tmp_path / "confusion.png"
-    fig, ax = plt.subplots()
+    fig, ax = plots.subplots()
     ax.plot([1, 2])
     plots.save_figure(fig, str(path))
     good = path.read_bytes()
@@ -26,7 +26,7 @@ def test_a_figure_interrupted_mid_write_leaves_the_previous_one(tmp_path, monkey
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", stopped_mid_write)
     with pytest.raises(Terminated):
-        plots.save_figure(plt.subplots()[0], str(path))
+        plots.save_figure(plots.subplots()[0], str(path))
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["confusion.png"]
 
 
@@ -41,6 +41,28 @@ def test_matplotlib_refusing_mplbackend_costs_one_warning(cifar_dir, tmp_path):
     assert result.stderr.count("MPLBACKEND=nonsense") == 1
     (folder,) = (tmp_path / "r").iterdir()
     assert (folder / "loss.png").stat().st_size > 1000
+
+
+def test_a_run_from_python_leaves_the_processs_backend_and_figures_as_they_were(cifar_dir,
+                                                                              tmp_path):
+    """A grader's notebook draws with its own backend: train() writes its figures without
+    switching it, or adding figures to pyplot's."""
+    script = f"""
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+plt.figure()
+import train_mlp_numpy
+train_mlp_numpy.train(hidden_dims=[8], epochs=1, batch_size=16, validation_size=30,
+                      data_dir={str(cifar_dir[0])!r}, data_url="", results_dir={str(tmp_path)!r})
+print(matplotlib.get_backend(), len(plt.get_fignums()))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["svg", "1"]
+    (figure,) = tmp_path.glob("numpy_*/accuracy.png")
+    assert figure.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("kept, starred", [(0.7, True), (0.5, False), (None, False)])

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from safety.errors import UserError
-from training.plots import pyplot, save_figure
+from training.plots import save_figure, subplots
 
 MAX_TEMPLATES = 64
 MAX_MISTAKES = 24
@@ -60,9 +60,8 @@ def as_picture(image):
 
 
 def draw_confusion(confusion, class_names, path):
-    plt = pyplot()
     rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(8.4, 7.2))
+    fig, ax = subplots(figsize=(8.4, 7.2))
     shown = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, class_names, rotation=45, ha="right")
@@ -78,10 +77,9 @@ def draw_confusion(confusion, class_names, path):
 
 
 def draw_per_class(confusion, class_names, path):
-    plt = pyplot()
     accuracies = per_class_accuracy(confusion)
     overall = np.trace(confusion) / confusion.sum()
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = subplots(figsize=(8, 4.2))
     bars = ax.bar(class_names, accuracies, color="tab:blue")
     ax.bar_label(bars, labels=[f"{a:.2f}" for a in accuracies], fontsize=8)
     ax.axhline(overall, color="tab:red", ls="--", label=f"all classes {overall:.3f}")
@@ -94,8 +92,8 @@ def draw_per_class(confusion, class_names, path):
 def image_grid(count, columns, cell_size):
     """A figure of at least one row of `columns` empty, axis-less cells for count images."""
     rows = max(1, math.ceil(count / columns))
-    fig, axes = pyplot().subplots(rows, columns, squeeze=False,
-                                  figsize=(cell_size[0] * columns, cell_size[1] * rows + 0.5))
+    fig, axes = subplots(rows, columns, squeeze=False,
+                         figsize=(cell_size[0] * columns, cell_size[1] * rows + 0.5))
     for ax in axes.flat:
         ax.axis("off")
     return fig, axes
