@@ -60,7 +60,7 @@ def only_run(results_dir):
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     offered = "; ".join(f"{device}: {', '.join(names)}" for device, names in BENCHMARKS.items())
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run, of the device's ({offered}; default: all)")

@@ -89,7 +89,7 @@ def main(args):
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=positive_int, default=20)
     return parser.parse_args()
 

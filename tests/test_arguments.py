@@ -104,6 +104,11 @@ def test_a_presets_options_that_the_options_given_make_do_nothing_are_left_out(f
         assert (config.optimizer, config.lr, config.epochs) == ("adamw", 0.004, 29)
     with pytest.raises(ValueError, match="--dropout 0.1 does nothing with no hidden layer"):
         TrainingRun(framework, dict(preset="fast", hidden_dims=[], dropout=0.1))
+    # ZCA's own options, the projection onto its components among them, go with it
+    channel = TrainingRun(framework, dict(preset="fast", normalize="channel")).config
+    assert (channel.projection, channel.zca_epsilon) == (0, Config().zca_epsilon)
+    with pytest.raises(ValueError, match="--projection 512 projects onto the principal"):
+        TrainingRun(framework, dict(preset="fast", normalize="channel", projection=512))
     assert not (tmp_path / "r").exists()
 
 

@@ -306,6 +306,8 @@ def idle_options(config):
          f"--optimizer {config.optimizer}, which takes none (only sgd does)"),
         (config.zca_epsilon != DEFAULTS["zca_epsilon"] and config.normalize != "zca",
          "zca_epsilon", f"--normalize {config.normalize}: only --normalize zca uses it"),
+        (config.projection and config.normalize != "zca", "projection",
+         f"--normalize {config.normalize}: it projects onto ZCA's principal components"),
         (config.dropout and not config.hidden_dims, "dropout",
          'no hidden layer (--dnn_hidden_units ""): it drops hidden units'),
         (config.use_batch_norm and not config.hidden_dims, "use_batch_norm",
