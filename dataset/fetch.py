@@ -40,11 +40,25 @@ def _check_data_dir(data_dir):
     """The mistakes of --data_dir that deserve their own message."""
     if os.path.exists(data_dir) and not os.path.isdir(data_dir):
         raise DataError(f"--data_dir {data_dir} is a file, not a folder")
+    for folder in (data_dir, os.path.join(data_dir, FOLDER_NAME)):
+        _check_readable(folder)
     inner = os.path.basename(os.path.normpath(data_dir)) == FOLDER_NAME
     if inner or os.path.isfile(os.path.join(data_dir, TRAIN_FILES[0])):
         parent = os.path.dirname(os.path.abspath(data_dir))
         raise DataError(f"--data_dir {data_dir} is the {FOLDER_NAME}/ folder itself: point "
                         f"--data_dir at its parent, {parent}")
+
+
+def _check_readable(folder):
+    """An unreadable folder is named as such: its files would look missing, and the advice to
+    download them again would not help."""
+    try:
+        os.listdir(folder)
+    except PermissionError:
+        raise DataError(f"{folder} cannot be read by this user (permission denied): give it "
+                        f"read access to the folder, or point --data_dir at a copy") from None
+    except OSError:  # missing, or not a folder: the checks that follow say which
+        pass
 
 
 def ensure_dataset(data_dir, url=CIFAR10_URL, md5=CIFAR10_MD5, size=CIFAR10_SIZE):

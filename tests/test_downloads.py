@@ -234,3 +234,23 @@ def test_a_stream_that_names_no_length_is_cut_off_at_the_size(tmp_path, monkeypa
         download("https://example.invalid/cifar.tar.gz", data / TARBALL_NAME, "0" * 32,
                  size=3_000_000)
     assert os.listdir(data) == []
+
+
+@pytest.mark.parametrize("unreadable", ["data folder", "batch folder"])
+def test_an_unreadable_data_folder_is_named_as_such_not_as_missing_data(unreadable, cifar_dir,
+                                                                        monkeypatch):
+    """A folder this user may not list (mode 000, say) hides the batch files: the refusal names
+    the permission, not a download."""
+    root = cifar_dir[0]
+    target = str(root if unreadable == "data folder" else root / FOLDER_NAME)
+    listdir = os.listdir
+
+    def denied(path):
+        if os.path.abspath(path) == os.path.abspath(target):
+            raise PermissionError(13, "Permission denied", path)
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", denied)
+    with pytest.raises(DataError, match=f"^{target} cannot be read by this user") as refused:
+        get_cifar10(str(root), validation_size=30, url="")
+    assert "download" not in str(refused.value)
