@@ -76,6 +76,8 @@ def read_weights(path):
                               and re.fullmatch(MODEL_ENTRY, name)
                               for name, value in entries.items()):
         raise not_a_saved_model(path, "it holds entries other than the model's float arrays")
+    if not all(np.isfinite(value).all() for value in entries.values()):
+        raise not_a_saved_model(path, "it holds weights that are not finite numbers")
     if architecture is not None:
         try:
             architecture = json.loads(str(architecture[()]))

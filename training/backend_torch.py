@@ -112,7 +112,19 @@ def read_weights(path, device):
             raise not_a_saved_model(path, "no state_dict of tensors")
     if not saved:
         raise not_a_saved_model(path, "an empty state_dict")
+    if not all(is_weights(name, value) for name, value in saved.items()):
+        raise not_a_saved_model(path, "it holds tensors other than dense, finite float weights")
     return saved, architecture, {name: value.cpu().numpy() for name, value in arrays.items()}
+
+
+def is_weights(name, tensor):
+    """Whether a state_dict entry can be a model's: a dense tensor of finite floats, or the
+    count BatchNorm keeps of its batches."""
+    if tensor.layout != torch.strided or tensor.is_meta:
+        return False
+    if name.endswith("num_batches_tracked"):
+        return not tensor.is_floating_point()
+    return tensor.is_floating_point() and bool(torch.isfinite(tensor).all())
 
 
 def evaluate_saved(path, given_flags, device, figures_dir=None, **flags):
