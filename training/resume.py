@@ -10,9 +10,6 @@ from training.options import BY_NAME, WHERE, contradictions
 from training.saved_model import with_parts
 from training.run_folder import read_metrics
 
-CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
-
-
 def resumed_flags(run_dir, flags, given_flags):
     """The flags to continue run_dir with: its own, each checked as its flag is, except those the
     user gave; its results folder the one it lies in. A data folder it recorded that is gone is

@@ -31,7 +31,6 @@ from training.options import (
 )
 from training.preprocessing import AUGMENTATIONS, Mixup, Preprocessing
 from training.resume import (
-    CHECKPOINTS,
     RESTORED_LOGS,
     check_named_by,
     check_progress,
@@ -41,7 +40,7 @@ from training.resume import (
     set_generator_states,
 )
 from training.run_folder import RunRecorder, hold
-from training.saved_model import PARTS, parameter_count
+from training.saved_model import CHECKPOINTS, PARTS, parameter_count
 from training.schedules import lr_factor
 
 

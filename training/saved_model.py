@@ -9,6 +9,9 @@ from safety.errors import UserError
 from training.options import ARCHITECTURE, BY_NAME, DEFAULTS, RECORDED, contradictions
 
 
+# what each trainer writes after every epoch for --resume, beside the model it keeps
+CHECKPOINTS = {"numpy": "checkpoint.npz", "pytorch": "checkpoint.pt"}
+
 # the architecture options whose default, 0, means the model has no such part: a record that
 # lacks one (a run or model of a version of this project without that option) lacks that part
 PARTS = ("projection", "bottleneck", "blocks", "block_width")
@@ -79,10 +82,14 @@ def saved_by(path):
 
 
 def refuse_the_other_trainers_model(path, framework):
-    """Refuse what is not a file (a device such as /dev/zero is endless, a FIFO blocks) and a
-    model of the other trainer, each by name."""
+    """Refuse what is not a file (a device such as /dev/zero is endless, a FIFO blocks), a run's
+    checkpoint and a model of the other trainer, each by name."""
     if os.path.exists(path) and not os.path.isfile(path):
         raise not_a_saved_model(path, "it is not a regular file")
+    if os.path.basename(path) in CHECKPOINTS.values():
+        raise not_a_saved_model(path, f"it is a run's checkpoint, which --resume "
+                                      f"{os.path.dirname(path) or '.'} goes on from; --evaluate "
+                                      f"the model saved beside it")
     other = saved_by(path)
     if other not in (None, framework):
         name = {"numpy": "NumPy", "pytorch": "PyTorch"}[other]
