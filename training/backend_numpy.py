@@ -68,7 +68,8 @@ def read_weights(path):
         with np.load(path) as saved:  # allow_pickle stays False: a pickle is refused unread
             entries = {name: saved[name] for name in saved.files}
     except (ValueError, EOFError, KeyError, zipfile.BadZipFile, UnicodeError) as error:
-        raise not_a_saved_model(path, type(error).__name__) from None
+        raise not_a_saved_model(path, f"it is no whole .npz archive of arrays "
+                                      f"({type(error).__name__})") from None
     except AttributeError:  # a plain .npy: an array, not a mapping of them
         raise not_a_saved_model(path, "a single array") from None
     architecture = entries.pop("architecture", None)
