@@ -122,6 +122,22 @@ def test_a_record_this_version_does_not_know_is_refused_by_name(framework, chang
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
+def test_a_record_edited_to_another_architecture_is_named_as_an_edit_not_a_missing_flag(
+        framework, saved_models, tmp_path):
+    """The record builds the model, and no flag may contradict it: a record that does not fit
+    the weights beside it is named as edited, not answered with flags to pass."""
+    data, paths = saved_models
+    edited = edited_copy(framework, paths[framework], tmp_path / TRAINERS[framework][1],
+                         {"hidden_dims": [8]})
+    code, _, stderr = run_script(f"train_mlp_{framework}.py", "--evaluate", edited, "--data_dir",
+                                 data, "--data_url", "")
+    assert code == 1
+    assert_one_clear_line(stderr, "but the model its record describes has",
+                          "the file was edited, or another program wrote it")
+    assert "pass the architecture flags" not in stderr
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
 def test_a_whitening_of_the_wrong_shape_is_refused_by_name(framework, saved_models, tmp_path):
     data, paths = saved_models
     trainer, name = TRAINERS[framework]

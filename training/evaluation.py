@@ -72,7 +72,7 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     if saved_record is not None:  # without one, the flags' model is checked by its shapes
         check_holds_its_parameters(path, state, record)
     model = build_model(record, saved_components(path, state, record))
-    load_weights(model, state, path)
+    load_weights(model, state, path, recorded=saved_record is not None)
     try:
         preprocessing = Preprocessing.load(record["normalize"], arrays)
     except ValueError as error:

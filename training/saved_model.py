@@ -128,11 +128,15 @@ def check_holds_its_parameters(path, state, record):
                         f"{held:,} numbers: the file was edited, or another program wrote it")
 
 
-def load_weights(model, state, path):
+def load_weights(model, state, path, recorded):
     """Load a state (NumPy arrays or tensors) into model; one of another architecture is
-    refused with both sets of shapes named."""
+    refused with both sets of shapes named. recorded: whether the file's own record built the
+    model, which no flag can change, or the flags did."""
     saved, expected = ({name: tuple(value.shape) for name, value in tensors.items()}
                        for tensors in (state, model.state_dict()))
+    if saved != expected and recorded:
+        raise UserError(f"{path} holds {saved}, but the model its record describes has "
+                        f"{expected}: the file was edited, or another program wrote it")
     if saved != expected:
         raise UserError(f"{path} holds {saved}, but the model these flags build has "
                         f"{expected}: pass the architecture flags it was "
