@@ -4,7 +4,6 @@ import sys
 from safety.console import say
 from safety.errors import EXIT_CODES, UserError
 from safety.signals import handle_stop_signals
-from training.resume import resumed_flags
 from training.run_folder import ENDINGS, close_progress_bars
 
 
@@ -36,8 +35,9 @@ def train_or_evaluate(args, train, evaluate_saved):
                                         ("evaluate", "resume", "figures_dir"))
     given_flags, preset, from_preset = (args.pop(name) for name in
                                         ("given_flags", "preset", "from_preset"))
-    if resume is not None:
-        run_cli(lambda: train(**resumed_flags(resume, args, given_flags), resume=resume),
+    if resume is not None:  # the run's own flags fill in the rest (TrainingRun)
+        run_cli(lambda: train(**{name: args[name] for name in given_flags if name in args},
+                              resume=resume),
                 "before the resumed run finished an epoch; its checkpoint is as it was")
     elif saved_model is not None:
         run_cli(evaluate_saved, "before the evaluation finished; figures already drawn are "

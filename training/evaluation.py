@@ -69,10 +69,11 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
         check_writable(figures_dir, "--figures_dir")
     state, saved_record, arrays = read_weights(path)
     record = resolve_record(path, saved_record, config.record(), given_flags)
-    if saved_record is not None:  # without one, the flags' model is checked by its shapes
+    recorded = saved_record is not None  # without a record, the flags describe the model
+    if recorded:  # the flags' model is checked by its shapes alone
         check_holds_its_parameters(path, state, record)
     model = build_model(record, saved_components(path, state, record))
-    load_weights(model, state, path, recorded=saved_record is not None)
+    load_weights(model, state, path, recorded)
     try:
         preprocessing = Preprocessing.load(record["normalize"], arrays)
     except ValueError as error:

@@ -325,7 +325,9 @@ def idle_options(config):
 
 def check_in_effect(config):
     """Refuse an option that the others make do nothing: the run's folder would name it."""
-    for name, why in idle_options(config)[:1]:
+    idle = idle_options(config)
+    if idle:
+        name, why = idle[0]
         value = getattr(config, name)
         flag = (f"--{name}" if value is True else
                 f"--{name} {value if isinstance(value, str) else format(value, 'g')}")
