@@ -8,8 +8,10 @@ from typing import Callable, Optional, Tuple
 from experiments import figures, measures
 from experiments.runs import (
     DEFORM_SEARCH,
+    DROPOUT_SEARCH,
     EPOCHS_SEARCH,
     FAST_DEFORM_SEARCH,
+    FAST_DROPOUT_SEARCH,
     FAST_RESIDUAL_SEARCH,
     FAST_SEARCH,
     FAST_VIEWS_SEARCH,
@@ -114,7 +116,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run(LADDER_RECIPE_KEY, LADDER_RECIPE_NAME, **LADDER_RECIPE)],
-        presets.section_budget_reference, timed=True, shown_after="search-residual-fast"),
+        presets.section_budget_reference, timed=True, shown_after="search-dropout-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -160,6 +162,14 @@ SETS = declare(
     ExperimentSet(
         "search-residual-fast", "The ninth stage for --preset fast", FAST_RESIDUAL_SEARCH,
         search.section_search_residual, figures.every_row_figure, greedy=True,
+        budget_preset="fast"),
+    ExperimentSet(
+        "search-dropout", "The search's tenth stage: no dropout, then the rest of the budget, for "
+        "--preset best", DROPOUT_SEARCH, search.section_search_dropout, figures.every_row_figure,
+        greedy=True, budget_preset="best"),
+    ExperimentSet(
+        "search-dropout-fast", "The tenth stage for --preset fast", FAST_DROPOUT_SEARCH,
+        search.section_search_dropout, figures.every_row_figure, greedy=True,
         budget_preset="fast"),
     ExperimentSet(
         "presets", "The presets against their budgets ("

@@ -139,7 +139,8 @@ def test_each_preset_trains_what_its_search_stage_kept(preset, stage):
     ("search-projection", "SEARCH_PROJECTION_KEPT"), ("search-fast", "SEARCH_FAST_KEPT"),
     ("search-epochs", "SEARCH_EPOCHS_KEPT"), ("search-horizon", "SEARCH_HORIZON_KEPT"),
     ("search-views", "SEARCH_VIEWS_KEPT"), ("search-views-fast", "SEARCH_VIEWS_FAST_KEPT"),
-    ("search-deform", "SEARCH_DEFORM_KEPT"), ("search-deform-fast", "SEARCH_VIEWS_FAST_KEPT")])
+    ("search-deform", "SEARCH_DEFORM_KEPT"), ("search-deform-fast", "SEARCH_VIEWS_FAST_KEPT"),
+    ("search-residual", "SEARCH_DEFORM_KEPT"), ("search-residual-fast", "SEARCH_VIEWS_FAST_KEPT")])
 def test_each_stage_starts_from_what_the_stage_before_it_kept(stage, recipe):
     """A stage's recipe in experiments/runs.py is its last kept row of the committed search in
     every flag it sets (the stages with no budget leave the epochs to the next)."""
@@ -159,7 +160,7 @@ def test_the_ignore_rules_keep_exactly_the_declared_sets():
 def test_the_report_shows_each_set_once_in_its_order():
     assert sorted(report.SECTIONS) == sorted(SETS)
     assert list(report.SECTIONS).index("budget-reference") == \
-        list(report.SECTIONS).index("search-residual-fast") + 1
+        list(report.SECTIONS).index("search-dropout-fast") + 1
 
 
 def test_a_key_names_one_run_or_the_seeds_of_one_setting():

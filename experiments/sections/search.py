@@ -1,5 +1,5 @@
 """How the recipes were found: the ladder that builds the 61 % recipe by hand, that recipe in both
-trainers, and the nine stages of the greedy search, each row's verdict as the search stored it."""
+trainers, and the ten stages of the greedy search, each row's verdict as the search stored it."""
 import numpy as np
 
 from dataset.cifar10 import PIXEL_VALUES
@@ -347,4 +347,26 @@ The same rule: {GREEDY_RULE} {BUDGET_RULE}
 ![Validation accuracy against minutes]({name}/{name}.png)
 
 Kept: {kept_labels(entries)}. The best row with a block changed validation accuracy by
-{gain:+.2f} points. {budget_line(entries, preset)} `--preset {preset}` trains the kept recipe."""
+{gain:+.2f} points. {budget_line(entries, preset)} The tenth stage goes on from the kept
+recipe."""
+
+
+def section_search_dropout(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    start, dropped = (entries[i]["metrics"] for i in (0, 1))
+    gain = 100 * (validation_accuracy(dropped) - validation_accuracy(start))
+    step = np.mean(dropped["epoch_seconds"]) / np.mean(start["epoch_seconds"])
+    return f"""The recipe the stages before this one kept for `--preset {preset}`, without
+dropout: its training images are moved and mirrored (for `--preset best` also turned and
+zoomed) anew at every epoch, and the preset's runs score about as well on them, dropout on, as on
+the validation images: a model held back by its capacity more than by overfitting. The last row
+spends what is left of the budget on epochs. The same rule:
+{GREEDY_RULE} {BUDGET_RULE}
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes]({name}/{name}.png)
+
+Kept: {kept_labels(entries)}. No dropout changed validation accuracy by {gain:+.2f} points, each
+epoch taking {step:.2f} times as long. {budget_line(entries, preset)} `--preset {preset}` trains
+the kept recipe."""
