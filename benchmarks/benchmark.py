@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+if __package__ in (None, ""):  # run as a file: the repository's packages sit one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from safety.checks import positive_int
 from safety.files import write_json
 from training.cli import run_cli

@@ -12,9 +12,13 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import torch
+
+if __package__ in (None, ""):  # run as a file: the repository's packages sit one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dataset.cifar10 import PIXEL_VALUES
 from mlp_pytorch import MLP

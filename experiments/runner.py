@@ -340,6 +340,8 @@ def main(what, data_dir, data_note_text, list_commands=False, results=None,
     or collect the finished job arrays; then write the report. results: a store.Results (by
     default the repository's results/)."""
     results = results or Results()
+    if os.path.exists(results.folder) and not os.path.isdir(results.folder):
+        raise UserError(f"--results_dir {results.folder} is a file: give a folder")
     if list_commands:
         if what not in experiment_sets:
             raise UserError("--list needs a set's name")

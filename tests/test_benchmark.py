@@ -11,7 +11,7 @@ import time
 
 import pytest
 import synthetic_cifar
-from helpers import copy_of_the_repository
+from helpers import REPO, copy_of_the_repository
 
 from benchmarks import benchmark
 
@@ -44,6 +44,17 @@ def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
     assert process.returncode == 130 and "Traceback" not in stderr
     assert stderr.strip().splitlines() == ["interrupted before the benchmarks finished; "
                                            "results/benchmark.json is as it was"]
+
+
+@pytest.mark.parametrize("script", ["benchmark.py", "step_cost.py"])
+def test_each_benchmark_runs_as_a_file_too(script, tmp_path):
+    """python benchmarks/benchmark.py, as a file and from another folder, finds the repository's
+    packages as `python -m benchmarks.benchmark` does."""
+    result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", script), "--help"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {script}")
 
 
 def test_the_commands_it_prints_paste_back_as_they_ran(tmp_path):

@@ -93,6 +93,16 @@ def test_a_set_held_by_another_process_is_one_line_and_exit_1(tmp_path):
                           "numpy-vs-torch`")
 
 
+@pytest.mark.parametrize("list_commands", [True, False])
+def test_a_results_dir_that_is_a_file_is_refused_before_anything_is_listed_or_run(
+        list_commands, tmp_path, capsys):
+    (tmp_path / "results").write_text("a file")
+    with pytest.raises(UserError, match="results is a file: give a folder"):
+        runner.main("bn", str(tmp_path / "data"), "", list_commands=list_commands,
+                    results=Results(tmp_path / "results"))
+    assert capsys.readouterr().out == ""
+
+
 # --- the report collects a job array ---
 def test_an_array_is_collected_once_every_task_has_finished_its_run(small_set, cifar_dir,
                                                                     capsys):

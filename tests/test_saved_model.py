@@ -273,6 +273,19 @@ def test_evaluate_needs_no_architecture_flags(framework, trained):
                           "--bottleneck 0 (the model: --bottleneck 12)")
 
 
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_evaluate_refuses_the_flags_it_would_not_read(framework, trained, tmp_path):
+    """--evaluate trains nothing: --epochs or --results_dir with it are named, not ignored."""
+    data, folders = trained
+    script, weights = SCRIPTS[framework]
+    code, _, stderr = run_script(script, "--evaluate", folders[framework] / weights,
+                                 "--epochs", 5, "--results_dir", tmp_path / "elsewhere",
+                                 "--data_dir", data, "--data_url", "")
+    assert code == 1
+    assert_one_clear_line(stderr, "--epochs, --results_dir would do nothing")
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_pytorch_weights_stay_readable_with_weights_only(trained):
     _, folders = trained
     saved = torch.load(folders["pytorch"] / "model.pt", weights_only=True)
