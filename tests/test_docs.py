@@ -15,6 +15,9 @@ import re
 import pytest
 
 from experiments import budget, readme_table
+from experiments.runner import array_commands
+from experiments.sections.words import number_word
+from experiments.sets import SETS
 from experiments.store import Results
 from helpers import REPO
 from safety.errors import UserError
@@ -290,3 +293,25 @@ def test_the_presets_minutes_experiments_md_states_are_the_saved_ones():
     assert (f"`--preset best` took {minutes:.2f} minutes, {100 * spare:.1f} % less than its "
             f"budget there") in text
     assert f"in {ratio:.2f} times its time" in text
+
+
+@pytest.mark.parametrize("page", ["docs/experiments.md", "docs/cluster.md",
+                                  "slurm/experiments.job"])
+def test_each_page_that_lists_the_greedy_searches_names_exactly_the_declared_ones(page):
+    """A stage added to experiments/sets.py, or one removed, fails here until each list of the
+    greedy searches says so."""
+    with open(os.path.join(REPO, page)) as f:
+        named = set(re.findall(r"\bsearch(?:-[a-z]+)+", f.read()))
+    assert named == {name for name, one in SETS.items() if one.greedy and name != "search"}
+
+
+def test_the_count_of_sets_that_cannot_be_arrays_is_the_declared_one():
+    refused = 0
+    for one in SETS.values():
+        try:
+            array_commands(one, "data", Results())
+        except UserError:
+            refused += 1
+    with open(os.path.join(REPO, "docs", "cluster.md")) as f:
+        text = " ".join(f.read().split())
+    assert f"`--list` refuses these {number_word(refused)}, saying so" in text
