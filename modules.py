@@ -60,7 +60,9 @@ class LinearModule(Module):
         # params are read at call time: finite-difference checks perturb them in place
         weight, bias = (self.params[key].astype(x.dtype, copy=False) for key in ("weight", "bias"))
         self.cache = x
-        return x @ weight.T + bias
+        y = x @ weight.T
+        y += bias  # in place, as in GELUModule.backward
+        return y
 
     def backward(self, dout):
         """dout = dL/dY: (S, N) -> dL/dX: (S, M), or None without input_grad; fills grads with
@@ -155,14 +157,38 @@ class GELUModule(Module):
     C, K = float(np.sqrt(2 / np.pi)), 0.044715  # Python floats: float32 stays float32
 
     def forward(self, x):
-        # x * x, not x ** 3: pow() per element cost 8.4 ms against 2.3 ms on (256, 2048) float32
-        t = np.tanh((x * x * self.K + 1) * x * self.C)
+        # x * x, not x ** 3: pow() per element cost 8.4 ms against 2.3 ms on (256, 2048) float32;
+        # u and y built in place, as in backward
+        t = x * x
+        t *= self.K
+        t += 1
+        t *= x
+        t *= self.C
+        np.tanh(t, out=t)
         self.cache = x, t
-        return 0.5 * x * (1 + t)
+        y = t + 1
+        y *= x
+        y *= 0.5
+        return y
 
     def backward(self, dout):
         x, t = self.cache
-        return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * self.C * (1 + 3 * self.K * x * x))
+        # the closed form built in place, term by term, as BatchNorm's and Linear's outputs are:
+        # --preset best's hidden layers' forward and backward took 27.4 ms against 29.5 with a new
+        # array for each operation (fastest of 40, interleaved)
+        slope = t * t
+        np.subtract(1, slope, out=slope)  # 1 - t²
+        slope *= x
+        slope *= 0.5 * self.C
+        cubic = x * (3 * self.K)
+        cubic *= x
+        cubic += 1  # 1 + 3k x²
+        slope *= cubic
+        grad = t + 1
+        grad *= 0.5
+        grad += slope
+        grad *= dout
+        return grad
 
 
 class BatchNormModule(Module):
@@ -200,16 +226,22 @@ class BatchNormModule(Module):
         m = self.momentum
         self.running_mean = (1 - m) * self.running_mean + m * mean
         self.running_var = (1 - m) * self.running_var + m * var * (len(x) / (len(x) - 1))
-        return x_hat * gamma + beta
+        y = x_hat * gamma
+        y += beta  # in place, as in GELUModule.backward
+        return y
 
     def backward(self, dout):
         x_hat, inv_std = self.cache
-        self.grads["gamma"] = np.sum(dout * x_hat, axis=0, keepdims=True)
+        # one scratch array for the (S, N) products, in place, as in GELUModule.backward
+        scratch = dout * x_hat
+        self.grads["gamma"] = np.sum(scratch, axis=0, keepdims=True)
         self.grads["beta"] = dout.sum(axis=0, keepdims=True)
         gamma = self.params["gamma"].astype(dout.dtype, copy=False)
         batch = len(dout)
-        return (gamma * inv_std) * (dout - self.grads["beta"] / batch
-                                    - x_hat * (self.grads["gamma"] / batch))
+        dx = dout - self.grads["beta"] / batch
+        dx -= np.multiply(x_hat, self.grads["gamma"] / batch, out=scratch)
+        dx *= gamma * inv_std
+        return dx
 
     def buffers(self):
         """The running statistics, saved with the parameters."""
