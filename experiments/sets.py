@@ -12,6 +12,7 @@ from experiments.runs import (
     EPOCHS_SEARCH,
     FAST_DEFORM_SEARCH,
     FAST_DROPOUT_SEARCH,
+    FAST_REST_SEARCH,
     FAST_RESIDUAL_SEARCH,
     FAST_SEARCH,
     FAST_VIEWS_SEARCH,
@@ -116,7 +117,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run(LADDER_RECIPE_KEY, LADDER_RECIPE_NAME, **LADDER_RECIPE)],
-        presets.section_budget_reference, timed=True, shown_after="search-dropout-fast"),
+        presets.section_budget_reference, timed=True, shown_after="search-rest-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -171,6 +172,10 @@ SETS = declare(
         "search-dropout-fast", "The tenth stage for --preset fast", FAST_DROPOUT_SEARCH,
         search.section_search_dropout, figures.every_row_figure, greedy=True,
         budget_preset="fast"),
+    ExperimentSet(
+        "search-rest-fast", "The search's eleventh stage, for --preset fast: the rest of its "
+        "budget", FAST_REST_SEARCH, search.section_search_rest, figures.every_row_figure,
+        greedy=True, budget_preset="fast"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

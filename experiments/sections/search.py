@@ -368,5 +368,30 @@ spends what is left of the budget on epochs. The same rule:
 ![Validation accuracy against minutes]({name}/{name}.png)
 
 Kept: {kept_labels(entries)}. No dropout changed validation accuracy by {gain:+.2f} points, each
-epoch taking {step:.2f} times as long. {budget_line(entries, preset)} `--preset {preset}` trains
-the kept recipe."""
+epoch taking {step:.2f} times as long. {budget_line(entries, preset)} {next_step(experiment_set)}"""
+
+
+def next_step(experiment_set):
+    """What follows a stage: the next stage where one goes on from it, else the preset."""
+    from experiments.sets import SETS  # here, not above: sets.py imports this module
+    following = [one for one in SETS.values() if one.greedy and one.budget_preset
+                 == experiment_set.budget_preset]
+    index = following.index(experiment_set)
+    if index + 1 < len(following):
+        return "The next stage goes on from the kept recipe."
+    return f"`--preset {experiment_set.budget_preset}` trains the kept recipe."
+
+
+def section_search_rest(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    spare = 1 - entries[0]["metrics"]["wall_time_s"] / 60 / entries[0]["budget_minutes"]
+    return f"""The recipe the stages before this one kept for `--preset {preset}` left
+{100 * spare:.0f} % of its budget unused here, its epochs without dropout being cheaper than the
+tenth stage reckoned; this stage spends it on epochs, by the same rule: {GREEDY_RULE}
+{BUDGET_RULE}
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes]({name}/{name}.png)
+
+Kept: {kept_labels(entries)}. {budget_line(entries, preset)} {next_step(experiment_set)}"""
