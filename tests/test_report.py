@@ -193,9 +193,11 @@ def test_the_presets_are_held_to_their_own_budgets_and_numpy_compared_by_key(tmp
     assert rows["| run A"].endswith("| 19.00 min | 20.00 min |")
     assert rows["| run B"].endswith("| 4.00 min | 5.00 min |")
     text = section_words(results, "presets")
-    assert "`run B` **does not reach** its 68 % target within its budget (20.0 % to spare)" \
+    best, fast = (f"{100 * presets.PRESET_TARGETS[key]:.0f} %" for key in ("best", "fast"))
+    assert f"`run B` **does not reach** its {fast} target within its budget (20.0 % to spare)" \
         in text
-    assert "`run A` reaches its 75 % target within its budget (5.0 % to spare)" in text
+    assert f"`run A` **does not reach** its {best} target within its budget (5.0 % to spare)" \
+        in text
     assert "70.00 % against PyTorch's 76.00 % (-6.00 points; target: within 0.3) in 1.50x " \
         "PyTorch's time" in text
     assert "Here, with no teacher, on a test machine: `python " \
@@ -236,15 +238,17 @@ def test_a_greedy_figures_legend_shows_labels_without_markdown(tmp_path, monkeyp
 
 
 # --- each comparison a sentence makes, at the edge where its words stop being true ---
-@pytest.mark.parametrize("accuracy, seconds, words", [
-    (0.75, 600.0, "reaches its 75 % target within its budget (0.0 % to spare)"),
-    (0.7499, 600.0, "**does not reach** its 75 % target within"),
-    (0.7501, 601.2, "reaches its 75 % target **outside** its budget (0.2 % over)"),
+@pytest.mark.parametrize("above, seconds, words", [
+    (0.0, 600.0, "reaches its {} % target within its budget (0.0 % to spare)"),
+    (-1e-4, 600.0, "**does not reach** its {} % target within"),
+    (1e-4, 601.2, "reaches its {} % target **outside** its budget (0.2 % over)"),
 ])
-def test_a_presets_verdict_at_its_target_and_its_budget(accuracy, seconds, words):
+def test_a_presets_verdict_at_its_target_and_its_budget(above, seconds, words):
     """On a machine of factor 1, best's budget is 10 minutes: 600 s is exactly within it."""
-    entry = dict(key="best", label="run A", metrics=metrics(accuracy, wall_time_s=seconds))
-    assert presets.preset_verdict(entry, 1.0).startswith(f"`run A` {words}")
+    target = presets.PRESET_TARGETS["best"]
+    entry = dict(key="best", label="run A", metrics=metrics(target + above, wall_time_s=seconds))
+    assert presets.preset_verdict(entry, 1.0).startswith(
+        f"`run A` {words.format(f'{100 * target:.0f}')}")
 
 
 def learned_runs(best_cat, course_trucks, best_trucks):

@@ -10,7 +10,9 @@ from experiments.sections.words import TRAINERS_AGREE_TO
 from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
 
-PRESET_TARGETS = {"best": 0.75, "fast": 0.68}  # test accuracy each preset is to reach
+# the test accuracy each preset is to reach: best the level of the best plain MLP in print
+# (Lin, Memisevic & Konda 2015; PUBLISHED_MLPS below), fast the same network in a quarter of the time
+PRESET_TARGETS = {"best": 0.78, "fast": 0.70}
 # what --preset best trained by the NumPy trainer is to keep to, against PyTorch's
 NUMPY_TARGET_POINTS, NUMPY_TARGET_RATIO = 0.3, 1.3
 # Published CIFAR-10 test accuracies of networks with no convolution: (who, accuracy, setting,
@@ -106,12 +108,12 @@ machine otherwise idle; budgets are scaled by the factor of the section above.
 {verdicts}. Wall time is the run
 in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
 starting Python and importing torch add about 2 s more. Each preset trains what the last search
-stage kept for it (`search-residual` and `search-residual-fast`).
+stage kept for it (`search-dropout` and `search-rest-fast`).
 
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
 ({gap} points; target: within {within}) in {ratio} PyTorch's time (target: at most {most}x). The two
-start from different random weights and draw different dropout masks and augmentations, so they
+start from different random weights and draw different deformations, so they
 agree in level, not number for number; the tests prove that with the same weights and masks they
 compute the same gradients and steps to {TRAINERS_AGREE_TO}.
 
