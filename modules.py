@@ -60,9 +60,7 @@ class LinearModule(Module):
         # params are read at call time: finite-difference checks perturb them in place
         weight, bias = (self.params[key].astype(x.dtype, copy=False) for key in ("weight", "bias"))
         self.cache = x
-        y = x @ weight.T
-        y += bias  # in place, as in GELUModule.backward
-        return y
+        return x @ weight.T + bias
 
     def backward(self, dout):
         """dout = dL/dY: (S, N) -> dL/dX: (S, M), or None without input_grad; fills grads with
@@ -157,35 +155,23 @@ class GELUModule(Module):
     C, K = float(np.sqrt(2 / np.pi)), 0.044715  # Python floats: float32 stays float32
 
     def forward(self, x):
-        # x * x, not x ** 3: pow() per element cost 8.4 ms against 2.3 ms on (256, 2048) float32;
-        # u and y built in place, as in backward
-        t = x * x
-        t *= self.K
-        t += 1
-        t *= x
-        t *= self.C
-        np.tanh(t, out=t)
+        # x * x, not x ** 3: pow() per element cost 8.4 ms against 2.3 ms on (256, 2048) float32
+        t = np.tanh((x * x * self.K + 1) * x * self.C)
         self.cache = x, t
-        y = t + 1
-        y *= x
-        y *= 0.5
-        return y
+        return 0.5 * x * (1 + t)
 
     def backward(self, dout):
         x, t = self.cache
-        # the closed form built in place, term by term, as BatchNorm's and Linear's outputs are:
-        # --preset best's hidden layers' forward and backward took 27.4 ms against 29.5 with a new
-        # array for each operation (fastest of 40, interleaved)
-        slope = t * t
-        np.subtract(1, slope, out=slope)  # 1 - t²
+        # the closed form term by term in place, as BatchNorm's backward: --preset best's hidden
+        # layers' forward and backward took 42.0 ms against 44.3 (fastest of 60, interleaved)
+        slope = 1 - t * t
         slope *= x
         slope *= 0.5 * self.C
         cubic = x * (3 * self.K)
         cubic *= x
-        cubic += 1  # 1 + 3k x²
+        cubic += 1
         slope *= cubic
-        grad = t + 1
-        grad *= 0.5
+        grad = 0.5 * (1 + t)
         grad += slope
         grad *= dout
         return grad
@@ -226,13 +212,11 @@ class BatchNormModule(Module):
         m = self.momentum
         self.running_mean = (1 - m) * self.running_mean + m * mean
         self.running_var = (1 - m) * self.running_var + m * var * (len(x) / (len(x) - 1))
-        y = x_hat * gamma
-        y += beta  # in place, as in GELUModule.backward
-        return y
+        return x_hat * gamma + beta
 
     def backward(self, dout):
         x_hat, inv_std = self.cache
-        # one scratch array for the (S, N) products, in place, as in GELUModule.backward
+        # one scratch array for the (S, N) products, in place: see GELUModule.backward
         scratch = dout * x_hat
         self.grads["gamma"] = np.sum(scratch, axis=0, keepdims=True)
         self.grads["beta"] = dout.sum(axis=0, keepdims=True)
@@ -359,9 +343,8 @@ class SoftMaxModule(Module):
     def forward(self, x):
         # softmax is shift-invariant; subtracting the row max keeps exp from overflowing
         exps = np.exp(x - x.max(axis=1, keepdims=True))
-        out = exps / exps.sum(axis=1, keepdims=True)
-        self.cache = out
-        return out
+        self.cache = exps / exps.sum(axis=1, keepdims=True)
+        return self.cache
 
     def backward(self, dout):
         out = self.cache
