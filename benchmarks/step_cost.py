@@ -28,7 +28,7 @@ from training.cli import run_cli
 from training.options import DEFAULTS, PRESETS
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
-RECIPE = PRESETS["best"]
+RECIPE = {**DEFAULTS, **PRESETS["best"]}  # the preset, and the defaults of what it leaves out
 
 
 def preset_network():
