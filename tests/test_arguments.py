@@ -64,7 +64,8 @@ def test_a_preset_is_a_keyword_and_the_keywords_given_override_it(tmp_path):
     assert {name: getattr(fast, name) for name in PRESETS["fast"]} == PRESETS["fast"]
     overridden = TrainingRun("pytorch", dict(preset="fast", hidden_dims=[8], epochs=None,
                                              lr=0.5, results_dir=str(tmp_path / "r"))).config
-    assert (overridden.hidden_dims, overridden.epochs, overridden.lr) == ([8], 29, 0.5)
+    assert (overridden.hidden_dims, overridden.epochs, overridden.lr) == \
+        ([8], PRESETS["fast"]["epochs"], 0.5)
     assert overridden.optimizer == "adamw"
     with pytest.raises(ValueError, match="preset must be one of best, fast, not 'quick'"):
         TrainingRun("numpy", dict(preset="quick"))
@@ -101,7 +102,8 @@ def test_a_presets_options_that_the_options_given_make_do_nothing_are_left_out(f
     for config in (from_python, typed[0]):
         assert (config.hidden_dims, config.dropout, config.use_batch_norm, config.activation) == (
             [], 0.0, False, Config().activation)
-        assert (config.optimizer, config.lr, config.epochs) == ("adamw", 0.004, 29)
+        assert (config.optimizer, config.lr, config.epochs) == \
+            ("adamw", 0.004, PRESETS["fast"]["epochs"])
     with pytest.raises(ValueError, match="--dropout 0.1 does nothing with no hidden layer"):
         TrainingRun(framework, dict(preset="fast", hidden_dims=[], dropout=0.1))
     # ZCA's own options, the projection onto its components among them, go with it

@@ -202,8 +202,7 @@ def test_saved_preprocessing_lets_evaluate_reproduce_the_accuracy(framework, cif
 def test_saved_model_of_another_architecture_names_both(framework, extra, cifar_dir, tmp_path,
                                                         capsys):
     (trainer, _), (script, _) = TRAINERS[framework], SCRIPTS[framework]
-    common = ["--batch_size", 16, "--validation_size", 30, "--data_dir", cifar_dir[0],
-              "--data_url", "", "--epochs", 1,
+    common = ["--validation_size", 30, "--data_dir", cifar_dir[0], "--data_url", "",
               *[f"--{name}" if value is True else f"--{name}={value}"
                 for name, value in extra.items()]]
     train(framework, cifar_dir[0], tmp_path / "r", **extra)
