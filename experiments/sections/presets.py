@@ -11,7 +11,8 @@ from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
 
 # the test accuracy each preset is to reach: best the level of the best plain MLP in print
-# (Lin, Memisevic & Konda 2015; PUBLISHED_MLPS below), fast the same network in a quarter of the time
+# (Lin, Memisevic & Konda 2015; PUBLISHED_MLPS below), fast the same network in a quarter of
+# the time
 PRESET_TARGETS = {"best": 0.78, "fast": 0.70}
 # what --preset best trained by the NumPy trainer is to keep to, against PyTorch's
 NUMPY_TARGET_POINTS, NUMPY_TARGET_RATIO = 0.3, 1.3
