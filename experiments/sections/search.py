@@ -259,9 +259,14 @@ Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, 
 {seconds}. {line} The sixth stage goes on from the kept recipe."""
 
 
+def unused_share(entry):
+    """The share of its stage's budget that a budgeted row left unused."""
+    return 1 - entry["metrics"]["wall_time_s"] / 60 / entry["budget_minutes"]
+
+
 def section_search_horizon(summary, experiment_set, results):
     entries, preset = summary["runs"], experiment_set.budget_preset
-    spare = 1 - entries[0]["metrics"]["wall_time_s"] / 60 / entries[0]["budget_minutes"]
+    spare = unused_share(entries[0])
     return f"""The fifth stage's recipe at its {HORIZON_SEARCH_EPOCHS} epochs left
 {100 * spare:.0f} % of the budget of `--preset {preset}` unused here; this stage spends it on
 epochs, by the same rule: {GREEDY_RULE} {BUDGET_RULE}
@@ -326,7 +331,7 @@ epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 ![Validation accuracy against minutes]({name}/{name}.png)
 
 Kept: {kept_labels(entries)}. The deformations changed validation accuracy by {gain:+.2f} points.
-{budget_line(entries, preset)} `--preset {preset}` trains the kept recipe."""
+{budget_line(entries, preset)} {next_step(experiment_set)}"""
 
 
 def section_search_residual(summary, experiment_set, results):
@@ -347,8 +352,7 @@ The same rule: {GREEDY_RULE} {BUDGET_RULE}
 ![Validation accuracy against minutes]({name}/{name}.png)
 
 Kept: {kept_labels(entries)}. The best row with a block changed validation accuracy by
-{gain:+.2f} points. {budget_line(entries, preset)} The tenth stage goes on from the kept
-recipe."""
+{gain:+.2f} points. {budget_line(entries, preset)} {next_step(experiment_set)}"""
 
 
 def section_search_dropout(summary, experiment_set, results):
@@ -374,17 +378,16 @@ epoch taking {step:.2f} times as long. {budget_line(entries, preset)} {next_step
 def next_step(experiment_set):
     """What follows a stage: the next stage where one goes on from it, else the preset."""
     from experiments.sets import SETS  # here, not above: sets.py imports this module
-    following = [one for one in SETS.values() if one.greedy and one.budget_preset
-                 == experiment_set.budget_preset]
-    index = following.index(experiment_set)
-    if index + 1 < len(following):
+    same_preset = [one for one in SETS.values()
+                   if one.greedy and one.budget_preset == experiment_set.budget_preset]
+    if same_preset[-1] is not experiment_set:
         return "The next stage goes on from the kept recipe."
     return f"`--preset {experiment_set.budget_preset}` trains the kept recipe."
 
 
 def section_search_rest(summary, experiment_set, results):
     entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
-    spare = 1 - entries[0]["metrics"]["wall_time_s"] / 60 / entries[0]["budget_minutes"]
+    spare = unused_share(entries[0])
     return f"""The recipe the stages before this one kept for `--preset {preset}` left
 {100 * spare:.0f} % of its budget unused here, its epochs without dropout being cheaper than the
 tenth stage reckoned; this stage spends it on epochs, by the same rule: {GREEDY_RULE}
