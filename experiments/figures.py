@@ -78,7 +78,11 @@ def accuracy_panel(ax, metrics, title):
     """Train and validation accuracy per epoch, and the kept epoch's test accuracy and, with
     more --tta views than its epochs had, validation accuracy."""
     epochs = np.arange(1, len(metrics["val_accuracy"]) + 1)
-    ax.plot(epochs, metrics["train_accuracy"], label="train (augmented, dropout)")
+    config = metrics["config"]
+    training = [*(["augmented"] if config["augment"] != "none" else []),
+                *(["dropout"] if config["dropout"] else [])]
+    ax.plot(epochs, metrics["train_accuracy"],
+            label=f"train ({', '.join(training)})" if training else "train")
     ax.plot(epochs, metrics["val_accuracy"], label="validation")
     ax.axhline(metrics["test_accuracy"], color="gray", ls="--",
                label=f"test (best epoch) {metrics['test_accuracy']:.3f}")
