@@ -12,6 +12,7 @@ from experiments.runs import (
     EPOCHS_SEARCH,
     FAST_DEFORM_SEARCH,
     FAST_DROPOUT_SEARCH,
+    FAST_REGULARIZATION_SEARCH,
     FAST_REST_SEARCH,
     FAST_RESIDUAL_SEARCH,
     FAST_SEARCH,
@@ -23,6 +24,7 @@ from experiments.runs import (
     LADDER_RECIPE_PERCENT,
     LONG_SEARCH,
     PROJECTION_SEARCH,
+    REGULARIZATION_SEARCH,
     RESIDUAL_SEARCH,
     SEARCH,
     VIEWS_SEARCH,
@@ -117,7 +119,7 @@ SETS = declare(
     ExperimentSet(
         "budget-reference", "The budget on this machine",
         [run(LADDER_RECIPE_KEY, LADDER_RECIPE_NAME, **LADDER_RECIPE)],
-        presets.section_budget_reference, timed=True, shown_after="search-rest-fast"),
+        presets.section_budget_reference, timed=True, shown_after="search-regularization-fast"),
     ExperimentSet(
         "search", "The best pure MLP, searched on validation accuracy", SEARCH,
         search.section_search, figures.greedy_figure, greedy=True),
@@ -176,6 +178,14 @@ SETS = declare(
         "search-rest-fast", "The search's eleventh stage, for --preset fast: the rest of its "
         "budget", FAST_REST_SEARCH, search.section_search_rest, figures.every_row_figure,
         greedy=True, budget_preset="fast"),
+    ExperimentSet(
+        "search-regularization", "The search's twelfth stage: less regularization, for "
+        "--preset best", REGULARIZATION_SEARCH, search.section_search_regularization,
+        figures.every_row_figure, greedy=True, budget_preset="best"),
+    ExperimentSet(
+        "search-regularization-fast", "The twelfth stage for --preset fast",
+        FAST_REGULARIZATION_SEARCH, search.section_search_regularization,
+        figures.every_row_figure, greedy=True, budget_preset="fast"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

@@ -398,3 +398,17 @@ tenth stage reckoned; this stage spends it on epochs, by the same rule: {GREEDY_
 ![Validation accuracy against minutes]({name}/{name}.png)
 
 Kept: {kept_labels(entries)}. {budget_line(entries, preset)} {next_step(experiment_set)}"""
+
+
+def section_search_regularization(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    return f"""The recipe the stages before this one kept for `--preset {preset}`, regularized
+less: without dropout its runs still score about as well on their augmented training images as on
+validation, so the label smoothing and the weight decay are tried lower, then a higher peak
+learning rate, each at the same epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{greedy_table(entries)}
+
+![Validation accuracy against minutes]({name}/{name}.png)
+
+Kept: {kept_labels(entries)}. {budget_line(entries, preset)} {next_step(experiment_set)}"""
