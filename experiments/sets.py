@@ -33,7 +33,7 @@ from experiments.runs import (
     run,
     seeded,
 )
-from experiments.sections import course, presets, questions, search
+from experiments.sections import course, presets, questions, recipe, search
 from training.options import DEFAULTS, PRESET_BUDGET_MINUTES, PRESETS
 
 
@@ -109,12 +109,12 @@ SETS = declare(
         measure=measures.measure_dead_neurons),
     ExperimentSet(
         "best", f"How the {LADDER_RECIPE_PERCENT} % recipe was built", ladder(),
-        search.section_best, figures.best_figure),
+        recipe.section_best, figures.best_figure),
     ExperimentSet(
         "best-numpy-vs-torch", f"The {LADDER_RECIPE_PERCENT} % recipe in NumPy and in PyTorch",
         [run("numpy", "NumPy (hand-written backprop)", trainer="numpy", **LADDER_RECIPE),
          run("pytorch", "PyTorch (autograd)", **LADDER_RECIPE)],
-        search.section_best_numpy_vs_torch, figures.best_numpy_vs_torch_figure),
+        recipe.section_best_numpy_vs_torch, figures.best_numpy_vs_torch_figure),
     # measured before the searches: the stages that build the presets keep within its budgets
     ExperimentSet(
         "budget-reference", "The budget on this machine",

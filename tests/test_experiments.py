@@ -15,6 +15,7 @@ from helpers import REPO, copy_of_the_repository, files_of, run_task
 from experiments import budget, figures, measures, report, runner
 from experiments import runs as search_runs
 from experiments.runs import LADDER_RECIPE_KEY, Run, run
+from experiments.sections.search import last_stage
 from experiments.sets import SETS, ExperimentSet
 from experiments.store import Results, by_key
 from safety.errors import DataError, UserError
@@ -125,12 +126,12 @@ def test_commands_repeat_the_runs():
     assert command_line(numpy_run.trainer, numpy_run.flags) == "python train_mlp_numpy.py"
 
 
-@pytest.mark.parametrize("preset, stage", [("best", "search-dropout"),
-                                           ("fast", "search-rest-fast")])
-def test_each_preset_trains_what_its_search_stage_kept(preset, stage):
-    """A preset is the last row its stage of the committed search kept: a preset edited by hand,
-    or a stage run again that kept something else, fails here until the two agree."""
-    last_kept = [entry for entry in Results().load(stage)["runs"] if entry["kept"]][-1]
+@pytest.mark.parametrize("preset", PRESETS)
+def test_each_preset_trains_what_its_last_search_stage_kept(preset):
+    """A preset is the last row its last stage of the committed search kept: a preset edited by
+    hand, or a stage run again that kept something else, fails here until the two agree."""
+    stages = Results().load(last_stage(preset))["runs"]
+    last_kept = [entry for entry in stages if entry["kept"]][-1]
     assert dict(DEFAULTS, **last_kept["flags"]) == dict(DEFAULTS, **PRESETS[preset])
 
 
@@ -141,7 +142,8 @@ def test_each_preset_trains_what_its_search_stage_kept(preset, stage):
     ("search-views", "SEARCH_VIEWS_KEPT"), ("search-views-fast", "SEARCH_VIEWS_FAST_KEPT"),
     ("search-deform", "SEARCH_DEFORM_KEPT"), ("search-deform-fast", "SEARCH_VIEWS_FAST_KEPT"),
     ("search-residual", "SEARCH_DEFORM_KEPT"), ("search-residual-fast", "SEARCH_VIEWS_FAST_KEPT"),
-    ("search-dropout-fast", "SEARCH_DROPOUT_FAST_KEPT")])
+    ("search-dropout", "SEARCH_DROPOUT_KEPT"), ("search-dropout-fast", "SEARCH_DROPOUT_FAST_KEPT"),
+    ("search-rest-fast", "SEARCH_REST_FAST_KEPT")])
 def test_each_stage_starts_from_what_the_stage_before_it_kept(stage, recipe):
     """A stage's recipe in experiments/runs.py is its last kept row of the committed search in
     every flag it sets (the stages with no budget leave the epochs to the next)."""
@@ -161,7 +163,7 @@ def test_the_ignore_rules_keep_exactly_the_declared_sets():
 def test_the_report_shows_each_set_once_in_its_order():
     assert sorted(report.SECTIONS) == sorted(SETS)
     assert list(report.SECTIONS).index("budget-reference") == \
-        list(report.SECTIONS).index("search-rest-fast") + 1
+        list(report.SECTIONS).index(last_stage("fast")) + 1
 
 
 def test_a_key_names_one_run_or_the_seeds_of_one_setting():

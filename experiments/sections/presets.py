@@ -6,6 +6,7 @@ import numpy as np
 
 from experiments import budget
 from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_NAME
+from experiments.sections.search import last_stage
 from experiments.sections.words import TRAINERS_AGREE_TO
 from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
@@ -109,7 +110,7 @@ machine otherwise idle; budgets are scaled by the factor of the section above.
 {verdicts}. Wall time is the run
 in-process: data, preprocessing, training with a validation pass per epoch, test, plots;
 starting Python and importing torch add about 2 s more. Each preset trains what the last search
-stage kept for it (`search-dropout` and `search-rest-fast`).
+stage kept for it ({' and '.join(f'`{last_stage(name)}`' for name in PRESET_BUDGET_MINUTES)}).
 
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %

@@ -1,5 +1,5 @@
-"""How the recipes were found: the ladder that builds the 61 % recipe by hand, that recipe in both
-trainers, and the eleven stages of the greedy search, each row's verdict as the search stored it."""
+"""How the presets' recipes were found: the twelve stages of the greedy search from the 61 %
+recipe, each row's verdict as the search stored it."""
 import numpy as np
 
 from dataset.cifar10 import PIXEL_VALUES
@@ -8,65 +8,14 @@ from experiments.runs import (
     EPOCHS_SEARCH_EPOCHS,
     FAST_SEARCH_EPOCHS,
     HORIZON_SEARCH_EPOCHS,
-    LADDER_RECIPE_KEY,
     LADDER_RECIPE_NAME,
     PROJECTION_SEARCH_EPOCHS,
     SEARCH_EPOCHS,
 )
-from experiments.sections.words import TRAINERS_AGREE_TO, number_word, path_of
+from experiments.sections.words import number_word, path_of
 from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
 from training.preprocessing import TTA_SHIFT
-
-def section_best(summary, experiment_set, results):
-    entries = summary["runs"]
-    final = by_key(summary)[LADDER_RECIPE_KEY]["metrics"]
-    epochs = f'{flags_of(by_key(summary)["crops"])["epochs"]} epochs'
-    rows = "\n".join(
-        f"| {i} | {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
-        f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |"
-        for i, e in enumerate(entries))
-    return f"""How {LADDER_RECIPE_NAME} is built by hand, on the machine named above; the greedy
-search below starts from it. Each row adds one change to the row before; the wall time is
-the whole run in-process (data, training with a validation pass per epoch, test).
-
-| # | change | test accuracy % | wall time | command |
-|---|---|---|---|---|
-{rows}
-
-![The ladder's last recipe](best/best.png)
-
-The final row reached {100 * final['test_accuracy']:.2f} % test accuracy in
-{final['wall_time_s'] / 60:.1f} minutes on {summary['machine']}. Random crops hurt at
-{epochs}: a pixel's meaning to an MLP is tied to its position, and crops move every pixel, so the
-network has to learn each shifted copy of a pattern on its own. The search's second stage below
-shows that they pay off once the runs are long enough. How far the recipes go on a GPU is
-unmeasured: these runs used no GPU."""
-
-
-def section_best_numpy_vs_torch(summary, experiment_set, results):
-    entries = summary["runs"]
-    numpy_run, torch_run = (by_key(summary)[key]["metrics"] for key in ("numpy", "pytorch"))
-    rows = "\n".join(
-        f"| {e['label']} | {100 * e['metrics']['test_accuracy']:.2f} | "
-        f"{100 * validation_accuracy(e['metrics']):.2f} | "
-        f"{e['metrics']['wall_time_s'] / 60:.1f} min | `{e['command']}` |" for e in entries)
-    gap = 100 * (numpy_run["test_accuracy"] - torch_run["test_accuracy"])
-    ratio = numpy_run["wall_time_s"] / torch_run["wall_time_s"]
-    return f"""{LADDER_RECIPE_NAME.capitalize()} (BatchNorm, dropout, AdamW, cosine schedule, label
-smoothing, flips) trained once by the NumPy trainer, whose every gradient and optimizer step is
-written by hand, and once by the PyTorch trainer, with autograd and torch.optim, on the same
-machine one after the other. The two start from different random weights and draw different
-dropout masks, so they agree in level, not number for number; the tests prove that with the
-same weights and masks they compute the same gradients and steps to {TRAINERS_AGREE_TO}.
-
-| trainer | test accuracy % | validation accuracy % | wall time | command |
-|---|---|---|---|---|
-{rows}
-
-![Best recipe in NumPy and PyTorch](best-numpy-vs-torch/best-numpy-vs-torch.png)
-
-NumPy ends {gap:+.2f} points from PyTorch and takes {ratio:.2f}x its time."""
 
 
 def kept_labels(entries):
@@ -375,12 +324,15 @@ Kept: {kept_labels(entries)}. No dropout changed validation accuracy by {gain:+.
 epoch taking {step:.2f} times as long. {budget_line(entries, preset)} {next_step(experiment_set)}"""
 
 
+def last_stage(preset):
+    """The name of the last greedy stage held to the preset's budget: what the preset trains."""
+    from experiments.sets import SETS  # here, not above: sets.py imports this module
+    return [one.name for one in SETS.values() if one.greedy and one.budget_preset == preset][-1]
+
+
 def next_step(experiment_set):
     """What follows a stage: the next stage where one goes on from it, else the preset."""
-    from experiments.sets import SETS  # here, not above: sets.py imports this module
-    same_preset = [one for one in SETS.values()
-                   if one.greedy and one.budget_preset == experiment_set.budget_preset]
-    if same_preset[-1] is not experiment_set:
+    if last_stage(experiment_set.budget_preset) != experiment_set.name:
         return "The next stage goes on from the kept recipe."
     return f"`--preset {experiment_set.budget_preset}` trains the kept recipe."
 
