@@ -10,7 +10,6 @@ plotting all count; the seconds of training alone (the epochs) and, on a GPU, it
 come from the run's metrics.json. Prints a Markdown table and writes results/benchmark.json
 (benchmark-cuda.json for --device cuda). Paths are the repository's own, wherever the command
 is run from."""
-import argparse
 import os
 import platform
 import shlex
@@ -25,6 +24,7 @@ if __package__ in (None, ""):  # run as a file: the repository's packages sit on
 
 from safety.checks import positive_int
 from safety.files import write_json
+from safety.console import OneLineParser
 from training.cli import run_cli
 from training.options import DEFAULTS
 from training.run_folder import read_metrics
@@ -63,7 +63,7 @@ def only_run(results_dir):
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     offered = "; ".join(f"{device}: {', '.join(names)}" for device, names in BENCHMARKS.items())
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run, of the device's ({offered}; default: all)")

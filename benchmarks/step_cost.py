@@ -8,7 +8,6 @@ iteration that orthogonalizes their momentum) with AdamW on the rest, each the m
 
 Prints a Markdown table and writes results/step-cost.json. Nothing is trained: random inputs and
 labels of the preset's shapes are enough to time the work."""
-import argparse
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from dataset.cifar10 import PIXEL_VALUES
 from mlp_pytorch import MLP
 from safety.checks import positive_int
 from safety.files import write_json
+from safety.console import OneLineParser
 from training.cli import run_cli
 from training.options import DEFAULTS, PRESETS
 
@@ -93,7 +93,7 @@ def main(args):
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=positive_int, default=20)
     return parser.parse_args()
 

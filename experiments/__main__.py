@@ -4,15 +4,15 @@
     python -m experiments all             # every set, then the report
     python -m experiments report          # redraw figures, rewrite results/README.md; no training
 """
-import argparse
 
 from experiments.runner import DATA_DIR, main
 from experiments.runner import __doc__ as RUNNER_DOC
 from experiments.sets import SETS
 from experiments.store import RESULTS, Results
+from safety.console import OneLineParser
 from training.cli import run_cli
 
-parser = argparse.ArgumentParser(description=RUNNER_DOC.split("\n")[0])
+parser = OneLineParser(description=RUNNER_DOC.split("\n")[0])
 parser.add_argument("what", choices=[*SETS, "all", "report"])
 parser.add_argument("--data_dir", default=DATA_DIR)
 parser.add_argument("--data_note", default="",

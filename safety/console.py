@@ -1,6 +1,7 @@
 """The lines a run prints for the user, which a log that cannot take them (a job's log on a full
 disk, a pipe whose reader has gone, a closed descriptor) never cost the run: such a line is lost,
 the run goes on."""
+import argparse
 import contextlib
 import os
 import sys
@@ -50,3 +51,10 @@ def say(line, stream=None):
         return
     with unwritable_log_ignored(stream):
         print(line, file=stream, flush=True)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose refusal of the command line is one line, not its usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (--help lists the options)\n")

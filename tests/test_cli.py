@@ -37,6 +37,22 @@ def test_cuda_asked_for_without_cuda_is_one_clear_line(cifar_dir, tmp_path):
     assert_one_clear_line(stderr, "--device cuda", "no CUDA")
 
 
+@pytest.mark.parametrize("command, message", [
+    (["train_mlp_numpy.py", "--lr", "-1"], "argument --lr: -1 is out of range"),
+    (["train_mlp_pytorch.py", "--hidden_dims"], "argument --hidden_dims: expected at least one"),
+    (["-m", "experiments", "--list"], "the following arguments are required: what"),
+    (["-m", "experiments", "bogus"], "argument what: invalid choice: 'bogus'"),
+    (["benchmarks/benchmark.py", "--bogus"], "unrecognized arguments: --bogus"),
+    (["benchmarks/step_cost.py", "--repeat", "0"], "argument --repeat: 0 is out of range")])
+def test_a_command_line_refused_is_one_line_not_the_usage_block(command, message):
+    result = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {message}")
+    assert result.stderr.endswith(" (--help lists the options)\n")
+
+
 @pytest.mark.parametrize("flag", ["--results_dir", "--data_dir"])
 def test_a_folder_flag_given_a_file_says_so(flag, tmp_path):
     regular = tmp_path / "a-file"

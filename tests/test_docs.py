@@ -315,3 +315,9 @@ def test_the_count_of_sets_that_cannot_be_arrays_is_the_declared_one():
     with open(os.path.join(REPO, "docs", "cluster.md")) as f:
         text = " ".join(f.read().split())
     assert f"`--list` refuses these {number_word(refused)}, saying so" in text
+
+
+def test_the_count_of_stages_that_build_the_presets_is_the_declared_one():
+    held = sum(1 for one in SETS.values() if one.greedy and one.budget_preset)
+    text = " ".join(read("docs/experiments.md").split())
+    assert f"The last {number_word(held)} build the presets" in text

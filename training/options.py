@@ -26,6 +26,7 @@ from safety.checks import (
     seed,
     validation_size,
 )
+from safety.console import OneLineParser
 from safety.errors import OptionError, UserError
 from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
 
@@ -290,7 +291,7 @@ def help_text(option):
 
 def build_parser(trainer, description):
     """The trainer's command line: every option of OPTIONS it takes, grouped as in the table."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = OneLineParser(description=description)
     groups = {option.group: parser.add_argument_group(f"{option.group} options")
               for option in OPTIONS}
     for option in OPTIONS:
