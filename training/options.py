@@ -81,16 +81,17 @@ class Option:
 # accuracy kept for it within its budget (experiments/runs.py; every stage is in
 # results/README.md, and tests/test_experiments.py checks each preset against its stage's summary)
 PRESETS = {
-    # chosen by the search-dropout stage (experiments/runs.py, results/search-dropout/)
+    # chosen by the search-regularization stage (experiments/runs.py,
+    # results/search-regularization/)
     "best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu",
-                 optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
-                 label_smoothing=0.1, augment="deform+flip", normalize="zca", zca_epsilon=1.0,
-                 tta="flip+shift", batch_size=512, projection=512, epochs=140),
-    # chosen by the search-rest-fast stage (results/search-rest-fast/)
+                 optimizer="adamw", lr=4e-3, weight_decay=0.02, schedule="onecycle",
+                 augment="deform+flip", normalize="zca", zca_epsilon=1.0, tta="flip+shift",
+                 batch_size=512, projection=512, epochs=140),
+    # chosen by the search-regularization-fast stage (results/search-regularization-fast/)
     "fast": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu",
                  optimizer="adamw", lr=4e-3, weight_decay=0.05, schedule="onecycle",
-                 label_smoothing=0.1, augment="crop+flip", normalize="zca", zca_epsilon=1.0,
-                 tta="flip+shift", batch_size=512, projection=512, epochs=36),
+                 augment="crop+flip", normalize="zca", zca_epsilon=1.0, tta="flip+shift",
+                 batch_size=512, projection=512, epochs=36),
 }
 # each preset's budget in minutes on the 2-core Intel Xeon that ran the experiments' best set,
 # where that set's last run took experiments.budget.PRESET_REFERENCE_MINUTES; the
