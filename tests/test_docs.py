@@ -321,3 +321,10 @@ def test_the_count_of_stages_that_build_the_presets_is_the_declared_one():
     held = sum(1 for one in SETS.values() if one.greedy and one.budget_preset)
     text = " ".join(read("docs/experiments.md").split())
     assert f"The last {number_word(held)} build the presets" in text
+
+
+def test_the_last_budget_reference_minutes_are_the_saved_ones():
+    entry = Results().load("budget-reference")["runs"][0]
+    text = " ".join(read("docs/experiments.md").split())
+    said = re.search(r"(\d+\.\d) when[^.]*\(the last `budget-reference` run\)", text)
+    assert said and said.group(1) == f"{entry['metrics']['wall_time_s'] / 60:.1f}"
