@@ -328,3 +328,13 @@ def test_the_last_budget_reference_minutes_are_the_saved_ones():
     text = " ".join(read("docs/experiments.md").split())
     said = re.search(r"(\d+\.\d) when[^.]*\(the last `budget-reference` run\)", text)
     assert said and said.group(1) == f"{entry['metrics']['wall_time_s'] / 60:.1f}"
+
+
+def test_the_presets_commands_on_the_experiments_page_give_the_saved_accuracies():
+    runs = {entry["key"]: entry["metrics"] for entry in Results().load("presets")["runs"]}
+    text = read("docs/experiments.md")
+    for key, command in [("best", "train_mlp_pytorch.py --preset best"),
+                         ("fast", "train_mlp_pytorch.py --preset fast"),
+                         ("best-numpy", "train_mlp_numpy.py --preset best")]:
+        said = re.search(re.escape(command) + r" +#[^\n]*?(\d+\.\d\d) % test", text)
+        assert said and said.group(1) == f"{100 * runs[key]['test_accuracy']:.2f}", command

@@ -15,7 +15,7 @@ from helpers import REPO, metrics, write_set
 
 from experiments import budget, figures, report
 from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_PERCENT
-from experiments.sections import presets, questions, search
+from experiments.sections import presets, questions, search, words
 from experiments.sets import SETS
 from experiments.store import Results, by_key
 from training.options import PRESETS
@@ -285,3 +285,8 @@ def test_a_goe_size_is_resolved_from_its_minimum_of_hits_on(hits, resolved):
                dict(n=4, hits=5, samples=1000, low=0.0, high=1.0)]
     theta = questions.goe_rows(goe, 5).splitlines()[2].split("|")[-2].strip()  # n = 3's
     assert (theta != "") == resolved
+
+
+def test_counts_are_spelled_as_prose_spells_them():
+    assert [words.number_word(count) for count in (0, 12, 19, 20, 22, 40, 49)] == \
+        ["zero", "twelve", "nineteen", "twenty", "twenty-two", "forty", "forty-nine"]

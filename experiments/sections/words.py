@@ -6,15 +6,21 @@ from experiments.store import REPOSITORY
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                 "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
-                "seventeen", "eighteen", "nineteen", "twenty")
+                "seventeen", "eighteen", "nineteen")
 # how closely tests/test_mlp_pytorch.py holds the two trainers' losses, gradients and steps together
 TRAINERS_AGREE_TO = f"{1e-10:g}"
 ACTIVATION_NAMES = {"elu": "ELU", "gelu": "GELU", "relu": "ReLU", "tanh": "Tanh"}
 
 
+TENS_WORDS = {20: "twenty", 30: "thirty", 40: "forty"}
+
+
 def number_word(number):
-    """A count in words, as prose spells the small ones."""
-    return NUMBER_WORDS[number]
+    """A count in words, as prose spells the small ones (below fifty)."""
+    if number < 20:
+        return NUMBER_WORDS[number]
+    tens, ones = divmod(number, 10)
+    return TENS_WORDS[10 * tens] + (f"-{NUMBER_WORDS[ones]}" if ones else "")
 
 
 def mean_std(values):
