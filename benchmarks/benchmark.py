@@ -23,8 +23,8 @@ if __package__ in (None, ""):  # run as a file: the repository's packages sit on
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from safety.checks import positive_int
-from safety.files import write_json
 from safety.console import OneLineParser
+from safety.files import write_json
 from training.cli import run_cli
 from training.options import DEFAULTS
 from training.run_folder import read_metrics

@@ -22,8 +22,8 @@ if __package__ in (None, ""):  # run as a file: the repository's packages sit on
 from dataset.cifar10 import PIXEL_VALUES
 from mlp_pytorch import MLP
 from safety.checks import positive_int
-from safety.files import write_json
 from safety.console import OneLineParser
+from safety.files import write_json
 from training.cli import run_cli
 from training.options import DEFAULTS, PRESETS
 

@@ -7,12 +7,10 @@ from experiments.store import REPOSITORY
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                 "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
                 "seventeen", "eighteen", "nineteen")
+TENS_WORDS = {20: "twenty", 30: "thirty", 40: "forty"}
 # how closely tests/test_mlp_pytorch.py holds the two trainers' losses, gradients and steps together
 TRAINERS_AGREE_TO = f"{1e-10:g}"
 ACTIVATION_NAMES = {"elu": "ELU", "gelu": "GELU", "relu": "ReLU", "tanh": "Tanh"}
-
-
-TENS_WORDS = {20: "twenty", 30: "thirty", 40: "forty"}
 
 
 def number_word(number):
