@@ -23,6 +23,7 @@ from experiments.runs import (
     LADDER_RECIPE_NAME,
     LADDER_RECIPE_PERCENT,
     LONG_SEARCH,
+    MIXUP_SEARCH,
     PROJECTION_SEARCH,
     REGULARIZATION_SEARCH,
     RESIDUAL_SEARCH,
@@ -186,6 +187,9 @@ SETS = declare(
         "search-regularization-fast", "The twelfth stage for --preset fast",
         FAST_REGULARIZATION_SEARCH, search.section_search_regularization,
         figures.every_row_figure, greedy=True, budget_preset="fast"),
+    ExperimentSet(
+        "search-mixup", "The search's thirteenth stage: mixup, for --preset best", MIXUP_SEARCH,
+        search.section_search_mixup, figures.every_row_figure, greedy=True, budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "
