@@ -1,4 +1,4 @@
-"""How the presets' recipes were found: the twelve stages of the greedy search from the 61 %
+"""How the presets' recipes were found: the thirteen stages of the greedy search from the 61 %
 recipe, each row's verdict as the search stored it."""
 import numpy as np
 
