@@ -18,7 +18,7 @@ from experiments import budget, readme_table
 from experiments.runner import array_commands
 from experiments.sections.words import number_word
 from experiments.sets import SETS
-from experiments.store import Results
+from experiments.store import Results, validation_accuracy
 from helpers import REPO
 from safety.errors import UserError
 from training import options
@@ -338,3 +338,25 @@ def test_the_presets_commands_on_the_experiments_page_give_the_saved_accuracies(
                          ("best-numpy", "train_mlp_numpy.py --preset best")]:
         said = re.search(re.escape(command) + r" +#[^\n]*?(\d+\.\d\d) % test", text)
         assert said and said.group(1) == f"{100 * runs[key]['test_accuracy']:.2f}", command
+
+
+def test_every_number_in_the_story_of_the_search_is_a_saved_one():
+    """The experiments page's account of the stages, from "The presets come from" to its link to
+    the report: each accuracy and minute it states (two digits before the point) is one a greedy
+    stage's summary holds: a row's validation, test, last-epoch training or validation accuracy,
+    its minutes or its budget."""
+    saved, results = set(), Results()
+    for name in (name for name, one in SETS.items() if one.greedy):
+        for entry in results.load(name)["runs"]:
+            metrics = entry["metrics"]
+            saved |= {f"{100 * validation_accuracy(metrics):.2f}",
+                      f"{100 * metrics['test_accuracy']:.2f}",
+                      f"{100 * metrics['train_accuracy'][-1]:.1f}",
+                      f"{100 * metrics['val_accuracy'][-1]:.1f}",
+                      f"{metrics['wall_time_s'] / 60:.1f}"}
+            if entry.get("budget_minutes"):
+                saved.add(f"{entry['budget_minutes']:.1f}")
+    text = read("docs/experiments.md")
+    story = text[text.index("The presets come from"):text.index("with curves, is in")]
+    stated = re.findall(r"\b\d\d\.\d+\b", story)
+    assert stated and not [number for number in stated if number not in saved]
