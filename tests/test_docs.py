@@ -295,6 +295,18 @@ def test_the_presets_minutes_experiments_md_states_are_the_saved_ones():
     assert f"in {ratio:.2f} times its time" in text
 
 
+def test_the_presets_accuracies_experiments_md_states_are_the_saved_ones():
+    """Each preset's test accuracy, and NumPy's difference from PyTorch, as
+    results/presets/summary.json holds them."""
+    runs = {entry["key"]: 100 * entry["metrics"]["test_accuracy"]
+            for entry in Results().load("presets")["runs"]}
+    text = " ".join(prose(read("docs/experiments.md")).split())
+    assert f"`--preset best` reaches **{runs['best']:.2f} %**" in text
+    assert f"`--preset fast` **{runs['fast']:.2f} %**" in text
+    assert (f"trains `--preset best` to {runs['best-numpy']:.2f} %, "
+            f"{runs['best-numpy'] - runs['best']:+.2f} points from PyTorch") in text
+
+
 @pytest.mark.parametrize("page", ["docs/experiments.md", "docs/cluster.md",
                                   "slurm/experiments.job"])
 def test_each_page_that_lists_the_greedy_searches_names_exactly_the_declared_ones(page):
