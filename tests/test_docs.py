@@ -282,8 +282,9 @@ def test_the_step_costs_experiments_md_states_are_the_saved_ones():
 
 
 def test_the_presets_minutes_experiments_md_states_are_the_saved_ones():
-    """--preset best's minutes and margin, and the NumPy trainer's time against it, as
-    results/presets/summary.json holds them and the budget of the machine that ran them."""
+    """--preset best's and --preset fast's minutes against their budgets, and the NumPy trainer's
+    time against PyTorch's, as results/presets/summary.json holds them and the budgets of the
+    machine that ran them."""
     results = Results()
     runs = {entry["key"]: entry["metrics"] for entry in results.load("presets")["runs"]}
     minutes = runs["best"]["wall_time_s"] / 60
@@ -292,6 +293,12 @@ def test_the_presets_minutes_experiments_md_states_are_the_saved_ones():
     text = " ".join(prose(read("docs/experiments.md")).split())
     assert (f"`--preset best` took {minutes:.2f} minutes, {100 * spare:.1f} % less than its "
             f"budget there") in text
+    fast_budget = budget.preset_budget("fast", budget.factor_here(results))
+    fast_minutes = runs["fast"]["wall_time_s"] / 60
+    over = fast_minutes / fast_budget - 1
+    assert (f"`--preset fast` took {fast_minutes:.2f} minutes, " + (
+        f"{100 * over:.1f} % past its budget of {fast_budget:.2f} there" if over > 0 else
+        f"{-100 * over:.1f} % less than its budget there")) in text
     assert f"in {ratio:.2f} times its time" in text
 
 
