@@ -45,12 +45,29 @@ def stop_signals_deferred():
             signal.raise_signal(signum)
 
 
+_asked = []  # the stop signals _raise_stop has raised since handle_stop_signals
+
+
+def _stop(signum):
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def _raise_stop(signum, frame):
     # The exception may land inside any constructor (a progress bar's, say); the half-built
     # object's destructor then fails, and Python would print that as a traceback. After a stop
     # was asked for, such destructor noise is not news: keep it off the user's screen.
     sys.unraisablehook = lambda unraisable: None
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _asked.append(signum)
+    raise _stop(signum)
+
+
+def raise_a_lost_stop():
+    """Raise again a stop whose exception never reached the run: one raised inside a destructor
+    (which Python drops) or inside C code that clears it would leave the run training on as if no
+    signal had come. A trainer calls this before every step: a stop that reached the run has
+    ended its loop before the next one."""
+    if _asked:
+        raise _stop(_asked.pop())
 
 
 def _exit_quietly(signum, frame):
@@ -82,4 +99,10 @@ def exit_quietly_on_stop_signals():
 def handle_stop_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, so that a run being stopped
     writes what it finished."""
+    stop_reached()
     _on_stop_signals(_raise_stop)
+
+
+def stop_reached():
+    """The stops raised so far reached the command that was running: none is lost."""
+    _asked.clear()

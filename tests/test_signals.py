@@ -9,6 +9,10 @@ import time
 import pytest
 from helpers import SCRIPTS, TINY, start_trainer, wait_for_epochs
 
+import train_mlp_numpy
+from safety import signals
+from safety.errors import Terminated
+
 
 @pytest.mark.parametrize("framework", SCRIPTS)
 @pytest.mark.parametrize("signum, code, status", [(signal.SIGINT, 130, "interrupted"),
@@ -81,3 +85,33 @@ def test_a_stop_signal_at_any_moment_of_the_start_exits_with_its_code(cifar_dir,
         assert (returncode, "Traceback" in stderr) == (code, False), (delay, stderr)
         word = "interrupted" if signum == signal.SIGINT else "terminated"
         assert stderr.strip().splitlines()[-1].startswith(word), (delay, stderr)
+
+
+class DropsWhatItsDestructorRaises:
+    """Sends this process SIGTERM from its destructor, where the handler's exception is raised and
+    Python drops it (an exception cannot leave a destructor)."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+
+
+def test_a_stop_a_destructor_swallowed_stops_the_run_at_its_next_step(cifar_dir, tmp_path,
+                                                                       monkeypatch):
+    """Such a stop (or one C code cleared) would leave a run training on to its last epoch."""
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # the handler replaces it
+    monkeypatch.setattr(signals, "_asked", [])
+    results = tmp_path / "r"
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signals.handle_stop_signals()
+        DropsWhatItsDestructorRaises()  # dropped at once: SIGTERM is sent and its stop swallowed
+        with pytest.raises(Terminated):
+            train_mlp_numpy.train(hidden_dims=[8], epochs=3, data_dir=str(cifar_dir[0]),
+                                  results_dir=str(results), batch_size=16, validation_size=30,
+                                  data_url="")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    (folder,) = os.listdir(results)
+    metrics = json.loads((results / folder / "metrics.json").read_text())
+    assert metrics["status"] == "terminated" and metrics["val_accuracy"] == []
