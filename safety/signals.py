@@ -45,29 +45,31 @@ def stop_signals_deferred():
             signal.raise_signal(signum)
 
 
-_asked = []  # the stop signals _raise_stop has raised since handle_stop_signals
+_lost = []  # stops raised inside a destructor, which Python drops
 
 
-def _stop(signum):
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+def _keep_lost_stops(unraisable):
+    """sys.unraisablehook once a stop was asked for: a stop raised inside a destructor is kept
+    for raise_a_lost_stop; anything else a destructor raises then is not news, and is not shown."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _lost.append(unraisable.exc_type())
 
 
 def _raise_stop(signum, frame):
     # The exception may land inside any constructor (a progress bar's, say); the half-built
-    # object's destructor then fails, and Python would print that as a traceback. After a stop
-    # was asked for, such destructor noise is not news: keep it off the user's screen.
-    sys.unraisablehook = lambda unraisable: None
-    _asked.append(signum)
-    raise _stop(signum)
+    # object's destructor then fails, and Python would print that as a traceback. It may also
+    # land inside a destructor, which drops it: _keep_lost_stops keeps it.
+    sys.unraisablehook = _keep_lost_stops
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def raise_a_lost_stop():
-    """Raise again a stop whose exception never reached the run: one raised inside a destructor
-    (which Python drops) or inside C code that clears it would leave the run training on as if no
-    signal had come. A trainer calls this before every step: a stop that reached the run has
-    ended its loop before the next one."""
-    if _asked:
-        raise _stop(_asked.pop())
+    """Raise again a stop that a destructor dropped, which would otherwise leave the run training
+    on as if no signal had come; a trainer calls this before every step."""
+    if _lost:
+        stop = _lost.pop()
+        _lost.clear()
+        raise stop
 
 
 def _exit_quietly(signum, frame):
@@ -99,10 +101,5 @@ def exit_quietly_on_stop_signals():
 def handle_stop_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, so that a run being stopped
     writes what it finished."""
-    stop_reached()
+    _lost.clear()
     _on_stop_signals(_raise_stop)
-
-
-def stop_reached():
-    """The stops raised so far reached the command that was running: none is lost."""
-    _asked.clear()

@@ -97,9 +97,9 @@ class DropsWhatItsDestructorRaises:
 
 def test_a_stop_a_destructor_swallowed_stops_the_run_at_its_next_step(cifar_dir, tmp_path,
                                                                        monkeypatch):
-    """Such a stop (or one C code cleared) would leave a run training on to its last epoch."""
+    """Such a stop would leave a run training on to its last epoch."""
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # the handler replaces it
-    monkeypatch.setattr(signals, "_asked", [])
+    monkeypatch.setattr(signals, "_lost", [])
     results = tmp_path / "r"
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
