@@ -352,43 +352,49 @@ tenth stage reckoned; this stage spends it on epochs, by the same rule: {GREEDY_
 Kept: {kept_labels(entries)}. {budget_line(entries, preset)} {next_step(experiment_set)}"""
 
 
-def section_search_regularization(summary, experiment_set, results):
-    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+def start_fit(start):
+    """The start's accuracy on its augmented training images and on validation, last epoch."""
+    return (f"{100 * start['train_accuracy'][-1]:.1f} % on its augmented training images and "
+            f"{100 * start['val_accuracy'][-1]:.1f} % on the validation images (one view each)")
+
+
+def kept_against_start(entries):
+    """How far the kept recipe moved validation and test accuracy from the start's."""
     start, kept = entries[0]["metrics"], [entry for entry in entries if entry["kept"]][-1]
     validation = 100 * (validation_accuracy(kept["metrics"]) - validation_accuracy(start))
     test = 100 * (kept["metrics"]["test_accuracy"] - start["test_accuracy"])
+    return (f"Against the start, the kept recipe's validation accuracy moved by {validation:+.2f} "
+            f"points and its test accuracy by {test:+.2f} (which the rule does not look at), one "
+            f"seed each.")
+
+
+def section_search_regularization(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
     return f"""The recipe the stages before this one kept for `--preset {preset}`, regularized
 less: its label smoothing and weight decay were chosen with dropout on and at fewer epochs, so
 without dropout each is tried lower, then a higher peak learning rate, each at the same epochs.
-At its last epoch the start scored {100 * start["train_accuracy"][-1]:.1f} % on its augmented
-training images and {100 * start["val_accuracy"][-1]:.1f} % on the validation images (one view
-each). The same rule: {GREEDY_RULE} {BUDGET_RULE}
+At its last epoch the start scored {start_fit(entries[0]["metrics"])}. The same rule:
+{GREEDY_RULE} {BUDGET_RULE}
 
 {greedy_table(entries)}
 
 ![Validation accuracy against minutes]({name}/{name}.png)
 
-Kept: {kept_labels(entries)}. Against the start, the kept recipe's validation accuracy moved by
-{validation:+.2f} points and its test accuracy by {test:+.2f} (which the rule does not look at),
-one seed each. {budget_line(entries, preset)} {next_step(experiment_set)}"""
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
 
 
 def section_search_mixup(summary, experiment_set, results):
     entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
-    start, kept = entries[0]["metrics"], [entry for entry in entries if entry["kept"]][-1]
-    validation = 100 * (validation_accuracy(kept["metrics"]) - validation_accuracy(start))
-    test = 100 * (kept["metrics"]["test_accuracy"] - start["test_accuracy"])
     return f"""The recipe the twelfth stage kept for `--preset {preset}` scored
-{100 * start["train_accuracy"][-1]:.1f} % on its augmented training images at its last epoch and
-{100 * start["val_accuracy"][-1]:.1f} % on the validation images (one view each): it fits its
-training images better than the deformations alone make up for. Mixup blends each batch with a
-shuffled copy of itself, labels too, at no cost in minutes; it is tried at two strengths, then
-the rest of the budget is spent on epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+{start_fit(entries[0]["metrics"])} at its last epoch: it fits its training images better than the
+deformations alone make up for. Mixup blends each batch with a shuffled copy of itself, labels
+too, at no cost in minutes; it is tried at two strengths, then the rest of the budget is spent
+on epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {greedy_table(entries)}
 
 ![Validation accuracy against minutes]({name}/{name}.png)
 
-Kept: {kept_labels(entries)}. Against the start, the kept recipe's validation accuracy moved by
-{validation:+.2f} points and its test accuracy by {test:+.2f} (which the rule does not look at),
-one seed each. {budget_line(entries, preset)} {next_step(experiment_set)}"""
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
