@@ -1,10 +1,14 @@
 """Ctrl-C (SIGINT) and SIGTERM, the way a cluster scheduler ends a job: raised as exceptions
-while a run works, ignored while its record is written, deferred while a file is written, and an
-exit without a traceback while a script is still importing."""
+while a run works (sent again where one would be lost), ignored while its record is written,
+deferred while a file is written, and an exit without a traceback while a script is still
+importing."""
 import contextlib
 import os
+import queue
 import signal
 import sys
+import threading
+import time
 
 from safety.errors import EXIT_CODES, Terminated
 
@@ -45,38 +49,59 @@ def stop_signals_deferred():
             signal.raise_signal(signum)
 
 
-_lost = []  # stops raised inside a destructor, which Python drops
+# how long after a stop that would be lost it is sent again: time for an import to finish
+RESEND_SECONDS = 0.01
+STOPS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
+IMPORT_MACHINERY = ("importlib._bootstrap", "importlib._bootstrap_external")
+RESENDER = "stop-resender"
+_resends = queue.SimpleQueue()  # the stops to send again: putting one never waits
 
 
-def _keep_lost_stops(unraisable):
-    """sys.unraisablehook once a stop was asked for: a stop raised inside a destructor is kept
-    for raise_a_lost_stop; anything else a destructor raises then is not news, and is not shown."""
-    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        _lost.append(unraisable.exc_type())
+def _resend():
+    """A thread's loop: send each stop put in _resends to the main thread again shortly. It is a
+    thread of its own so that nothing the main thread runs meanwhile can lose the stop."""
+    main = threading.main_thread().ident
+    while True:
+        signum = _resends.get()
+        time.sleep(RESEND_SECONDS)
+        signal.pthread_kill(main, signum)
+
+
+def _importing(frame):
+    """Whether frame runs inside an import."""
+    while frame is not None:
+        if frame.f_globals.get("__name__") in IMPORT_MACHINERY:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _resend_dropped_stops(unraisable):
+    """sys.unraisablehook once a stop was asked for: a stop raised inside a destructor, which
+    Python drops, is sent again; anything else a destructor raises then is not news, and is not
+    shown."""
+    stop = unraisable.exc_type
+    if stop is not None and issubclass(stop, KeyboardInterrupt):
+        _resends.put(signal.SIGTERM if issubclass(stop, Terminated) else signal.SIGINT)
 
 
 def _raise_stop(signum, frame):
-    # The exception may land inside any constructor (a progress bar's, say); the half-built
-    # object's destructor then fails, and Python would print that as a traceback. It may also
-    # land inside a destructor, which drops it: _keep_lost_stops keeps it.
-    sys.unraisablehook = _keep_lost_stops
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def raise_a_lost_stop():
-    """Raise again a stop that a destructor dropped, which would otherwise leave the run training
-    on as if no signal had come; a trainer calls this before every step."""
-    if _lost:
-        stop = _lost.pop()
-        _lost.clear()
-        raise stop
+    # Where the stop would be lost it is sent again, to land elsewhere: inside an import, whose
+    # importer may swallow it (a compiled module's initialization does), and inside a destructor,
+    # which drops it. It may also land inside any constructor (a progress bar's, say); the
+    # half-built object's destructor then fails, and Python would print that as a traceback.
+    if _importing(frame):
+        _resends.put(signum)
+        return
+    sys.unraisablehook = _resend_dropped_stops
+    raise STOPS[signum]()
 
 
 def _exit_quietly(signum, frame):
     # No exception: one raised inside an import can be swallowed by the importing module
     # (torch's import of NumPy does so) and end in another's traceback and exit 1. Nothing of
     # the user's exists yet to be written, so the process ends here, with its line and code.
-    stop = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    stop = STOPS[signum]
     try:
         os.write(2, f"{STARTING[stop]} while starting: nothing was written\n".encode())
     except OSError:  # stderr closed: the exit code still says it
@@ -100,6 +125,7 @@ def exit_quietly_on_stop_signals():
 
 def handle_stop_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, so that a run being stopped
-    writes what it finished."""
-    _lost.clear()
+    writes what it finished; a stop that would be lost is sent again (_raise_stop)."""
+    if not any(thread.name == RESENDER for thread in threading.enumerate()):
+        threading.Thread(target=_resend, name=RESENDER, daemon=True).start()
     _on_stop_signals(_raise_stop)

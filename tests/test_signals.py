@@ -1,5 +1,6 @@
 """Stop signals (safety/signals.py) on a real trainer process: Ctrl-C and SIGTERM keep the finished
 epochs and exit with their codes, and a stop during the imports exits quietly."""
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,6 @@ import time
 import pytest
 from helpers import SCRIPTS, TINY, start_trainer, wait_for_epochs
 
-import train_mlp_numpy
 from safety import signals
 from safety.errors import Terminated
 
@@ -95,23 +95,43 @@ class DropsWhatItsDestructorRaises:
         signal.raise_signal(signal.SIGTERM)
 
 
-def test_a_stop_a_destructor_swallowed_stops_the_run_at_its_next_step(cifar_dir, tmp_path,
-                                                                       monkeypatch):
-    """Such a stop would leave a run training on to its last epoch."""
-    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # the handler replaces it
-    monkeypatch.setattr(signals, "_lost", [])
-    results = tmp_path / "r"
+@contextlib.contextmanager
+def stops_raised():
+    """The run's stop handlers inside the block; the handlers and unraisable hook there were
+    after it."""
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook  # the handler replaces it
     try:
         signals.handle_stop_signals()
-        DropsWhatItsDestructorRaises()  # dropped at once: SIGTERM is sent and its stop swallowed
-        with pytest.raises(Terminated):
-            train_mlp_numpy.train(hidden_dims=[8], epochs=3, data_dir=str(cifar_dir[0]),
-                                  results_dir=str(results), batch_size=16, validation_size=30,
-                                  data_url="")
+        yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    (folder,) = os.listdir(results)
-    metrics = json.loads((results / folder / "metrics.json").read_text())
-    assert metrics["status"] == "terminated" and metrics["val_accuracy"] == []
+        sys.unraisablehook = hook
+
+
+def test_a_stop_a_destructor_dropped_is_sent_again():
+    """Such a stop would leave a run training on to its last epoch."""
+    with stops_raised(), pytest.raises(Terminated):
+        DropsWhatItsDestructorRaises()  # SIGTERM is sent, and its stop dropped at once
+        time.sleep(5)
+
+
+SWALLOWS_A_STOP = """import os, signal, time
+try:  # as the initialization of a compiled module can: what it raised is cleared
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)
+except BaseException:
+    pass
+"""
+
+
+def test_a_stop_inside_an_import_is_sent_again_once_the_import_is_done(tmp_path, monkeypatch):
+    """NumPy's random module, imported lazily in the run's first steps, swallows a stop."""
+    (tmp_path / "swallows_a_stop.py").write_text(SWALLOWS_A_STOP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "swallows_a_stop", raising=False)
+    with stops_raised(), pytest.raises(Terminated):
+        import swallows_a_stop  # noqa: F401
+        assert "swallows_a_stop" in sys.modules  # the import finished
+        time.sleep(5)

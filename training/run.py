@@ -15,7 +15,7 @@ from dataset.batch_files import class_names
 from dataset.cifar10 import PIXEL_VALUES
 from dataset.loaders import make_loaders
 from dataset.splits import get_cifar10
-from safety import checks, signals
+from safety import checks
 from safety.console import say, unwritable_log_ignored
 from safety.errors import OptionError, TrainingDiverged, UserError
 from training import inspect_model
@@ -151,7 +151,6 @@ class TrainingRun(RunRecorder):
         # disable=None: a bar on a terminal; in a log file (a job's) only the epochs' lines
         for images, labels in tqdm(self.loaders["train"], desc=f"epoch {epoch}/{config.epochs}",
                                    leave=False, disable=None):
-            signals.raise_a_lost_stop()
             factor = lr_factor(self.step, self.total_steps, self.warmup_steps, config.schedule)
             self.step += 1
             yield config.lr * factor, images, labels
