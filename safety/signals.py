@@ -67,13 +67,16 @@ def _resend():
         signal.pthread_kill(main, signum)
 
 
-def _importing(frame):
-    """Whether frame runs inside an import."""
+def _import_frames(frame):
+    """How many frames of Python's import machinery frame runs inside."""
+    count = 0
     while frame is not None:
-        if frame.f_globals.get("__name__") in IMPORT_MACHINERY:
-            return True
+        count += frame.f_globals.get("__name__") in IMPORT_MACHINERY
         frame = frame.f_back
-    return False
+    return count
+
+
+_outer_import_frames = 0  # those the run itself began inside: a script run by importing it
 
 
 def _resend_dropped_stops(unraisable):
@@ -90,7 +93,7 @@ def _raise_stop(signum, frame):
     # importer may swallow it (a compiled module's initialization does), and inside a destructor,
     # which drops it. It may also land inside any constructor (a progress bar's, say); the
     # half-built object's destructor then fails, and Python would print that as a traceback.
-    if _importing(frame):
+    if _import_frames(frame) > _outer_import_frames:  # an import begun since
         _resends.put(signum)
         return
     sys.unraisablehook = _resend_dropped_stops
@@ -126,6 +129,8 @@ def exit_quietly_on_stop_signals():
 def handle_stop_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, so that a run being stopped
     writes what it finished; a stop that would be lost is sent again (_raise_stop)."""
+    global _outer_import_frames
+    _outer_import_frames = _import_frames(sys._getframe())
     if not any(thread.name == RESENDER for thread in threading.enumerate()):
         threading.Thread(target=_resend, name=RESENDER, daemon=True).start()
     _on_stop_signals(_raise_stop)

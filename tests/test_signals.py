@@ -135,3 +135,21 @@ def test_a_stop_inside_an_import_is_sent_again_once_the_import_is_done(tmp_path,
         import swallows_a_stop  # noqa: F401
         assert "swallows_a_stop" in sys.modules  # the import finished
         time.sleep(5)
+
+
+RUNS_WHEN_IMPORTED = """import os, signal, time
+from safety import signals
+signals.handle_stop_signals()
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(5)
+"""
+
+
+def test_a_run_begun_inside_an_import_stops_there(tmp_path, monkeypatch):
+    """A script that runs when it is imported: the imports under way when its run began are not
+    ones a stop must wait for."""
+    (tmp_path / "runs_when_imported.py").write_text(RUNS_WHEN_IMPORTED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "runs_when_imported", raising=False)
+    with stops_raised(), pytest.raises(Terminated):
+        import runs_when_imported  # noqa: F401
