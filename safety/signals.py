@@ -49,7 +49,7 @@ def stop_signals_deferred():
             signal.raise_signal(signum)
 
 
-# how long after a stop that would be lost it is sent again: time for an import to finish
+# how long after a stop that would be lost it is sent again (and again, while an import goes on)
 RESEND_SECONDS = 0.01
 STOPS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
 IMPORT_MACHINERY = ("importlib._bootstrap", "importlib._bootstrap_external")
