@@ -18,10 +18,12 @@ STARTING = {KeyboardInterrupt: "interrupted", Terminated: "terminated"}
 @contextlib.contextmanager
 def _stop_signals_handled_by(handler):
     """SIGINT and SIGTERM go to handler inside the block (in the main thread; elsewhere Python
-    cannot change handlers), then to the handlers there were."""
+    cannot change handlers), then to the handlers there were; an ignored one stays ignored (SIGINT
+    under nohup must not take the place of the SIGTERM after it)."""
     try:
         previous = {signum: signal.signal(signum, handler)
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
+                    for signum in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(signum) is not signal.SIG_IGN}
     except ValueError:  # not the main thread
         previous = {}
     try:
@@ -124,6 +126,12 @@ def exit_quietly_on_stop_signals():
     """Until run_cli takes over: a Ctrl-C or SIGTERM (during the slow imports of a script's
     start) exits at once with one line and its code, 130 or 143, and no traceback."""
     _on_stop_signals(_exit_quietly)
+
+
+def ignore_stop_signals():
+    """From now on, ignore SIGINT and SIGTERM: the process is ending after a stop, and a further
+    one (or one sent again) has nothing left to stop but the line that says so."""
+    _on_stop_signals(signal.SIG_IGN)
 
 
 def handle_stop_signals():

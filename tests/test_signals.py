@@ -10,8 +10,11 @@ import time
 import pytest
 from helpers import SCRIPTS, TINY, start_trainer, wait_for_epochs
 
+import train_mlp_numpy
 from safety import signals
+from safety.console import say
 from safety.errors import Terminated
+from training import cli, run, run_folder
 
 
 @pytest.mark.parametrize("framework", SCRIPTS)
@@ -138,7 +141,9 @@ def test_a_stop_inside_an_import_is_sent_again_once_the_import_is_done(tmp_path,
 
 
 RUNS_WHEN_IMPORTED = """import os, signal, time
+import train_mlp_numpy
 from safety import signals
+from safety.console import say
 signals.handle_stop_signals()
 os.kill(os.getpid(), signal.SIGTERM)
 time.sleep(5)
@@ -153,3 +158,61 @@ def test_a_run_begun_inside_an_import_stops_there(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "runs_when_imported", raising=False)
     with stops_raised(), pytest.raises(Terminated):
         import runs_when_imported  # noqa: F401
+
+
+def test_an_ignored_sigint_does_not_take_the_place_of_the_sigterm_after_it_in_a_write():
+    """Under nohup or in a background job SIGINT is ignored; a SIGTERM that follows it while a
+    file is written still stops the run once the file is whole."""
+    original = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stops_raised(), pytest.raises(Terminated):
+            with signals.stop_signals_deferred():
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGTERM)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGINT, original)
+
+
+def ending(train, **flags):
+    """What train(**flags) raised, whatever it was (a stop must not end pytest's own run)."""
+    try:
+        train(**flags)
+    except BaseException as raised:
+        return raised
+
+
+def test_a_second_stop_while_a_stopped_run_says_its_last_line_is_ignored(cifar_dir, tmp_path,
+                                                                        monkeypatch):
+    """The first stop's line and exit code stand: a Ctrl-C after a SIGTERM, or a stop sent
+    again, arriving as the run says how it ended."""
+    def stopped_after_an_epoch(self, val_accuracy):
+        raise Terminated()
+
+    def said_with_a_second_stop(line, stream=None):
+        signal.raise_signal(signal.SIGINT)
+        say(line, stream)
+
+    monkeypatch.setattr(run.TrainingRun, "end_epoch", stopped_after_an_epoch)
+    monkeypatch.setattr(run_folder, "say", said_with_a_second_stop)
+    with stops_raised():
+        raised = ending(train_mlp_numpy.train, hidden_dims=[8], epochs=2, batch_size=16,
+                        data_dir=str(cifar_dir[0]), results_dir=str(tmp_path / "r"),
+                        validation_size=30, data_url="")
+    assert type(raised) is Terminated
+
+
+def test_a_second_stop_while_run_cli_says_the_first_is_ignored(monkeypatch, capsys):
+    def stopped():
+        raise Terminated()
+
+    def said_with_a_second_stop(line, stream=None):
+        signal.raise_signal(signal.SIGINT)
+        say(line, stream)
+
+    monkeypatch.setattr(cli, "say", said_with_a_second_stop)
+    with stops_raised():
+        raised = ending(cli.run_cli, function=stopped)
+    assert type(raised) is SystemExit and raised.code == 143
+    assert capsys.readouterr().err.strip() == "terminated before any result was written"

@@ -3,7 +3,7 @@ import sys
 
 from safety.console import say
 from safety.errors import EXIT_CODES, UserError
-from safety.signals import handle_stop_signals
+from safety.signals import handle_stop_signals, ignore_stop_signals
 from training.options import DEFAULTS, RECORDED
 from training.run_folder import ENDINGS, close_progress_bars
 
@@ -23,6 +23,7 @@ def run_cli(function, stopped="before any result was written", **kwargs):
     try:
         function(**kwargs)
     except KeyboardInterrupt as stop:
+        ignore_stop_signals()
         if not getattr(stop, "reported", False):
             close_progress_bars()
             say(f"{ENDINGS[type(stop)]} {stopped}", sys.stderr)

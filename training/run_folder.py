@@ -109,7 +109,16 @@ class RunRecorder:
         self.status = ENDINGS.get(exc_type, "failed")
         with stop_signals_ignored():  # a second Ctrl-C or SIGTERM must not cut this short
             unwritten = self.write_record()
-        self.lock.release()
+            self.lock.release()
+            self.say_ending(exc_type, unwritten)
+        if exc is not None:
+            exc.reported = True  # run_cli need not say it again
+        if exc_type is None and unwritten is not None:
+            raise unwritten
+        return False
+
+    def say_ending(self, exc_type, unwritten):
+        """The run's last line: its test accuracy, or how it ended and where its record is."""
         where = (f"their curves and metrics are in {self.folder}" if unwritten is None else
                  f"their curves and metrics could not all be written to {self.folder} "
                  f"({unwritten})")
@@ -120,11 +129,6 @@ class RunRecorder:
             close_progress_bars()
             say(f"{self.status if exc_type else 'failed'} after {len(self.log['val_accuracy'])} "
                 f"finished epoch(s); {where}", sys.stderr)
-        if exc is not None:
-            exc.reported = True  # run_cli need not say it again
-        if exc_type is None and unwritten is not None:
-            raise unwritten
-        return False
 
     def write_record(self):
         """Write metrics.json, then the curves; the OSError that stopped that (a full disk, say),
