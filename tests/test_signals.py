@@ -216,3 +216,22 @@ def test_a_second_stop_while_run_cli_says_the_first_is_ignored(monkeypatch, caps
         raised = ending(cli.run_cli, function=stopped)
     assert type(raised) is SystemExit and raised.code == 143
     assert capsys.readouterr().err.strip() == "terminated before any result was written"
+
+
+def test_a_stop_while_an_epoch_line_is_written_comes_after_the_whole_line(cifar_dir, tmp_path,
+                                                                          monkeypatch, capsys):
+    """tqdm.write releases its lock in a finally, which a stop landing before the lock was
+    taken reaches: the run would end in a RuntimeError, exit 1, instead of its stop."""
+    write = run.tqdm.write
+
+    def written_with_a_stop(line, *args, **kwargs):
+        signal.raise_signal(signal.SIGTERM)
+        write(line, *args, **kwargs)
+
+    monkeypatch.setattr(run.tqdm, "write", written_with_a_stop)
+    with stops_raised():
+        raised = ending(train_mlp_numpy.train, hidden_dims=[8], epochs=2, batch_size=16,
+                        data_dir=str(cifar_dir[0]), results_dir=str(tmp_path / "r"),
+                        validation_size=30, data_url="")
+    assert type(raised) is Terminated
+    assert capsys.readouterr().out.startswith("epoch   1  train loss ")

@@ -18,6 +18,7 @@ from dataset.splits import get_cifar10
 from safety import checks
 from safety.console import say, unwritable_log_ignored
 from safety.errors import OptionError, TrainingDiverged, UserError
+from safety.signals import stop_signals_deferred
 from training import inspect_model
 from training.evaluation import accuracy_of
 from training.options import (
@@ -179,7 +180,9 @@ class TrainingRun(RunRecorder):
             for name in inspect_model.FIGURES:
                 if os.path.exists(self.path(name)):
                     os.remove(self.path(name))
-        with unwritable_log_ignored(sys.stdout):  # the epoch is recorded: its line may be lost
+        # the epoch is recorded: its line may be lost, but a stop waits for it, as tqdm.write
+        # releases its lock in a finally that a stop landing before the lock was taken reaches
+        with stop_signals_deferred(), unwritable_log_ignored(sys.stdout):
             tqdm.write(f"epoch {self.epoch:3d}  train loss {train_loss:.4f}  train acc "
                        f"{train_accuracy:.4f}  val acc {val_accuracy:.4f}")
             sys.stdout.flush()
