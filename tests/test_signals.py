@@ -175,12 +175,26 @@ def test_an_ignored_sigint_does_not_take_the_place_of_the_sigterm_after_it_in_a_
         signal.signal(signal.SIGINT, original)
 
 
-def ending(train, **flags):
-    """What train(**flags) raised, whatever it was (a stop must not end pytest's own run)."""
+def ending(call, **kwargs):
+    """What call(**kwargs) raised, whatever it was (a stop must not end pytest's own run)."""
     try:
-        train(**flags)
+        call(**kwargs)
     except BaseException as raised:
         return raised
+
+
+def numpy_run_ending(cifar_dir, tmp_path):
+    """What a tiny 2-epoch NumPy run raised, the run's stop handlers in place."""
+    with stops_raised():
+        return ending(train_mlp_numpy.train, hidden_dims=[8], epochs=2, batch_size=16,
+                      data_dir=str(cifar_dir[0]), results_dir=str(tmp_path / "r"),
+                      validation_size=30, data_url="")
+
+
+def said_with_a_second_stop(line, stream=None):
+    """say(line, stream), a Ctrl-C arriving as it starts."""
+    signal.raise_signal(signal.SIGINT)
+    say(line, stream)
 
 
 def test_a_second_stop_while_a_stopped_run_says_its_last_line_is_ignored(cifar_dir, tmp_path,
@@ -190,26 +204,15 @@ def test_a_second_stop_while_a_stopped_run_says_its_last_line_is_ignored(cifar_d
     def stopped_after_an_epoch(self, val_accuracy):
         raise Terminated()
 
-    def said_with_a_second_stop(line, stream=None):
-        signal.raise_signal(signal.SIGINT)
-        say(line, stream)
-
     monkeypatch.setattr(run.TrainingRun, "end_epoch", stopped_after_an_epoch)
     monkeypatch.setattr(run_folder, "say", said_with_a_second_stop)
-    with stops_raised():
-        raised = ending(train_mlp_numpy.train, hidden_dims=[8], epochs=2, batch_size=16,
-                        data_dir=str(cifar_dir[0]), results_dir=str(tmp_path / "r"),
-                        validation_size=30, data_url="")
+    raised = numpy_run_ending(cifar_dir, tmp_path)
     assert type(raised) is Terminated
 
 
 def test_a_second_stop_while_run_cli_says_the_first_is_ignored(monkeypatch, capsys):
     def stopped():
         raise Terminated()
-
-    def said_with_a_second_stop(line, stream=None):
-        signal.raise_signal(signal.SIGINT)
-        say(line, stream)
 
     monkeypatch.setattr(cli, "say", said_with_a_second_stop)
     with stops_raised():
@@ -229,9 +232,6 @@ def test_a_stop_while_an_epoch_line_is_written_comes_after_the_whole_line(cifar_
         write(line, *args, **kwargs)
 
     monkeypatch.setattr(run.tqdm, "write", written_with_a_stop)
-    with stops_raised():
-        raised = ending(train_mlp_numpy.train, hidden_dims=[8], epochs=2, batch_size=16,
-                        data_dir=str(cifar_dir[0]), results_dir=str(tmp_path / "r"),
-                        validation_size=30, data_url="")
+    raised = numpy_run_ending(cifar_dir, tmp_path)
     assert type(raised) is Terminated
     assert capsys.readouterr().out.startswith("epoch   1  train loss ")
