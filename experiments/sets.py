@@ -7,6 +7,7 @@ from typing import Callable, Optional, Tuple
 
 from experiments import figures, measures
 from experiments.runs import (
+    AVERAGING_SEARCH,
     DEFORM_SEARCH,
     DROPOUT_SEARCH,
     EPOCHS_SEARCH,
@@ -190,6 +191,10 @@ SETS = declare(
     ExperimentSet(
         "search-mixup", "The search's thirteenth stage: mixup, for --preset best", MIXUP_SEARCH,
         search.section_search_mixup, figures.every_row_figure, greedy=True, budget_preset="best"),
+    ExperimentSet(
+        "search-averaging", "The search's fourteenth stage: 50 views at test time, for "
+        "--preset best", AVERAGING_SEARCH, search.section_search_averaging,
+        figures.every_row_figure, greedy=True, budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

@@ -96,7 +96,9 @@ def moved(images, flipped, down, right):
 
 @pytest.mark.parametrize("tta, views", [
     ("flip", [(False, 0, 0), (True, 0, 0)]),
-    ("flip+shift", [(f, d, r) for d in (-2, 0, 2) for r in (-2, 0, 2) for f in (False, True)])])
+    ("flip+shift", [(f, d, r) for d in (-2, 0, 2) for r in (-2, 0, 2) for f in (False, True)]),
+    ("flip+wide-shift", [(f, d, r) for d in (-4, -2, 0, 2, 4) for r in (-4, -2, 0, 2, 4)
+                         for f in (False, True)])])
 def test_test_time_averaging_is_the_mean_of_the_views_predictions(tta, views):
     images = np.random.default_rng(3).standard_normal((12, 3, 32, 32)).astype(np.float32)
     labels = np.zeros(12, np.int64)

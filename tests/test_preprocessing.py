@@ -185,13 +185,14 @@ def test_a_views_shift_is_the_crop_of_the_zero_padded_image_at_that_offset(down,
         assert not crop[:, :, :down].any()
 
 
-def test_flip_and_shift_views_are_every_offset_mirrored_and_not_and_epochs_see_one():
-    views = preprocessing.TTA_VIEWS["flip+shift"]
+@pytest.mark.parametrize("tta, shifts", [("flip+shift", (-2, 0, 2)),
+                                          ("flip+wide-shift", (-4, -2, 0, 2, 4))])
+def test_shifted_views_are_every_offset_mirrored_and_not_and_epochs_see_one(tta, shifts):
+    views = preprocessing.TTA_VIEWS[tta]
     offsets = {(v["down"], v["right"], v["flipped"]) for v in views}
-    shifts = (-preprocessing.TTA_SHIFT, 0, preprocessing.TTA_SHIFT)
-    assert len(views) == len(offsets) == 18
+    assert len(views) == len(offsets) == 2 * len(shifts) ** 2
     assert offsets == {(d, r, f) for d in shifts for r in shifts for f in (False, True)}
-    assert preprocessing.every_epoch("flip+shift") == "none"
+    assert preprocessing.every_epoch(tta) == "none"
     assert [preprocessing.every_epoch(name) for name in ("none", "flip")] == ["none", "flip"]
 
 

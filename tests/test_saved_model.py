@@ -107,7 +107,7 @@ def edited_copy(framework, path, target, change, arrays=None, removed=()):
     ({"hidden_dims": "16"}, "hidden_dims must be a list of integers, not '16'"),
     ({"hidden_dims": [16.0]}, "hidden_dims[0] must be an integer, not 16.0"),
     ({"bottleneck": -3}, "bottleneck is -3, out of range"),
-    ({"tta": "bogus"}, "tta must be one of none, flip, flip+shift, not 'bogus'"),
+    ({"tta": "bogus"}, "tta must be one of none, flip, flip+shift, flip+wide-shift, not 'bogus'"),
     ({"use_batch_norm": "yes"}, "use_batch_norm must be True or False"),
 ])
 def test_a_record_this_version_does_not_know_is_refused_by_name(framework, change, message,

@@ -155,7 +155,9 @@ class Config:
                       "probabilities, in validation and test; flip+shift: the kept model is "
                       f"validated and tested on {len(TTA_VIEWS['flip+shift'])} views, both "
                       f"images moved by -{TTA_SHIFT}, 0 or {TTA_SHIFT} pixels down and right "
-                      "(each epoch validated on the image alone)",
+                      "(each epoch validated on the image alone); flip+wide-shift: the same on "
+                      f"{len(TTA_VIEWS['flip+wide-shift'])} views, moved by -{2 * TTA_SHIFT}, "
+                      f"-{TTA_SHIFT}, 0, {TTA_SHIFT} or {2 * TTA_SHIFT} pixels",
                       "training", architecture=True, choices=tuple(TTA_VIEWS))
     mixup: float = option(0.0, "train on blends of each batch with a shuffled copy of itself, "
                           "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ "

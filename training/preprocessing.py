@@ -283,22 +283,30 @@ AUGMENTATIONS = {"none": None, "flip": random_flip, "crop+flip": random_crop_fli
 # --tta's choices: the views of each image whose predicted probabilities are averaged, each the
 # fixed counterpart of a training augmentation, applied where that is (before normalization):
 # mirrored or not, and with flip+shift also moved TTA_SHIFT pixels along each axis as a crop of
-# the zero-padded image moves it. TTA_SHIFT = 2 was chosen on validation, by a one-off
-# evaluation of the sixth search stage's model on validation, against a shift of 1 pixel.
+# the zero-padded image moves it, with flip+wide-shift also twice that. TTA_SHIFT = 2 was chosen
+# on validation, by a one-off evaluation of the sixth search stage's model on validation, against
+# a shift of 1 pixel.
 TTA_SHIFT = 2
 IDENTITY = dict(flipped=False)
+
+
+def shifted_views(shifts):
+    """Each image moved down and right by every pair of shifts, mirrored and not."""
+    return [dict(flipped=flipped, down=down, right=right)
+            for down in shifts for right in shifts for flipped in (False, True)]
+
+
 TTA_VIEWS = {"none": [IDENTITY], "flip": [IDENTITY, dict(flipped=True)],
-             "flip+shift": [dict(flipped=flipped, down=down, right=right)
-                            for down in (0, -TTA_SHIFT, TTA_SHIFT)
-                            for right in (0, -TTA_SHIFT, TTA_SHIFT)
-                            for flipped in (False, True)]}
+             "flip+shift": shifted_views((0, -TTA_SHIFT, TTA_SHIFT)),
+             "flip+wide-shift": shifted_views((0, -TTA_SHIFT, TTA_SHIFT,
+                                               -2 * TTA_SHIFT, 2 * TTA_SHIFT))}
 
 
 def every_epoch(tta):
-    """The --tta choice whose views validate each epoch. flip+shift's epochs see the image alone,
-    the cheapest pass, as all it decides is which epoch is kept; that model is then validated
-    and tested on its 18 views."""
-    return "none" if tta == "flip+shift" else tta
+    """The --tta choice whose views validate each epoch. The shifted choices' epochs see the
+    image alone, the cheapest pass, as all it decides is which epoch is kept; that model is then
+    validated and tested on all its views."""
+    return tta if tta in ("none", "flip") else "none"
 
 
 def view(images, flipped, down=0, right=0):

@@ -1,4 +1,4 @@
-"""How the presets' recipes were found: the thirteen stages of the greedy search from the 61 %
+"""How the presets' recipes were found: the fourteen stages of the greedy search from the 61 %
 recipe, each row's verdict as the search stored it."""
 import numpy as np
 
@@ -48,13 +48,19 @@ def greedy_table(entries):
 {rows}"""
 
 
+def table_and_figure(entries, name):
+    """A greedy stage's table, then its figure of validation accuracy against minutes."""
+    return (f"{greedy_table(entries)}\n\n"
+            f"![Validation accuracy against minutes]({name}/{name}.png)")
+
+
 GREEDY_RULE = f"""\
 each row tries one change on top of every change kept so far, and keeps it only if it
 raises the **validation accuracy** of the model its run keeps (the best epoch's; with
-`--tta flip+shift`, that model's on all its views); otherwise the next row starts again from the
-last kept one. The rule is in `{path_of(budget)}` and decides by itself: the test set is
-evaluated once per row, for this table, and never looked at to choose. Rows that were not kept
-stay in the table."""
+`--tta flip+shift` or `flip+wide-shift`, that model's on all its views); otherwise the next row
+starts again from the last kept one. The rule is in `{path_of(budget)}` and decides by itself:
+the test set is evaluated once per row, for this table, and never looked at to choose. Rows
+that were not kept stay in the table."""
 BUDGET_RULE = """A change also has to keep to the budget of the preset its stage builds, scaled
 to the machine that ran the stage by its budget-reference run as that stood when the stage ran (the
 stage's summary records the budget, the dashed line of its figure shows it, and the budget section
@@ -71,9 +77,7 @@ def greedy_section(summary, folder, origin, note):
     return f"""A greedy search from {origin}, every row at {epochs} epochs so that rows compare at
 equal cost: {GREEDY_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes]({folder}/{folder}.png)
+{table_and_figure(entries, folder)}
 
 Kept, in order: {kept_labels(entries)}. {note}"""
 
@@ -143,9 +147,7 @@ fixed first layer, `ProjectionModule` in modules.py), so that the first hidden l
 numbers instead of {pixels}. The projection costs one ({pixels} x K) product per image and has no
 backward pass.
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes](search-projection/search-projection.png)
+{table_and_figure(entries, "search-projection")}
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on
 average, {seconds}. {projection_saving(results, entries[0])} {line} The fourth and fifth stages
@@ -169,9 +171,7 @@ of the first: a first hidden layer of {layers}, fewer principal components, and
 batches twice as large with the learning rate doubled (the step count halves, so each step moves
 further).
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes](search-fast/search-fast.png)
+{table_and_figure(entries, "search-fast")}
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on average,
 {seconds}. {line} The seventh stage for `--preset fast` goes on from the kept recipe."""
@@ -200,9 +200,7 @@ makes an epoch cheaper and spends what that saves on more epochs, so that every 
 minutes of the first. The last row adds cutout (`--augment crop+flip+cutout`), which costs nothing
 in minutes, against what a longer horizon may overfit.
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes](search-epochs/search-epochs.png)
+{table_and_figure(entries, "search-epochs")}
 
 Kept, in order: {kept_labels(entries)}. An epoch with its validation pass took, on average,
 {seconds}. {line} The sixth stage goes on from the kept recipe."""
@@ -220,9 +218,7 @@ def section_search_horizon(summary, experiment_set, results):
 {100 * spare:.0f} % of the budget of `--preset {preset}` unused here; this stage spends it on
 epochs, by the same rule: {GREEDY_RULE} {BUDGET_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes](search-horizon/search-horizon.png)
+{table_and_figure(entries, "search-horizon")}
 
 Kept, in order: {kept_labels(entries)}. {budget_line(entries, preset)} The seventh stage goes on
 from the kept recipe."""
@@ -253,9 +249,7 @@ kept model's validation accuracy on all 18 views, and the minutes they take coun
 budget.{rest}
 The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes]({name}/{name}.png)
+{table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. The views changed validation accuracy by {gain:+.2f} points. What
 the run did outside its epochs (its set-up and the kept model's evaluation) took {outside:+.0f} s
@@ -275,9 +269,7 @@ mirrored as the crop moves and mirrors it (`--augment deform+flip`). Each pixel 
 of its source, one gather per batch, which costs what the crop costs; the rows train the same
 epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes]({name}/{name}.png)
+{table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. The deformations changed validation accuracy by {gain:+.2f} points.
 {budget_line(entries, preset)} {next_step(experiment_set)}"""
@@ -296,9 +288,7 @@ over every unit among them, so each row trains fewer epochs: as many as a few ep
 the block and without said would take its start's minutes; the table gives the minutes each took.
 The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes]({name}/{name}.png)
+{table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. The best row with a block changed validation accuracy by
 {gain:+.2f} points. {budget_line(entries, preset)} {next_step(experiment_set)}"""
@@ -316,9 +306,7 @@ the validation images: a model held back by its capacity more than by overfittin
 spends what is left of the budget on epochs. The same rule:
 {GREEDY_RULE} {BUDGET_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes]({name}/{name}.png)
+{table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. No dropout changed validation accuracy by {gain:+.2f} points, each
 epoch taking {step:.2f} times as long. {budget_line(entries, preset)} {next_step(experiment_set)}"""
@@ -345,9 +333,7 @@ def section_search_rest(summary, experiment_set, results):
 tenth stage reckoned; this stage spends it on epochs, by the same rule: {GREEDY_RULE}
 {BUDGET_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes]({name}/{name}.png)
+{table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. {budget_line(entries, preset)} {next_step(experiment_set)}"""
 
@@ -376,9 +362,7 @@ without dropout each is tried lower, then a higher peak learning rate, each at t
 At its last epoch the start scored {start_fit(entries[0]["metrics"])}. The same rule:
 {GREEDY_RULE} {BUDGET_RULE}
 
-{greedy_table(entries)}
-
-![Validation accuracy against minutes]({name}/{name}.png)
+{table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
 {next_step(experiment_set)}"""
@@ -392,9 +376,25 @@ deformations alone make up for. Mixup blends each batch with a shuffled copy of 
 too, at no cost in minutes; it is tried at two strengths, then the rest of the budget is spent
 on epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
-{greedy_table(entries)}
+{table_and_figure(entries, name)}
 
-![Validation accuracy against minutes]({name}/{name}.png)
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
+
+
+def section_search_averaging(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    start = entries[0]["metrics"]
+    alone = 100 * start["val_accuracy"][start["best_epoch"] - 1]
+    return f"""The recipe the thirteenth stage kept for `--preset {preset}`, with more views. Its
+kept model scored {alone:.2f} % on the validation images alone and
+{100 * validation_accuracy(start):.2f} % on their 18 views. Here it is validated and tested on 50
+(`--tta flip+wide-shift`: each image and its mirror moved by -{2 * TTA_SHIFT}, -{TTA_SHIFT}, 0,
+{TTA_SHIFT} or {2 * TTA_SHIFT} pixels down and right), its training as it was, the minutes the
+views take counting against the budget. The same rule:
+{GREEDY_RULE} {BUDGET_RULE}
+
+{table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
 {next_step(experiment_set)}"""
