@@ -50,8 +50,7 @@ def greedy_table(entries):
 
 def table_and_figure(entries, name):
     """A greedy stage's table, then its figure of validation accuracy against minutes."""
-    return (f"{greedy_table(entries)}\n\n"
-            f"![Validation accuracy against minutes]({name}/{name}.png)")
+    return f"{greedy_table(entries)}\n\n![Validation accuracy against minutes]({name}/{name}.png)"
 
 
 GREEDY_RULE = f"""\
@@ -384,17 +383,18 @@ Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries
 
 def section_search_averaging(summary, experiment_set, results):
     entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
-    start = entries[0]["metrics"]
+    start, views = (entry["metrics"] for entry in entries[:2])
     alone = 100 * start["val_accuracy"][start["best_epoch"] - 1]
+    alike = ("" if start["train_loss_steps"] != views["train_loss_steps"] else " Both runs trained "
+             "alike, step for step: their minutes differ by the views' evaluation and the machine.")
     return f"""The recipe the thirteenth stage kept for `--preset {preset}`, with more views. Its
 kept model scored {alone:.2f} % on the validation images alone and
 {100 * validation_accuracy(start):.2f} % on their 18 views. Here it is validated and tested on 50
 (`--tta flip+wide-shift`: each image and its mirror moved by -{2 * TTA_SHIFT}, -{TTA_SHIFT}, 0,
 {TTA_SHIFT} or {2 * TTA_SHIFT} pixels down and right), its training as it was, the minutes the
-views take counting against the budget. The same rule:
-{GREEDY_RULE} {BUDGET_RULE}
+views take counting against the budget. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {table_and_figure(entries, name)}
 
-Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}{alike}
 {next_step(experiment_set)}"""
