@@ -81,10 +81,10 @@ class Option:
 # accuracy kept for it within its budget (experiments/runs.py; every stage is in
 # results/README.md, and tests/test_experiments.py checks each preset against its stage's summary)
 PRESETS = {
-    # chosen by the search-mixup stage (experiments/runs.py, results/search-mixup/)
+    # chosen by the search-averaging stage (experiments/runs.py, results/search-averaging/)
     "best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu",
                  optimizer="adamw", lr=4e-3, weight_decay=0.02, schedule="onecycle",
-                 augment="deform+flip", normalize="zca", zca_epsilon=1.0, tta="flip+shift",
+                 augment="deform+flip", normalize="zca", zca_epsilon=1.0, tta="flip+wide-shift",
                  mixup=0.2, batch_size=512, projection=512, epochs=150),
     # chosen by the search-regularization-fast stage (results/search-regularization-fast/)
     "fast": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu",
