@@ -7,7 +7,8 @@ import torch
 from helpers import COMPONENTS
 
 from cifar10_utils import get_cifar10
-from dataset.loaders import make_loaders
+from dataset.loaders import DataLoader, make_loaders
+from dataset.splits import Split
 from training import preprocessing
 from training.preprocessing import (
     Mixup,
@@ -204,6 +205,28 @@ def test_numpy_and_torch_flips_are_the_same_for_a_seed():
     flipped = [not np.array_equal(a, b) for a, b in zip(ours, images)]
     assert 0 < sum(flipped) < 32
     np.testing.assert_array_equal(ours[flipped], images[flipped][..., ::-1])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_both_trainers_loaders_deform_the_same_batches_for_a_seed(dtype):
+    """The NumPy trainer's loader holds NumPy arrays, the PyTorch trainer's tensors: for a seed
+    they give the same images deformed alike, epoch after epoch (uint8, or whitened float32)."""
+    images = np.random.default_rng(0).integers(0, 256, (64, 3, 32, 32)).astype(dtype)
+    labels = np.arange(64) % 10
+    ours, theirs, undeformed = (
+        DataLoader(split, 16, shuffle=True, drop_last=True, seed=7, transform=transform)
+        for split, transform in [(Split(images, labels), preprocessing.random_deform_flip),
+                                 (Split(torch.from_numpy(images), torch.from_numpy(labels)),
+                                  preprocessing.random_deform_flip),
+                                 (Split(images, labels), None)])
+    first = next(iter(undeformed))[0]  # the same rows: the permutation is drawn first
+    for epoch in range(2):
+        for step, ((x, y), (u, v)) in enumerate(zip(ours, theirs, strict=True)):
+            assert isinstance(x, np.ndarray)
+            np.testing.assert_array_equal(x, u.numpy())
+            np.testing.assert_array_equal(y, v.numpy())
+            if epoch == step == 0:
+                assert (x != first).mean() > 0.5
 
 
 def test_cutout_fills_one_square_per_image_with_the_mean_and_keeps_the_rest_of_the_crop():

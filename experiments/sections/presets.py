@@ -115,7 +115,7 @@ stage kept for it ({' and '.join(f'`{last_stage(name)}`' for name in PRESET_BUDG
 The same `--preset best` by the NumPy trainer, every gradient and optimizer step written by hand:
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
 ({gap} points; target: within {within}) in {ratio} PyTorch's time (target: at most {most}x). The two
-start from different random weights and draw different deformations, so they
+train on the same deformed and blended batches but start from different random weights, so they
 agree in level, not number for number; the tests prove that with the same weights and masks they
 compute the same gradients and steps to {TRAINERS_AGREE_TO}.
 
