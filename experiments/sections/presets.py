@@ -116,8 +116,8 @@ The same `--preset best` by the NumPy trainer, every gradient and optimizer step
 {100 * numpy_run['test_accuracy']:.2f} % against PyTorch's {100 * torch_run['test_accuracy']:.2f} %
 ({gap} points; target: within {within}) in {ratio} PyTorch's time (target: at most {most}x). The two
 train on the same deformed and blended batches but start from different random weights, so they
-agree in level, not number for number; the tests prove that with the same weights and masks they
-compute the same gradients and steps to {TRAINERS_AGREE_TO}.
+agree in level, not number for number; the tests prove that with the same weights they compute
+the same gradients and steps to {TRAINERS_AGREE_TO}.
 
 {among_published(by_key(summary), summary['machine'])}"""
 
