@@ -29,7 +29,7 @@ from helpers import (
 from dataset.batch_files import load_batch
 from safety.errors import Terminated, UserError
 from synthetic_cifar import write_dataset, write_py2_pickle
-from training import run
+from training import run, run_folder
 
 # everything a run draws at random or carries from step to step
 EVERYTHING = dict(hidden_dims=[32, 16], lr=2e-3, batch_size=16, epochs=5, seed=3,
@@ -542,3 +542,29 @@ def test_a_checkpoint_carrying_a_pickle_payload_is_one_line_and_never_runs(cifar
     assert_one_clear_line(stderr, f"{run_dir / 'checkpoint.pt'} is damaged",
                           "nothing in it was run")
     assert "weights_only" not in stderr
+
+
+def test_a_finished_run_whose_record_cannot_be_written_keeps_its_checkpoint_and_resumes(
+        cifar_dir, tmp_path, monkeypatch):
+    """A full disk at the last write of metrics.json, the one with the test: the run fails, its
+    checkpoint stays, and --resume writes the record of an uninterrupted run."""
+    root, _ = cifar_dir
+    flags = dict(epochs=2, batch_size=16, validation_size=40)
+    *_, uninterrupted = train("numpy", root, tmp_path / "a", **flags)
+    real_write = run_folder.write_json
+
+    def full_at_the_test(path, content):
+        if content.get("test_accuracy") is not None:
+            raise OSError(28, "No space left on device")
+        real_write(path, content)
+
+    monkeypatch.setattr(run_folder, "write_json", full_at_the_test)
+    with pytest.raises(OSError, match="No space left"):
+        train("numpy", root, tmp_path / "b", **flags)
+    monkeypatch.setattr(run_folder, "write_json", real_write)
+    (run_dir,) = (tmp_path / "b").iterdir()
+    assert "checkpoint.npz" in os.listdir(run_dir)
+    *_, resumed = train("numpy", root, tmp_path / "b", resume=str(run_dir), **flags)
+    assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
+    assert "checkpoint.npz" not in os.listdir(run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"

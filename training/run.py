@@ -236,10 +236,11 @@ class TrainingRun(RunRecorder):
             raise UserError(f"{self.resume}/metrics.json records {said}: it was edited after the "
                             f"checkpoint was written; put back what the checkpoint records")
 
-    def __exit__(self, exc_type, exc, traceback):
-        if exc_type is None and self.folder and os.path.exists(self.path(self.checkpoint)):
-            os.remove(self.path(self.checkpoint))  # finished: nothing left to resume
-        return super().__exit__(exc_type, exc, traceback)
+    def recorded(self):
+        """Finished, its record written: nothing is left to resume. A record that cannot be
+        written (a full disk) keeps the checkpoint, from which --resume tests and writes again."""
+        if self.folder and os.path.exists(self.path(self.checkpoint)):
+            os.remove(self.path(self.checkpoint))
 
     def test(self, validation, test):
         """Record the kept model's predictions, each (probabilities, labels) with every --tta

@@ -109,6 +109,8 @@ class RunRecorder:
         self.status = ENDINGS.get(exc_type, "failed")
         with stop_signals_ignored():  # a second Ctrl-C or SIGTERM must not cut this short
             unwritten = self.write_record()
+            if exc_type is None and unwritten is None:
+                self.recorded()
             self.lock.release()
             self.say_ending(exc_type, unwritten)
         if exc is not None:
@@ -116,6 +118,9 @@ class RunRecorder:
         if exc_type is None and unwritten is not None:
             raise unwritten
         return False
+
+    def recorded(self):
+        """What a finished run does once its whole record is written, its folder still held."""
 
     def say_ending(self, exc_type, unwritten):
         """The run's last line: its test accuracy, or how it ended and where its record is."""
