@@ -21,18 +21,25 @@ class Number:
         self.noun = "an integer" if kind is int else "a number"
         self.__name__ = kind.__name__  # argparse names the type in its messages
 
-    def in_range(self, value):
+    def refusal(self, value):
+        """Why value is not allowed, in words; None where it is."""
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer no float can hold: every sum with it would fail
+            return "too large to use"
         below = value <= self.minimum if self.open_below else value < self.minimum
         above = value >= self.maximum if self.open_above else value > self.maximum
-        return math.isfinite(value) and not below and not above
+        return None if finite and not below and not above else \
+            f"out of range: must be {self.allowed}"
 
     def __call__(self, text):
         try:
             value = self.kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not {self.noun}") from None
-        if not self.in_range(value):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {self.allowed}")
+        refusal = self.refusal(value)
+        if refusal:
+            raise argparse.ArgumentTypeError(f"{text} is {refusal}")
         return value
 
     def check(self, name, value):
@@ -41,8 +48,9 @@ class Number:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, wanted):
             raise TypeError(f"{name} must be {self.noun}, not {value!r}")
         value = self.kind(value)
-        if not self.in_range(value):
-            raise ValueError(f"{name} is {value}, out of range: must be {self.allowed}")
+        refusal = self.refusal(value)
+        if refusal:
+            raise ValueError(f"{name} is {value}, {refusal}")
         return value
 
 

@@ -97,3 +97,25 @@ def test_the_course_data_functions_check_their_numbers(cifar_dir):
         cifar10_utils.get_cifar10(str(cifar_dir[0]), validation_size=500.0, url="")
     assert len(cifar10_utils.get_cifar10(str(cifar_dir[0]), np.int64(30), url="")
                ["validation"]) == 30
+
+
+HUGE = 10 ** 400  # no float holds it
+
+
+@pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])
+@pytest.mark.parametrize("flag", ["--epochs", "--seed", "--projection"])
+def test_an_integer_too_large_for_any_float_is_refused_in_one_line(trainer, flag, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        trainer.parse_args([flag, str(HUGE)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == (f"error: argument {flag}: {HUGE} is too large "
+                                               f"to use (--help lists the options)")
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_train_refuses_numbers_too_large_to_count_with(framework, cifar_dir, tmp_path):
+    with pytest.raises(ValueError, match=f"^epochs is {HUGE}, too large to use$"):
+        train(framework, cifar_dir[0], tmp_path / "r", epochs=HUGE)
+    with pytest.raises(ValueError, match="^--warmup 1e.308 is more epochs than can be counted"):
+        train(framework, cifar_dir[0], tmp_path / "r", warmup=1e308)
+    assert not (tmp_path / "r").exists() or not os.listdir(tmp_path / "r")

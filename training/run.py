@@ -141,6 +141,9 @@ class TrainingRun(RunRecorder):
                            if config.projection else None)
         steps_per_epoch = len(self.loaders["train"])
         self.total_steps = config.epochs * steps_per_epoch
+        if not math.isfinite(config.warmup * steps_per_epoch):
+            raise OptionError(f"--warmup {config.warmup:g} is more epochs than can be counted "
+                              f"in steps")
         self.warmup_steps = round(config.warmup * steps_per_epoch)
         return self.loaders
 
