@@ -17,7 +17,7 @@ from synthetic_cifar import write_dataset
 
 from dataset.cifar10 import CIFAR10_URL
 from safety.errors import Terminated
-from training import cli, run
+from training import cli, inspect_model, run
 
 
 def test_no_data_and_no_network_names_url_layout_and_flag(tmp_path):
@@ -204,3 +204,19 @@ def test_a_log_that_cannot_be_written_costs_nothing_of_the_run(framework, log, c
     if streams.get("stderr") == subprocess.PIPE:
         assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert_finished(tmp_path / "r", weights)
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_an_evaluation_whose_log_cannot_be_written_still_draws_its_figures(framework, cifar_dir,
+                                                                          tmp_path):
+    script, weights = SCRIPTS[framework]
+    assert logged_run(script, cifar_dir, tmp_path / "r", stdout=subprocess.DEVNULL)[0] == 0
+    (run_dir,) = (tmp_path / "r").iterdir()
+    with open("/dev/full", "w") as full:
+        process = subprocess.run([sys.executable, os.path.join(REPO, script), "--evaluate",
+                                  str(run_dir / weights), "--data_dir", str(cifar_dir[0]),
+                                  "--figures_dir", str(tmp_path / "f")], cwd=REPO, stdout=full,
+                                 stderr=subprocess.PIPE, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert "Traceback" not in process.stderr and "Exception ignored" not in process.stderr
+    assert sorted(os.listdir(tmp_path / "f")) == sorted(inspect_model.FIGURES)

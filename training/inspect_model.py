@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from safety.console import say
 from safety.errors import UserError
 from training.plots import save_figure, subplots
 
@@ -147,9 +148,9 @@ def report(weights_path, validation_accuracy, test_split, probabilities, first_l
     written to folder, or beside the weights. test_split holds the uint8 images, shown as a person
     sees them."""
     confusion = confusion_matrix(test_split.labels, probabilities.argmax(axis=1), len(class_names))
-    print(f"{weights_path}: validation accuracy {validation_accuracy:.4f}, test accuracy "
-          f"{np.trace(confusion) / confusion.sum():.4f}")
-    print(per_class_table(confusion, class_names))
+    say(f"{weights_path}: validation accuracy {validation_accuracy:.4f}, test accuracy "
+        f"{np.trace(confusion) / confusion.sum():.4f}")
+    say(per_class_table(confusion, class_names))
     folder = folder or os.path.dirname(os.path.abspath(weights_path))
     try:
         confusion_png, per_class_png, weights_png, mistakes_png = (
@@ -162,4 +163,4 @@ def report(weights_path, validation_accuracy, test_split, probabilities, first_l
     except OSError as error:
         raise UserError(f"the figures could not be written ({error}); give --figures_dir a "
                         f"folder you can write to") from None
-    print(f"figures: {', '.join(FIGURES)} in {folder}")
+    say(f"figures: {', '.join(FIGURES)} in {folder}")
