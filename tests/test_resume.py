@@ -159,8 +159,8 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
 
 @pytest.mark.parametrize("damage, message", [
     ("finished", "finished already: there is nothing to resume"),
-    ("no checkpoint", "has 2 finished epochs but no checkpoint.npz: the run's last lines say "
-                      "why it was never written"),
+    ("no checkpoint", "has 2 finished epochs but no checkpoint.npz: the run stopped before the "
+                      "first was written, or that write failed (its last lines say which)"),
     ("no epoch", "has no checkpoint.npz: it stopped before its first epoch finished"),
     ("damaged checkpoint", "checkpoint.npz is damaged"),
     ("no metrics", "holds no run ("),

@@ -67,8 +67,8 @@ def check_resumable(run_dir, framework, flags, checkpoint):
                         f"out: the run records its own")
     if not os.path.isfile(os.path.join(run_dir, checkpoint)):
         epochs = len(metrics.get("val_accuracy") or [])
-        why = (f"has {epochs} finished epochs but no {checkpoint}: the run's last lines say why "
-               f"it was never written (a full disk, say)" if epochs else
+        why = (f"has {epochs} finished epochs but no {checkpoint}: the run stopped before the "
+               f"first was written, or that write failed (its last lines say which)" if epochs else
                f"has no {checkpoint}: it stopped before its first epoch finished")
         raise UserError(f"{run_dir} {why}; start it again without --resume")
 
