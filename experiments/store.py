@@ -80,7 +80,7 @@ class Results:
         try:
             with open(path) as f:
                 content = json.load(f)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             raise UserError(f"{shown} cannot be read ({error})") from None
         missing = [key for key in keys if not isinstance(content, dict) or key not in content]
         if missing:

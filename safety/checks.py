@@ -47,7 +47,10 @@ class Number:
         wanted = numbers.Integral if self.kind is int else numbers.Real
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, wanted):
             raise TypeError(f"{name} must be {self.noun}, not {value!r}")
-        value = self.kind(value)
+        try:
+            value = self.kind(value)
+        except OverflowError:  # an integer no float can hold, given for a float
+            raise ValueError(f"{name} is {value}, too large to use") from None
         refusal = self.refusal(value)
         if refusal:
             raise ValueError(f"{name} is {value}, {refusal}")

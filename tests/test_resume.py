@@ -164,6 +164,7 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
     ("no epoch", "has no checkpoint.npz: it stopped before its first epoch finished"),
     ("damaged checkpoint", "checkpoint.npz is damaged"),
     ("no metrics", "holds no run ("),
+    ("metrics nested past any reader", "holds no run ("),
     ("config a list", "its config is not a mapping of flags"),
     ("lr a word", "metrics.json records lr must be a number, not 'abc': it was edited"),
     ("hidden_dims negative", "metrics.json records hidden_dims[0] is -3, out of range"),
@@ -185,6 +186,8 @@ def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
         record["config"].update(lr="abc") if damage == "lr a word" else \
             record["config"].update(hidden_dims=[-3])
         metrics.write_text(json.dumps(record))
+    elif damage == "metrics nested past any reader":
+        metrics.write_text("[" * 100_000 + "]" * 100_000)
     elif damage == "config a list":
         metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), config=[1])))
     else:

@@ -46,6 +46,7 @@ DAMAGES = [
     (lambda s, m: s["runs"][0].update(run_dir="/tmp"), "run_dir /tmp lies outside"),
     (lambda s, m: m.update(test_accuracy="0.5"), "metrics.json: test_accuracy must be a number"),
     (lambda s, m: m.update(test_accuracy=50.0), "test_accuracy is 50.0, out of range"),
+    (lambda s, m: m.update(test_accuracy=10 ** 400), "00, too large to use"),
     (lambda s, m: m.update(val_accuracy=[0.4, float("nan")]), "val_accuracy[1] is nan"),
     (lambda s, m: m.update(train_loss=None), "train_loss must be a list of numbers"),
     (lambda s, m: m.update(best_epoch=1.5), "best_epoch must be an integer"),

@@ -167,7 +167,7 @@ def read_metrics(run_dir):
         if not isinstance(metrics["config"], dict) or not isinstance(metrics["status"], str):
             raise TypeError("its config is not a mapping of flags, or its status not a word")
         return metrics
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
         raise UserError(f"{run_dir} holds no run ({path}: {error})") from None
 
 
