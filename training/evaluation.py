@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from dataset.batch_files import class_names
+from dataset.cifar10 import IMAGE_SHAPE
 from dataset.loaders import DataLoader, make_loaders
 from dataset.splits import get_cifar10
 from safety.files import check_writable
@@ -50,7 +51,15 @@ def viewed(data_loader, each):
         return loader
     if each == IDENTITY:
         return data_loader
-    return ((view(images, **each), labels) for images, labels in data_loader)
+    return ((view_of_batch(images, each), labels) for images, labels in data_loader)
+
+
+def view_of_batch(images, each):
+    """The view each of images (B, 3, 32, 32), or of images flattened to (B, 3072), kept flat as
+    it came: a flattened image is no picture to move or mirror."""
+    if images.ndim == 2:
+        return view(images.reshape(len(images), *IMAGE_SHAPE), **each).reshape(len(images), -1)
+    return view(images, **each)
 
 
 def accuracy_of(probabilities, labels):
