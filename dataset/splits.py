@@ -58,8 +58,9 @@ def get_cifar10(data_dir=DATA_DIR, validation_size=VALIDATION_SIZE, url=CIFAR10_
     try:
         images, labels = load_files(batch_folder, TRAIN_FILES)
         if not 0 < validation_size < len(labels):
-            raise DataError(f"validation_size must lie in 1..{len(labels) - 1}, got "
-                            f"{validation_size}")
+            raise DataError(f"{data_dir} holds {len(labels)} training images: too few to set "
+                            f"{validation_size} aside for validation (--validation_size must lie "
+                            f"in 1..{len(labels) - 1})")
         train, validation = _split_off_validation(images, labels, validation_size)
         test = Split(*load_files(batch_folder, [TEST_FILE]))
     except MemoryError:

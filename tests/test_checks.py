@@ -3,6 +3,7 @@ functions share: a wrong type or a number out of range is refused by name with t
 NumPy scalars are the numbers they are."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -119,3 +120,14 @@ def test_train_refuses_numbers_too_large_to_count_with(framework, cifar_dir, tmp
     with pytest.raises(ValueError, match="^--warmup 1e.308 is more epochs than can be counted"):
         train(framework, cifar_dir[0], tmp_path / "r", warmup=1e308)
     assert not (tmp_path / "r").exists() or not os.listdir(tmp_path / "r")
+
+
+def test_a_validation_split_larger_than_the_data_names_the_folder_and_its_images(cifar_dir,
+                                                                                   tmp_path):
+    """A resume or an --evaluate on smaller data than the run's meets its recorded split first:
+    the line says what the folder holds, not only the flag the user never typed."""
+    root, _ = cifar_dir
+    images = len(cifar10_utils.get_cifar10(root, validation_size=1, url="")["train"]) + 1
+    said = f"{root} holds {images} training images: too few to set 5000 aside for validation"
+    with pytest.raises(Exception, match="^" + re.escape(said)):
+        cifar10_utils.get_cifar10(root, validation_size=5000, url="")
