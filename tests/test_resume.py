@@ -166,6 +166,7 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
     ("no metrics", "holds no run ("),
     ("metrics nested past any reader", "holds no run ("),
     ("config a list", "its config is not a mapping of flags"),
+    ("no framework", "metrics.json names no trainer (framework None): it was edited"),
     ("lr a word", "metrics.json records lr must be a number, not 'abc': it was edited"),
     ("hidden_dims negative", "metrics.json records hidden_dims[0] is -3, out of range"),
 ])
@@ -188,6 +189,10 @@ def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
         metrics.write_text(json.dumps(record))
     elif damage == "metrics nested past any reader":
         metrics.write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "no framework":
+        record = json.loads(metrics.read_text())
+        del record["config"]["framework"]
+        metrics.write_text(json.dumps(record))
     elif damage == "config a list":
         metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), config=[1])))
     else:

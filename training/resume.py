@@ -57,6 +57,9 @@ def check_resumable(run_dir, framework, flags, checkpoint):
     config, status = with_parts(metrics["config"]), metrics["status"]
     if config.get("framework") != framework:
         other = config.get("framework")
+        if other not in ("numpy", "pytorch"):
+            raise UserError(f"{run_dir}/metrics.json names no trainer (framework {other!r}): it "
+                            f"was edited or damaged, and the run cannot go on as it started")
         raise UserError(f"{run_dir} is a run of train_mlp_{other}.py: resume it with that script")
     if status == "finished":
         raise UserError(f"{run_dir} finished already: there is nothing to resume")
