@@ -304,6 +304,16 @@ def test_a_stopped_run_resumes_from_python_with_its_folder_alone(short_stopped_r
     assert alone["test_accuracy"] == given["test_accuracy"]
 
 
+def test_a_run_reached_through_a_link_resumes(short_stopped_run, tmp_path):
+    """A link to the run's folder (a job's shortcut, say) is the run, not a renamed folder."""
+    root, run_dir = short_stopped_run
+    link = tmp_path / "latest"
+    link.symlink_to(run_dir, target_is_directory=True)
+    *_, through_link = TRAINERS["numpy"][0].train(resume=str(link))
+    assert len(through_link["val_accuracy"]) == 3
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+
+
 @pytest.mark.parametrize("edit, reason", [
     (lambda p: p.update(epoch=4), "its epoch 4 is not one of the run's 1..3"),
     (lambda p: p.update(epoch=2.0), "its epoch 2.0 is not"),

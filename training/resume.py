@@ -43,7 +43,7 @@ def check_named_by(run_dir, name):
     """Refuse a run whose recorded flags do not give its folder's name (name, or name_2, ... for
     a rerun): its metrics.json was edited, and the run would go on with other flags than it
     started with."""
-    folder = os.path.basename(os.path.abspath(run_dir))
+    folder = os.path.basename(os.path.realpath(run_dir))  # a link's target is the run's folder
     if not re.fullmatch(re.escape(name) + r"(_[0-9]+)?", folder):
         raise UserError(f"{run_dir}/metrics.json records the flags of a run named {name}, not "
                         f"{folder}: it was edited, or the folder renamed, and the run cannot go "
