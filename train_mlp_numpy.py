@@ -23,6 +23,7 @@ from training.backend_numpy import (
     predict,
     save_checkpoint,
     save_weights,
+    trained_state,
     weight_average,
 )
 from training.evaluation import accuracy_of
@@ -82,9 +83,9 @@ def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, da
                 model.backward_logits(logits_grad)
                 optimizer.step()
                 if config.ema:
-                    average.update(model.state_dict())
+                    average.update(trained_state(model))
             if config.ema:
-                evaluated.load_state_dict(average.average)
+                evaluated.load_state_dict({**model.state_dict(), **average.average})
             if run.end_epoch(evaluate_model(evaluated, loaders["validation"],
                                             every_epoch(config.tta))):
                 best_state = evaluated.state_dict()

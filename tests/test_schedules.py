@@ -3,7 +3,7 @@ rules, and what the average does to a run of either trainer."""
 import numpy as np
 import pytest
 import torch
-from helpers import TRAINERS, train
+from helpers import TRAINERS, train, train_projected
 
 from cifar10_utils import get_cifar10
 from dataset.loaders import DataLoader
@@ -102,3 +102,17 @@ def test_ema_keeps_and_tests_the_average_without_changing_training(framework, ha
     loader = DataLoader(test, 16, preprocess=normalize)
     assert trainer.evaluate_model(model, loader) == test_accuracy
     assert "ema0.9" in log["run_dir"]
+
+
+@pytest.mark.parametrize("framework", ["numpy", "pytorch"])
+def test_ema_averages_what_training_changes_and_keeps_the_projection_as_fitted(
+        framework, hard_cifar_dir, tmp_path):
+    """A projection's components are fixed: averaging them step after step would round them
+    away from what ZCA fitted. The kept model holds them bit for bit as the plain run does."""
+    root = hard_cifar_dir[0]
+    plain, *_ = train_projected(framework, root, tmp_path / "plain")
+    model, *_ = train_projected(framework, root, tmp_path / "ema", ema=0.5)
+    averaged, kept = as_numpy(model.state_dict()), as_numpy(plain.state_dict())
+    assert np.array_equal(averaged["layers.0.components"], kept["layers.0.components"])
+    moved = [key for key in kept if not np.array_equal(averaged[key], kept[key])]
+    assert moved and "layers.0.components" not in moved

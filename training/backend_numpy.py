@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 
 from mlp_numpy import MLP
-from modules import DropoutModule
+from modules import DropoutModule, ProjectionModule
 from safety.files import write_atomically
 from training import evaluation
 from training.resume import (
@@ -39,11 +39,22 @@ def predict(model, data_loader, tta=None):
 
 
 def weight_average(model, decay):
-    """(the WeightAverage of the model's state, the copy of the model that holds it for
-    evaluation), or (None, the model itself) where decay is 0: no --ema."""
+    """(the WeightAverage of the state training changes (trained_state), the copy of the model
+    that holds it for evaluation), or (None, the model itself) where decay is 0: no --ema."""
     if not decay:
         return None, model
-    return WeightAverage(decay, model.state_dict()), copy.deepcopy(model)
+    state = {name: value.copy() for name, value in trained_state(model).items()}
+    return WeightAverage(decay, state), copy.deepcopy(model)
+
+
+def trained_state(model):
+    """The arrays training changes, as they are now (not copied), named as in state_dict(): every
+    parameter and BatchNorm's running statistics, but not a projection's fixed components."""
+    state = {name: value for name, value, _ in model.parameters()}
+    state.update({f"layers.{i}.{name}": value for i, layer in enumerate(model.layers)
+                  if hasattr(layer, "buffers") and not isinstance(layer, ProjectionModule)
+                  for name, value in layer.buffers().items()})
+    return state
 
 
 def save_weights(state, record, preprocessing, path):

@@ -9,7 +9,7 @@ import os
 import torch
 
 from dataset.splits import Split
-from mlp_pytorch import MLP
+from mlp_pytorch import MLP, Projection
 from safety.console import say
 from safety.errors import UserError
 from safety.files import write_atomically
@@ -73,12 +73,16 @@ def cloned_state(model):
 
 
 def weight_average(model, decay):
-    """(the WeightAverage of the model's floating-point state, the copy of the model that holds
-    it for evaluation), or (None, the model itself) where decay is 0: no --ema."""
+    """(the WeightAverage of the state training changes: every parameter and BatchNorm's running
+    statistics, but not a projection's fixed components; the copy of the model that holds it for
+    evaluation), or (None, the model itself) where decay is 0: no --ema."""
     if not decay:
         return None, model
+    fixed = {f"{name}.components" for name, module in model.named_modules()
+             if isinstance(module, Projection)}
     return (WeightAverage(decay, {key: value for key, value in cloned_state(model).items()
-                                  if value.is_floating_point()}), copy.deepcopy(model))
+                                  if value.is_floating_point() and key not in fixed}),
+            copy.deepcopy(model))
 
 
 def save_weights(state, record, preprocessing, path):

@@ -164,9 +164,9 @@ class Config:
                           "Beta(ALPHA, ALPHA) per batch; 0 is off", "training",
                           type=nonnegative_float, metavar="ALPHA")
     ema: float = option(0.0, "validate, keep and test an exponential moving average of the "
-                        "weights (and BatchNorm's statistics), a <- d a + (1-d) w after every "
-                        "step, d = min(DECAY, (1+t)/(10+t)); 0 is off", "training", type=fraction,
-                        metavar="DECAY")
+                        "weights (and BatchNorm's statistics; a projection stays as fitted), "
+                        "a <- d a + (1-d) w after every step, d = min(DECAY, (1+t)/(10+t)); 0 is "
+                        "off", "training", type=fraction, metavar="DECAY")
     projection: int = option(0, "a fixed first layer: each whitened image, after augmentation, "
                              "projected onto the top K principal components that --normalize zca "
                              "fitted; 0 is none", "training", architecture=True,
