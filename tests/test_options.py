@@ -64,6 +64,15 @@ def test_each_preset_is_a_valid_command_line(name):
     assert {key: getattr(typed, key) for key in preset} == preset
 
 
+def test_a_command_line_with_a_preset_keeps_every_flag_beyond_it():
+    """A run of a preset with one change (a search row's) is that change too, not the preset."""
+    flags = {**options.PRESETS["best"], "seed": 7, "ema": 0.999}
+    line = options.command_line("pytorch", flags)
+    assert line == "python train_mlp_pytorch.py --preset best --seed 7 --ema 0.999"
+    args = train_mlp_pytorch.parse_args(line.split()[2:])
+    assert {key: getattr(args, key) for key in flags} == flags
+
+
 def test_architecture_and_training_options_come_from_the_table():
     assert options.ARCHITECTURE == ("hidden_dims", "use_batch_norm", "activation", "dropout",
                                     "normalize", "tta", "projection", "bottleneck", "blocks",

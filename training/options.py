@@ -367,13 +367,12 @@ def typed_flag(name, value):
 
 def command_line(trainer, flags):
     """The shortest trainer command line that gives these flags: a preset they contain, then
-    every flag that differs from its default."""
-    script = f"train_mlp_{trainer}.py"
-    for name, preset in PRESETS.items():
-        if {**flags, **preset} == flags:
-            return f"python {script} --preset {name}"
-    return " ".join(["python", script, *(typed_flag(key, value) for key, value in flags.items()
-                                         if value != DEFAULTS.get(key))])
+    every other flag that differs from its default."""
+    preset = next((name for name, values in PRESETS.items() if {**flags, **values} == flags), None)
+    in_preset = PRESETS.get(preset, {})
+    words = ["python", f"train_mlp_{trainer}.py", *([f"--preset {preset}"] if preset else [])]
+    return " ".join(words + [typed_flag(key, value) for key, value in flags.items()
+                             if key not in in_preset and value != DEFAULTS.get(key)])
 
 
 def contradictions(flags, recorded, names, whose):
