@@ -302,3 +302,13 @@ AVERAGING_SEARCH = greedy_search(
     run("start", "start: the recipe the stages before kept", **SEARCH_MIXUP_KEPT),
     [("wide-shift", "50 views at test time, moved by up to 4 pixels",
       dict(tta="flip+wide-shift"))])
+SEARCH_AVERAGING_KEPT = dict(SEARCH_MIXUP_KEPT, tta="flip+wide-shift")
+
+# The fifteenth stage, for --preset best: the deformations and the weight decay were chosen
+# before mixup, so each is tried lighter with it; then a moving average of the weights, whose
+# updates count against the budget
+WITH_MIXUP_SEARCH = greedy_search(
+    run("start", "start: the recipe the stages before kept", **SEARCH_AVERAGING_KEPT),
+    [("crops", "random crops instead of deformations", dict(augment="crop+flip")),
+     ("weight-decay-0.01", "weight decay 0.01", dict(weight_decay=0.01)),
+     ("ema-0.999", "a moving average of the weights, decay 0.999", dict(ema=0.999))])

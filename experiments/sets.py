@@ -30,12 +30,13 @@ from experiments.runs import (
     RESIDUAL_SEARCH,
     SEARCH,
     VIEWS_SEARCH,
+    WITH_MIXUP_SEARCH,
     Run,
     ladder,
     run,
     seeded,
 )
-from experiments.sections import course, presets, questions, recipe, search
+from experiments.sections import course, presets, questions, recipe, search, search_best
 from training.options import DEFAULTS, PRESET_BUDGET_MINUTES, PRESETS
 
 
@@ -190,11 +191,17 @@ SETS = declare(
         figures.every_row_figure, greedy=True, budget_preset="fast"),
     ExperimentSet(
         "search-mixup", "The search's thirteenth stage: mixup, for --preset best", MIXUP_SEARCH,
-        search.section_search_mixup, figures.every_row_figure, greedy=True, budget_preset="best"),
+        search_best.section_search_mixup, figures.every_row_figure, greedy=True,
+        budget_preset="best"),
     ExperimentSet(
         "search-averaging", "The search's fourteenth stage: 50 views at test time, for "
-        "--preset best", AVERAGING_SEARCH, search.section_search_averaging,
+        "--preset best", AVERAGING_SEARCH, search_best.section_search_averaging,
         figures.every_row_figure, greedy=True, budget_preset="best"),
+    ExperimentSet(
+        "search-with-mixup", "The search's fifteenth stage: the other regularizers with "
+        "mixup, and an average of the weights, for --preset best", WITH_MIXUP_SEARCH,
+        search_best.section_search_with_mixup, figures.every_row_figure, greedy=True,
+        budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

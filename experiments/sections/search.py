@@ -1,5 +1,6 @@
-"""How the presets' recipes were found: the fourteen stages of the greedy search from the 61 %
-recipe, each row's verdict as the search stored it."""
+"""How the presets' recipes were found: the stages of the greedy search from the 61 % recipe
+that build both presets, each row's verdict as the search stored it, and the words every stage's
+section shares (search_best.py has the last stages, for --preset best alone)."""
 import numpy as np
 
 from dataset.cifar10 import PIXEL_VALUES
@@ -364,37 +365,4 @@ At its last epoch the start scored {start_fit(entries[0]["metrics"])}. The same 
 {table_and_figure(entries, name)}
 
 Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
-{next_step(experiment_set)}"""
-
-
-def section_search_mixup(summary, experiment_set, results):
-    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
-    return f"""The recipe the twelfth stage kept for `--preset {preset}` scored
-{start_fit(entries[0]["metrics"])} at its last epoch: it fits its training images better than the
-deformations alone make up for. Mixup blends each batch with a shuffled copy of itself, labels
-too, at no cost in minutes; it is tried at two strengths, then the rest of the budget is spent
-on epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
-
-{table_and_figure(entries, name)}
-
-Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
-{next_step(experiment_set)}"""
-
-
-def section_search_averaging(summary, experiment_set, results):
-    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
-    start, views = (entry["metrics"] for entry in entries[:2])
-    alone = 100 * start["val_accuracy"][start["best_epoch"] - 1]
-    alike = ("" if start["train_loss_steps"] != views["train_loss_steps"] else " Both runs trained "
-             "alike, step for step: their minutes differ by the views' evaluation and the machine.")
-    return f"""The recipe the thirteenth stage kept for `--preset {preset}`, with more views. Its
-kept model scored {alone:.2f} % on the validation images alone and
-{100 * validation_accuracy(start):.2f} % on their 18 views. Here it is validated and tested on 50
-(`--tta flip+wide-shift`: each image and its mirror moved by -{2 * TTA_SHIFT}, -{TTA_SHIFT}, 0,
-{TTA_SHIFT} or {2 * TTA_SHIFT} pixels down and right), its training as it was, the minutes the
-views take counting against the budget. The same rule: {GREEDY_RULE} {BUDGET_RULE}
-
-{table_and_figure(entries, name)}
-
-Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}{alike}
 {next_step(experiment_set)}"""

@@ -1,0 +1,63 @@
+"""The greedy search's last stages, for --preset best alone: mixup, more views at test time,
+then the other regularizers again with mixup on and an average of the weights."""
+from experiments.sections.search import (
+    BUDGET_RULE,
+    GREEDY_RULE,
+    budget_line,
+    kept_against_start,
+    kept_labels,
+    next_step,
+    start_fit,
+    table_and_figure,
+)
+from experiments.store import validation_accuracy
+from training.preprocessing import TTA_SHIFT
+
+
+def section_search_mixup(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    return f"""The recipe the twelfth stage kept for `--preset {preset}` scored
+{start_fit(entries[0]["metrics"])} at its last epoch: it fits its training images better than the
+deformations alone make up for. Mixup blends each batch with a shuffled copy of itself, labels
+too, at no cost in minutes; it is tried at two strengths, then the rest of the budget is spent
+on epochs. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{table_and_figure(entries, name)}
+
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
+
+
+def section_search_averaging(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    start, views = (entry["metrics"] for entry in entries[:2])
+    alone = 100 * start["val_accuracy"][start["best_epoch"] - 1]
+    alike = ("" if start["train_loss_steps"] != views["train_loss_steps"] else " Both runs trained "
+             "alike, step for step: their minutes differ by the views' evaluation and the machine.")
+    return f"""The recipe the thirteenth stage kept for `--preset {preset}`, with more views. Its
+kept model scored {alone:.2f} % on the validation images alone and
+{100 * validation_accuracy(start):.2f} % on their 18 views. Here it is validated and tested on 50
+(`--tta flip+wide-shift`: each image and its mirror moved by -{2 * TTA_SHIFT}, -{TTA_SHIFT}, 0,
+{TTA_SHIFT} or {2 * TTA_SHIFT} pixels down and right), its training as it was, the minutes the
+views take counting against the budget. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{table_and_figure(entries, name)}
+
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}{alike}
+{next_step(experiment_set)}"""
+
+
+def section_search_with_mixup(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    return f"""The recipe the fourteenth stage kept for `--preset {preset}`. Its deformations and
+its weight decay were chosen before mixup joined them, so each is tried lighter with mixup on:
+random crops instead of the deformations, then weight decay 0.01 instead of 0.02. Then the model
+validated, kept and tested is made a moving average of the weights and BatchNorm's statistics
+(`--ema 0.999`), its updates counting against the budget. At
+its last epoch the start scored {start_fit(entries[0]["metrics"])}. The same rule:
+{GREEDY_RULE} {BUDGET_RULE}
+
+{table_and_figure(entries, name)}
+
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
