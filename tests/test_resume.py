@@ -30,6 +30,7 @@ from dataset.batch_files import load_batch
 from safety.errors import Terminated, UserError
 from synthetic_cifar import write_dataset, write_py2_pickle
 from training import run, run_folder
+from training.saved_model import CHECKPOINTS
 
 # everything a run draws at random or carries from step to step
 EVERYTHING = dict(hidden_dims=[32, 16], lr=2e-3, batch_size=16, epochs=5, seed=3,
@@ -65,6 +66,38 @@ def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, changes, 
     assert (run_dir / model).read_bytes() == (tmp_path / "a" / os.listdir(tmp_path / "a")[0]
                                               / model).read_bytes()
     assert sorted(os.listdir(run_dir)) == ["accuracy.png", "loss.png", "metrics.json", model]
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize("stop", ["in epoch 1", "after epoch 1, before its checkpoint"])
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_run_stopped_before_its_first_checkpoint_starts_over_in_its_folder(
+        framework, stop, hard_cifar_dir, tmp_path, monkeypatch, capsys):
+    """Nothing of it can be taken up, so its resume trains it from the start, in its folder, to
+    the numbers of an uninterrupted run: a stop between epoch 1's record and its checkpoint left
+    a run that no resume could go on with."""
+    root, _ = hard_cifar_dir
+    *_, uninterrupted = train(framework, root, tmp_path / "a")
+    if stop == "in epoch 1":
+        run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "b", 1)
+    else:
+        def stopped(*args):
+            raise Terminated()
+
+        with monkeypatch.context() as patched:
+            patched.setattr(TRAINERS[framework][0], "save_checkpoint", stopped)
+            with pytest.raises(Terminated):
+                train(framework, root, tmp_path / "b")
+        (run_dir,) = (tmp_path / "b").iterdir()
+    stopped_record = json.loads((run_dir / "metrics.json").read_text())
+    assert len(stopped_record["val_accuracy"]) == (stop != "in epoch 1")
+    assert not (run_dir / CHECKPOINTS[framework]).exists()
+    capsys.readouterr()
+    *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir))
+    said = capsys.readouterr().err
+    assert f"{run_dir} stopped before its first checkpoint: it starts over, in its folder" in said
+    assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
+    assert os.listdir(tmp_path / "b") == [run_dir.name]
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
 
 
@@ -159,9 +192,8 @@ def test_flags_that_contradict_the_run_are_refused_with_both_values(stopped_run)
 
 @pytest.mark.parametrize("damage, message", [
     ("finished", "finished already: there is nothing to resume"),
-    ("no checkpoint", "has 2 finished epochs but no checkpoint.npz: the run stopped before the "
-                      "first was written, or that write failed (its last lines say which)"),
-    ("no epoch", "has no checkpoint.npz: it stopped before its first epoch finished"),
+    ("no checkpoint", "has 2 finished epochs but no checkpoint.npz: it was removed, and the run "
+                      "cannot go on where it stopped"),
     ("damaged checkpoint", "checkpoint.npz is damaged"),
     ("no metrics", "holds no run ("),
     ("metrics nested past any reader", "holds no run ("),
@@ -177,9 +209,6 @@ def test_what_cannot_be_resumed_is_one_line(damage, message, stopped_run):
         metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), status="finished")))
     elif damage == "no checkpoint":
         os.remove(run_dir / "checkpoint.npz")
-    elif damage == "no epoch":
-        os.remove(run_dir / "checkpoint.npz")
-        metrics.write_text(json.dumps(dict(json.loads(metrics.read_text()), val_accuracy=[])))
     elif damage == "damaged checkpoint":
         (run_dir / "checkpoint.npz").write_bytes(b"PK\x03\x04 not a whole zip")
     elif damage in ("lr a word", "hidden_dims negative"):
@@ -256,11 +285,11 @@ def test_a_refused_resume_still_removes_the_partial_checkpoint_a_killed_run_left
     assert not (run_dir / ".tmp-checkpoint.npz-k1").exists()
 
 
-def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(cifar_dir,
-                                                                             tmp_path):
+def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_starts_over(cifar_dir,
+                                                                                tmp_path):
     """Under a file-size limit that lets model.npz through but not the larger checkpoint.npz,
     as a full disk would: the run's last line names the checkpoint, nothing partial is left, and
-    --resume says that the finished epoch's checkpoint was never written."""
+    --resume, with room again, starts the run over in its folder and finishes it."""
     def limited():
         resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
 
@@ -274,8 +303,9 @@ def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_says_why(ci
                                                f"'{run_dir / 'checkpoint.npz'}'")
     assert sorted(os.listdir(run_dir)) == ["accuracy.png", "loss.png", "metrics.json", "model.npz"]
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
-    assert code == 1
-    assert_one_clear_line(stderr, "has 1 finished epochs but no checkpoint.npz")
+    assert code == 0, stderr
+    assert f"{run_dir} stopped before its first checkpoint: it starts over, in its folder" in stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
 
 
 @pytest.fixture

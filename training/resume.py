@@ -51,8 +51,9 @@ def check_named_by(run_dir, name):
 
 
 def check_resumable(run_dir, framework, flags, checkpoint):
-    """Refuse to resume a run of the other trainer, a finished one, one without a checkpoint,
-    or one whose flags differ from these (those that only say where things are excepted)."""
+    """Refuse to resume a run of the other trainer, a finished one, one whose checkpoint was
+    removed, or one whose flags differ from these (those that only say where things are
+    excepted)."""
     metrics = read_metrics(run_dir)
     config, status = with_parts(metrics["config"]), metrics["status"]
     if config.get("framework") != framework:
@@ -68,12 +69,14 @@ def check_resumable(run_dir, framework, flags, checkpoint):
     if conflicts:
         raise UserError(f"{run_dir} was started with other flags than {conflicts}; leave them "
                         f"out: the run records its own")
-    if not os.path.isfile(os.path.join(run_dir, checkpoint)):
-        epochs = len(metrics.get("val_accuracy") or [])
-        why = (f"has {epochs} finished epochs but no {checkpoint}: the run stopped before the "
-               f"first was written, or that write failed (its last lines say which)" if epochs else
-               f"has no {checkpoint}: it stopped before its first epoch finished")
-        raise UserError(f"{run_dir} {why}; start it again without --resume")
+    epochs = metrics.get("val_accuracy")
+    epochs = len(epochs) if isinstance(epochs, list) else 0
+    # every epoch is checkpointed: only a run stopped before its first checkpoint (TrainingRun
+    # starts it over) or one whose checkpoint was removed has none
+    if epochs > 1 and not os.path.isfile(os.path.join(run_dir, checkpoint)):
+        raise UserError(f"{run_dir} has {epochs} finished epochs but no {checkpoint}: it was "
+                        f"removed, and the run cannot go on where it stopped; start it again "
+                        f"without --resume")
 
 
 EPOCH_LOGS = ("train_loss", "train_accuracy", "val_accuracy", "epoch_seconds")

@@ -46,6 +46,16 @@ from training.schedules import lr_factor
 
 
 FOLDER_NAME_LIMIT = 240  # bytes of a run folder's name; see TrainingRun.folder_name
+NOT_CHECKED = "not checked"  # what a resume has found of its run's checkpoint before it looks
+
+
+def file_identity(path):
+    """(inode, modification time, size) of the file at path, or None where there is none."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_mtime_ns, status.st_size
 
 
 class TrainingRun(RunRecorder):
@@ -76,7 +86,9 @@ class TrainingRun(RunRecorder):
             check_in_effect(config)
         self.record = config.record()
         self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
-        self.checkpoint_read = None  # (inode, mtime, size) of the checkpoint found at first
+        # the checkpoint a resume found at first, (inode, mtime, size) or None where there is
+        # none: a run stopped before its first checkpoint starts over, in its folder
+        self.checkpoint_read, self.starts_over = NOT_CHECKED, False
         if self.resume:  # checked now, and again once the run holds its folder (check_held)
             with hold(self.resume) if os.path.isdir(self.resume) else contextlib.nullcontext():
                 self.check_held()
@@ -99,12 +111,14 @@ class TrainingRun(RunRecorder):
         check_resumable(self.resume, self.framework, self.config.as_dict(self.framework),
                         self.checkpoint)
         check_named_by(self.resume, self.folder_name(self.framework))
-        status = os.stat(os.path.join(self.resume, self.checkpoint))
-        found = (status.st_ino, status.st_mtime_ns, status.st_size)
-        if self.checkpoint_read not in (None, found):
+        found = file_identity(os.path.join(self.resume, self.checkpoint))
+        if self.checkpoint_read not in (NOT_CHECKED, found):
             raise UserError(f"{self.resume} went on in another process while this resume loaded "
                             f"it; resume it again")
-        self.checkpoint_read = found
+        if self.checkpoint_read is NOT_CHECKED and found is None:
+            say(f"{self.resume} stopped before its first checkpoint: it starts over, in its "
+                f"folder", sys.stderr)
+        self.checkpoint_read, self.starts_over = found, found is None
 
     def folder_name(self, framework):
         """The flags spelled out, e.g. numpy_h128_lr0.1_b128_e10_s42: the course's, then
