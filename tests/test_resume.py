@@ -74,8 +74,8 @@ def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, changes, 
 def test_a_run_stopped_before_its_first_checkpoint_starts_over_in_its_folder(
         framework, stop, hard_cifar_dir, tmp_path, monkeypatch, capsys):
     """Nothing of it can be taken up, so its resume trains it from the start, in its folder, to
-    the numbers of an uninterrupted run: a stop between epoch 1's record and its checkpoint left
-    a run that no resume could go on with."""
+    the numbers of an uninterrupted run, whether it stopped inside its first epoch or between
+    that epoch's record and its checkpoint."""
     root, _ = hard_cifar_dir
     *_, uninterrupted = train(framework, root, tmp_path / "a")
     if stop == "in epoch 1":
@@ -95,7 +95,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_in_its_folder(
     capsys.readouterr()
     *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir))
     said = capsys.readouterr().err
-    assert f"{run_dir} stopped before its first checkpoint: it starts over, in its folder" in said
+    assert f"{run_dir} has no checkpoint to go on from: it starts over, in its folder" in said
     assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
     assert os.listdir(tmp_path / "b") == [run_dir.name]
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
@@ -304,7 +304,7 @@ def test_a_checkpoint_that_cannot_be_written_is_named_and_the_resume_starts_over
     assert sorted(os.listdir(run_dir)) == ["accuracy.png", "loss.png", "metrics.json", "model.npz"]
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir)
     assert code == 0, stderr
-    assert f"{run_dir} stopped before its first checkpoint: it starts over, in its folder" in stderr
+    assert f"{run_dir} has no checkpoint to go on from: it starts over, in its folder" in stderr
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
 
 

@@ -123,8 +123,8 @@ def save_checkpoint(run, epoch, model, optimizer, best_state, average):
 
 def load_checkpoint(run, model, optimizer, average):
     """Put a stopped run's checkpoint.npz back into model, optimizer, average and run; returns
-    (the first epoch still to train, the best state so far). A run stopped before its first
-    checkpoint starts over: (1, the model as built)."""
+    (the first epoch still to train, the best state so far). A run with no checkpoint (at most
+    one finished epoch: TrainingRun.check_held) starts over: (1, the model as built)."""
     if run.starts_over:
         return 1, model.state_dict()
     path = os.path.join(run.resume, run.checkpoint)

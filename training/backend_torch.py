@@ -156,8 +156,9 @@ def save_checkpoint(run, epoch, model, optimizer, best_state, average):
 
 def load_checkpoint(run, model, optimizer, average, device):
     """Put a stopped run's checkpoint.pt back into model, optimizer, average, torch's generators
-    and run; returns (the first epoch still to train, the best state so far). A run stopped
-    before its first checkpoint starts over: (1, the model as built)."""
+    and run; returns (the first epoch still to train, the best state so far). A run with no
+    checkpoint (at most one finished epoch: TrainingRun.check_held) starts over: (1, the model as
+    built)."""
     if run.starts_over:
         return 1, cloned_state(model)
     path = os.path.join(run.resume, run.checkpoint)

@@ -77,9 +77,10 @@ class Option:
             else f"--{self.name} {metavar}".strip()
 
 
-# What --preset trains: each the recipe the last stage of the greedy search on validation
-# accuracy kept for it within its budget (experiments/runs.py; every stage is in
-# results/README.md, and tests/test_experiments.py checks each preset against its stage's summary)
+# What --preset trains: each the recipe the greedy search on validation accuracy ended with for
+# it, the last row its last stage kept (a change kept only within the preset's budget, or else
+# the stage's start) (experiments/runs.py; every stage is in results/README.md, and
+# tests/test_experiments.py checks each preset against its stage's summary)
 PRESETS = {
     # chosen by the search-averaging stage, which the search-with-mixup stage after it kept as
     # it was (experiments/runs.py, results/search-averaging/ and results/search-with-mixup/)
@@ -367,8 +368,8 @@ def typed_flag(name, value):
 
 
 def command_line(trainer, flags):
-    """The shortest trainer command line that gives these flags: a preset they contain, then
-    every other flag that differs from its default."""
+    """The trainer command line that gives these flags: a preset they contain, then every other
+    flag that differs from its default."""
     preset = next((name for name, values in PRESETS.items() if {**flags, **values} == flags), None)
     in_preset = PRESETS.get(preset, {})
     words = ["python", f"train_mlp_{trainer}.py", *([f"--preset {preset}"] if preset else [])]

@@ -51,9 +51,9 @@ def check_named_by(run_dir, name):
 
 
 def check_resumable(run_dir, framework, flags, checkpoint):
-    """Refuse to resume a run of the other trainer, a finished one, one whose checkpoint was
-    removed, or one whose flags differ from these (those that only say where things are
-    excepted)."""
+    """Refuse to resume a run of the other trainer, a finished one, one of two or more finished
+    epochs whose checkpoint was removed, or one whose flags differ from these (those that only say
+    where things are excepted)."""
     metrics = read_metrics(run_dir)
     config, status = with_parts(metrics["config"]), metrics["status"]
     if config.get("framework") != framework:
@@ -71,8 +71,8 @@ def check_resumable(run_dir, framework, flags, checkpoint):
                         f"out: the run records its own")
     epochs = metrics.get("val_accuracy")
     epochs = len(epochs) if isinstance(epochs, list) else 0
-    # every epoch is checkpointed: only a run stopped before its first checkpoint (TrainingRun
-    # starts it over) or one whose checkpoint was removed has none
+    # every epoch is checkpointed: a run with none stopped before its first was written (or
+    # lost it), and with at most one finished epoch nothing is lost when TrainingRun starts it over
     if epochs > 1 and not os.path.isfile(os.path.join(run_dir, checkpoint)):
         raise UserError(f"{run_dir} has {epochs} finished epochs but no {checkpoint}: it was "
                         f"removed, and the run cannot go on where it stopped; start it again "

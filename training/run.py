@@ -87,7 +87,7 @@ class TrainingRun(RunRecorder):
         self.record = config.record()
         self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
         # the checkpoint a resume found at first, (inode, mtime, size) or None where there is
-        # none: a run stopped before its first checkpoint starts over, in its folder
+        # none: a run of at most one finished epoch and no checkpoint starts over, in its folder
         self.checkpoint_read, self.starts_over = NOT_CHECKED, False
         if self.resume:  # checked now, and again once the run holds its folder (check_held)
             with hold(self.resume) if os.path.isdir(self.resume) else contextlib.nullcontext():
@@ -115,9 +115,9 @@ class TrainingRun(RunRecorder):
         if self.checkpoint_read not in (NOT_CHECKED, found):
             raise UserError(f"{self.resume} went on in another process while this resume loaded "
                             f"it; resume it again")
-        if self.checkpoint_read is NOT_CHECKED and found is None:
-            say(f"{self.resume} stopped before its first checkpoint: it starts over, in its "
-                f"folder", sys.stderr)
+        if self.checkpoint_read is None and found is None:  # the second check: the folder held
+            say(f"{self.resume} has no checkpoint to go on from: it starts over, in its folder",
+                sys.stderr)
         self.checkpoint_read, self.starts_over = found, found is None
 
     def folder_name(self, framework):

@@ -1,6 +1,6 @@
-"""How the presets' recipes were found: the stages of the greedy search from the 61 % recipe
-that build both presets, each row's verdict as the search stored it, and the words every stage's
-section shares (search_best.py has the last stages, for --preset best alone)."""
+"""How the presets' recipes were found: the greedy search's stages from the 61 % recipe to the
+twelfth, each row's verdict as the search stored it, and the words every stage's section shares
+(search_best.py has the three stages after them, for --preset best alone)."""
 import numpy as np
 
 from dataset.cifar10 import PIXEL_VALUES

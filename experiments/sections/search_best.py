@@ -49,12 +49,13 @@ Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries
 
 def section_search_with_mixup(summary, experiment_set, results):
     entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    *lighter, averaged = entries[1:]
     return f"""The recipe the fourteenth stage kept for `--preset {preset}`. Its deformations and
-its weight decay were chosen before mixup joined them, so each is tried lighter with mixup on:
-random crops instead of the deformations, then weight decay 0.01 instead of 0.02. Then the model
-validated, kept and tested is made a moving average of the weights and BatchNorm's statistics
-(`--ema 0.999`), its updates counting against the budget. At
-its last epoch the start scored {start_fit(entries[0]["metrics"])}. The same rule:
+its weight decay were chosen before mixup joined them, so each is tried lighter with mixup on
+({"; then ".join(entry["label"] for entry in lighter)}). Then the model validated, kept and
+tested is made {averaged["label"]} (`--ema`, BatchNorm's statistics included), its updates
+counting against the budget. At its last epoch the start scored
+{start_fit(entries[0]["metrics"])}. The same rule:
 {GREEDY_RULE} {BUDGET_RULE}
 
 {table_and_figure(entries, name)}
