@@ -80,7 +80,7 @@ def weight_average(model, decay):
         return None, model
     fixed = {f"{name}.components" for name, module in model.named_modules()
              if isinstance(module, Projection)}
-    return (WeightAverage(decay, {key: value for key, value in cloned_state(model).items()
+    return (WeightAverage(decay, {key: value.clone() for key, value in model.state_dict().items()
                                   if value.is_floating_point() and key not in fixed}),
             copy.deepcopy(model))
 

@@ -88,7 +88,7 @@ class TrainingRun(RunRecorder):
         self.framework, self.checkpoint = framework, CHECKPOINTS[framework]
         # the checkpoint a resume found at first, (inode, mtime, size) or None where there is
         # none: a run of at most one finished epoch and no checkpoint starts over, in its folder
-        self.checkpoint_read, self.starts_over = NOT_CHECKED, False
+        self.checkpoint_read = NOT_CHECKED
         if self.resume:  # checked now, and again once the run holds its folder (check_held)
             with hold(self.resume) if os.path.isdir(self.resume) else contextlib.nullcontext():
                 self.check_held()
@@ -118,7 +118,12 @@ class TrainingRun(RunRecorder):
         if self.checkpoint_read is None and found is None:  # the second check: the folder held
             say(f"{self.resume} has no checkpoint to go on from: it starts over, in its folder",
                 sys.stderr)
-        self.checkpoint_read, self.starts_over = found, found is None
+        self.checkpoint_read = found
+
+    @property
+    def starts_over(self):
+        """Whether this resume found no checkpoint: the run trains from its start, in its folder."""
+        return self.checkpoint_read is None
 
     def folder_name(self, framework):
         """The flags spelled out, e.g. numpy_h128_lr0.1_b128_e10_s42: the course's, then
