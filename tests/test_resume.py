@@ -366,6 +366,8 @@ def test_a_run_reached_through_a_link_resumes(short_stopped_run, tmp_path):
     (lambda p: p["log"].update(data_sha256=None), "its data_sha256 None is not a SHA-256"),
     (lambda p: p["generators"][0]["state"].update(state=2 ** 200), "OverflowError"),
     (lambda p: "[" * 100_000 + "]" * 100_000, "RecursionError"),
+    (lambda p: p.update(average_updates="x"), "its average_updates 'x' is not the 20 steps"),
+    (lambda p: p.update(average_updates=-9), "its average_updates -9 is not the 20 steps"),
 ])
 def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, reason,
                                                                         short_stopped_run):
@@ -375,6 +377,46 @@ def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, re
         resume(root, run_dir)
     assert reason in str(refused.value)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_run_that_starts_over_is_refused_other_data_as_one_with_a_checkpoint(
+        framework, hard_cifar_dir, tmp_path, monkeypatch):
+    """Its metrics.json records the data it started on: other data is refused, naming the split
+    that differs, and the data it started on, in another folder, goes on."""
+    root, _ = hard_cifar_dir
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "r", 1)
+    other = tmp_path / "other"
+    shutil.copytree(root / "cifar-10-batches-py", other / "cifar-10-batches-py")
+    changed_test_batch(other, ONE_LABEL[0])
+    with pytest.raises(UserError, match=f"--data_dir {other} holds other images or labels than "
+                                        f"the run trained on: its test labels .* differ from "
+                                        f"those its metrics.json records"):
+        train(framework, other, tmp_path / "r", resume=str(run_dir))
+    moved = tmp_path / "moved"
+    shutil.copytree(root / "cifar-10-batches-py", moved / "cifar-10-batches-py")
+    *_, log = train(framework, moved, tmp_path / "r", resume=str(run_dir))
+    assert len(log["val_accuracy"]) == EVERYTHING["epochs"]
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_checkpoint_whose_optimizer_counted_other_steps_is_refused(framework, cifar_dir,
+                                                                     tmp_path, monkeypatch):
+    """Adam's count of steps, which its bias correction reads, must be the run's steps."""
+    root, _ = cifar_dir
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "r", 2)
+    path = run_dir / CHECKPOINTS[framework]
+    if framework == "numpy":
+        with np.load(path) as saved:
+            entries = {name: saved[name] for name in saved.files}
+        np.savez(path, **dict(entries, **{"optimizer.t": np.array(7)}))
+    else:
+        content = torch.load(path, weights_only=True)
+        content["optimizer"]["state"][0]["step"] = torch.tensor(7.0)
+        torch.save(content, path)
+    with pytest.raises(UserError, match=f"{CHECKPOINTS[framework]} is damaged.*its optimizer "
+                                        f"(t|step) 7 is not the"):
+        train(framework, root, tmp_path / "r", resume=str(run_dir))
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -592,27 +634,58 @@ def test_a_checkpoint_carrying_a_pickle_payload_is_one_line_and_never_runs(cifar
     assert "weights_only" not in stderr
 
 
+@pytest.mark.parametrize("full_at", ["metrics", "curves"])
 def test_a_finished_run_whose_record_cannot_be_written_keeps_its_checkpoint_and_resumes(
-        cifar_dir, tmp_path, monkeypatch):
-    """A full disk at the last write of metrics.json, the one with the test: the run fails, its
-    checkpoint stays, and --resume writes the record of an uninterrupted run."""
+        cifar_dir, tmp_path, monkeypatch, full_at):
+    """A full disk at the last write of metrics.json, the one with the test, or at the curves
+    drawn after the test: the run fails, its checkpoint stays, its metrics.json (where written)
+    does not say finished, and --resume writes the record of an uninterrupted run."""
     root, _ = cifar_dir
     flags = dict(epochs=2, batch_size=16, validation_size=40)
     *_, uninterrupted = train("numpy", root, tmp_path / "a", **flags)
-    real_write = run_folder.write_json
+    real_write, real_plot = run_folder.write_json, run_folder.plot_run
 
     def full_at_the_test(path, content):
         if content.get("test_accuracy") is not None:
             raise OSError(28, "No space left on device")
         real_write(path, content)
 
-    monkeypatch.setattr(run_folder, "write_json", full_at_the_test)
+    def full_at_the_curves(metrics, folder):
+        raise OSError(28, "No space left on device")
+
+    if full_at == "metrics":
+        monkeypatch.setattr(run_folder, "write_json", full_at_the_test)
+    else:
+        monkeypatch.setattr(run_folder, "plot_run", full_at_the_curves)
     with pytest.raises(OSError, match="No space left"):
         train("numpy", root, tmp_path / "b", **flags)
     monkeypatch.setattr(run_folder, "write_json", real_write)
+    monkeypatch.setattr(run_folder, "plot_run", real_plot)
     (run_dir,) = (tmp_path / "b").iterdir()
     assert "checkpoint.npz" in os.listdir(run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] != "finished"
     *_, resumed = train("numpy", root, tmp_path / "b", resume=str(run_dir), **flags)
     assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
     assert "checkpoint.npz" not in os.listdir(run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+
+
+def test_a_resume_that_cannot_write_its_first_record_leaves_its_folder_free(cifar_dir, tmp_path,
+                                                                             monkeypatch):
+    """A full disk at the first metrics.json a resume writes, once it holds the run's folder:
+    the resume fails, and the folder is not left held by this process (a notebook's next
+    resume would be told another process has it)."""
+    root, _ = cifar_dir
+    flags = dict(epochs=2, batch_size=16, validation_size=40)
+    run_dir = stopped_run_folder(monkeypatch, train, "numpy", root, tmp_path / "r", 2, **flags)
+    real_write = run_folder.write_json
+
+    def full(path, content):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_folder, "write_json", full)
+    with pytest.raises(OSError, match="No space left"):
+        train("numpy", root, tmp_path / "r", resume=str(run_dir), **flags)
+    monkeypatch.setattr(run_folder, "write_json", real_write)
+    *_, resumed = train("numpy", root, tmp_path / "r", resume=str(run_dir), **flags)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"

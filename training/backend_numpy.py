@@ -13,7 +13,9 @@ from mlp_numpy import MLP
 from modules import DropoutModule, ProjectionModule
 from safety.files import write_atomically
 from training import evaluation
+from training.optim_numpy import Adam
 from training.resume import (
+    check_counts,
     check_fits,
     damaged_checkpoint,
     prefixed,
@@ -141,10 +143,18 @@ def load_checkpoint(run, model, optimizer, average):
             averaged = unprefixed("average", entries)
             check_fits("average", averaged, average.average)
             average.average, average.updates = averaged, progress["average_updates"]
-        return run.restore(progress), best
+        first_epoch = run.restore(progress)
+        check_counts(update_counts(optimizer, average), run.step)
+        return first_epoch, best
     except (OSError, ValueError, KeyError, TypeError, EOFError, OverflowError, RecursionError,
             zipfile.BadZipFile) as error:
         raise damaged_checkpoint(path, error) from None
+
+
+def update_counts(optimizer, average):
+    """The counts of updates a checkpoint restores, as (name, count) pairs: each is one a step."""
+    counts = [("average_updates", average.updates)] if average else []
+    return counts + ([("optimizer t", optimizer.t)] if isinstance(optimizer, Adam) else [])
 
 
 def dropout_layers(model):

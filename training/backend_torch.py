@@ -14,7 +14,7 @@ from safety.console import say
 from safety.errors import UserError
 from safety.files import write_atomically
 from training import evaluation
-from training.resume import check_fits, damaged_checkpoint
+from training.resume import check_counts, check_fits, damaged_checkpoint
 from training.saved_model import build_mlp, not_a_saved_model, refuse_the_other_trainers_model
 from training.schedules import WeightAverage
 
@@ -154,6 +154,14 @@ def save_checkpoint(run, epoch, model, optimizer, best_state, average):
     write_atomically(run.path(run.checkpoint), lambda f: torch.save(content, f))
 
 
+def update_counts(optimizer, average):
+    """The counts of updates a checkpoint restores, as (name, count) pairs: each is one a step
+    (Adam's step, which torch keeps for every parameter)."""
+    counts = [("average_updates", average.updates)] if average else []
+    return counts + [("optimizer step", int(state["step"])) for state in optimizer.state.values()
+                     if "step" in state]
+
+
 def load_checkpoint(run, model, optimizer, average, device):
     """Put a stopped run's checkpoint.pt back into model, optimizer, average, torch's generators
     and run; returns (the first epoch still to train, the best state so far). A run with no
@@ -181,7 +189,9 @@ def load_checkpoint(run, model, optimizer, average, device):
         if average:
             check_fits("average", saved["average"], average.average)
             average.average, average.updates = saved["average"], progress["average_updates"]
-        return run.restore(progress), saved["best"]
+        first_epoch = run.restore(progress)
+        check_counts(update_counts(optimizer, average), run.step)
+        return first_epoch, saved["best"]
     except (OSError, UserError):
         raise
     except Exception as error:  # a checkpoint whose contents do not fit: named by what failed

@@ -5,12 +5,13 @@ import torch
 
 class PlainSGD:
     """p <- p - lr dL/dp, the course's optimizer, with torch.optim's interface (param_groups,
-    step, zero_grad). torch.optim's constructors import torch's compiler stack on first use,
+    state, step, zero_grad). torch.optim's constructors import torch's compiler stack on first use,
     about 1.5 s of a 10 s run; the default run has no use for it."""
 
     def __init__(self, params, lr):
         self.params = list(params)
         self.param_groups = [{"lr": lr}]
+        self.state = {}  # no parameter carries anything from step to step
 
     @torch.no_grad()
     def step(self):

@@ -115,6 +115,15 @@ def check_progress(progress, epochs, steps_per_epoch):
         raise ValueError(f"its data_sha256 {log.get('data_sha256')!r} is not a SHA-256")
 
 
+def check_counts(counts, steps):
+    """ValueError unless each count of updates a checkpoint holds, (name, count) pairs (the
+    moving average's, Adam's), is the steps its run trained: another count would go on with
+    other numbers than the run's, or fail steps later."""
+    for name, count in counts:
+        if type(count) is not int or count != steps:
+            raise ValueError(f"its {name} {count!r} is not the {steps} steps it trained")
+
+
 def check_fits(name, state, reference):
     """ValueError unless state (arrays or tensors by name) has reference's entries and shapes:
     weights that do not fit would otherwise fail only after the epochs trained."""

@@ -40,7 +40,7 @@ from training.resume import (
     resumed_flags,
     set_generator_states,
 )
-from training.run_folder import RunRecorder, hold
+from training.run_folder import RunRecorder, hold, read_metrics
 from training.saved_model import CHECKPOINTS, PARTS, parameter_count
 from training.schedules import lr_factor
 
@@ -148,6 +148,11 @@ class TrainingRun(RunRecorder):
         config = self.config
         self.dataset = get_cifar10(config.data_dir, config.validation_size, url=config.data_url)
         self.log["data_sha256"], self.log["data_sha256_parts"] = fingerprints(self.dataset)
+        if self.resume and self.starts_over:  # it trains anew, but on the data it started on
+            recorded = read_metrics(self.resume)
+            if recorded.get("data_sha256") not in (None, self.log["data_sha256"]):
+                raise other_data(config.data_dir, recorded.get("data_sha256_parts"),
+                                 self.log["data_sha256_parts"], "its metrics.json")
         if config.batch_size > len(self.dataset["train"]):
             raise OptionError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
@@ -293,9 +298,10 @@ def fingerprints(dataset):
     return digest.hexdigest(), parts
 
 
-def other_data(data_dir, recorded_parts, parts):
-    """The UserError of a resume on data whose fingerprint differs from the checkpoint's, naming
-    the splits' images or labels that differ where the checkpoint records their parts."""
+def other_data(data_dir, recorded_parts, parts, record="its checkpoint"):
+    """The UserError of a resume on data whose fingerprint differs from the one the run's record
+    (its checkpoint, or the metrics.json of a run that starts over) holds, naming the splits'
+    images or labels that differ where the record holds their parts."""
     changed = []
     if isinstance(recorded_parts, dict) and all(isinstance(recorded_parts.get(name), dict)
                                                 for name in parts):
@@ -303,13 +309,13 @@ def other_data(data_dir, recorded_parts, parts):
                    if recorded_parts[name].get(part) != parts[name][part]]
     if not changed:
         return UserError(f"--data_dir {data_dir} holds other images or labels than the run "
-                         f"trained on (their SHA-256 differs from the one its checkpoint "
-                         f"records): give it the folder of the data it started on")
+                         f"trained on (their SHA-256 differs from the one {record} records): "
+                         f"give it the folder of the data it started on")
     files = dict.fromkeys(SPLIT_FILES[name] for name, _ in changed)
     return UserError(f"--data_dir {data_dir} holds other images or labels than the run trained "
                      f"on: its {', '.join(f'{name} {part}' for name, part in changed)} (from "
-                     f"{' and '.join(files)}) differ from those its checkpoint records; give "
-                     f"it the folder of the data it started on")
+                     f"{' and '.join(files)}) differ from those {record} records; give it "
+                     f"the folder of the data it started on")
 
 
 def check_projection(projection, normalize):

@@ -95,10 +95,10 @@ class RunRecorder:
         self.lock = hold(self.folder)
         try:
             self.check_held()
-        except BaseException:
+            write_json(self.path("metrics.json"), self.metrics())
+        except BaseException:  # no block runs, so no __exit__ releases the folder
             self.lock.release()
             raise
-        write_json(self.path("metrics.json"), self.metrics())
         return self
 
     def check_held(self):
@@ -136,15 +136,21 @@ class RunRecorder:
                 f"finished epoch(s); {where}", sys.stderr)
 
     def write_record(self):
-        """Write metrics.json, then the curves; the OSError that stopped that (a full disk, say),
-        or None once everything is written."""
+        """Draw the curves, then write metrics.json; the OSError that stopped either (a full
+        disk, say), or None once everything is written. A run whose curves could not be drawn
+        is recorded as failed, not finished: --resume goes on from its checkpoint and draws them."""
+        unwritten = None
+        if self.log["val_accuracy"]:
+            try:
+                plot_run(self.metrics(), self.folder)
+            except OSError as error:
+                unwritten = error
+                self.status = "failed" if self.status == "finished" else self.status
         try:
             write_json(self.path("metrics.json"), self.metrics())
-            if self.log["val_accuracy"]:
-                plot_run(self.metrics(), self.folder)
         except OSError as error:
-            return error
-        return None
+            unwritten = unwritten or error
+        return unwritten
 
     def tested(self):
         if self.log["best_epoch"] is None:
@@ -176,9 +182,13 @@ def hold(folder):
     and remove the temporary files of the run's own files that a killed process left there
     (each as large as the file it was writing)."""
     lock = FolderLock(folder, IN_USE)
-    for name in os.listdir(folder):
-        if name.startswith(tuple(map(temporary_prefix, RUN_FILES))):
-            os.remove(os.path.join(folder, name))
+    try:
+        for name in os.listdir(folder):
+            if name.startswith(tuple(map(temporary_prefix, RUN_FILES))):
+                os.remove(os.path.join(folder, name))
+    except BaseException:
+        lock.release()
+        raise
     return lock
 
 
