@@ -64,7 +64,7 @@ def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, da
     average, evaluated = weight_average(model, config.ema)  # with --ema, a copy holds the average
     if run.resume:
         first_epoch, best_state = load_checkpoint(run, model, optimizer, average)
-    with run:
+    with run, np.errstate(over="ignore", invalid="ignore"):  # a diverging loss says it once
         for epoch in range(first_epoch, config.epochs + 1):
             model.train()
             for lr_now, images, labels in run.batches(epoch):

@@ -44,16 +44,18 @@ def run_script(script, *flags, timeout=120):
     return result.returncode, result.stdout, result.stderr
 
 
-def start_trainer(script, *flags):
-    """Start a trainer as a user's shell would: SIGINT and SIGTERM at their defaults even when
-    this suite runs as a background job (which inherits SIGINT ignored)."""
-    def prepare():
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def default_stop_signals():
+    """A child's preexec_fn: SIGINT and SIGTERM at their defaults, as a user's shell starts a
+    command, even when this suite runs as a background job (which inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
+
+def start_trainer(script, *flags):
+    """Start a trainer as a user's shell would (default_stop_signals)."""
     return subprocess.Popen([sys.executable, os.path.join(REPO, script), *map(str, flags)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            preexec_fn=prepare)
+                            preexec_fn=default_stop_signals)
 
 
 def wait_for_epochs(results, count, process, timeout=600):

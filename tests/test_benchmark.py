@@ -11,7 +11,7 @@ import time
 
 import pytest
 import synthetic_cifar
-from helpers import REPO, copy_of_the_repository
+from helpers import REPO, copy_of_the_repository, default_stop_signals
 
 from benchmarks import benchmark
 
@@ -34,7 +34,8 @@ def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.benchmark", "numpy"],
                                cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=dict(os.environ, PYTHONPATH=str(copy),
-                                                   TMPDIR=str(scratch)))
+                                                   TMPDIR=str(scratch)),
+                               preexec_fn=default_stop_signals)
     deadline = time.time() + 60
     while not any(scratch.iterdir()):
         assert time.time() < deadline and process.poll() is None, process.communicate()

@@ -316,19 +316,21 @@ def write_not_a_model(kind, path, trained, framework="numpy"):
     return path
 
 
+@pytest.mark.parametrize("evaluated_by", ["numpy", "pytorch"])
 @pytest.mark.parametrize("framework", ["numpy", "pytorch"])
-def test_a_runs_checkpoint_given_to_evaluate_is_named_as_one(framework, cifar_dir, tmp_path,
-                                                             monkeypatch):
-    """The checkpoint of a stopped run lies beside its model: --evaluate of it says what it is,
-    which command goes on from it, and what to evaluate instead."""
+def test_a_runs_checkpoint_given_to_evaluate_is_named_as_one(framework, evaluated_by, cifar_dir,
+                                                             tmp_path, monkeypatch):
+    """The checkpoint of a stopped run lies beside its model: --evaluate of it, by either
+    trainer, says what it is, which command goes on from it, and what to evaluate instead."""
     run_dir = stopped_run_folder(monkeypatch, train, framework, cifar_dir[0], tmp_path / "r", 2,
                                  epochs=2)
     (checkpoint,) = run_dir.glob("checkpoint.*")
-    code, _, stderr = run_script(SCRIPTS[framework][0], "--evaluate", checkpoint, "--data_dir",
-                                 cifar_dir[0], "--data_url", "")
+    code, _, stderr = run_script(SCRIPTS[evaluated_by][0], "--evaluate", checkpoint,
+                                 "--data_dir", cifar_dir[0], "--data_url", "")
     assert code == 1
-    assert_one_clear_line(stderr, f"it is a run's checkpoint, which --resume {run_dir} goes on "
-                                  f"from; --evaluate the model saved beside it")
+    assert_one_clear_line(stderr, f"it is a run's checkpoint, which train_mlp_{framework}.py "
+                                  f"--resume {run_dir} goes on from; --evaluate the model saved "
+                                  f"beside it")
 
 
 @pytest.mark.parametrize("framework, edit", [

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from helpers import assert_agree, rel_error, torch_name, twin_models
+from helpers import assert_agree, rel_error, run_script, torch_name, twin_models
 from torch import nn
 
 import train_mlp_numpy
@@ -100,6 +100,18 @@ def test_numpy_trainer_reshuffles_every_epoch_and_counts_accuracy_per_image(hard
     assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
     for epoch, accuracy in zip(epochs, log["train_accuracy"]):
         assert accuracy == sum(correct for _, correct in epoch) / (steps * 16)
+
+
+def test_a_diverging_run_says_so_in_its_two_closing_lines_alone(cifar_dir, tmp_path):
+    """The overflow that divergence brings is said once, as the loss that is not finite: NumPy
+    prints no warnings of its own before it."""
+    code, _, stderr = run_script("train_mlp_numpy.py", "--lr", "1e6", "--batch_size", "16",
+                                 "--data_dir", cifar_dir[0], "--validation_size", "30",
+                                 "--data_url", "", "--results_dir", tmp_path / "r")
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 2, stderr
+    assert lines[0].startswith("diverged after 0 finished epoch(s)")
+    assert lines[1].startswith("error: loss became nan in epoch 1: training diverged")
 
 
 def test_best_model_is_never_overwritten_by_a_diverged_one(cifar_dir, tmp_path, monkeypatch):

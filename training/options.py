@@ -27,7 +27,7 @@ from safety.checks import (
     validation_size,
 )
 from safety.console import OneLineParser
-from safety.errors import OptionError, UserError
+from safety.errors import OptionError
 from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
 
 
@@ -335,25 +335,25 @@ def parse_with_preset(parser, argv=None):
         parser.error("--resume continues a run and --evaluate tests a saved model: give one")
     if args.figures_dir is not None and args.evaluate is None:
         parser.error("--figures_dir says where --evaluate draws its figures: give --evaluate")
-    try:
-        check_batch_norm_batch(args.use_batch_norm, args.batch_size)
-    except UserError as error:
-        parser.error(str(error))
     return args
 
 
 def check_batch_norm_batch(use_batch_norm, batch_size):
-    """BatchNorm's rule, checked on the command line and by train() alike."""
+    """BatchNorm's rule, which a run checks once a preset's options that do nothing are left
+    out (--preset fast --dnn_hidden_units "" has no BatchNorm)."""
     if use_batch_norm and batch_size < 2:
         raise OptionError(f"--use_batch_norm needs --batch_size 2 or more, not {batch_size}: "
                         f"BatchNorm cannot normalize a batch of one sample")
 
 
 def flag_text(value):
-    """A value as it is typed after its flag."""
+    """A value as it is typed after its flag: a float short (4e-3 as 0.004) where that is
+    still the value, else with every digit it needs."""
     if isinstance(value, list):
         return " ".join(map(str, value)) or "(none)"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    return str(value)
 
 
 def typed_flag(name, value):

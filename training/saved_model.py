@@ -86,10 +86,12 @@ def refuse_the_other_trainers_model(path, framework):
     checkpoint and a model of the other trainer, each by name."""
     if os.path.exists(path) and not os.path.isfile(path):
         raise not_a_saved_model(path, "it is not a regular file")
-    if os.path.basename(path) in CHECKPOINTS.values():
-        raise not_a_saved_model(path, f"it is a run's checkpoint, which --resume "
-                                      f"{os.path.dirname(path) or '.'} goes on from; --evaluate "
-                                      f"the model saved beside it")
+    written_by = {name: trainer for trainer, name in CHECKPOINTS.items()}
+    if os.path.basename(path) in written_by:
+        trainer = written_by[os.path.basename(path)]
+        raise not_a_saved_model(path, f"it is a run's checkpoint, which train_mlp_{trainer}.py "
+                                      f"--resume {os.path.dirname(path) or '.'} goes on from; "
+                                      f"--evaluate the model saved beside it")
     other = saved_by(path)
     if other not in (None, framework):
         name = {"numpy": "NumPy", "pytorch": "PyTorch"}[other]
