@@ -126,6 +126,20 @@ def test_commands_repeat_the_runs():
     assert command_line(numpy_run.trainer, numpy_run.flags) == "python train_mlp_numpy.py"
 
 
+def test_each_saved_run_records_the_command_its_flags_give():
+    """The report rebuilds each command from the flags; the saved summaries say the same, so
+    that whoever reads them repeats the run they record."""
+    for name in SETS:
+        path = os.path.join(REPO, "results", name, "summary.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            entries = json.load(f)["runs"]
+        for entry in entries:
+            assert entry["command"] == command_line(entry["trainer"], entry["flags"]), \
+                (name, entry["key"])
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_each_preset_trains_what_its_last_search_stage_kept(preset):
     """A preset is the last row its last stage of the committed search kept: a preset edited by
