@@ -229,7 +229,7 @@ class TrainingRun(RunRecorder):
         self.check_flags(progress.get("flags"))
         check_progress(progress, self.config.epochs, len(self.loaders["train"]))
         recorded = progress["log"].get("data_sha256")
-        if recorded is None:  # written by a version of the project that did not record it
+        if recorded is None:  # a checkpoint that records no fingerprint: nothing to check against
             say(f"warning: {self.resume}'s checkpoint does not record which data the run trained "
                 f"on: the images and labels in --data_dir {self.config.data_dir} cannot be checked "
                 f"against them", sys.stderr)
