@@ -9,15 +9,16 @@ from experiments.runner import DATA_DIR, main
 from experiments.runner import __doc__ as RUNNER_DOC
 from experiments.sets import SETS
 from experiments.store import RESULTS, Results
+from safety.checks import folder
 from safety.console import OneLineParser
 from training.cli import run_cli
 
 parser = OneLineParser(description=RUNNER_DOC.split("\n")[0])
 parser.add_argument("what", choices=[*SETS, "all", "report"])
-parser.add_argument("--data_dir", default=DATA_DIR)
+parser.add_argument("--data_dir", default=DATA_DIR, type=folder)
 parser.add_argument("--data_note", default="",
                     help="what the data is, for the report (default: from its md5)")
-parser.add_argument("--results_dir", default=RESULTS,
+parser.add_argument("--results_dir", default=RESULTS, type=folder,
                     help="where the sets' results and the report are (default: results/ "
                          "beside this file)")
 parser.add_argument("--list", action="store_true",

@@ -44,10 +44,12 @@ def section_text(experiment_set, results):
         return (f"`{summary['command']}` — run on {summary['date']}, {summary['machine']}. "
                 f"Data: {summary['data']}.\n\n"
                 f"{experiment_set.section(summary, experiment_set, results)}\n")
-    except (UserError, KeyError, TypeError, ValueError, IndexError) as error:
-        problem = error if isinstance(error, UserError) else (
-            f"{name}/: its files lack what this section reads ({type(error).__name__}: "
-            f"{error})")
+    except (UserError, KeyError, TypeError, ValueError, IndexError, ArithmeticError,
+            OSError) as error:
+        problem = (error if isinstance(error, UserError) else
+                   f"{name}/: its figure cannot be written ({error})" if isinstance(error, OSError)
+                   else f"{name}/: its files lack what this section reads "
+                        f"({type(error).__name__}: {error})")
         print(f"warning: {problem}; the report says so and goes on", file=sys.stderr)
         return f"Not shown: {problem}. Run the set again: `python -m experiments {name}`.\n"
 

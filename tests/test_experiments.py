@@ -308,6 +308,29 @@ def test_the_report_names_a_damaged_file_and_goes_on(tmp_path, capsys):
     assert "bn/runs/x/metrics.json" in capsys.readouterr().err
 
 
+def test_the_report_goes_on_past_a_figure_it_cannot_write_and_a_run_of_no_epochs(tmp_path,
+                                                                                   capsys):
+    """A folder where a set's figure goes, and a run with no epoch to draw, are each said in
+    their section; every other section is written."""
+    copy = copy_of_the_repository(tmp_path, with_results=True)
+    results = Results(copy / "results")
+    os.remove(results.path("bn", "bn.png"))
+    os.mkdir(results.path("bn", "bn.png"))
+    entry = results.load("numpy-vs-torch")["runs"][0]
+    metrics_path = results.path("numpy-vs-torch", entry["run_dir"], "metrics.json")
+    with open(metrics_path) as f:
+        metrics = json.load(f)
+    with open(metrics_path, "w") as f:
+        json.dump(dict(metrics, train_loss=[], train_loss_steps=[]), f)
+    report.write_report(results)
+    text = open(results.path("README.md")).read()
+    assert "Not shown: bn/: its figure cannot be written" in text
+    assert "Not shown: numpy-vs-torch/: its files lack what this section reads" in text
+    assert "Not shown" not in text.replace("Not shown: bn/", "").replace(
+        "Not shown: numpy-vs-torch/", "")
+    assert "warning: bn/" in capsys.readouterr().err
+
+
 def test_the_report_reads_the_repositorys_results_from_any_folder(tmp_path):
     copy = copy_of_the_repository(tmp_path, with_results=True)
     os.remove(copy / "results" / "README.md")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, assert_one_clear_line, files_of, run_task
+from helpers import REPO, assert_one_clear_line, copy_of_the_repository, files_of, run_task
 
 from dataset import fetch
 from dataset.cifar10 import TARBALL_NAME
@@ -91,6 +91,20 @@ def test_a_set_held_by_another_process_is_one_line_and_exit_1(tmp_path):
     assert second.returncode == 1
     assert_one_clear_line(second.stderr, "is in use: another `python -m experiments "
                           "numpy-vs-torch`")
+
+
+@pytest.mark.parametrize("what", ["report", NAME])
+@pytest.mark.parametrize("flag", ["--results_dir", "--data_dir"])
+def test_an_empty_folder_name_is_refused_before_anything_is_written(what, flag, tmp_path):
+    """'' is no folder: read as the folder the command runs in, the report would replace that
+    folder's README.md (run here in a copy of the repository, whose README.md must stay)."""
+    copy = copy_of_the_repository(tmp_path)
+    (copy / "README.md").write_text("the repository's own README\n")
+    result = subprocess.run([sys.executable, "-m", "experiments", what, flag, ""], cwd=copy,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert_one_clear_line(result.stderr, f"argument {flag}: an empty name: give a folder")
+    assert (copy / "README.md").read_text() == "the repository's own README\n"
 
 
 @pytest.mark.parametrize("list_commands", [True, False])
