@@ -351,18 +351,18 @@ class SoftMaxModule(Module):
         return out * (dout - (dout * out).sum(axis=1, keepdims=True))
 
 
-def as_targets(y, num_classes, dtype):
-    """Labels (S,) of integers in 0..C-1, or target rows (S, C) (one-hot or soft), -> T: (S, C).
-    Other labels are a ValueError: a label of -1 would silently mean the last class."""
-    y = np.asarray(y)
-    if y.ndim == 2:
+def as_targets(y, shape, dtype):
+    """Labels (S,) of integers in 0..C-1 or target rows (S, C), one-hot or soft, -> T: (S, C) for
+    predictions of shape (S, C); others are a ValueError (-1 or labels (S, 1) would not fail)."""
+    y, (rows, classes) = np.asarray(y), shape
+    if y.shape == shape:
         return y.astype(dtype, copy=False)
-    if not np.issubdtype(y.dtype, np.integer) or (y.size and not 0 <= y.min() <= y.max()
-                                                  < num_classes):
-        raise ValueError(f"labels must be integers in 0..{num_classes - 1}; got {y.dtype} labels "
-                         f"from {y.min()} to {y.max()}")
-    targets = np.zeros((len(y), num_classes), dtype)
-    targets[np.arange(len(y)), y] = 1
+    if y.shape != (rows,) or not np.issubdtype(y.dtype, np.integer) or \
+            (rows and not 0 <= y.min() <= y.max() < classes):
+        raise ValueError(f"labels must be integers in 0..{classes - 1}, ({rows},), or target rows "
+                         f"{shape}; got {y.dtype} labels of shape {y.shape}")
+    targets = np.zeros(shape, dtype)
+    targets[np.arange(rows), y] = 1
     return targets
 
 
@@ -377,7 +377,7 @@ class CrossEntropyModule:
         self.label_smoothing = label_smoothing
 
     def targets(self, y, x):
-        targets = as_targets(y, x.shape[1], x.dtype)
+        targets = as_targets(y, x.shape, x.dtype)
         if self.label_smoothing:
             targets = targets * (1 - self.label_smoothing) + self.label_smoothing / x.shape[1]
         return targets

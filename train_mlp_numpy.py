@@ -34,7 +34,8 @@ from training.run import TrainingRun
 
 
 def accuracy(predictions, targets):
-    """Fraction of rows of predictions (S, C) whose argmax is the integer label in targets (S,)."""
+    """Fraction of rows of predictions (S, C) whose argmax is the label in targets: (S,) integer
+    labels, or one-hot rows (S, C) as some of the course's editions give them."""
     return accuracy_of(predictions, targets)
 
 

@@ -37,7 +37,14 @@ from training.run import TrainingRun
 
 
 def accuracy(predictions, targets):
-    """Fraction of rows of predictions (S, C) whose argmax is the label in targets (S,)."""
+    """Fraction of rows of predictions (S, C) whose argmax is the label in targets: (S,) labels,
+    or one-hot rows (S, C) as some of the course's editions give them."""
+    if targets.shape == predictions.shape:
+        targets = targets.argmax(dim=1)
+    if targets.shape != predictions.shape[:1] or targets.is_floating_point():
+        raise ValueError(f"{targets.dtype} labels of shape {tuple(targets.shape)} for predictions "
+                         f"of shape {tuple(predictions.shape)}: give ({len(predictions)},) integer "
+                         f"labels or one-hot rows of the predictions' shape")
     return (predictions.argmax(dim=1) == targets).float().mean().item()
 
 

@@ -114,6 +114,8 @@ def class_names(data_dir):
     path = os.path.join(data_dir, FOLDER_NAME, META_FILE)
     if not os.path.exists(path):
         return list(CLASS_NAMES)
+    if not os.path.isfile(path):  # a FIFO would block the read, a device never end it
+        raise DataError(f"{path}: not a regular file; delete it to use the built-in class names")
     try:
         names = [name.decode("latin1") if isinstance(name, bytes) else str(name)
                  for name in _unpickle(path)["label_names"]]

@@ -31,6 +31,11 @@ class DataLoader:
     def __init__(self, split, batch_size, shuffle=False, drop_last=False, seed=None,
                  return_numpy=True, transform=None, preprocess=None):
         batch_size = checks.positive_int.check("batch_size", batch_size)
+        if seed is not None:
+            seed = checks.seed.check("seed", seed)
+        if drop_last and batch_size > len(split):
+            raise ValueError(f"batch_size {batch_size} is larger than the {len(split)} images "
+                             f"it batches: with drop_last there is no batch at all")
         self.split, self.batch_size, self.transform = split, batch_size, transform
         self.preprocess = preprocess
         self.shuffle, self.drop_last, self.return_numpy = shuffle, drop_last, return_numpy

@@ -6,6 +6,8 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -216,6 +218,29 @@ def test_a_damaged_meta_file_is_found_before_training(cifar_dir, tmp_path):
     assert not (tmp_path / "r").exists() or not os.listdir(tmp_path / "r")
 
 
+def test_a_meta_file_that_is_a_fifo_is_refused_not_waited_on(cifar_dir, tmp_path):
+    """Nothing will ever write to it: reading it would block the run for good."""
+    root, _ = cifar_dir
+    meta = root / "cifar-10-batches-py" / "batches.meta"
+    meta.unlink()
+    os.mkfifo(meta)
+
+    def unblock_a_reader():  # so that a read of the FIFO ends in a failure, not in a hang
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                descriptor = os.open(meta, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # no reader yet
+                time.sleep(0.05)
+                continue
+            os.close(descriptor)
+            return
+
+    threading.Thread(target=unblock_a_reader, daemon=True).start()
+    with pytest.raises(DataError, match="batches.meta: not a regular file"):
+        class_names(root)
+
+
 def test_tampered_pickle_is_refused_without_running_anything(cifar_dir, tmp_path):
     root, _ = cifar_dir
     marker = tmp_path / "payload-ran"
@@ -274,3 +299,16 @@ def test_codecs_encode_is_admitted_only_as_latin1_of_a_text(tmp_path, arguments)
     path.write_bytes(b"\x80\x02c_codecs\nencode\n(" + arguments + b"tR.")
     with pytest.raises(DataError, match=r"forbidden call _codecs.encode\(.*\), not encode"):
         load_batch(path)
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(batch_size=10 ** 6), ValueError, "is larger than the .* images it batches"),
+    (dict(batch_size=16, seed=True), TypeError, "seed must be an integer, not True"),
+    (dict(batch_size=16, seed=-1), ValueError, "seed is -1, out of range"),
+])
+def test_the_course_loaders_refuse_what_would_train_nothing_or_not_as_asked(arguments, error,
+                                                                            message, cifar_dir):
+    """A training loader of no batch would leave the template's loop training nothing."""
+    data = get_cifar10(str(cifar_dir[0]), validation_size=30, url="")
+    with pytest.raises(error, match=message):
+        get_dataloader(data, **arguments)

@@ -168,3 +168,15 @@ def test_prediction_leaves_the_model_in_the_mode_it_found_it_in(framework):
         model.train(training)
         trainer.predict(model, loader, tta="flip")
         assert model.training is training
+
+
+@pytest.mark.parametrize("trainer, as_array", [(train_mlp_numpy, np.asarray),
+                                               (train_mlp_pytorch, torch.tensor)])
+def test_accuracy_reads_labels_or_one_hot_rows_and_refuses_what_fits_neither(trainer, as_array):
+    predictions = as_array(np.eye(4))
+    labels = np.array([0, 1, 2, 0])
+    assert trainer.accuracy(predictions, as_array(labels)) == 0.75
+    assert trainer.accuracy(predictions, as_array(np.eye(4)[labels])) == 0.75
+    for wrong in (labels[:1], labels.astype(float), labels[:, None]):
+        with pytest.raises(ValueError, match="labels of shape"):
+            trainer.accuracy(predictions, as_array(wrong))

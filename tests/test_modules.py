@@ -318,3 +318,11 @@ def test_labels_outside_the_classes_are_refused(labels):
                     CrossEntropyModule().logits_grad):
         with pytest.raises(ValueError, match="labels must be integers in 0..4"):
             compute(probabilities, np.array(labels))
+
+
+@pytest.mark.parametrize("labels", [np.array([[0], [1], [2]]), np.array([1]), np.eye(4)[:2]])
+def test_labels_that_do_not_fit_the_predictions_are_refused(labels):
+    """Labels (S, 1) would broadcast against every class, and one label would stand for all."""
+    with pytest.raises(ValueError, match="labels must be integers in 0..3, \\(3,\\), or target "
+                                         "rows"):
+        CrossEntropyModule().forward(np.full((3, 4), 0.25), labels)

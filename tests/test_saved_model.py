@@ -313,6 +313,9 @@ def write_not_a_model(kind, path, trained, framework="numpy"):
     elif kind == "npz with a string array":
         with open(path, "wb") as f:  # a path would get .npz appended
             np.savez(f, **{"layers.0.weight": np.array(["a", "b"])})
+    elif kind == "a single array (.npy)":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros((2, 3), np.float32))
     return path
 
 
@@ -368,7 +371,8 @@ def test_a_model_whose_weights_were_edited_into_no_weights_is_refused_by_name(fr
 
 @pytest.mark.parametrize("framework", SCRIPTS)
 @pytest.mark.parametrize("kind", ["text", "json", "png", "other trainer's",
-                                  "npz with a non-array entry", "npz with a string array"])
+                                  "npz with a non-array entry", "npz with a string array",
+                                  "a single array (.npy)"])
 def test_files_that_are_no_saved_model_are_refused_by_name(framework, kind, trained, tmp_path):
     path = write_not_a_model(kind, tmp_path / "model", trained, framework)
     read = (backend_numpy.read_weights if framework == "numpy"

@@ -78,13 +78,15 @@ def read_weights(path):
     by name."""
     refuse_the_other_trainers_model(path, "numpy")
     try:
-        with np.load(path) as saved:  # allow_pickle stays False: a pickle is refused unread
-            entries = {name: saved[name] for name in saved.files}
+        saved = np.load(path)  # allow_pickle stays False: a pickle is refused unread
+        if isinstance(saved, np.lib.npyio.NpzFile):
+            with saved:
+                entries = {name: saved[name] for name in saved.files}
     except (ValueError, EOFError, KeyError, zipfile.BadZipFile, UnicodeError) as error:
         raise not_a_saved_model(path, f"it is no whole .npz archive of arrays "
                                       f"({type(error).__name__})") from None
-    except AttributeError:  # a plain .npy: an array, not a mapping of them
-        raise not_a_saved_model(path, "a single array") from None
+    if not isinstance(saved, np.lib.npyio.NpzFile):  # a plain .npy: an array, not a mapping
+        raise not_a_saved_model(path, "a single array")
     architecture = entries.pop("architecture", None)
     if not entries or not all(isinstance(value, np.ndarray) and value.dtype.kind == "f"
                               and re.fullmatch(MODEL_ENTRY, name)

@@ -63,7 +63,15 @@ def view_of_batch(images, each):
 
 
 def accuracy_of(probabilities, labels):
-    """The share of rows of probabilities (N, C) whose largest entry is at the label (N,)."""
+    """The share of rows of probabilities (N, C) whose largest entry is at the label: labels (N,)
+    of integers, or one-hot rows (N, C) as some of the course's editions give them."""
+    labels = np.asarray(labels)
+    if labels.shape == probabilities.shape:
+        labels = labels.argmax(axis=1)
+    if labels.shape != probabilities.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{labels.dtype} labels of shape {labels.shape} for predictions of shape "
+                         f"{probabilities.shape}: give ({len(probabilities)},) integer labels or "
+                         f"one-hot rows of the predictions' shape")
     return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
