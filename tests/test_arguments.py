@@ -130,6 +130,9 @@ def test_the_2021_spelling_is_a_keyword_too():
         TrainingRun("numpy", dict(dnn_hidden_units="8", hidden_dims=[8]))
     with pytest.raises(ValueError, match="dnn_hidden_units '8,x'"):
         TrainingRun("numpy", dict(dnn_hidden_units="8,x"))
+    for typo in (",", "8,,4", "8,"):  # an empty size is no size: not logistic regression, not 8 4
+        with pytest.raises(ValueError, match=f"dnn_hidden_units '{typo}': '' is not an integer"):
+            TrainingRun("numpy", dict(dnn_hidden_units=typo))
 
 
 @pytest.mark.parametrize("keywords, message", [

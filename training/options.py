@@ -32,8 +32,9 @@ from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
 
 
 def comma_separated_dims(text):
-    """The 2021 edition's --dnn_hidden_units "100,50"; "" means no hidden layer."""
-    return [positive_int(part) for part in text.split(",") if part.strip()]
+    """The 2021 edition's --dnn_hidden_units "100,50"; "" means no hidden layer, and an empty part
+    of a list ("8,,4", ",") is no size."""
+    return [positive_int(part) for part in text.split(",")] if text.strip() else []
 
 
 class Option:
