@@ -36,6 +36,9 @@ class MLP(Module):
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
                  dropout=0.0, dtype=np.float64, bottleneck=0, projection=None, blocks=0,
                  block_width=0):
+        if min(n_inputs, *n_hidden, n_classes) < 1:  # a layer of no unit has no weights to train
+            raise ValueError(f"every layer needs a unit: n_inputs {n_inputs}, n_hidden "
+                             f"{list(n_hidden)}, n_classes {n_classes}")
         self.layers = []
         if projection is not None:
             self.layers.append(ProjectionModule(projection, dtype))

@@ -46,6 +46,9 @@ class MLP(nn.Module):
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
                  dropout=0.0, bottleneck=0, projection=None, blocks=0, block_width=0):
         super().__init__()
+        if min(n_inputs, *n_hidden, n_classes) < 1:  # a layer of no unit has no weights to train
+            raise ValueError(f"every layer needs a unit: n_inputs {n_inputs}, n_hidden "
+                             f"{list(n_hidden)}, n_classes {n_classes}")
         layers = [Projection(projection)] if projection is not None else []
         n_inputs = layers[0].components.shape[1] if layers else n_inputs
         sizes = [bottleneck or n_inputs, *n_hidden]

@@ -117,8 +117,12 @@ def class_names(data_dir):
     if not os.path.isfile(path):  # a FIFO would block the read, a device never end it
         raise DataError(f"{path}: not a regular file; delete it to use the built-in class names")
     try:
-        names = [name.decode("latin1") if isinstance(name, bytes) else str(name)
-                 for name in _unpickle(path)["label_names"]]
+        label_names = _unpickle(path)["label_names"]
+        if not isinstance(label_names, list) or \
+                not all(isinstance(name, (bytes, str)) for name in label_names):
+            raise TypeError("its label_names are not a list of names")  # a text would be letters
+        names = [name.decode("latin1") if isinstance(name, bytes) else name
+                 for name in label_names]
     except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError,
             AttributeError) as error:
         raise DataError(f"{path}: not a valid CIFAR-10 meta file ({type(error).__name__}: "

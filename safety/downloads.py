@@ -94,7 +94,12 @@ def extract(tar_path, data_dir, folder_name):
 
     Where the folder exists already, only the files it lacks are added: nothing the user has is
     overwritten or deleted, and a batch file deleted because it was damaged comes back."""
-    staging = tempfile.mkdtemp(prefix=".extract-", dir=data_dir)
+    try:
+        staging = tempfile.mkdtemp(prefix=".extract-", dir=data_dir)
+    except PermissionError:  # a shared folder holding the tarball, read-only to this user
+        raise DataError(f"{tar_path} cannot be extracted: {data_dir} is not writable by this "
+                        f"user; copy the tarball to a folder of yours and point --data_dir "
+                        f"there") from None
     try:
         try:
             with tarfile.open(tar_path, "r:gz") as tar:

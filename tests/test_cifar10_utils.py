@@ -218,6 +218,16 @@ def test_a_damaged_meta_file_is_found_before_training(cifar_dir, tmp_path):
     assert not (tmp_path / "r").exists() or not os.listdir(tmp_path / "r")
 
 
+@pytest.mark.parametrize("label_names", ["abcdefghij", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])
+def test_meta_label_names_that_are_no_list_of_names_are_refused(label_names, cifar_dir):
+    """Ten letters are ten 'names' to a loop over a text: the figures would label one a class."""
+    root, _ = cifar_dir
+    synthetic_cifar.write_py3_pickle(root / "cifar-10-batches-py" / "batches.meta",
+                                     {"label_names": label_names})
+    with pytest.raises(DataError, match="its label_names are not a list of names"):
+        class_names(root)
+
+
 def test_a_meta_file_that_is_a_fifo_is_refused_not_waited_on(cifar_dir, tmp_path):
     """Nothing will ever write to it: reading it would block the run for good."""
     root, _ = cifar_dir

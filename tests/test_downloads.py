@@ -4,6 +4,7 @@ nothing that passes as data, extraction writes nothing outside the data folder a
 missing."""
 import os
 import tarfile
+import tempfile
 import urllib.request
 
 import numpy as np
@@ -254,3 +255,23 @@ def test_an_unreadable_data_folder_is_named_as_such_not_as_missing_data(unreadab
     with pytest.raises(DataError, match=f"^{target} cannot be read by this user") as refused:
         get_cifar10(str(root), validation_size=30, url="")
     assert "download" not in str(refused.value)
+
+
+def test_a_tarball_in_a_folder_this_user_cannot_write_is_one_clear_line(tmp_path, monkeypatch):
+    """A shared folder holding the official tarball, read-only to the user: said with what to
+    do, not as a bare PermissionError."""
+    source, target = tmp_path / "source", tmp_path / "shared"
+    synthetic_cifar.write_dataset(source)
+    target.mkdir()
+    md5 = synthetic_cifar.make_tarball(source, target / TARBALL_NAME)
+    real_mkdtemp = tempfile.mkdtemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and os.path.abspath(dir) == str(target):
+            raise PermissionError(13, "Permission denied", dir)
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(DataError, match=f"cannot be extracted: {target} is not writable by this "
+                                        f"user"):
+        get_cifar10(str(target), 30, url="", md5=md5)

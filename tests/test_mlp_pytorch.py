@@ -15,6 +15,7 @@ from helpers import (
 )
 from torch import nn
 
+from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
 
 
@@ -121,3 +122,11 @@ def test_batchnorm_evaluation_uses_running_statistics():
     together = model(x)
     alone = torch.cat([model(x[i:i + 1]) for i in range(4)])
     torch.testing.assert_close(together, alone)
+
+
+@pytest.mark.parametrize("sizes", [(3072, [0], 10), (0, [8], 10), (3072, [8], 0)])
+@pytest.mark.parametrize("mlp", [NumpyMLP, TorchMLP])
+def test_an_mlp_with_a_layer_of_no_unit_is_refused_by_its_sizes(mlp, sizes):
+    """No unit: no weights to initialize (a division by a fan-in of 0), or no class to predict."""
+    with pytest.raises(ValueError, match="every layer needs a unit: n_inputs"):
+        mlp(*sizes)
