@@ -42,17 +42,21 @@ BENCHMARKS = {
 
 def measure(command):
     """Run command to completion; return (wall seconds, peak RSS in MB) of that process alone."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _, status, usage = os.wait4(process.pid, 0)
-    except BaseException:  # stopped: the run being measured stops too
-        process.terminate()
-        process.wait()
-        raise
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"error: {shlex.join(command)} failed; run it by hand to see why")
+    with tempfile.TemporaryFile("w+") as said:  # a file, not a pipe: its bars never fill it up
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=said)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # stopped: the run being measured stops too
+            process.terminate()
+            process.wait()
+            raise
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            said.seek(0)
+            last = ([line.strip() for line in said.read().splitlines() if line.strip()]
+                    or ["it said nothing; run it by hand to see why"])[-1]
+            sys.exit(f"error: {shlex.join(command)} failed: {last.removeprefix('error: ')}")
     return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 

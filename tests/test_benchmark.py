@@ -58,15 +58,21 @@ def test_each_benchmark_runs_as_a_file_too(script, tmp_path):
     assert result.stdout.startswith(f"usage: {script}")
 
 
-def test_the_commands_it_prints_paste_back_as_they_ran(tmp_path):
-    """An empty --data_url and a folder with a space: each one word when pasted."""
-    command = [sys.executable, "-c", "import sys; sys.exit(3)", "--data_url", "",
-               "--results_dir", str(tmp_path / "a folder")]
+@pytest.mark.parametrize("code, reason", [
+    ("import sys; sys.exit(3)", "it said nothing; run it by hand to see why"),
+    ("import sys; sys.exit('error: --data_dir x lacks data_batch_4')", "--data_dir x lacks "
+                                                                       "data_batch_4")])
+def test_the_commands_it_prints_paste_back_as_they_ran_with_why_they_failed(code, reason,
+                                                                            tmp_path):
+    """An empty --data_url and a folder with a space: each one word when pasted; the run's own
+    last line says why it failed, as its temporary results folder is gone by then."""
+    command = [sys.executable, "-c", code, "--data_url", "", "--results_dir",
+               str(tmp_path / "a folder")]
     with pytest.raises(SystemExit) as ended:
         benchmark.measure(command)
     said = str(ended.value.code)
-    assert said.startswith("error: ") and said.endswith(" failed; run it by hand to see why")
-    assert shlex.split(said[len("error: "):-len(" failed; run it by hand to see why")]) == command
+    assert said.startswith("error: ") and said.endswith(f" failed: {reason}")
+    assert shlex.split(said[len("error: "):-len(f" failed: {reason}")]) == command
     metrics = {"epoch_seconds": [1.0], "test_accuracy": 0.5}
     row = benchmark.summary_row("numpy", command[1:], [(1.0, 100.0, metrics)])
     assert shlex.split(row["command"]) == ["python", *command[1:]]
