@@ -479,3 +479,17 @@ def test_every_recorded_setting_is_held_against_a_contradicting_flag(name, saved
     with pytest.raises(UserError, match=re.escape(f"(the model: {shown})")):
         trainer.evaluate_saved(paths["numpy"], {name}, data_dir=str(data), data_url="",
                                **{name: other})
+
+
+@pytest.mark.parametrize("dropped", ["architecture", "preprocessing"])
+def test_a_model_file_that_lacks_a_part_is_refused_naming_what_it_holds(dropped, trained,
+                                                                         tmp_path):
+    _, folders = trained
+    saved = torch.load(folders["pytorch"] / "model.pt", weights_only=True)
+    del saved[dropped]
+    path = tmp_path / "model.pt"
+    torch.save(saved, path)
+    kept = ", ".join(sorted(saved))
+    with pytest.raises(UserError, match=f"it holds {kept}, not a model's architecture, "
+                                        f"preprocessing, state_dict"):
+        backend_torch.read_weights(path, "cpu")

@@ -106,8 +106,11 @@ def read_weights(path, device):
     except Exception as error:  # arbitrary bytes fail in many ways inside torch's unpickler
         # torch's own message is many lines and suggests weights_only=False: never an option
         raise not_a_saved_model(path, type(error).__name__) from None
-    architecture, arrays = None, {}
-    if isinstance(saved, dict) and set(saved) == {"architecture", "state_dict", "preprocessing"}:
+    architecture, arrays, parts = None, {}, {"architecture", "state_dict", "preprocessing"}
+    if isinstance(saved, dict) and "state_dict" in saved and set(saved) != parts:
+        raise not_a_saved_model(path, f"it holds {', '.join(sorted(map(str, saved)))}, not a "
+                                      f"model's {', '.join(sorted(parts))}")
+    if isinstance(saved, dict) and set(saved) == parts:
         architecture, arrays, saved = (saved[key] for key in
                                        ("architecture", "preprocessing", "state_dict"))
     for tensors in (saved, arrays):
