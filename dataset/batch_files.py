@@ -84,8 +84,10 @@ def load_batch(path):
         shape = getattr(images, "shape", None)
         raise DataError(f"{path}: 'data' must be uint8 of shape (N, {PIXEL_VALUES}), got "
                         f"{getattr(images, 'dtype', type(images).__name__)} {shape}")
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{path}: {labels.shape} labels for {len(images)} images")
+    if labels.shape != (len(images),):
+        raise DataError(f"{path}: labels of shape {labels.shape} for {len(images)} images")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{path}: labels must be whole numbers, not {labels.dtype}")
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise DataError(f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found "
                         f"{labels.min()}..{labels.max()}")

@@ -140,7 +140,8 @@ def test_an_incomplete_folder_names_the_missing_files(cifar_dir):
     ("shape", "data_batch_3: 'data' must be uint8 of shape (N, 3072)"),
     ("dtype", "data_batch_3: 'data' must be uint8"),
     ("label range", "data_batch_3: labels must lie in 0..9"),
-    ("label count", "data_batch_3: (39,) labels for 40 images"),
+    ("label count", "data_batch_3: labels of shape (39,) for 40 images"),
+    ("label type", "data_batch_3: labels must be whole numbers, not float64"),
     ("not a dict", "data_batch_3: not a valid CIFAR-10 batch file"),
     ("huge claim", "data_batch_3: not a valid CIFAR-10 batch file (it claims more bytes than it"),
 ])
@@ -158,6 +159,8 @@ def test_damaged_batch_files_are_refused_by_name(cifar_dir, damage, expected):
         synthetic_cifar.write_py3_pickle(path, {**good, "data": np.zeros((40, 3072), np.int16)})
     elif damage == "label range":
         synthetic_cifar.write_py2_pickle(path, {**good, "labels": [3] * 39 + [10]})
+    elif damage == "label type":
+        synthetic_cifar.write_py3_pickle(path, {**good, "labels": [3.5] * 40})
     elif damage == "label count":
         synthetic_cifar.write_py2_pickle(path, {**good, "labels": [3] * 39})
     elif damage == "not a dict":
