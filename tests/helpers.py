@@ -69,7 +69,7 @@ def wait_for_epochs(results, count, process, timeout=600):
 
 
 def assert_one_clear_line(stderr, *fragments):
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "Warning:" not in stderr, stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: "), stderr
     for fragment in fragments:

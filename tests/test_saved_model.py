@@ -4,6 +4,7 @@ does not know, and the other trainer's model, are refused by name; nothing in a 
 import json
 import os
 import pathlib
+import pickle
 import re
 import zipfile
 
@@ -316,6 +317,8 @@ def write_not_a_model(kind, path, trained, framework="numpy"):
     elif kind == "a single array (.npy)":
         with open(path, "wb") as f:
             np.save(f, np.zeros((2, 3), np.float32))
+    elif kind == "a protocol-4 pickle":  # torch.load warns of the protocol before it fails
+        path.write_bytes(pickle.dumps({"layers.0.weight": [1.0, 2.0]}, protocol=4))
     return path
 
 
@@ -384,9 +387,10 @@ def test_files_that_are_no_saved_model_are_refused_by_name(framework, kind, trai
 
 
 @pytest.mark.parametrize("framework", SCRIPTS)
-def test_refusal_is_one_line_from_the_command_line(framework, trained, tmp_path):
+@pytest.mark.parametrize("kind", ["png", "a protocol-4 pickle"])
+def test_refusal_is_one_line_from_the_command_line(framework, kind, trained, tmp_path):
     script, _ = SCRIPTS[framework]
-    path = write_not_a_model("png", tmp_path / "figure.png", trained)
+    path = write_not_a_model(kind, tmp_path / "not-a-model", trained)
     code, _, stderr = run_script(script, "--evaluate", path, "--data_dir", trained[0])
     assert code == 1
     assert_one_clear_line(stderr, f"{path} is not a saved model of this trainer")

@@ -5,6 +5,7 @@ saved model."""
 import copy
 import json
 import os
+import warnings
 
 import torch
 
@@ -94,13 +95,22 @@ def save_weights(state, record, preprocessing, path):
                                                  "preprocessing": arrays}, f))
 
 
+def load_tensors(path, device):
+    """torch.load with weights_only=True, nothing in the file run. Its warning about a pickle
+    protocol other than its own is left out: the error that follows, if any, says what the file
+    is not, in one line."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location=device, weights_only=True)
+
+
 def read_weights(path, device):
     """(state_dict, record or None, preprocessing arrays) of a model.pt, or of a file that holds
     a state_dict alone (no record: the flags describe the model); any other file is refused by
     name, and nothing in it is run."""
     refuse_the_other_trainers_model(path, "pytorch")
     try:
-        saved = torch.load(path, map_location=device, weights_only=True)
+        saved = load_tensors(path, device)
     except OSError:
         raise
     except Exception as error:  # arbitrary bytes fail in many ways inside torch's unpickler
@@ -174,7 +184,7 @@ def load_checkpoint(run, model, optimizer, average, device):
         return 1, cloned_state(model)
     path = os.path.join(run.resume, run.checkpoint)
     try:
-        saved = torch.load(path, map_location=device, weights_only=True)
+        saved = load_tensors(path, device)
     except OSError:
         raise
     except Exception as error:  # arbitrary bytes fail in many ways inside torch's unpickler
