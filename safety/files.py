@@ -63,8 +63,9 @@ def check_writable(folder, what):
         if not os.path.isdir(existing):
             raise NotADirectoryError(errno.ENOTDIR, "not a folder", existing)
         os.rmdir(tempfile.mkdtemp(dir=existing))
-    except OSError as error:
-        raise UserError(f"{what} {folder} is not writable ({error})") from None
+    except OSError as error:  # the folder tried, not the temporary one tried in it
+        raise UserError(f"{what} {folder} is not writable ({error.strerror}: {existing})") \
+            from None
 
 
 def write_json(path, content):

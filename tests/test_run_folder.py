@@ -137,5 +137,6 @@ def test_a_results_folder_that_refuses_writes_is_found_before_the_data_is_loaded
     kwargs = dict(hidden_dims=[8], lr=0.1, use_batch_norm=False, batch_size=16, epochs=1,
                   seed=0, data_dir=str(cifar_dir[0]), validation_size=30, data_url="",
                   results_dir=UNWRITABLE)
-    with pytest.raises(UserError, match=f"results folder {UNWRITABLE} is not writable"):
+    with pytest.raises(UserError, match=f"results folder {UNWRITABLE} is not writable") as refused:
         trainer.train(**kwargs)
+    assert str(refused.value).endswith(f": {UNWRITABLE})")  # not the temporary folder tried
