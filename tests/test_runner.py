@@ -65,6 +65,17 @@ def test_a_set_in_one_process_never_touches_its_job_arrays_tasks(small_set, cifa
     assert results.load(NAME)["runs"][0]["run_dir"].startswith("runs/")
 
 
+def test_a_finished_set_says_where_its_results_are_now(small_set, cifar_dir, capsys):
+    """Each run's own line names the set's working folder, which its runs leave when the set
+    finishes: the set's last line names the folder they are in then."""
+    small, results, _ = small_set
+    runner.train_set(small, str(cifar_dir[0]), "synthetic", results)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    folder = results.path(NAME)
+    assert last == f"[{NAME}] finished: its runs, figures and summary.json are in {folder}"
+    assert os.path.isfile(os.path.join(folder, "summary.json"))
+
+
 def test_a_set_run_again_while_it_runs_is_refused(small_set, cifar_dir, monkeypatch):
     small, results, _ = small_set
     refusals, real_training = [], runner.train_run
