@@ -136,12 +136,12 @@ def test_a_job_at_its_time_limit_is_requeued_and_finishes_as_if_uninterrupted(sl
     log = (tmp_path / f"job-{job}.out").read_text()
     assert state["JobState"] == "COMPLETED", log
     assert int(state["Restarts"]) >= 1 and "requeued" in log and "--resume" in log, log
-    # a start stopped before its first epoch ended (a slow machine) leaves a run folder with no
-    # epoch, and the next start trains a fresh one: one run finished, and no other has an epoch
-    runs = [json.loads((folder / "metrics.json").read_text())
-            for folder in (tmp_path / "results" / f"slurm-{job}").iterdir() if folder.is_dir()]
-    (resumed,) = [run for run in runs if run["status"] == "finished"]
-    assert all(not run["val_accuracy"] for run in runs if run is not resumed), log
+    # every start goes on with the one run, a start stopped in its first epoch (a slow machine)
+    # too: the next one starts it over in its folder
+    (folder,) = [folder for folder in (tmp_path / "results" / f"slurm-{job}").iterdir()
+                 if folder.is_dir()]
+    resumed = json.loads((folder / "metrics.json").read_text())
+    assert resumed["status"] == "finished", log
     (reference,) = (tmp_path / "uninterrupted").iterdir()
     uninterrupted = json.loads((reference / "metrics.json").read_text())
     assert {key: resumed[key] for key in COMPARED} == \
@@ -392,6 +392,39 @@ def test_max_restarts_counts_the_starts_that_finished_no_epoch(tmp_path, hard_ci
     assert start(32, 0) == 1 and len(requeues()) == 3  # the second
     log = (tmp_path / "job.out").read_text()
     assert log.count("--resume") >= 3 and "2 starts finished no epoch: not requeued again" in log
+
+
+def test_a_restart_after_a_start_stopped_in_its_first_epoch_starts_that_run_over(
+        tmp_path, hard_cifar_dir):
+    """Job 7's first start is stopped once its run has a folder, before its first epoch ends: no
+    checkpoint. Its restart starts that run over in the same folder, which then goes on to its
+    epochs, and leaves no second run beside it."""
+    record_requeues(tmp_path)
+    job_folder = tmp_path / "results" / "slurm-7"
+
+    def started(restarts):  # single images through wide layers: an epoch of a second or two
+        return start_job_file(tmp_path, *FLAGS, "--batch_size", 1, "--lr", 0.005, "--hidden_dims",
+                              2048, 2048, "--epochs", 500, "--data_dir", hard_cifar_dir[0],
+                              SLURM_JOB_ID="7", SLURM_RESTART_COUNT=str(restarts))
+
+    job = started(0)
+    wait_while_progressing(lambda: any(job_folder.glob("*/metrics.json")), lambda: None,
+                           "the run's folder", 0.01)
+    job.send_signal(signal.SIGTERM)
+    assert finished_job(job, tmp_path)[0] == 0
+
+    def runs():  # beside them, the count of starts that finished no epoch
+        return [folder for folder in job_folder.iterdir() if folder.is_dir()]
+
+    (run,) = runs()
+    assert not any(run.glob("checkpoint.*")), "stopped too late: the run has a checkpoint"
+    job = started(1)
+    wait_for_epochs(job_folder, 1, job, tmp_path)
+    job.send_signal(signal.SIGTERM)
+    _, log = finished_job(job, tmp_path)
+    assert runs() == [run] and status_of(run) == "terminated", log
+    assert f"--resume {run}/" in log and "it starts over, in its folder" in log, log
+    assert log.count("requeued: the next start resumes") == 2, log
 
 
 def test_a_time_limit_signal_while_the_data_are_staged_requeues_the_job(tmp_path,
