@@ -20,6 +20,7 @@ from training.backend_numpy import (
     build_model,
     evaluate_saved,
     load_checkpoint,
+    mixed_loss,
     predict,
     save_checkpoint,
     save_weights,
@@ -73,13 +74,12 @@ def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, da
                 if config.mixup:
                     images, partners, w = run.mixup(images, labels)
                 probs = model.forward(images.reshape(len(images), -1))
-                loss = float(loss_module.forward(probs, labels))
-                logits_grad = loss_module.logits_grad(probs, labels)  # dL/dZ = (Y - T) / S
-                if config.mixup:  # w L(y) + (1 - w) L(y[perm]); CE is linear in its target
-                    loss = w * loss + (1 - w) * float(loss_module.forward(probs, partners))
-                    logits_grad = (w * logits_grad
-                                   + (1 - w) * loss_module.logits_grad(probs, partners))
+                if config.mixup:
+                    loss, logits_grad = mixed_loss(loss_module, probs, labels, partners, w)
                     labels = labels if w >= 0.5 else partners  # those counted as correct
+                else:
+                    loss = float(loss_module.forward(probs, labels))
+                    logits_grad = loss_module.logits_grad(probs, labels)  # dL/dZ = (Y - T) / S
                 run.record_step(loss, probs.argmax(axis=1), labels)
                 model.backward_logits(logits_grad)
                 optimizer.step()

@@ -135,15 +135,6 @@ def test_best_model_is_never_overwritten_by_a_diverged_one(cifar_dir, tmp_path, 
     assert (results / folder / "loss.png").exists()
 
 
-def numpy_mixed_loss(probs, labels, partners, w):
-    """The NumPy trainer's blend of a mixup batch's loss and its gradient dL/dZ, written as its
-    loop writes it: w L(y) + (1 - w) L(y[perm]), cross-entropy being linear in its target."""
-    loss_module = CrossEntropyModule(label_smoothing=0.1)
-    loss = w * loss_module.forward(probs, labels) + (1 - w) * loss_module.forward(probs, partners)
-    return loss, (w * loss_module.logits_grad(probs, labels)
-                  + (1 - w) * loss_module.logits_grad(probs, partners))
-
-
 @pytest.mark.parametrize("use_batch_norm", [False, True])
 def test_numpy_mixup_loss_and_gradients_match_autograd(use_batch_norm):
     numpy_model, torch_model = twin_models(6, [5], 4, "gelu", 0, use_batch_norm)
@@ -152,7 +143,8 @@ def test_numpy_mixup_loss_and_gradients_match_autograd(use_batch_norm):
     x, partners, weight = Mixup(0.5, seed=0)(x, y)
     assert 0 < weight < 1 and not np.array_equal(y, partners)
 
-    loss, logits_grad = numpy_mixed_loss(numpy_model.forward(x), y, partners, weight)
+    loss, logits_grad = backend_numpy.mixed_loss(CrossEntropyModule(label_smoothing=0.1),
+                                                   numpy_model.forward(x), y, partners, weight)
     numpy_model.backward_logits(logits_grad)
     logits = torch_model(torch.from_numpy(x))
     expected = sum(w * nn.functional.cross_entropy(logits, torch.from_numpy(t), label_smoothing=0.1)

@@ -1,6 +1,6 @@
 """What the NumPy trainer needs around its loop: its model built from a record, its predictions,
-its weight average, and its files: model.npz (the kept model) and checkpoint.npz (what --resume
-needs), arrays only, no pickle; --evaluate of a saved model."""
+its mixup loss, its weight average, and its files: model.npz (the kept model) and checkpoint.npz
+(what --resume needs), arrays only, no pickle; --evaluate of a saved model."""
 import copy
 import json
 import os
@@ -38,6 +38,15 @@ def predict(model, data_loader, tta=None):
                                   lambda images: model.forward(images.reshape(len(images), -1)))
     model.clear_cache()
     return outputs
+
+
+def mixed_loss(loss_module, probs, labels, partners, w):
+    """A mixup batch's loss w L(y) + (1 - w) L(y[perm]) and its gradient dL/dZ, the same blend
+    of the two targets' gradients: the cross-entropy is linear in its target."""
+    loss = w * float(loss_module.forward(probs, labels))
+    loss += (1 - w) * float(loss_module.forward(probs, partners))
+    return loss, (w * loss_module.logits_grad(probs, labels)
+                  + (1 - w) * loss_module.logits_grad(probs, partners))
 
 
 def weight_average(model, decay):
