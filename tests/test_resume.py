@@ -47,10 +47,12 @@ def train(framework, root, results, **flags):
                                         "results_dir": str(results), **settings, **flags})
 
 
-# the second also draws deformations and the dropout masks inside residual blocks
+# the second also draws deformations and the dropout masks inside residual blocks; the third
+# carries SGD's momentum buffers instead of Adam's moments
 @pytest.mark.parametrize("changes", [dict(augment="crop+flip+cutout"),
-                                     dict(augment="deform+flip", blocks=1, block_width=24)],
-                         ids=["crop", "deform-blocks"])
+                                     dict(augment="deform+flip", blocks=1, block_width=24),
+                                     dict(optimizer="sgd", momentum=0.9)],
+                         ids=["crop", "deform-blocks", "sgd-momentum"])
 @pytest.mark.parametrize("framework", TRAINERS)
 def test_a_resumed_run_matches_an_uninterrupted_one_exactly(framework, changes, hard_cifar_dir,
                                                             tmp_path, monkeypatch):

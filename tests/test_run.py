@@ -23,7 +23,7 @@ import train_mlp_pytorch
 from cifar10_utils import get_cifar10
 from dataset.loaders import DataLoader, make_loaders
 from safety.errors import UserError
-from training import backend_numpy, backend_torch, run
+from training import backend_numpy, backend_torch, options, run
 from training.preprocessing import Mixup, Preprocessing, normalize
 
 
@@ -327,3 +327,39 @@ def test_divergence_from_weight_decay_names_both_flags(script, cifar_dir, tmp_pa
                                  tmp_path / "r")
     assert code == 1
     assert_one_clear_line(stderr, "diverged", "lower --lr than 0.1 or --weight_decay than 1e+30")
+
+
+# each option that shapes training, with what its change needs to do anything: a run with the
+# change trains other weights than the run without it (--ema keeps other weights than it trains)
+CHANGES = {"hidden_dims": ({}, [8]), "lr": ({}, 0.02), "batch_size": ({}, 10), "seed": ({}, 1),
+           "use_batch_norm": ({}, True), "activation": ({}, "relu"), "optimizer": ({}, "adam"),
+           "momentum": ({}, 0.9), "weight_decay": ({}, 0.1), "dropout": ({}, 0.5),
+           "schedule": ({}, "cosine"), "warmup": ({}, 0.5), "label_smoothing": ({}, 0.2),
+           "augment": ({}, "flip"), "normalize": ({}, "pixel"),
+           "zca_epsilon": ({"normalize": "zca"}, 0.5), "mixup": ({}, 0.4), "ema": ({}, 0.5),
+           "projection": ({"normalize": "zca"}, 16), "bottleneck": ({}, 8), "blocks": ({}, 1),
+           "block_width": ({"blocks": 1}, 8)}
+EVALUATION_ONLY = {"tta"}  # it changes what the kept model is tested on, not the model
+
+
+def test_every_option_that_shapes_training_is_changed_here():
+    assert set(options.TRAINING_OPTIONS) - EVALUATION_ONLY == set(CHANGES) - {
+        "hidden_dims", "lr", "batch_size", "seed", "use_batch_norm"}
+
+
+def kept_weights(model):
+    return {name: np.asarray(value) for name, value in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", CHANGES)
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_each_option_changes_what_both_trainers_train(framework, name, hard_cifar_dir, tmp_path):
+    """An option a trainer reads but does not pass on (a loss built without the run's label
+    smoothing, an optimizer without its momentum, a loader without its augmentation) trains the
+    run without it: the same weights."""
+    context, value = CHANGES[name]
+    models = [train(framework, hard_cifar_dir[0], tmp_path / str(changed), **context,
+                    **({name: value} if changed else {}))[0] for changed in (False, True)]
+    without, with_it = (kept_weights(model) for model in models)
+    assert without.keys() != with_it.keys() or any(
+        not np.array_equal(without[key], with_it[key]) for key in without), name
