@@ -241,7 +241,8 @@ def test_a_greedy_figures_legend_shows_labels_without_markdown(tmp_path, monkeyp
 @pytest.mark.parametrize("above, seconds, words", [
     (0.0, 600.0, "reaches its {} % target within its budget (0.0 % to spare)"),
     (-1e-4, 600.0, "**does not reach** its {} % target within"),
-    (1e-4, 601.2, "reaches its {} % target **outside** its budget (0.2 % over)"),
+    (1e-4, 601.2, "reaches its {} % target but runs **past** its budget (0.2 % over)"),
+    (-1e-4, 601.2, "**does not reach** its {} % target and runs **past** its budget (0.2 % over)"),
 ])
 def test_a_presets_verdict_at_its_target_and_its_budget(above, seconds, words):
     """On a machine of factor 1, best's budget is 10 minutes: 600 s is exactly within it."""

@@ -80,9 +80,10 @@ def preset_verdict(e, factor):
     target = PRESET_TARGETS[e["key"]]
     reached = e["metrics"]["test_accuracy"] >= target
     spare = 1 - e["metrics"]["wall_time_s"] / 60 / budget.preset_budget(e["key"], factor)
+    within = (f"within its budget ({100 * spare:.1f} % to spare)" if spare >= 0 else
+              f"{'but' if reached else 'and'} runs **past** its budget ({-100 * spare:.1f} % over)")
     return (f"`{e['label']}` {'reaches' if reached else '**does not reach**'} its "
-            f"{100 * target:.0f} % target {'within' if spare >= 0 else '**outside**'} its budget "
-            f"({100 * abs(spare):.1f} % {'to spare' if spare >= 0 else 'over'})")
+            f"{100 * target:.0f} % target {within}")
 
 
 PRESETS_HEADER = ("| preset | command | test % | target % | validation % | best epoch | "
