@@ -9,8 +9,13 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 from helpers import REPO, copy_of_the_repository, files_of, run_task
+
+import mlp_pytorch
+from dataset.splits import Split
 
 from experiments import budget, figures, measures, report, runner
 from experiments import runs as search_runs
@@ -400,3 +405,17 @@ def test_a_stage_that_builds_a_preset_refuses_to_start_without_a_budget(tmp_path
         run_fake_search("search-projection", [("start", {}, 0.5, 0.5, 1.0)], tmp_path,
                         monkeypatch)
     assert not (tmp_path / "results" / "search-projection").exists()
+
+
+def test_the_dead_fraction_counts_the_units_that_never_fire():
+    """Units whose bias holds them below zero for every image are dead, those held above are not:
+    half the first hidden layer's, a quarter of the second's."""
+    model = mlp_pytorch.MLP(3072, [4, 4], 10, activation="relu")
+    first, second = model.linear_layers[:2]
+    with torch.no_grad():
+        for layer, dead in ((first, 2), (second, 1)):
+            layer.weight.zero_()
+            layer.bias.copy_(torch.tensor([-1.0] * dead + [1.0] * (4 - dead)))
+    images = np.random.default_rng(0).integers(0, 256, (20, 3, 32, 32), dtype=np.uint8)
+    split = Split(images, np.zeros(20, np.int64))
+    assert measures.dead_fractions(model, split) == [0.5, 0.25]
