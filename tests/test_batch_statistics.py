@@ -1,6 +1,8 @@
 """Testing a BatchNorm model with batch statistics (batch_statistics.py): the swapped layer is
 torch's own training-mode BatchNorm without its side effects, a batch of one gives β, and the
 predictions depend on the batch as they must."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +43,17 @@ def test_batch_statistics_are_training_mode_batchnorm_without_updating_anything(
                                               training=True, eps=layer.eps)
     torch.testing.assert_close(swapped(x), expected)
     assert torch.equal(layer.running_mean, before[0]) and torch.equal(layer.running_var, before[1])
+
+
+def test_every_batchnorm_of_the_copy_uses_its_batchs_statistics(model):
+    """The copy's outputs are those of the model in training mode, where torch's every BatchNorm
+    normalizes with the batch's statistics (no dropout here), computed on a copy of its own so
+    that the running statistics stay as they were."""
+    x = torch.randn(16, 3072)
+    training_mode = copy.deepcopy(model).train()
+    with torch.no_grad():
+        torch.testing.assert_close(batch_statistics.with_batch_statistics(model)(x),
+                                   training_mode(x))
 
 
 def test_a_batch_of_one_normalizes_to_beta(model):
