@@ -54,7 +54,12 @@ def say(line, stream=None):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose refusal of the command line is one line, not its usage block."""
+    """An ArgumentParser whose refusal of the command line is one line, not its usage block. A
+    flag is read only as spelled out: a prefix of one (--data_d) is refused, since a job file
+    that reads --data_dir among the flags would not see it."""
+
+    def __init__(self, **settings):
+        super().__init__(allow_abbrev=False, **settings)
 
     def error(self, message):
         self.exit(2, f"error: {message} (--help lists the options)\n")
