@@ -6,6 +6,7 @@ import os
 import pathlib
 import pickle
 import re
+import shutil
 import zipfile
 
 import numpy as np
@@ -249,6 +250,32 @@ def trained(tmp_path_factory):
         *_, log = train(framework, root / "data", root / framework, epochs=2, **ARCHITECTURE)
         folders[framework] = pathlib.Path(log["run_dir"])
     return root / "data", folders
+
+
+@pytest.mark.parametrize("framework", SCRIPTS)
+def test_evaluate_refuses_other_data_than_its_run_trained_on(framework, trained, tmp_path):
+    """Its run's metrics.json records the data's fingerprint: other data would give another
+    dataset's accuracies under the model's name. The same data in another folder is tested,
+    and a model with no record beside it is tested on the data given."""
+    data, folders = trained
+    script, weights = SCRIPTS[framework]
+    other = tmp_path / "other"
+    synthetic_cifar.write_dataset(other, brightness=15, label_noise=0.2)
+    common = ["--validation_size", 30, "--data_url", ""]
+    code, _, stderr = run_script(script, "--evaluate", folders[framework] / weights, "--data_dir",
+                                 other, *common)
+    assert code == 1
+    assert_one_clear_line(stderr, f"--data_dir {other} holds other images or labels than the "
+                                  f"run trained on", str(folders[framework] / "metrics.json"))
+    shutil.copytree(data, tmp_path / "same")
+    code, stdout, stderr = run_script(script, "--evaluate", folders[framework] / weights,
+                                      "--data_dir", tmp_path / "same", *common)
+    assert code == 0 and "test accuracy" in stdout, stderr
+    (tmp_path / "alone").mkdir()
+    shutil.copy(folders[framework] / weights, tmp_path / "alone")
+    code, stdout, stderr = run_script(script, "--evaluate", tmp_path / "alone" / weights,
+                                      "--data_dir", other, *common)
+    assert code == 0 and "test accuracy" in stdout, stderr
 
 
 @pytest.mark.parametrize("framework", SCRIPTS)

@@ -1,5 +1,6 @@
 """Predictions and accuracy over a loader, for both trainers, and --evaluate of a saved model."""
 import copy
+import json
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from safety.files import check_writable
 from training import inspect_model
 from training.options import Config
 from training.preprocessing import IDENTITY, TTA_VIEWS, Preprocessing, view
+from training.resume import fingerprints, other_data
 from training.saved_model import (
     check_holds_its_parameters,
     load_weights,
@@ -75,6 +77,22 @@ def accuracy_of(probabilities, labels):
     return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
+def check_the_runs_data(path, dataset, data_dir):
+    """Refuse to test a saved model on other data than its run trained on, as the metrics.json
+    beside it records it: the accuracies would be another dataset's. A model with no readable
+    record beside it (copied elsewhere, or saved by a script) is tested on the data given."""
+    metrics = os.path.join(os.path.dirname(os.path.abspath(path)), "metrics.json")
+    try:
+        with open(metrics) as f:
+            recorded = json.load(f)
+        digest, parts = recorded["data_sha256"], recorded.get("data_sha256_parts")
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    found, found_parts = fingerprints(dataset)
+    if found != digest:
+        raise other_data(data_dir, parts, found_parts, f"the run's {metrics}")
+
+
 def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict, move=None,
                    figures_dir=None):
     """--evaluate: print a saved model's accuracies and draw inspect_model's figures in
@@ -96,6 +114,7 @@ def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict,
     except ValueError as error:
         raise not_a_saved_model(path, str(error)) from None
     dataset = get_cifar10(config.data_dir, record["validation_size"], url=config.data_url)
+    check_the_runs_data(path, dataset, config.data_dir)
     loaders = make_loaders(dataset, preprocessing, move=move)
     validation_accuracy = accuracy_of(*predict(model, loaders["validation"], record["tta"]))
     probabilities, _ = predict(model, loaders["test"], record["tta"])

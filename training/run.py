@@ -36,6 +36,8 @@ from training.resume import (
     check_named_by,
     check_progress,
     check_resumable,
+    fingerprints,
+    other_data,
     results_dir_of,
     resumed_flags,
     set_generator_states,
@@ -277,45 +279,6 @@ class TrainingRun(RunRecorder):
         probabilities, labels = test
         names = class_names(self.config.data_dir)
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
-
-
-# the batch files each split's images and labels come from
-SPLIT_FILES = {"train": "data_batch_1..5", "validation": "data_batch_1..5", "test": "test_batch"}
-
-
-def fingerprints(dataset):
-    """(the SHA-256 of every image and label of a get_cifar10 dataset, split by split: the same
-    data gives the same fingerprint in whatever folder it lies (0.1 s for CIFAR-10); the SHA-256
-    of each split's images and of its labels, {split: {'images', 'labels'}}, which name what
-    changed where the first differs)."""
-    digest, parts = hashlib.sha256(), {}
-    for name in SPLIT_FILES:
-        parts[name] = {}
-        for part in ("images", "labels"):
-            data = np.ascontiguousarray(getattr(dataset[name], part)).data
-            digest.update(data)
-            parts[name][part] = hashlib.sha256(data).hexdigest()
-    return digest.hexdigest(), parts
-
-
-def other_data(data_dir, recorded_parts, parts, record="its checkpoint"):
-    """The UserError of a resume on data whose fingerprint differs from the one the run's record
-    (its checkpoint, or the metrics.json of a run that starts over) holds, naming the splits'
-    images or labels that differ where the record holds their parts."""
-    changed = []
-    if isinstance(recorded_parts, dict) and all(isinstance(recorded_parts.get(name), dict)
-                                                for name in parts):
-        changed = [(name, part) for name in parts for part in parts[name]
-                   if recorded_parts[name].get(part) != parts[name][part]]
-    if not changed:
-        return UserError(f"--data_dir {data_dir} holds other images or labels than the run "
-                         f"trained on (their SHA-256 differs from the one {record} records): "
-                         f"give it the folder of the data it started on")
-    files = dict.fromkeys(SPLIT_FILES[name] for name, _ in changed)
-    return UserError(f"--data_dir {data_dir} holds other images or labels than the run trained "
-                     f"on: its {', '.join(f'{name} {part}' for name, part in changed)} (from "
-                     f"{' and '.join(files)}) differ from those {record} records; give it "
-                     f"the folder of the data it started on")
 
 
 def check_projection(projection, normalize):
