@@ -44,12 +44,15 @@ class MLP(Module):
             self.layers.append(ProjectionModule(projection, dtype))
             n_inputs = self.layers[0].components.shape[1]
         if bottleneck:
-            self.layers.append(LinearModule(n_inputs, bottleneck, input_layer=True, dtype=dtype))
+            self.layers.append(LinearModule(n_inputs, bottleneck, input_layer=True, dtype=dtype,
+                                            input_grad=False))
         sizes = [bottleneck or n_inputs, *n_hidden, n_classes]
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            # the first reads the data, or the bottleneck's linear output: gain 1 either way
-            self.layers.append(LinearModule(fan_in, fan_out, input_layer=i == 0 and not bottleneck,
-                                            dtype=dtype, gain=1.0 if i == 0 else 2.0))
+            # the first reads the data, or the bottleneck's linear output: gain 1 either way; dL/dX
+            # of the data is needed by nothing
+            reads_data = i == 0 and not bottleneck
+            self.layers.append(LinearModule(fan_in, fan_out, input_layer=reads_data, dtype=dtype,
+                                            gain=1.0 if i == 0 else 2.0, input_grad=not reads_data))
             if i < len(n_hidden):  # a hidden layer, not the output layer
                 if use_batch_norm:
                     self.layers.append(BatchNormModule(fan_out, dtype=dtype))

@@ -33,22 +33,22 @@ class LinearModule(Module):
     Backward: dL/dW = (dL/dY)ᵀ X,  dL/db = 1ᵀ dL/dY,  dL/dX = (dL/dY) W."""
 
     def __init__(self, in_features, out_features, input_layer=False, dtype=np.float64,
-                 gain=None, input_grad=None):
+                 gain=None, input_grad=True):
         """Kaiming init W ~ N(0, gain / M), zero bias. input_layer, the course's argument, marks
-        the layer that reads the data; it sets the defaults of the two jobs that set it apart:
+        the layer that reads the data, which sets the default gain:
 
         gain: 1 where the inputs have unit variance (the normalized pixels, or a linear
         bottleneck's output), which it passes on unchanged; 2 where they are ELU outputs, of which
         about half are squashed. Default: 1 for the input layer, else 2; another gain rescales
         the default's draw, so that a seed draws the same numbers whatever the gain.
-        input_grad: whether backward computes dL/dX; by default not for the input layer, where
-        nothing upstream needs it and skipping it saves a third of the layer's work."""
+        input_grad: whether backward computes dL/dX, as the course's backward does; the MLP turns
+        it off for the layer that reads the data, where nothing upstream needs it (a third less)."""
         default_gain = 1.0 if input_layer else 2.0
         weight = np.random.normal(0.0, np.sqrt(default_gain / in_features),
                                   (out_features, in_features)).astype(dtype)
         if gain is not None and gain != default_gain:
             weight /= np.sqrt(default_gain / gain)
-        self.input_grad = not input_layer if input_grad is None else input_grad
+        self.input_grad = input_grad
         self.params = {"weight": weight, "bias": np.zeros((1, out_features), dtype)}
         self.grads = {"weight": np.zeros_like(self.params["weight"]),
                       "bias": np.zeros_like(self.params["bias"])}

@@ -21,20 +21,20 @@ def check_backward(make_module, x, dout):
 
 
 # --- Linear and the projection before it ---
-def test_input_layer_skips_dx_but_fills_grads():
+def test_a_layer_without_input_grad_skips_dx_and_the_courses_input_layer_returns_it():
     rng = np.random.default_rng(1)
     x, dout = rng.standard_normal((4, 6)), rng.standard_normal((4, 3))
-    plain, first = LinearModule(6, 3), LinearModule(6, 3, input_layer=True)
+    plain, first = LinearModule(6, 3), LinearModule(6, 3, input_layer=True, input_grad=False)
     first.params["weight"][...] = plain.params["weight"]
     for layer in (plain, first):
         layer.forward(x)
     assert first.backward(dout) is None
     plain.backward(dout)
     np.testing.assert_array_equal(first.grads["weight"], plain.grads["weight"])
-    asked = LinearModule(6, 3, input_layer=True, input_grad=True)  # a bottleneck after it
-    asked.params["weight"][...] = plain.params["weight"]
-    asked.forward(x)
-    np.testing.assert_array_equal(asked.backward(dout), plain.backward(dout))
+    course = LinearModule(6, 3, input_layer=True)  # the course's backward returns dL/dX
+    course.params["weight"][...] = plain.params["weight"]
+    course.forward(x)
+    np.testing.assert_array_equal(course.backward(dout), plain.backward(dout))
 
 
 def test_kaiming_std_and_zero_bias():
