@@ -110,7 +110,10 @@ def test_a_diverging_run_says_so_in_its_two_closing_lines_alone(cifar_dir, tmp_p
                                  "--data_url", "", "--results_dir", tmp_path / "r")
     lines = stderr.strip().splitlines()
     assert code == 1 and len(lines) == 2, stderr
-    assert lines[0].startswith("diverged after 0 finished epoch(s)")
+    # no epoch to draw: metrics.json alone is written, and the line promises no curves
+    assert lines[0].startswith("diverged after 0 finished epoch(s); its metrics are in ")
+    (folder,) = (tmp_path / "r").iterdir()
+    assert sorted(os.listdir(folder)) == ["metrics.json"]
     assert lines[1].startswith("error: loss became nan in epoch 1: training diverged")
 
 

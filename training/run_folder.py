@@ -124,9 +124,9 @@ class RunRecorder:
 
     def say_ending(self, exc_type, unwritten):
         """The run's last line: its test accuracy, or how it ended and where its record is."""
-        where = (f"their curves and metrics are in {self.folder}" if unwritten is None else
-                 f"their curves and metrics could not all be written to {self.folder} "
-                 f"({unwritten})")
+        written = "their curves and metrics" if self.log["val_accuracy"] else "its metrics"
+        where = (f"{written} are in {self.folder}" if unwritten is None else
+                 f"{written} could not all be written to {self.folder} ({unwritten})")
         if exc_type is None and unwritten is None:
             say(f"test accuracy {self.log['test_accuracy']:.4f} ({self.tested()}); results in "
                 f"{self.folder}")
