@@ -23,6 +23,7 @@ from dataset.cifar10 import PIXEL_VALUES
 from mlp_pytorch import MLP
 from safety.checks import positive_int
 from safety.console import OneLineParser
+from safety.errors import UserError
 from safety.files import write_json
 from training.cli import run_cli
 from training.options import DEFAULTS, PRESETS
@@ -75,6 +76,9 @@ def measure(repeat):
 
 
 def main(args):
+    if not hasattr(torch.optim, "Muon"):  # checked before minutes of timings, not after
+        raise UserError(f"torch {torch.__version__} has no torch.optim.Muon, whose step this "
+                        f"measures: install a torch that has it (2.13 does)")
     seconds = measure(args.repeat)
     shapes = ", ".join("x".join(map(str, layer.weight.shape))
                        for layer in preset_network().linear_layers)

@@ -11,6 +11,7 @@ from experiments.runs import LADDER_RECIPE_KEY
 from experiments.sections.presets import PRESET_TARGETS, preset_verdict
 from experiments.sections.words import mean_std
 from experiments.store import REPOSITORY, Results, groups, validation_accuracy
+from safety.console import OneLineParser
 from safety.errors import UserError
 from safety.files import write_atomically
 from training.options import PRESET_BUDGET_MINUTES
@@ -92,6 +93,8 @@ def main(results=None, readme=README):
 
 
 if __name__ == "__main__":
+    OneLineParser(description="Rewrite README.md's table of results from the summaries saved in "
+                              "results/.").parse_args()  # --help, or a refusal, writes nothing
     try:
         main()
     except UserError as error:

@@ -1,6 +1,7 @@
 """The benchmark (benchmarks/benchmark.py) runs from any folder, stops with one line, and prints
 commands that a shell reads back as they ran; the step cost (benchmarks/step_cost.py) times each
 step of --preset best's network."""
+import argparse
 import json
 import os
 import shlex
@@ -13,7 +14,8 @@ import pytest
 import synthetic_cifar
 from helpers import REPO, copy_of_the_repository, default_stop_signals
 
-from benchmarks import benchmark
+from benchmarks import benchmark, step_cost
+from safety.errors import UserError
 
 
 def test_the_benchmark_runs_from_any_folder_and_stops_with_one_line(tmp_path):
@@ -90,3 +92,12 @@ def test_the_step_cost_times_a_batch_and_each_optimizer_step_of_the_preset_netwo
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
     assert [row.split(" | ")[0][2:] for row in rows] == list(saved["seconds"])
     assert "(weights 1024x512, 1024x1024, 10x1024)" in result.stdout
+
+
+def test_the_step_cost_on_a_torch_without_muon_is_refused_before_any_timing(monkeypatch):
+    """requirements.txt allows a torch older than torch.optim.Muon: one line, before minutes of
+    timings, not a traceback after them."""
+    monkeypatch.delattr(step_cost.torch.optim, "Muon")
+    monkeypatch.setattr(step_cost, "measure", lambda repeat: pytest.fail("timed first"))
+    with pytest.raises(UserError, match=r"has no torch\.optim\.Muon"):
+        step_cost.main(argparse.Namespace(repeat=1))

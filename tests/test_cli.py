@@ -45,7 +45,9 @@ def test_cuda_asked_for_without_cuda_is_one_clear_line(cifar_dir, tmp_path):
     (["benchmarks/benchmark.py", "--bogus"], "unrecognized arguments: --bogus"),
     (["benchmarks/step_cost.py", "--repeat", "0"], "argument --repeat: 0 is out of range"),
     # a prefix of a flag: slurm/train.job, which looks for --data_dir among them, would not see it
-    (["train_mlp_numpy.py", "--data_d", "elsewhere"], "unrecognized arguments: --data_d")])
+    (["train_mlp_numpy.py", "--data_d", "elsewhere"], "unrecognized arguments: --data_d"),
+    # it takes no argument, and rewrites README.md only when given none
+    (["-m", "experiments.readme_table", "--bogus"], "unrecognized arguments: --bogus")])
 def test_a_command_line_refused_is_one_line_not_the_usage_block(command, message):
     result = subprocess.run([sys.executable, *command], capture_output=True, text=True,
                             timeout=120, cwd=REPO)

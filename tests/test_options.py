@@ -3,6 +3,8 @@ implementations of every choice are checked against it (the options page: tests/
 import json
 import pathlib
 import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -193,3 +195,12 @@ def test_a_contradiction_names_each_flag_that_differs_with_both_values_as_typed(
         "--hidden_dims 8 4 (the run: --hidden_dims 8), --lr 0.5 (the run: --lr 0.1), "
         "--no-use_batch_norm (the run: --use_batch_norm)")
     assert options.contradictions(flags, recorded, ["epochs", "seed"], "the run") == ""
+
+
+def test_the_flag_table_read_by_a_reader_that_stops_at_once_ends_without_a_traceback():
+    """`python -m training.options | head -2`: the pipe closes before the table is written."""
+    table = subprocess.Popen([sys.executable, "-m", "training.options"], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    table.stdout.close()  # before the interpreter has started: its write finds no reader
+    _, stderr = table.communicate(timeout=120)
+    assert table.returncode == 0 and stderr == ""

@@ -26,7 +26,7 @@ from safety.checks import (
     seed,
     validation_size,
 )
-from safety.console import OneLineParser
+from safety.console import OneLineParser, say
 from safety.errors import OptionError
 from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
 
@@ -397,4 +397,4 @@ def markdown_table():
 
 
 if __name__ == "__main__":
-    print(markdown_table())
+    say(markdown_table())  # a reader that stops early (`| head`) ends it, with no traceback
