@@ -8,8 +8,10 @@ The data must already be in --data_dir (a download is not part of what is measur
 is a fresh `python train_...py` process, so imports, data loading, training, evaluation and
 plotting all count; the seconds of training alone (the epochs) and, on a GPU, its peak memory
 come from the run's metrics.json. Prints a Markdown table and writes results/benchmark.json
-(benchmark-cuda.json for --device cuda). Paths are the repository's own, wherever the command
-is run from."""
+(benchmark-cuda.json for --device cuda): the rows of the benchmarks it ran, each with its machine,
+date and repeats, in place of theirs, the others' kept. Paths are the repository's own, wherever
+the command is run from."""
+import json
 import os
 import platform
 import shlex
@@ -30,6 +32,7 @@ from training.options import DEFAULTS
 from training.run_folder import read_metrics
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+DATA_DIR = os.path.join(HERE, DEFAULTS["data_dir"])
 
 BENCHMARKS = {
     "cpu": {"numpy": ["train_mlp_numpy.py"],
@@ -74,7 +77,7 @@ def parse_args():
     parser.add_argument("--device", choices=tuple(BENCHMARKS), default="cpu",
                         help="cuda: the course's run and --preset best on a CUDA GPU")
     parser.add_argument("--repeat", type=positive_int, default=3)
-    parser.add_argument("--data_dir", default=os.path.join(HERE, DEFAULTS["data_dir"]))
+    parser.add_argument("--data_dir", default=DATA_DIR)
     args = parser.parse_args()
     if set(args.names) - set(BENCHMARKS[args.device]):
         parser.error(f"unknown benchmark: choose from {', '.join(BENCHMARKS[args.device])}")
@@ -95,7 +98,10 @@ def main(args):
                 samples.append((*measure([sys.executable, os.path.join(HERE, script), *flags,
                                           "--data_dir", args.data_dir, "--data_url", "",
                                           "--results_dir", results]), only_run(results)))
-        rows.append(summary_row(name, benchmarks[name], samples))
+        # a row says which data it ran on where that is not the data/ a plain run reads
+        other_data = ([] if os.path.realpath(args.data_dir) == os.path.realpath(DATA_DIR) else
+                      ["--data_dir", args.data_dir])
+        rows.append(summary_row(name, benchmarks[name] + other_data, samples))
         print(f"{name}: {rows[-1]['wall_s_median']:.2f} s median wall, "
               f"{rows[-1]['peak_rss_mb_max']:.0f} MB peak RSS, test accuracy "
               f"{rows[-1]['test_accuracy']:.4f}", flush=True)
@@ -109,10 +115,27 @@ def main(args):
               f"{row['test_accuracy']:.4f} |")
     results = os.path.join(HERE, DEFAULTS["results_dir"])
     os.makedirs(results, exist_ok=True)
-    name = "benchmark.json" if args.device == "cpu" else f"benchmark-{args.device}.json"
-    write_json(os.path.join(results, name),
-               {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "repeat": args.repeat,
-                "date": time.strftime("%Y-%m-%d"), "runs": rows})
+    path = os.path.join(results, "benchmark.json" if args.device == "cpu" else
+                        f"benchmark-{args.device}.json")
+    measured = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "date": time.strftime("%Y-%m-%d"), "repeat": args.repeat}
+    rows = [dict(row, **measured) for row in rows]
+    kept = rows_not_measured(path, {row["benchmark"] for row in rows})
+    write_json(path, {"runs": sorted(kept + rows, key=lambda row: list(benchmarks).index(
+        row["benchmark"]) if row["benchmark"] in benchmarks else len(benchmarks))})
+
+
+def rows_not_measured(path, measured):
+    """The rows path holds of benchmarks other than those measured now, each with the machine,
+    date and repeats it was measured with: a run of one benchmark keeps the others' numbers."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        rows = [row for row in saved["runs"] if row["benchmark"] not in measured]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    shared = {key: saved[key] for key in ("machine", "date", "repeat") if key in saved}
+    return [{**shared, **row} for row in rows]
 
 
 def summary_row(name, command, samples):

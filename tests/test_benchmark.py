@@ -101,3 +101,27 @@ def test_the_step_cost_on_a_torch_without_muon_is_refused_before_any_timing(monk
     monkeypatch.setattr(step_cost, "measure", lambda repeat: pytest.fail("timed first"))
     with pytest.raises(UserError, match=r"has no torch\.optim\.Muon"):
         step_cost.main(argparse.Namespace(repeat=1))
+
+
+def test_a_benchmark_run_replaces_its_own_rows_and_keeps_the_others(tmp_path, monkeypatch,
+                                                                    capsys):
+    """A run of one benchmark on other data: its row, naming that data, replaces the saved row of
+    the same benchmark; another benchmark's saved row is kept with its machine, date and
+    repeats."""
+    saved = tmp_path / "results" / "benchmark.json"
+    saved.parent.mkdir()
+    saved.write_text(json.dumps({"machine": "old machine", "date": "2026-01-01", "repeat": 5,
+                                 "runs": [{"benchmark": "numpy", "wall_s_median": 1.0},
+                                          {"benchmark": "pytorch", "wall_s_median": 2.0}]}))
+    monkeypatch.setattr(benchmark, "HERE", str(tmp_path))
+    monkeypatch.setattr(benchmark, "measure", lambda command: (3.0, 100.0))
+    monkeypatch.setattr(benchmark, "only_run", lambda results: {
+        "epoch_seconds": [1.0], "test_accuracy": 0.5})
+    benchmark.main(argparse.Namespace(device="cpu", names=["pytorch"], repeat=1,
+                                      data_dir=str(tmp_path / "synthetic")))
+    numpy_row, torch_row = json.loads(saved.read_text())["runs"]
+    assert numpy_row == {"benchmark": "numpy", "wall_s_median": 1.0, "machine": "old machine",
+                         "date": "2026-01-01", "repeat": 5}
+    assert torch_row["benchmark"] == "pytorch" and torch_row["wall_s_median"] == 3.0
+    assert torch_row["repeat"] == 1 and f"--data_dir {tmp_path / 'synthetic'}" in \
+        torch_row["command"]
