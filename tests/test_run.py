@@ -241,6 +241,18 @@ def test_batch_larger_than_training_set_is_refused(cifar_dir, tmp_path):
     assert not (tmp_path / "r").exists()  # a run refused before training makes no folder
 
 
+@pytest.mark.parametrize("flags, refusal", [
+    (dict(warmup=0.01), "--warmup 0.01 is less than half of one of the 10 steps of an epoch"),
+    (dict(schedule="cosine", warmup=2, epochs=2),
+     "--warmup 2 lasts the whole run of 2 epochs: --schedule cosine would never start to decay")])
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_warmup_that_would_do_nothing_is_refused_before_training(framework, flags, refusal,
+                                                                   cifar_dir, tmp_path):
+    with pytest.raises(UserError, match=refusal):
+        train(framework, cifar_dir[0], tmp_path / "r", **flags)
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])
 def test_a_model_too_large_for_memory_says_how_much_it_needs(trainer, tmp_path):
     kwargs = dict(hidden_dims=[10_000_000], lr=0.1, batch_size=16, epochs=1, seed=0,

@@ -27,6 +27,7 @@ from training.options import (
     WHERE,
     Config,
     check_batch_norm_batch,
+    flag_text,
     from_python,
     options_of,
 )
@@ -171,6 +172,7 @@ class TrainingRun(RunRecorder):
             raise OptionError(f"--warmup {config.warmup:g} is more epochs than can be counted "
                               f"in steps")
         self.warmup_steps = round(config.warmup * steps_per_epoch)
+        check_warmup(config, self.warmup_steps, self.total_steps, steps_per_epoch)
         return self.loaders
 
     def batches(self, epoch):
@@ -279,6 +281,18 @@ class TrainingRun(RunRecorder):
         probabilities, labels = test
         names = class_names(self.config.data_dir)
         self.log.update(inspect_model.test_metrics(labels, probabilities.argmax(axis=1), names))
+
+
+def check_warmup(config, warmup_steps, total_steps, steps_per_epoch):
+    """Refuse a warm-up that would do nothing a run could see: one shorter than half a step, or,
+    before a cosine decay, one that lasts the whole run, so that the decay never starts."""
+    warmup = flag_text(config.warmup)
+    if config.warmup and not warmup_steps:
+        raise OptionError(f"--warmup {warmup} is less than half of one of the {steps_per_epoch} "
+                          f"steps of an epoch: no step would be warmed up")
+    if config.schedule == "cosine" and 0 < total_steps <= warmup_steps:
+        raise OptionError(f"--warmup {warmup} lasts the whole run of {config.epochs} epochs: "
+                          f"--schedule cosine would never start to decay")
 
 
 def check_projection(projection, normalize):
