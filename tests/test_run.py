@@ -242,7 +242,7 @@ def test_batch_larger_than_training_set_is_refused(cifar_dir, tmp_path):
 
 
 @pytest.mark.parametrize("flags, refusal", [
-    (dict(warmup=0.01), "--warmup 0.01 is less than half of one of the 10 steps of an epoch"),
+    (dict(warmup=0.05), "--warmup 0.05 is at most half of one of the 10 steps of an epoch"),
     (dict(schedule="cosine", warmup=2, epochs=2),
      "--warmup 2 lasts the whole run of 2 epochs: --schedule cosine would never start to decay")])
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -251,6 +251,19 @@ def test_a_warmup_that_would_do_nothing_is_refused_before_training(framework, fl
     with pytest.raises(UserError, match=refusal):
         train(framework, cifar_dir[0], tmp_path / "r", **flags)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_recorded_with_a_warmup_now_refused_still_resumes(cifar_dir, tmp_path,
+                                                                monkeypatch):
+    """A run started before the warm-up was checked goes on as it started, as one recorded with
+    any option refused at a start does."""
+    with monkeypatch.context() as unchecked:
+        unchecked.setattr(run, "check_warmup", lambda *args: None)
+        run_dir = stopped_run_folder(unchecked, train, "numpy", cifar_dir[0], tmp_path / "r", 2,
+                                     warmup=0.05, epochs=3)
+    *_, log = train("numpy", cifar_dir[0], tmp_path / "r", resume=str(run_dir), warmup=0.05,
+                    epochs=3)
+    assert len(log["val_accuracy"]) == 3
 
 
 @pytest.mark.parametrize("trainer", [train_mlp_numpy, train_mlp_pytorch])

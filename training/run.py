@@ -172,7 +172,8 @@ class TrainingRun(RunRecorder):
             raise OptionError(f"--warmup {config.warmup:g} is more epochs than can be counted "
                               f"in steps")
         self.warmup_steps = round(config.warmup * steps_per_epoch)
-        check_warmup(config, self.warmup_steps, self.total_steps, steps_per_epoch)
+        if not self.resume:  # a run recorded with it goes on as it started
+            check_warmup(config, self.warmup_steps, self.total_steps, steps_per_epoch)
         return self.loaders
 
     def batches(self, epoch):
@@ -284,11 +285,12 @@ class TrainingRun(RunRecorder):
 
 
 def check_warmup(config, warmup_steps, total_steps, steps_per_epoch):
-    """Refuse a warm-up that would do nothing a run could see: one shorter than half a step, or,
-    before a cosine decay, one that lasts the whole run, so that the decay never starts."""
+    """Refuse a warm-up that would do nothing a run could see: one of at most half a step (which
+    rounds to none), or, before a cosine decay, one that lasts the whole run, so that the decay
+    never starts."""
     warmup = flag_text(config.warmup)
     if config.warmup and not warmup_steps:
-        raise OptionError(f"--warmup {warmup} is less than half of one of the {steps_per_epoch} "
+        raise OptionError(f"--warmup {warmup} is at most half of one of the {steps_per_epoch} "
                           f"steps of an epoch: no step would be warmed up")
     if config.schedule == "cosine" and 0 < total_steps <= warmup_steps:
         raise OptionError(f"--warmup {warmup} lasts the whole run of {config.epochs} epochs: "
