@@ -427,6 +427,20 @@ def test_a_restart_after_a_start_stopped_in_its_first_epoch_starts_that_run_over
     assert log.count("requeued: the next start resumes") == 2, log
 
 
+def test_a_restart_after_its_run_finished_trains_nothing_and_ends_well(tmp_path, hard_cifar_dir):
+    """SLURM may requeue a job whose run had finished (its node failed as the job ended): the
+    restart says so and exits 0, with no second run and no failed resume."""
+    job_folder = tmp_path / "results" / "slurm-9"
+    for restarts in (0, 1):
+        job = start_job_file(tmp_path, *FLAGS, "--epochs", 1, "--data_dir", hard_cifar_dir[0],
+                             SLURM_JOB_ID="9", SLURM_RESTART_COUNT=str(restarts))
+        exit_code, log = finished_job(job, tmp_path)
+        assert exit_code == 0, log
+    (run,) = [folder for folder in job_folder.iterdir() if folder.is_dir()]
+    assert status_of(run) == "finished"
+    assert log.rstrip().endswith(f"{run}/ finished already: nothing is left to train"), log
+
+
 def test_a_time_limit_signal_while_the_data_are_staged_requeues_the_job(tmp_path,
                                                                          hard_cifar_dir):
     """SLURM looks at time limits every 30 s and may send the warning as a start begins: a
