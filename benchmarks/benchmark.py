@@ -131,11 +131,12 @@ def rows_not_measured(path, measured):
     try:
         with open(path) as f:
             saved = json.load(f)
-        rows = [row for row in saved["runs"] if row["benchmark"] not in measured]
-    except (OSError, ValueError, KeyError, TypeError):
+        rows = list(saved["runs"])
+    except (OSError, ValueError, KeyError, TypeError):  # none, or no benchmark file: none to keep
         return []
     shared = {key: saved[key] for key in ("machine", "date", "repeat") if key in saved}
-    return [{**shared, **row} for row in rows]
+    return [{**shared, **row} for row in rows
+            if isinstance(row, dict) and row.get("benchmark") not in (None, *measured)]
 
 
 def summary_row(name, command, samples):

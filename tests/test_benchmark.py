@@ -107,12 +107,13 @@ def test_a_benchmark_run_replaces_its_own_rows_and_keeps_the_others(tmp_path, mo
                                                                     capsys):
     """A run of one benchmark on other data: its row, naming that data, replaces the saved row of
     the same benchmark; another benchmark's saved row is kept with its machine, date and
-    repeats."""
+    repeats, though a row beside it is damaged."""
     saved = tmp_path / "results" / "benchmark.json"
     saved.parent.mkdir()
     saved.write_text(json.dumps({"machine": "old machine", "date": "2026-01-01", "repeat": 5,
                                  "runs": [{"benchmark": "numpy", "wall_s_median": 1.0},
-                                          {"benchmark": "pytorch", "wall_s_median": 2.0}]}))
+                                          {"benchmark": "pytorch", "wall_s_median": 2.0},
+                                          {"a row": "damaged by hand"}]}))
     monkeypatch.setattr(benchmark, "HERE", str(tmp_path))
     monkeypatch.setattr(benchmark, "measure", lambda command: (3.0, 100.0))
     monkeypatch.setattr(benchmark, "only_run", lambda results: {
