@@ -198,8 +198,7 @@ def train_set(experiment_set, data_dir, note, results):
         finish_set(experiment_set.name, partial, results, entries, machine(), data_text,
                    computed)
     # the runs' own lines named the working folder, which the results have now left
-    print(f"[{experiment_set.name}] finished: its runs, figures and summary.json are in {folder}",
-          flush=True)
+    print(f"[{experiment_set.name}] finished: its results are in {folder}", flush=True)
 
 
 def finish_set(name, staged, results, entries, machine_text, data_text, computed=None):

@@ -72,7 +72,7 @@ def test_a_finished_set_says_where_its_results_are_now(small_set, cifar_dir, cap
     runner.train_set(small, str(cifar_dir[0]), "synthetic", results)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     folder = results.path(NAME)
-    assert last == f"[{NAME}] finished: its runs, figures and summary.json are in {folder}"
+    assert last == f"[{NAME}] finished: its results are in {folder}"
     assert os.path.isfile(os.path.join(folder, "summary.json"))
 
 
