@@ -255,8 +255,8 @@ def test_a_warmup_that_would_do_nothing_is_refused_before_training(framework, fl
 
 def test_a_run_recorded_with_a_warmup_now_refused_still_resumes(cifar_dir, tmp_path,
                                                                 monkeypatch):
-    """A run started before the warm-up was checked goes on as it started, as one recorded with
-    any option refused at a start does."""
+    """A run recorded with a warm-up that a start refuses (its check left out here) goes on as
+    it started, as one recorded with any option refused at a start does."""
     with monkeypatch.context() as unchecked:
         unchecked.setattr(run, "check_warmup", lambda *args: None)
         run_dir = stopped_run_folder(unchecked, train, "numpy", cifar_dir[0], tmp_path / "r", 2,

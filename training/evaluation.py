@@ -13,7 +13,7 @@ from safety.files import check_writable
 from training import inspect_model
 from training.options import Config
 from training.preprocessing import IDENTITY, TTA_VIEWS, Preprocessing, view
-from training.resume import fingerprints, other_data
+from training.resume import check_same_data, fingerprints
 from training.saved_model import (
     check_holds_its_parameters,
     load_weights,
@@ -85,12 +85,10 @@ def check_the_runs_data(path, dataset, data_dir):
     try:
         with open(metrics) as f:
             recorded = json.load(f)
-        digest, parts = recorded["data_sha256"], recorded.get("data_sha256_parts")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return
-    found, found_parts = fingerprints(dataset)
-    if found != digest:
-        raise other_data(data_dir, parts, found_parts, f"the run's {metrics}")
+    if isinstance(recorded, dict) and "data_sha256" in recorded:
+        check_same_data(data_dir, recorded, fingerprints(dataset), f"the run's {metrics}")
 
 
 def evaluate_saved(path, given_flags, flags, read_weights, build_model, predict, move=None,

@@ -198,3 +198,12 @@ def other_data(data_dir, recorded_parts, parts, record="its checkpoint"):
                      f"on: its {', '.join(f'{name} {part}' for name, part in changed)} (from "
                      f"{' and '.join(files)}) differ from those {record} records; give it "
                      f"the folder of the data it started on")
+
+
+def check_same_data(data_dir, recorded, fingerprint, record):
+    """Refuse data whose fingerprint (fingerprints' pair) is not the one recorded, a run's log
+    (its metrics.json, or its checkpoint's), in record's words; a log that records none refuses
+    nothing."""
+    digest, parts = fingerprint
+    if recorded.get("data_sha256") not in (None, digest):
+        raise other_data(data_dir, recorded.get("data_sha256_parts"), parts, record)

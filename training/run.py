@@ -37,6 +37,7 @@ from training.resume import (
     check_named_by,
     check_progress,
     check_resumable,
+    check_same_data,
     fingerprints,
     other_data,
     results_dir_of,
@@ -152,10 +153,9 @@ class TrainingRun(RunRecorder):
         self.dataset = get_cifar10(config.data_dir, config.validation_size, url=config.data_url)
         self.log["data_sha256"], self.log["data_sha256_parts"] = fingerprints(self.dataset)
         if self.resume and self.starts_over:  # it trains anew, but on the data it started on
-            recorded = read_metrics(self.resume)
-            if recorded.get("data_sha256") not in (None, self.log["data_sha256"]):
-                raise other_data(config.data_dir, recorded.get("data_sha256_parts"),
-                                 self.log["data_sha256_parts"], "its metrics.json")
+            check_same_data(config.data_dir, read_metrics(self.resume),
+                            (self.log["data_sha256"], self.log["data_sha256_parts"]),
+                            "its metrics.json")
         if config.batch_size > len(self.dataset["train"]):
             raise OptionError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
