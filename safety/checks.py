@@ -84,6 +84,8 @@ nonnegative_int = Number(int, 0)
 positive_float = Number(float, 0, open_below=True)
 nonnegative_float = Number(float, 0)
 fraction = Number(float, 0, 1, open_above=True)  # 1 would drop, smooth or keep everything
+# Beta(a, a) draws 0.5 within 1e-3 from a = 1e6 on, and NumPy's draw overflows to 0 past 8.9e307
+mixup_alpha = Number(float, 0, 10 ** 6)
 validation_size = Number(int, 1, 49999)
 seed = Number(int, 0, 2 ** 32 - 1)  # what NumPy's and torch's generators accept
 folder = Path("a folder")

@@ -9,6 +9,7 @@ from helpers import COMPONENTS
 from cifar10_utils import get_cifar10
 from dataset.loaders import DataLoader, make_loaders
 from dataset.splits import Split
+from safety.checks import mixup_alpha
 from training import preprocessing
 from training.preprocessing import (
     Mixup,
@@ -344,6 +345,16 @@ def test_mixup_blends_each_image_with_one_partner_of_its_batch():
     expected = weight * images + (1 - weight) * images[partner_of]
     np.testing.assert_allclose(mixed, expected, atol=1e-15)
     np.testing.assert_allclose(mixed.sum(axis=1), 1)
+
+
+def test_mixup_blends_evenly_at_its_largest_alpha_and_refuses_a_larger_one():
+    """At the largest alpha the option allows, every draw blends half and half; past it, NumPy's
+    Beta draw overflows (to a weight of 0 at 1e308, the run then training unblended)."""
+    largest = mixup_alpha.maximum
+    weights = [Mixup(largest, seed)(np.eye(4), np.arange(4))[2] for seed in range(20)]
+    np.testing.assert_allclose(weights, 0.5, atol=1e-3)
+    with pytest.raises(ValueError, match="mixup is 1e[+]308, out of range"):
+        mixup_alpha.check("mixup", 1e308)
 
 
 def test_mixup_draws_the_same_blends_for_numpy_and_torch_and_off_is_identity():

@@ -17,6 +17,7 @@ from safety.checks import (
     folder,
     fraction,
     location_or_nothing,
+    mixup_alpha,
     nonnegative_float,
     nonnegative_int,
     positive_float,
@@ -165,7 +166,7 @@ class Config:
     mixup: float = option(0.0, "train on blends of each batch with a shuffled copy of itself, "
                           "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ "
                           "Beta(ALPHA, ALPHA) per batch; 0 is off", "training",
-                          type=nonnegative_float, metavar="ALPHA")
+                          type=mixup_alpha, metavar="ALPHA")
     ema: float = option(0.0, "validate, keep and test an exponential moving average of the "
                         "weights (and BatchNorm's statistics; a projection stays as fitted), "
                         "a <- d a + (1-d) w after every step, d = min(DECAY, (1+t)/(10+t)); 0 is "
