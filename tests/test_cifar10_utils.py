@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import synthetic_cifar
-from helpers import REPO, RunsCode, train
+from helpers import REPO, RunsCode, assert_one_clear_line, run_script, train
 
 import cifar10_utils
 import train_mlp_numpy
@@ -44,6 +44,25 @@ def test_py2_batches_load_exactly_and_split_is_fixed(cifar_dir):
                for img, lab in zip(data["validation"].images, data["validation"].labels))
     again = get_cifar10(root, validation_size=30, url="")
     np.testing.assert_array_equal(again["validation"].images, data["validation"].images)
+
+
+def test_a_validation_split_of_none_or_of_every_training_image_is_the_courses_to_ask_for(
+        cifar_dir, tmp_path):
+    """As in the course's cifar10_utils, 0 and every training image are splits get_cifar10 makes,
+    and the validation loader goes through none; the trainers, which need both splits, refuse the
+    second in one line."""
+    root, written = cifar_dir
+    every = len(written["train"][1])
+    for validation_size, sizes in ((0, (every, 0)), (every, (0, every))):
+        data = get_cifar10(root, validation_size=validation_size, url="")
+        assert (len(data["train"]), len(data["validation"])) == sizes
+    loaders = get_dataloader(get_cifar10(root, validation_size=0, url=""), batch_size=16)
+    assert list(loaders["validation"]) == []
+    assert sum(len(labels) for _, labels in loaders["train"]) == every // 16 * 16
+    code, _, stderr = run_script("train_mlp_numpy.py", "--data_dir", root, "--validation_size",
+                                 every, "--data_url", "", "--results_dir", tmp_path / "results")
+    assert code != 0
+    assert_one_clear_line(stderr, "0 training images: no full batch to train on")
 
 
 def test_python3_pickles_with_str_keys_load_too(tmp_path):
