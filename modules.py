@@ -2,8 +2,8 @@
 
 Notation (the assignment's): a batch X holds S samples as rows; a linear module computes
 Y = X Wᵀ + B. Every layer's backward takes dL/dY, the gradient of the mean batch loss with respect
-to the layer's output, and returns dL/dX (the input layer returns None: nothing upstream needs
-it); the loss, CrossEntropyModule, takes the probabilities and the labels instead. Modules keep
+to the layer's output, and returns dL/dX (the MLP's layer that reads the data returns None:
+nothing upstream needs it); the loss, CrossEntropyModule, takes the probabilities and the labels instead. Modules keep
 the dtype of their input: float32 in, float32 out. Every layer has a `training` flag, switched by
 train() and eval() as in PyTorch: BatchNorm and Dropout behave differently in evaluation."""
 import numpy as np
@@ -35,14 +35,12 @@ class LinearModule(Module):
     def __init__(self, in_features, out_features, input_layer=False, dtype=np.float64,
                  gain=None, input_grad=True):
         """Kaiming init W ~ N(0, gain / M), zero bias. input_layer, the course's argument, marks
-        the layer that reads the data, which sets the default gain:
-
-        gain: 1 where the inputs have unit variance (the normalized pixels, or a linear
-        bottleneck's output), which it passes on unchanged; 2 where they are ELU outputs, of which
-        about half are squashed. Default: 1 for the input layer, else 2; another gain rescales
-        the default's draw, so that a seed draws the same numbers whatever the gain.
-        input_grad: whether backward computes dL/dX, as the course's backward does; the MLP turns
-        it off for the layer that reads the data, where nothing upstream needs it (a third less)."""
+        the layer that reads the data. gain: 1 where the inputs have unit variance (the normalized
+        pixels, or a linear bottleneck's output), which it passes on unchanged; 2 where they are
+        ELU outputs, of which about half are squashed. Default: 1 for the input layer, else 2;
+        another gain rescales the default's draw, so that a seed draws the same numbers whatever
+        the gain. input_grad: whether backward computes dL/dX, as the course's backward does; the
+        MLP turns it off for the layer that reads the data, where nothing upstream needs it."""
         default_gain = 1.0 if input_layer else 2.0
         weight = np.random.normal(0.0, np.sqrt(default_gain / in_features),
                                   (out_features, in_features)).astype(dtype)
@@ -63,12 +61,12 @@ class LinearModule(Module):
         return x @ weight.T + bias
 
     def backward(self, dout):
-        """dout = dL/dY: (S, N) -> dL/dX: (S, M), or None without input_grad; fills grads with
-        dL/dW and dL/db."""
+        """dout = dL/dY: (S, N) -> dL/dX: (S, M), or None without input_grad; writes dL/dW and
+        dL/db into the arrays grads holds, which the next backward overwrites (copy to keep)."""
         x = self.cache
         # into the existing buffer: a best-preset step took 119-133 ms, 122-148 with a new array
         np.matmul(dout.T, x, out=self.grads["weight"])
-        self.grads["bias"] = dout.sum(axis=0, keepdims=True)
+        self.grads["bias"][...] = dout.sum(axis=0, keepdims=True)
         if not self.input_grad:
             return None
         return dout @ self.params["weight"].astype(dout.dtype, copy=False)
@@ -103,11 +101,8 @@ class ProjectionModule(Module):
 
 
 class ELUModule(Module):
-    """ELU: y = x for x > 0, alpha (eˣ - 1) otherwise; elementwise, (S, N) -> (S, N).
-
-    Backward: dL/dx = dL/dy ⊙ (1 for x > 0, y + alpha otherwise),
-    as d/dx alpha (eˣ - 1) = y + alpha.
-    """
+    """ELU: y = x for x > 0, alpha (eˣ - 1) otherwise; elementwise, (S, N) -> (S, N). Backward:
+    dL/dx = dL/dy ⊙ (1 for x > 0, y + alpha otherwise), as d/dx alpha (eˣ - 1) = y + alpha."""
 
     def __init__(self, alpha=1.0):
         self.alpha = alpha
@@ -184,8 +179,9 @@ class BatchNormModule(Module):
     Training: μ and σ² are the batch's mean and biased variance, and the running estimates move
     towards them as torch.nn.BatchNorm1d's do: r <- (1 - momentum) r + momentum b, with the
     unbiased variance S/(S-1) σ². Evaluation: μ and σ² are the running estimates.
-    Backward (training, through μ and σ²): dL/dγ = Σ_s dL/dY ⊙ X̂,  dL/dβ = Σ_s dL/dY,
-    dL/dX = γ/√(σ² + eps) ⊙ (dL/dY - (1/S) dL/dβ - (1/S) X̂ ⊙ dL/dγ)."""
+    Backward: dL/dγ = Σ_s dL/dY ⊙ X̂,  dL/dβ = Σ_s dL/dY, and in training, through μ and σ²,
+    dL/dX = γ/√(σ² + eps) ⊙ (dL/dY - (1/S) dL/dβ - (1/S) X̂ ⊙ dL/dγ); in evaluation, where μ and
+    σ² are constants, dL/dX = γ/√(σ² + eps) ⊙ dL/dY."""
 
     def __init__(self, n_features, eps=1e-5, momentum=0.1, dtype=np.float64):
         self.eps, self.momentum = eps, momentum
@@ -200,6 +196,7 @@ class BatchNormModule(Module):
         if not self.training:
             # one multiply-add: the running statistics folded into a scale and a shift
             scale = gamma / np.sqrt(self.running_var.astype(x.dtype, copy=False) + self.eps)
+            self.cache = x, None  # X̂ is made by a backward, if one comes
             return x * scale + (beta - self.running_mean.astype(x.dtype, copy=False) * scale)
         if len(x) < 2:
             raise ValueError("BatchNorm cannot normalize a batch of one sample in training mode")
@@ -216,11 +213,17 @@ class BatchNormModule(Module):
 
     def backward(self, dout):
         x_hat, inv_std = self.cache
+        evaluation = inv_std is None
+        if evaluation:
+            inv_std = 1 / np.sqrt(self.running_var.astype(dout.dtype, copy=False) + self.eps)
+            x_hat = (x_hat - self.running_mean.astype(dout.dtype, copy=False)) * inv_std
         # one scratch array for the (S, N) products, in place: see GELUModule.backward
         scratch = dout * x_hat
         self.grads["gamma"] = np.sum(scratch, axis=0, keepdims=True)
         self.grads["beta"] = dout.sum(axis=0, keepdims=True)
         gamma = self.params["gamma"].astype(dout.dtype, copy=False)
+        if evaluation:
+            return dout * (gamma * inv_std)
         batch = len(dout)
         dx = dout - self.grads["beta"] / batch
         dx -= np.multiply(x_hat, self.grads["gamma"] / batch, out=scratch)
@@ -347,8 +350,7 @@ class SoftMaxModule(Module):
         return self.cache
 
     def backward(self, dout):
-        out = self.cache
-        return out * (dout - (dout * out).sum(axis=1, keepdims=True))
+        return self.cache * (dout - (dout * self.cache).sum(axis=1, keepdims=True))
 
 
 def as_targets(y, shape, dtype):
@@ -383,14 +385,12 @@ class CrossEntropyModule:
         return targets
 
     def forward(self, x, y):
-        targets = self.targets(y, x)
         # probabilities that underflowed to 0 would give log 0 = -inf; tiny keeps the loss finite
         log_x = np.log(np.maximum(x, np.finfo(x.dtype).tiny))
-        return -(targets * log_x).sum() / len(x)
+        return -(self.targets(y, x) * log_x).sum() / len(x)
 
     def backward(self, x, y):
-        targets = self.targets(y, x)
-        return -targets / (x * len(x))
+        return -self.targets(y, x) / (x * len(x))
 
     def logits_grad(self, probs, y):
         """Gradient through softmax and cross-entropy at once: dL/dZ = α M, α = 1/S, M = Y - T.

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from helpers import RepeatingGenerator, orthonormal_columns
 from unittests import REL_ERROR_MAX, backward_errors, numerical_gradient, random_shapes, rel_error
 
@@ -35,6 +36,25 @@ def test_a_layer_without_input_grad_skips_dx_and_the_courses_input_layer_returns
     course.params["weight"][...] = plain.params["weight"]
     course.forward(x)
     np.testing.assert_array_equal(course.backward(dout), plain.backward(dout))
+
+
+def test_linear_backward_writes_both_gradients_into_the_arrays_grads_holds():
+    """grads holds one array per parameter, each overwritten by the next backward alike: a
+    gradient kept from one step, copied, stays that step's; one held by reference follows."""
+    rng = np.random.default_rng(2)
+    layer, x = LinearModule(5, 3), rng.standard_normal((4, 5))
+    held = dict(layer.grads)
+    kept = {}
+    for step in range(2):
+        dout = rng.standard_normal((4, 3))
+        layer.forward(x)
+        layer.backward(dout)
+        kept[step] = {name: grad.copy() for name, grad in layer.grads.items()}
+        np.testing.assert_allclose(layer.grads["weight"], dout.T @ x)
+        np.testing.assert_allclose(layer.grads["bias"], dout.sum(axis=0, keepdims=True))
+    for name in ("weight", "bias"):
+        assert layer.grads[name] is held[name]
+        assert not np.array_equal(kept[0][name], kept[1][name])
 
 
 def test_kaiming_std_and_zero_bias():
@@ -145,6 +165,31 @@ def test_normalization_backward_matches_finite_differences(module_class, seed, s
         assert set(errors) == {"x", "gamma", "beta"}
         for name, error in errors.items():
             assert error < REL_ERROR_MAX, (batch, features, name)
+
+
+def test_batch_norm_backward_in_evaluation_holds_the_running_statistics_constant():
+    """After an evaluation forward, backward differentiates the layer evaluation computes (as
+    torch's BatchNorm1d in eval mode), not the last training batch's."""
+    rng = np.random.default_rng(15)
+    module = normalization(BatchNormModule, rng, 6)
+    for _ in range(3):  # running statistics away from 0 and 1, and a training cache left behind
+        module.forward(rng.standard_normal((12, 6)) * 2 + 1)
+    module.eval()
+    x, dout = rng.standard_normal((5, 6)) * 2 + 1, rng.standard_normal((5, 6))
+    errors = backward_errors(module, x, dout)
+    assert set(errors) == {"x", "gamma", "beta"}
+    assert max(errors.values()) < REL_ERROR_MAX, errors
+    layer = torch.nn.BatchNorm1d(6, dtype=torch.float64).eval()
+    with torch.no_grad():
+        for name, value in (("weight", "gamma"), ("bias", "beta")):
+            getattr(layer, name).copy_(torch.from_numpy(module.params[value][0]))
+        layer.running_mean.copy_(torch.from_numpy(module.running_mean[0]))
+        layer.running_var.copy_(torch.from_numpy(module.running_var[0]))
+    x_torch = torch.from_numpy(x).requires_grad_()
+    layer(x_torch).backward(torch.from_numpy(dout))
+    module.forward(x)
+    np.testing.assert_allclose(module.backward(dout), x_torch.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(module.grads["gamma"][0], layer.weight.grad.numpy(), rtol=1e-12)
 
 
 def test_batch_norm_training_normalizes_with_the_batch_and_updates_running_statistics():
