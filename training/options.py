@@ -1,9 +1,8 @@
 """Every option of the two trainers, written once (Config's fields): its default, type and
 range, help, and whether a saved model records it. Both command lines, the defaults of train()
 and the checks of its arguments, the run's name and record, a saved model's record and its
-checks, the presets' check and the options page's flag table derive from it.
-
-    python -m training.options      # prints the flag table of docs/options.md"""
+checks, the presets' check and the options page's flag table (docs/options.md, printed by
+`python -m training.options`) derive from it."""
 import argparse
 import shlex
 from dataclasses import dataclass, field, fields
