@@ -2,10 +2,10 @@
 
 Notation (the assignment's): a batch X holds S samples as rows; a linear module computes
 Y = X Wᵀ + B. Every layer's backward takes dL/dY, the gradient of the mean batch loss with respect
-to the layer's output, and returns dL/dX (the MLP's layer that reads the data returns None:
-nothing upstream needs it); the loss, CrossEntropyModule, takes the probabilities and the labels instead. Modules keep
-the dtype of their input: float32 in, float32 out. Every layer has a `training` flag, switched by
-train() and eval() as in PyTorch: BatchNorm and Dropout behave differently in evaluation."""
+to the layer's output, and returns dL/dX (None in the MLP's layer reading the data: nothing
+upstream needs it); the loss, CrossEntropyModule, takes the probabilities and the labels instead.
+Modules keep their input's dtype: float32 in, float32 out. Every layer has a `training` flag, set
+by train() and eval() as in PyTorch: BatchNorm and Dropout behave differently in evaluation."""
 import numpy as np
 
 

@@ -1,8 +1,9 @@
 """What many test files share: the repository's root, the trainers, running one as a user would
 (to the end, or started and then signalled), the one-line error every refusal ends in, a tiny run
 of either trainer, twin NumPy and PyTorch models and how to compare them, a copy of the
-repository to run from elsewhere, a pickle payload that must never run, and an experiment set's
-task and results as the runner runs and writes them."""
+repository to run from elsewhere, a pickle payload that must never run, an experiment set's
+task and results as the runner runs and writes them, and a weight average that records what it
+is given."""
 import json
 import os
 import shlex
@@ -26,6 +27,7 @@ from experiments.store import Results
 from modules import CrossEntropyModule
 from safety.errors import Terminated
 from training import run
+from training.schedules import WeightAverage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINERS = {"numpy": (train_mlp_numpy, "model.npz"), "pytorch": (train_mlp_pytorch, "model.pt")}
@@ -296,3 +298,25 @@ def edited_progress(run_dir, edit):
     text = edit(progress)  # a text in place of the progress, or else the progress edited
     text = text if isinstance(text, str) else json.dumps(progress)
     np.savez(path, **dict(entries, progress=np.array(text)))
+
+
+# --- what a run hands its parts ---
+def as_numpy(state):
+    """Copies of a state's floating-point arrays, NumPy's or torch's, as NumPy arrays."""
+    return {key: value.numpy().copy() if torch.is_tensor(value) else value.copy()
+            for key, value in state.items()
+            if not torch.is_tensor(value) or value.is_floating_point()}
+
+
+class RecordingAverage(WeightAverage):
+    """A WeightAverage that keeps copies of where it started and of every state it was given."""
+    runs = []
+
+    def __init__(self, decay, state):
+        super().__init__(decay, state)
+        self.start, self.seen = as_numpy(state), []
+        RecordingAverage.runs.append(self)
+
+    def update(self, state):
+        self.seen.append(as_numpy(state))
+        super().update(state)

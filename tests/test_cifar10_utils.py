@@ -65,6 +65,16 @@ def test_a_validation_split_of_none_or_of_every_training_image_is_the_courses_to
     assert_one_clear_line(stderr, "0 training images: no full batch to train on")
 
 
+def test_the_validation_images_are_those_every_saved_result_was_split_with(cifar_dir):
+    """The first validation_size of a permutation drawn with seed 42 (dataset/splits.py's
+    SPLIT_SEED), whatever the run's seed: every saved run's numbers, and every fingerprint its
+    resume compares, were measured on this split."""
+    root, written = cifar_dir
+    chosen = np.random.default_rng(42).permutation(len(written["train"][1]))[:30]
+    data = get_cifar10(root, validation_size=30, url="")
+    assert row_keys(data["validation"].images) == row_keys(written["train"][0][chosen])
+
+
 def test_python3_pickles_with_str_keys_load_too(tmp_path):
     written = synthetic_cifar.write_dataset(tmp_path, writer=synthetic_cifar.write_py3_pickle)
     images, labels = load_batch(tmp_path / "cifar-10-batches-py" / "test_batch")

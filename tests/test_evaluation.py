@@ -7,7 +7,7 @@ import torch
 
 import train_mlp_numpy
 import train_mlp_pytorch
-from cifar10_utils import Split, get_cifar10
+from cifar10_utils import Split, get_cifar10, get_dataloader
 from dataset.loaders import DataLoader
 from mlp_numpy import MLP as NumpyMLP
 from mlp_pytorch import MLP as TorchMLP
@@ -26,6 +26,10 @@ def test_evaluation_accuracy_is_correct_over_all_images_across_batches(cifar_dir
     loader = DataLoader(test, 16, preprocess=normalize)
     accuracy = train_mlp_numpy.evaluate_model(numpy_model, loader)
     assert accuracy == expected / 40
+    # the course's get_dataloader gives torch tensors unless asked for NumPy arrays
+    course_loader = get_dataloader({"train": test, "validation": test, "test": test}, 16)["test"]
+    assert torch.is_tensor(next(iter(course_loader))[0])
+    assert train_mlp_numpy.evaluate_model(numpy_model, course_loader) == expected / 40
     torch.manual_seed(0)
     torch_model = TorchMLP(3072, [12], 10)
     with torch.no_grad():

@@ -128,48 +128,6 @@ def test_training_picks_the_best_epoch_and_reports_exact_fractions(framework, ha
         assert 0 <= accuracy <= 1 and accuracy * count == round(accuracy * count)
 
 
-class RecordingRates:
-    """Stands in for an optimizer's step: records the learning rate each step was taken with."""
-
-    OWN = ("optimizer", "read_rate", "rates")
-
-    def __init__(self, optimizer, read_rate):
-        self.optimizer, self.read_rate, self.rates = optimizer, read_rate, []
-
-    def __getattr__(self, name):
-        return getattr(self.optimizer, name)
-
-    def __setattr__(self, name, value):  # the NumPy loop sets optimizer.lr
-        if name in self.OWN:
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.optimizer, name, value)
-
-    def step(self):
-        self.rates.append(self.read_rate(self.optimizer))
-        self.optimizer.step()
-
-
-@pytest.mark.parametrize("framework", TRAINERS)
-def test_warmup_is_counted_in_epochs(framework, cifar_dir, tmp_path, monkeypatch):
-    trainer, _ = TRAINERS[framework]
-    recorders = []
-    make = trainer.make_optimizer
-    read_rate = ((lambda optimizer: optimizer.lr) if framework == "numpy"
-                 else (lambda optimizer: optimizer.param_groups[0]["lr"]))
-
-    def recording(*args, **kwargs):
-        recorders.append(RecordingRates(make(*args, **kwargs), read_rate))
-        return recorders[-1]
-
-    monkeypatch.setattr(trainer, "make_optimizer", recording)
-    train(framework, cifar_dir[0], tmp_path / "r", warmup=2.0, epochs=3, lr=0.08)
-    steps_per_epoch = (200 - 30) // 16
-    warmup = 2 * steps_per_epoch
-    expected = [0.08 * (step + 1) / warmup for step in range(warmup)] + [0.08] * steps_per_epoch
-    np.testing.assert_allclose(recorders[0].rates, expected, rtol=1e-6)
-
-
 MIXUP_RUN = dict(seed=7, use_batch_norm=True)  # BatchNorm too: the blends pass its statistics
 
 

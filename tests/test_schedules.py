@@ -3,7 +3,7 @@ rules, and what the average does to a run of either trainer."""
 import numpy as np
 import pytest
 import torch
-from helpers import TRAINERS, train, train_projected
+from helpers import TRAINERS, RecordingAverage, as_numpy, train, train_projected
 
 from cifar10_utils import get_cifar10
 from dataset.loaders import DataLoader
@@ -51,27 +51,6 @@ def test_weight_average_follows_its_rule_in_numpy_and_torch():
 
 
 EMA_RUN = dict(seed=7, use_batch_norm=True)  # BatchNorm: its running statistics are averaged too
-
-
-def as_numpy(state):
-    """Copies of a state's floating-point arrays, NumPy's or torch's, as NumPy arrays."""
-    return {key: value.numpy().copy() if torch.is_tensor(value) else value.copy()
-            for key, value in state.items()
-            if not torch.is_tensor(value) or value.is_floating_point()}
-
-
-class RecordingAverage(WeightAverage):
-    """A WeightAverage that keeps copies of where it started and of every state it was given."""
-    runs = []
-
-    def __init__(self, decay, state):
-        super().__init__(decay, state)
-        self.start, self.seen = as_numpy(state), []
-        RecordingAverage.runs.append(self)
-
-    def update(self, state):
-        self.seen.append(as_numpy(state))
-        super().update(state)
 
 
 @pytest.mark.parametrize("framework", ["numpy", "pytorch"])

@@ -33,9 +33,10 @@ def build_model(record, components=None):
 
 
 def predict(model, data_loader, tta=None):
-    """evaluation.predict of the model, whose forward ends in the softmax."""
-    outputs = evaluation.predict(model, data_loader, tta,
-                                  lambda images: model.forward(images.reshape(len(images), -1)))
+    """evaluation.predict of the model, whose forward ends in the softmax; the batches may be
+    torch tensors, as the course's get_dataloader gives them by default."""
+    outputs = evaluation.predict(model, data_loader, tta, lambda images: model.forward(
+        np.asarray(images).reshape(len(images), -1)))
     model.clear_cache()
     return outputs
 
