@@ -428,9 +428,12 @@ def test_a_resume_on_other_data_is_refused_and_on_the_same_data_elsewhere_goes_o
     run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "r", 2)
     other = tmp_path / "other"
     write_dataset(other, seed=1, brightness=15, label_noise=0.2)  # same shapes, other images
-    with pytest.raises(UserError, match=f"--data_dir {other} holds other images or labels than "
-                                        f"the run trained on"):
-        train(framework, other, tmp_path / "r", resume=str(run_dir))
+    larger = tmp_path / "larger"  # more images: more steps in an epoch than the run counted
+    write_dataset(larger, per_batch=60, brightness=15, label_noise=0.2)
+    for data in (other, larger):
+        with pytest.raises(UserError, match=f"--data_dir {data} holds other images or labels "
+                                            f"than the run trained on"):
+            train(framework, data, tmp_path / "r", resume=str(run_dir))
     moved = tmp_path / "moved"
     shutil.copytree(root / "cifar-10-batches-py", moved / "cifar-10-batches-py")
     *_, log = train(framework, moved, tmp_path / "r", resume=str(run_dir))

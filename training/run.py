@@ -232,15 +232,16 @@ class TrainingRun(RunRecorder):
         """Take up a checkpoint's progress; returns the first epoch still to train. The data must
         be what the run trained on so far, wherever it lies now."""
         self.check_flags(progress.get("flags"))
+        log = progress["log"]
+        # other data first: with another number of images, the steps counted would not fit either
+        if isinstance(log, dict) and log.get("data_sha256") not in (None, self.log["data_sha256"]):
+            raise other_data(self.config.data_dir, log.get("data_sha256_parts"),
+                             self.log["data_sha256_parts"])
         check_progress(progress, self.config.epochs, len(self.loaders["train"]))
-        recorded = progress["log"].get("data_sha256")
-        if recorded is None:  # a checkpoint that records no fingerprint: nothing to check against
+        if log.get("data_sha256") is None:  # no fingerprint recorded: nothing to check against
             say(f"warning: {self.resume}'s checkpoint does not record which data the run trained "
                 f"on: the images and labels in --data_dir {self.config.data_dir} cannot be checked "
                 f"against them", sys.stderr)
-        elif recorded != self.log["data_sha256"]:
-            raise other_data(self.config.data_dir, progress["log"].get("data_sha256_parts"),
-                             self.log["data_sha256_parts"])
         self.step = progress["step"]
         self.log.update({key: progress["log"][key] for key in RESTORED_LOGS})
         self.start -= progress["wall_time_s"]
