@@ -4,11 +4,12 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
-from helpers import SCRIPTS, TINY, start_trainer, wait_for_epochs
+from helpers import REPO, SCRIPTS, TINY, default_stop_signals, start_trainer, wait_for_epochs
 
 import train_mlp_numpy
 from safety import signals
@@ -235,3 +236,20 @@ def test_a_stop_while_an_epoch_line_is_written_comes_after_the_whole_line(cifar_
     raised = numpy_run_ending(cifar_dir, tmp_path)
     assert type(raised) is Terminated
     assert capsys.readouterr().out.startswith("epoch   1  train loss ")
+
+
+AFTER_THE_WORK = """import os, signal, time
+from training.cli import run_cli
+run_cli(lambda: print("done", flush=True))
+os.kill(os.getpid(), signal.{name})  # as a scheduler's stop can land while the process ends
+time.sleep(0.2)
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_stop_after_the_work_is_done_leaves_the_exit_code_zero(name):
+    """A run finished and recorded is not stopped: a job that ran it must not end as failed."""
+    finished = subprocess.run([sys.executable, "-c", AFTER_THE_WORK.format(name=name)], cwd=REPO,
+                              capture_output=True, text=True, timeout=60,
+                              preexec_fn=default_stop_signals)
+    assert (finished.returncode, finished.stdout, finished.stderr) == (0, "done\n", "")

@@ -32,6 +32,7 @@ def run_cli(function, stopped="before any result was written", **kwargs):
         sys.exit(f"error: {error}")
     except MemoryError:
         sys.exit("error: out of memory; try smaller --hidden_dims or --batch_size")
+    ignore_stop_signals()  # done: a stop as the process ends has nothing left to stop
 
 
 def train_or_evaluate(args, train, evaluate_saved):
