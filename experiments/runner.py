@@ -216,6 +216,7 @@ def replace_folder(new, old):
     """Put the folder new where old is, old's content deleted only once new is in place."""
     with stop_signals_ignored():
         retired = f"{new}.replaced"
+        shutil.rmtree(retired, ignore_errors=True)  # one a SIGKILL left while it was deleted
         if os.path.exists(old):
             os.replace(old, retired)
         os.replace(new, old)

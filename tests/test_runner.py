@@ -76,6 +76,20 @@ def test_a_finished_set_says_where_its_results_are_now(small_set, cifar_dir, cap
     assert os.path.isfile(os.path.join(folder, "summary.json"))
 
 
+def test_a_finished_set_takes_its_place_though_a_killed_one_left_its_old_results_behind(
+        tmp_path):
+    """A SIGKILL while the results a set replaced were deleted leaves them half deleted beside
+    the new ones' folder: the next set that finishes still moves its results in."""
+    new, old = tmp_path / ".set" / "one-job", tmp_path / "set"
+    for folder, name in ((new, "new"), (old, "old"), (tmp_path / ".set" / "one-job.replaced",
+                                                       "left")):
+        (folder / "runs").mkdir(parents=True)
+        (folder / "runs" / name).write_text(name)
+    runner.replace_folder(str(new), str(old))
+    assert files_of(old) == {os.path.join("runs", "new"): b"new"}
+    assert os.listdir(tmp_path / ".set") == []
+
+
 def test_a_set_run_again_while_it_runs_is_refused(small_set, cifar_dir, monkeypatch):
     small, results, _ = small_set
     refusals, real_training = [], runner.train_run
