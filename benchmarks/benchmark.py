@@ -90,7 +90,7 @@ def parse_args():
 
 def main(args):
     benchmarks, rows = BENCHMARKS[args.device], []
-    for name in args.names or benchmarks:
+    for name in dict.fromkeys(args.names or benchmarks):  # a name given twice is run once
         samples = []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as results:

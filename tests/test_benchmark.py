@@ -107,7 +107,7 @@ def test_a_benchmark_run_replaces_its_own_rows_and_keeps_the_others(tmp_path, mo
                                                                     capsys):
     """A run of one benchmark on other data: its row, naming that data, replaces the saved row of
     the same benchmark; another benchmark's saved row is kept with its machine, date and
-    repeats, though a row beside it is damaged."""
+    repeats, though a row beside it is damaged. A benchmark named twice is one row."""
     saved = tmp_path / "results" / "benchmark.json"
     saved.parent.mkdir()
     saved.write_text(json.dumps({"machine": "old machine", "date": "2026-01-01", "repeat": 5,
@@ -118,7 +118,7 @@ def test_a_benchmark_run_replaces_its_own_rows_and_keeps_the_others(tmp_path, mo
     monkeypatch.setattr(benchmark, "measure", lambda command: (3.0, 100.0))
     monkeypatch.setattr(benchmark, "only_run", lambda results: {
         "epoch_seconds": [1.0], "test_accuracy": 0.5})
-    benchmark.main(argparse.Namespace(device="cpu", names=["pytorch"], repeat=1,
+    benchmark.main(argparse.Namespace(device="cpu", names=["pytorch", "pytorch"], repeat=1,
                                       data_dir=str(tmp_path / "synthetic")))
     numpy_row, torch_row = json.loads(saved.read_text())["runs"]
     assert numpy_row == {"benchmark": "numpy", "wall_s_median": 1.0, "machine": "old machine",
