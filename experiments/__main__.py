@@ -5,7 +5,8 @@
     python -m experiments report          # redraw figures, rewrite results/README.md; no training
 """
 
-from experiments.runner import DATA_DIR, main
+from experiments.runner import main
+from experiments.store import DATA_DIR
 from experiments.runner import __doc__ as RUNNER_DOC
 from experiments.sets import SETS
 from experiments.store import RESULTS, Results

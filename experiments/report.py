@@ -5,7 +5,7 @@ import os
 import sys
 
 from experiments.sets import SETS, report_order
-from experiments.store import flags_of
+from experiments.store import DATA_DIR, flags_of, set_command
 from safety.errors import UserError
 from safety.files import write_atomically
 
@@ -32,11 +32,12 @@ def declared_labels(summary, experiment_set):
     return summary
 
 
-def section_text(experiment_set, results):
-    """The set's part of the report; its figure drawn first, where it has one."""
+def section_text(experiment_set, results, data_dir=DATA_DIR):
+    """The set's part of the report; its figure drawn first, where it has one. A set to run
+    (again) is named by the command that runs it into these results on data_dir's data."""
     name = experiment_set.name
     if not results.has(name):
-        return f"Not run yet: `python -m experiments {name}`.\n"
+        return f"Not run yet: `{set_command(name, results, data_dir)}`.\n"
     try:
         summary = declared_labels(results.load(name), experiment_set)
         if experiment_set.figure is not None:
@@ -51,14 +52,16 @@ def section_text(experiment_set, results):
                    else f"{name}/: its files lack what this section reads "
                         f"({type(error).__name__}: {error})")
         print(f"warning: {problem}; the report says so and goes on", file=sys.stderr)
-        return f"Not shown: {problem}. Run the set again: `python -m experiments {name}`.\n"
+        again = set_command(name, results, data_dir)
+        return f"Not shown: {problem}. Run the set again: `{again}`.\n"
 
 
-def write_report(results, experiment_sets=SETS):
+def write_report(results, experiment_sets=SETS, data_dir=DATA_DIR):
     """Rewrite results/README.md of results (a store.Results) from the sets' saved summaries."""
     parts = ["# Experiments\n", INTRODUCTION]
     for experiment_set in report_order(experiment_sets):
-        parts.append(f"## {experiment_set.title}\n\n{section_text(experiment_set, results)}")
+        parts.append(f"## {experiment_set.title}\n\n"
+                     f"{section_text(experiment_set, results, data_dir)}")
     os.makedirs(results.folder, exist_ok=True)
     text = "\n".join(parts).encode()
     write_atomically(results.path("README.md"), lambda f: f.write(text))

@@ -28,9 +28,8 @@ from experiments.sets import SETS
 from experiments.store import (
     METRICS_CHECKS,
     METRICS_KEYS,
-    REPOSITORY,
-    RESULTS,
     Results,
+    set_command,
     validation_accuracy,
 )
 from safety.downloads import file_md5
@@ -41,7 +40,6 @@ from safety.signals import stop_signals_ignored
 from training import backend_torch
 from training.options import DEFAULTS, WHERE, Config, command_line, contradictions
 
-DATA_DIR = os.path.join(REPOSITORY, DEFAULTS["data_dir"])
 # each trainer, the file its runs save their model in, and its settings for the sets' runs
 TRAINERS = {"numpy": (train_mlp_numpy, "model.npz", {}),
             "pytorch": (train_mlp_pytorch, "model.pt", {"device": "cpu"})}
@@ -99,16 +97,6 @@ def trained_elsewhere(one, results):
                         f"the one that is evaluated here: run `python -m experiments "
                         f"{source_set}` again")
     return found[0]
-
-
-def set_command(name, results, data_dir):
-    """The command that runs the set name into these results on this data, quoted to paste."""
-    words = ["python", "-m", "experiments", name]
-    if results.folder != os.path.abspath(RESULTS):
-        words += ["--results_dir", results.folder]
-    if os.path.abspath(data_dir) != os.path.abspath(DATA_DIR):
-        words += ["--data_dir", data_dir]
-    return shlex.join(words)
 
 
 def check_sources(experiment_set, results, data_dir):
@@ -196,17 +184,18 @@ def train_set(experiment_set, data_dir, note, results):
         data_text = data_note(data_dir, note) if entries else "none: random matrices and " \
             "synthetic problems"
         finish_set(experiment_set.name, partial, results, entries, machine(), data_text,
-                   computed)
+                   set_command(experiment_set.name, results, data_dir), computed)
     # the runs' own lines named the working folder, which the results have now left
     print(f"[{experiment_set.name}] finished: its results are in {folder}", flush=True)
 
 
-def finish_set(name, staged, results, entries, machine_text, data_text, computed=None):
-    """Write the set's summary.json (its runs, and what it computed without training) into the
-    folder staged and put that folder in place of the set's results."""
+def finish_set(name, staged, results, entries, machine_text, data_text, command, computed=None):
+    """Write the set's summary.json (its runs, what it computed without training, and the
+    command that runs it again) into the folder staged and put that folder in place of the
+    set's results."""
     folder, _ = results.set_folders(name)
     write_json(os.path.join(staged, "summary.json"), {
-        "set": name, "command": f"python -m experiments {name}",
+        "set": name, "command": command,
         "date": datetime.date.today().isoformat(), "machine": machine_text, "data": data_text,
         "runs": entries, **(computed or {})})
     replace_folder(staged, folder)
@@ -299,7 +288,8 @@ def collect_array(experiment_set, data_dir, note, results):
                 entries[-1].update(experiment_set.measure(
                     saved_model(run_dir), dict(DEFAULTS, **one.flags), data_dir))
         finish_set(name, staged, results, entries, "the nodes of a SLURM job array (each run's "
-                   "metrics.json records its device)", data_note(data_dir, note))
+                   "metrics.json records its device)", data_note(data_dir, note),
+                   set_command(name, results, data_dir))
     print(f"[{name}] collected the {len(entries)} runs of its job array")
 
 
@@ -355,4 +345,4 @@ def main(what, data_dir, data_note_text, list_commands=False, results=None,
         train_set(experiment_sets[name], data_dir, data_note_text, results)
     if what == "report":
         collect_waiting_arrays(experiment_sets, data_dir, data_note_text, results)
-    write_report(results, experiment_sets)
+    write_report(results, experiment_sets, data_dir)

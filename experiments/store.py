@@ -4,6 +4,7 @@ grow until they are complete. What is read back is checked as strictly as a flag
 or hand-edited file is one line naming it."""
 import json
 import os
+import shlex
 
 from safety.checks import Number, nonnegative_float, nonnegative_int
 from safety.errors import UserError
@@ -11,12 +12,24 @@ from training.options import DEFAULTS, Config, command_line
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPOSITORY, DEFAULTS["results_dir"])
+DATA_DIR = os.path.join(REPOSITORY, DEFAULTS["data_dir"])
 
 SUMMARY_KEYS = ("command", "date", "machine", "data", "runs")
 ENTRY_KEYS = ("key", "label", "trainer", "flags", "run_dir")
 TEXT_KEYS = ("command", "date", "machine", "data")
 TRAINERS = ("numpy", "pytorch")
 accuracy = Number(float, 0, 1)
+
+
+def set_command(name, results, data_dir):
+    """The command that runs the set name into these results (a Results) on this data, quoted
+    to paste."""
+    words = ["python", "-m", "experiments", name]
+    if results.folder != os.path.abspath(RESULTS):
+        words += ["--results_dir", results.folder]
+    if os.path.abspath(data_dir) != os.path.abspath(DATA_DIR):
+        words += ["--data_dir", data_dir]
+    return shlex.join(words)
 
 
 def numbers(each):

@@ -194,7 +194,7 @@ def test_the_listed_commands_collected_by_the_report_make_the_same_set(array_dat
     run_task(commands[0])
     halfway = experiments("report", "--data_dir", array_data / "data", "--results_dir", tmp_path)
     assert "job array tasks 1 have not finished" in halfway.stderr
-    assert "Not run yet: `python -m experiments numpy-vs-torch`" in \
+    assert "Not run yet: `python -m experiments numpy-vs-torch " in \
         (tmp_path / "README.md").read_text()
     run_task(commands[1])
     collected = experiments("report", "--data_dir", array_data / "data", "--results_dir",
@@ -240,7 +240,7 @@ def test_a_set_runs_as_a_slurm_job_array(slurm, array_data, tmp_path):
     assert (tmp_path / "results" / "numpy-vs-torch").is_dir(), collected.stderr + logs
     assert summary_numbers(tmp_path / "results", "numpy-vs-torch") == \
         summary_numbers(array_data / "one-job", "numpy-vs-torch"), logs
-    assert "Not run yet: `python -m experiments numpy-vs-torch`" not in \
+    assert "Not run yet: `python -m experiments numpy-vs-torch " not in \
         (tmp_path / "results" / "README.md").read_text()
 
 

@@ -20,7 +20,7 @@ from dataset.cifar10 import TARBALL_NAME
 from experiments import runner
 from experiments.runs import run
 from experiments.sets import SETS
-from experiments.store import Results
+from experiments.store import DATA_DIR, Results, set_command
 from safety.errors import DataError, UserError
 from safety.locks import FolderLock
 from training.options import Config
@@ -169,7 +169,7 @@ def test_an_array_is_collected_once_every_task_has_finished_its_run(small_set, c
     assert "collected the 2 runs of its job array" in said
     assert [entry["run_dir"] for entry in results.load(NAME)["runs"]] == [
         f"tasks/0/{finished.name}", f"tasks/1/{stopped.name}_2"]
-    assert "Not run yet: `python -m experiments numpy-vs-torch`" not in text
+    assert "Not run yet: `python -m experiments numpy-vs-torch " not in text
     assert "Data: synthetic.\n" in text  # what the data is, as the note given says
     assert not (working_folder(results) / "job-array").exists()
 
@@ -183,7 +183,7 @@ def test_a_task_that_is_not_the_run_its_set_declares_is_not_collected(small_set,
     said, text = report(cifar_dir[0], results, sets, capsys)
     assert_one_clear_line(said.replace("warning: ", "error: "),
                           "is not the run numpy its set declares: --lr 0.1 (the run's: --lr 0.05)")
-    assert "Not run yet: `python -m experiments numpy-vs-torch`" in text
+    assert "Not run yet: `python -m experiments numpy-vs-torch " in text
 
 
 @pytest.mark.parametrize("name, value, named", [
@@ -225,7 +225,7 @@ def test_a_damaged_task_is_one_line_and_the_report_is_still_written(small_set, c
                                        json.dumps(damaged))
     said, text = report(cifar_dir[0], results, sets, capsys)
     assert_one_clear_line(said.replace("warning: ", "error: "), named, "is not collected")
-    assert "Not run yet: `python -m experiments numpy-vs-torch`" in text
+    assert "Not run yet: `python -m experiments numpy-vs-torch " in text
 
 
 def test_the_report_collects_a_measured_array_without_downloading(tmp_path, cifar_dir, capsys,
@@ -246,7 +246,7 @@ def test_the_report_collects_a_measured_array_without_downloading(tmp_path, cifa
     run_task(runner.array_commands(measured, str(cifar_dir[0]), results)[0])
     said, text = report(tmp_path / "no-data", results, sets, capsys)
     assert downloads == [] and "no CIFAR-10 data found" in said
-    assert "Not run yet: `python -m experiments dead-neurons`" in text
+    assert "Not run yet: `python -m experiments dead-neurons " in text
     said, text = report(cifar_dir[0], results, sets, capsys)
     (collected,) = results.load("dead-neurons")["runs"]
     assert len(collected["dead_fraction"]) == 1 and downloads == []
@@ -263,7 +263,7 @@ def test_a_measured_task_whose_model_is_gone_is_one_line_and_the_report_is_writt
     os.remove(task / "model.pt")
     said, text = report(cifar_dir[0], results, sets, capsys)
     assert_one_clear_line(said.replace("warning: ", "error: "), "model.pt", "is not collected")
-    assert "Not run yet: `python -m experiments dead-neurons`" in text
+    assert "Not run yet: `python -m experiments dead-neurons " in text
 
 
 @pytest.mark.parametrize("name", ["budget-reference", "presets"])
@@ -320,8 +320,21 @@ def test_a_set_whose_source_set_has_not_run_is_refused_before_training(tmp_path,
 
 def test_the_set_to_run_first_is_named_with_the_results_and_data_it_needs(tmp_path):
     """Pasted as printed, the command runs the set into the same results, on the same data."""
-    command = runner.set_command("presets", Results(tmp_path / "r s"), str(tmp_path / "d"))
+    command = set_command("presets", Results(tmp_path / "r s"), str(tmp_path / "d"))
     assert shlex.split(command) == ["python", "-m", "experiments", "presets", "--results_dir",
                                     str(tmp_path / "r s"), "--data_dir", str(tmp_path / "d")]
-    assert runner.set_command("presets", Results(), runner.DATA_DIR) == \
-        "python -m experiments presets"
+    assert set_command("presets", Results(), DATA_DIR) == "python -m experiments presets"
+
+
+def test_a_set_and_the_report_name_the_command_that_runs_it_into_the_same_results(
+        small_set, cifar_dir, capsys):
+    """The command a summary records and the report's 'Not run yet' line, pasted, write to the
+    results folder and read the data they were given, not the repository's."""
+    small, results, sets = small_set
+    data = str(cifar_dir[0])
+    again = set_command(NAME, results, data)
+    assert f"--results_dir {results.folder}" in again and f"--data_dir {data}" in again
+    runner.main("report", data, "synthetic", results=results, experiment_sets=sets)
+    assert f"Not run yet: `{again}`." in open(results.path("README.md")).read()
+    runner.train_set(small, data, "synthetic", results)
+    assert results.load(NAME)["command"] == again
