@@ -88,7 +88,7 @@ def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, da
             if config.ema:
                 evaluated.load_state_dict({**model.state_dict(), **average.average})
             if run.end_epoch(evaluate_model(evaluated, loaders["validation"],
-                                            every_epoch(config.tta))):
+                                            every_epoch(config.tta)), evaluated.state_dict()):
                 best_state = evaluated.state_dict()
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.npz"))
             save_checkpoint(run, epoch, model, optimizer, best_state, average)

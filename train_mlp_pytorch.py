@@ -95,7 +95,7 @@ def train(hidden_dims=None, lr=None, use_batch_norm=None, batch_size=None, epoch
             if config.ema:
                 evaluated.load_state_dict({**model.state_dict(), **average.average})
             if run.end_epoch(evaluate_model(evaluated, loaders["validation"],
-                                            every_epoch(config.tta))):
+                                            every_epoch(config.tta)), evaluated.state_dict()):
                 best_state = cloned_state(evaluated)
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.pt"))
             save_checkpoint(run, epoch, model, optimizer, best_state, average)

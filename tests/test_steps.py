@@ -2,6 +2,8 @@
 with the run's own momentum and weight decay, the learning rate its schedule and warm-up give each
 step, the loss of a mixup batch weighed towards the labels its images weigh more, the loss logged
 with label smoothing, and a moving average updated with the weights each step leaves."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from helpers import TRAINERS, RecordingAverage, as_numpy, train
 
 from training import backend_numpy, backend_torch, run
 from training.preprocessing import Mixup
+from safety.errors import UserError
 from training.schedules import lr_factor
 
 STEPS_PER_EPOCH = (200 - 30) // 16  # a tiny run's: 170 training images in batches of 16
@@ -152,3 +155,38 @@ def test_the_average_takes_the_weights_each_step_leaves(framework, cifar_dir, tm
         assert given.keys() == left.keys()
         for key in given:
             np.testing.assert_array_equal(given[key], left[key], err_msg=key)
+
+
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_statistics_that_overflow_while_the_loss_stays_finite_end_the_run_as_diverged(
+        framework, cifar_dir, tmp_path, monkeypatch):
+    """The last step of epoch 2 leaves a BatchNorm running variance infinite, as a huge learning
+    rate can: that epoch is neither recorded nor kept, and the saved model is epoch 1's."""
+    trainer, model_file = TRAINERS[framework]
+    make = trainer.make_optimizer
+
+    def overflowing(model, *args, **kwargs):
+        optimizer = make(model, *args, **kwargs)
+        step, steps = optimizer.step, []
+
+        def overflow_at_the_end_of_epoch_2():
+            step()
+            steps.append(1)
+            if len(steps) == 2 * STEPS_PER_EPOCH:
+                if framework == "numpy":
+                    model.layers[1].running_var[0, 0] = np.inf
+                else:
+                    model.layers[1].running_var[0] = float("inf")
+        object.__setattr__(optimizer, "step", overflow_at_the_end_of_epoch_2)
+        return optimizer
+
+    monkeypatch.setattr(trainer, "make_optimizer", overflowing)
+    with pytest.raises(UserError, match="^layers.1.running_var became infinite or NaN, the loss "
+                                        "still finite, in epoch 2: training diverged"):
+        train(framework, cifar_dir[0], tmp_path / "r", use_batch_norm=True, epochs=3)
+    (folder,) = (tmp_path / "r").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and len(metrics["val_accuracy"]) == 1
+    state = (backend_numpy.read_weights(folder / model_file)[0] if framework == "numpy" else
+             as_numpy(backend_torch.load_tensors(folder / model_file, "cpu")["state_dict"]))
+    assert all(np.isfinite(value).all() for value in state.values())

@@ -191,19 +191,29 @@ class TrainingRun(RunRecorder):
     def record_step(self, loss, predictions, labels):
         """Log a step's loss, and count its correct predictions; a loss that is not finite ends
         the run as diverged."""
-        if not math.isfinite(loss):  # name the flags that can cause it
-            lr, weight_decay = self.config.lr, self.config.weight_decay
-            culprits = f"--lr than {lr:g}" + (f" or --weight_decay than {weight_decay:g}"
-                                              if weight_decay else "")
-            raise TrainingDiverged(f"loss became {loss} in epoch {self.epoch}: training "
-                                   f"diverged; try a lower {culprits}")
+        if not math.isfinite(loss):
+            raise self.diverged(f"loss became {loss}")
         self.log_step(loss)
         self.losses.append(loss)
         self.correct += (predictions == labels).sum()
 
-    def end_epoch(self, val_accuracy):
+    def diverged(self, what):
+        """The TrainingDiverged of this epoch, naming the flags that can cause it."""
+        lr, weight_decay = self.config.lr, self.config.weight_decay
+        culprits = f"--lr than {lr:g}" + (f" or --weight_decay than {weight_decay:g}"
+                                          if weight_decay else "")
+        return TrainingDiverged(f"{what} in epoch {self.epoch}: training diverged; try a lower "
+                                f"{culprits}")
+
+    def end_epoch(self, val_accuracy, state):
         """Record the finished epoch and print its line; True if it is the best so far on
-        validation, whose model the trainer then keeps."""
+        validation, whose model (its state, NumPy's or torch's) the trainer then keeps. A state
+        that is not all finite numbers (BatchNorm's statistics can overflow while the loss stays
+        finite) ends the run as diverged, the epoch unrecorded."""
+        broken = [name for name, value in state.items() if len(value.reshape(-1))
+                  and not math.isfinite(float(abs(value).max()))]
+        if broken:
+            raise self.diverged(f"{broken[0]} became infinite or NaN, the loss still finite,")
         train_loss = np.mean(self.losses)
         train_accuracy = int(self.correct) / (len(self.losses) * self.config.batch_size)
         best = self.log_epoch(train_loss, train_accuracy, val_accuracy,
