@@ -5,11 +5,10 @@
     python -m experiments report          # redraw figures, rewrite results/README.md; no training
 """
 
-from experiments.runner import main
-from experiments.store import DATA_DIR
 from experiments.runner import __doc__ as RUNNER_DOC
+from experiments.runner import main
 from experiments.sets import SETS
-from experiments.store import RESULTS, Results
+from experiments.store import DATA_DIR, RESULTS, Results
 from safety.checks import folder
 from safety.console import OneLineParser
 from training.cli import run_cli
@@ -26,6 +25,7 @@ parser.add_argument("--list", action="store_true",
                     help="print the set's runs as trainer commands, one a line, for a job "
                          "array (slurm/experiments.job), instead of running them")
 args = parser.parse_args()
-run_cli(main, "(a set not finished keeps its earlier results)", what=args.what,
+run_cli(main, "(a set not finished keeps its earlier results; `python -m experiments report` "
+        "rewrites the report from those saved)", what=args.what,
         data_dir=args.data_dir, data_note_text=args.data_note, list_commands=args.list,
         results=Results(args.results_dir))
