@@ -202,7 +202,7 @@ def test_a_second_stop_while_a_stopped_run_says_its_last_line_is_ignored(cifar_d
                                                                         monkeypatch):
     """The first stop's line and exit code stand: a Ctrl-C after a SIGTERM, or a stop sent
     again, arriving as the run says how it ended."""
-    def stopped_after_an_epoch(self, val_accuracy):
+    def stopped_after_an_epoch(self, val_accuracy, state):
         raise Terminated()
 
     monkeypatch.setattr(run.TrainingRun, "end_epoch", stopped_after_an_epoch)
