@@ -134,6 +134,17 @@ def ignore_stop_signals():
     _on_stop_signals(signal.SIG_IGN)
 
 
+def _nothing_left_to_stop(signum, frame):
+    pass
+
+
+def disregard_stop_signals():
+    """From now on, a SIGINT or SIGTERM does nothing: the work is done, and one landing as the
+    process ends has nothing left to stop. A handler, not SIG_IGN, which _on_stop_signals keeps as
+    the parent's choice: a later handle_stop_signals (--evaluate's second step) takes them up."""
+    _on_stop_signals(_nothing_left_to_stop)
+
+
 def handle_stop_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, so that a run being stopped
     writes what it finished; a stop that would be lost is sent again (_raise_stop)."""

@@ -50,7 +50,7 @@ def test_a_validation_split_of_none_or_of_every_training_image_is_the_courses_to
         cifar_dir, tmp_path):
     """As in the course's cifar10_utils, 0 and every training image are splits get_cifar10 makes,
     and the validation loader goes through none; the trainers, which need both splits, refuse the
-    second in one line."""
+    second in one line naming the flag to change."""
     root, written = cifar_dir
     every = len(written["train"][1])
     for validation_size, sizes in ((0, (every, 0)), (every, (0, every))):
@@ -62,7 +62,8 @@ def test_a_validation_split_of_none_or_of_every_training_image_is_the_courses_to
     code, _, stderr = run_script("train_mlp_numpy.py", "--data_dir", root, "--validation_size",
                                  every, "--data_url", "", "--results_dir", tmp_path / "results")
     assert code != 0
-    assert_one_clear_line(stderr, "0 training images: no full batch to train on")
+    assert_one_clear_line(stderr, f"--validation_size {every} sets aside every training image "
+                                  f"of {root}: none is left to train on")
 
 
 def test_the_validation_images_are_those_every_saved_result_was_split_with(cifar_dir):

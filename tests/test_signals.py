@@ -253,3 +253,18 @@ def test_a_stop_after_the_work_is_done_leaves_the_exit_code_zero(name):
                               capture_output=True, text=True, timeout=60,
                               preexec_fn=default_stop_signals)
     assert (finished.returncode, finished.stdout, finished.stderr) == (0, "done\n", "")
+
+
+TWO_STEPS = """import os, signal, time
+from training.cli import run_cli
+run_cli(lambda: None)  # as --evaluate checks its flags, then evaluates
+run_cli(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(5)), "in the second step")
+print("not stopped", flush=True)
+"""
+
+
+def test_a_stop_in_a_second_step_stops_it_as_one_in_the_first():
+    stopped = subprocess.run([sys.executable, "-c", TWO_STEPS], cwd=REPO, capture_output=True,
+                             text=True, timeout=60, preexec_fn=default_stop_signals)
+    assert (stopped.returncode, stopped.stdout) == (143, "")
+    assert stopped.stderr.strip() == "terminated in the second step"

@@ -84,11 +84,13 @@ def test_each_step_takes_the_rate_its_schedule_and_warmup_give_it(framework, fla
     np.testing.assert_allclose(made[0].rates, expected, rtol=1e-6)
 
 
-def blend_reversed(weight):
+def blend_reversed(weight, calls):
     """A Mixup that blends nothing of the images, weight w on their own labels and 1 - w on
     those of the batch in reverse, whose images it returns where w is 0: a w of 1 trains on the
-    batch as it is and a w of 0 on the reversed batch, each as a run without mixup would."""
+    batch as it is and a w of 0 on the reversed batch, each as a run without mixup would. Each
+    call is counted in calls."""
     def blended(self, images, labels):
+        calls.append(weight)
         reverse = (lambda x: x[::-1].copy()) if isinstance(images, np.ndarray) else \
             (lambda x: x.flip(0))
         return (images if weight else reverse(images)), reverse(labels), weight
@@ -100,8 +102,10 @@ def blend_reversed(weight):
 def test_a_mixup_step_weighs_each_label_as_its_images_weigh(framework, weight, cifar_dir,
                                                             tmp_path, monkeypatch):
     plain = train(framework, cifar_dir[0], tmp_path / "plain", use_batch_norm=True)
-    monkeypatch.setattr(Mixup, "__call__", blend_reversed(weight))
+    calls = []
+    monkeypatch.setattr(Mixup, "__call__", blend_reversed(weight, calls))
     mixed = train(framework, cifar_dir[0], tmp_path / "mixed", use_batch_norm=True, mixup=0.4)
+    assert len(calls) == len(mixed[3]["train_loss_steps"]) == STEPS_PER_EPOCH
     losses = [log["train_loss_steps"] for *_, log in (plain, mixed)]
     if weight:  # the same batches to the bit
         assert losses[0] == losses[1]

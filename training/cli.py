@@ -3,7 +3,7 @@ import sys
 
 from safety.console import say
 from safety.errors import EXIT_CODES, UserError
-from safety.signals import handle_stop_signals, ignore_stop_signals
+from safety.signals import disregard_stop_signals, handle_stop_signals, ignore_stop_signals
 from training.options import DEFAULTS, RECORDED
 from training.run_folder import ENDINGS, close_progress_bars
 
@@ -32,7 +32,7 @@ def run_cli(function, stopped="before any result was written", **kwargs):
         sys.exit(f"error: {error}")
     except MemoryError:
         sys.exit("error: out of memory; try smaller --hidden_dims or --batch_size")
-    ignore_stop_signals()  # done: a stop as the process ends has nothing left to stop
+    disregard_stop_signals()
 
 
 def train_or_evaluate(args, train, evaluate_saved):

@@ -156,6 +156,9 @@ class TrainingRun(RunRecorder):
             check_same_data(config.data_dir, read_metrics(self.resume),
                             (self.log["data_sha256"], self.log["data_sha256_parts"]),
                             "its metrics.json")
+        if not len(self.dataset["train"]):
+            raise OptionError(f"--validation_size {config.validation_size} sets aside every "
+                              f"training image of {config.data_dir}: none is left to train on")
         if config.batch_size > len(self.dataset["train"]):
             raise OptionError(f"--batch_size {config.batch_size} is larger than the "
                             f"{len(self.dataset['train'])} training images: no full batch to "
