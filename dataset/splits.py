@@ -18,12 +18,17 @@ SPLIT_SEED = 42  # the train/validation split is a property of the dataset, not 
 
 @dataclass
 class Split:
-    """One part of the dataset: images uint8 (N, 3, 32, 32) and labels int64 (N,)."""
+    """One part of the dataset: images uint8 (N, 3, 32, 32) and labels int64 (N,). split[i] is
+    (image i, label i) as a torch Dataset's item is, the image as stored (the loaders normalize
+    each batch)."""
     images: np.ndarray
     labels: np.ndarray
 
     def __len__(self):
         return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
 
 
 def _split_off_validation(images, labels, validation_size):

@@ -44,6 +44,9 @@ def test_py2_batches_load_exactly_and_split_is_fixed(cifar_dir):
                for img, lab in zip(data["validation"].images, data["validation"].labels))
     again = get_cifar10(root, validation_size=30, url="")
     np.testing.assert_array_equal(again["validation"].images, data["validation"].images)
+    image, label = data["test"][3]  # an item as a torch Dataset gives it
+    assert image.shape == (3, 32, 32) and label == written["test"][1][3]
+    np.testing.assert_array_equal(image, written["test"][0][3])
 
 
 def test_a_validation_split_of_none_or_of_every_training_image_is_the_courses_to_ask_for(
