@@ -184,18 +184,19 @@ def train_set(experiment_set, data_dir, note, results):
         data_text = data_note(data_dir, note) if entries else "none: random matrices and " \
             "synthetic problems"
         finish_set(experiment_set.name, partial, results, entries, machine(), data_text,
-                   set_command(experiment_set.name, results, data_dir), computed)
+                   data_dir, computed)
     # the runs' own lines named the working folder, which the results have now left
     print(f"[{experiment_set.name}] finished: its results are in {folder}", flush=True)
 
 
-def finish_set(name, staged, results, entries, machine_text, data_text, command, computed=None):
+def finish_set(name, staged, results, entries, machine_text, data_text, data_dir,
+               computed=None):
     """Write the set's summary.json (its runs, what it computed without training, and the
-    command that runs it again) into the folder staged and put that folder in place of the
-    set's results."""
+    command that runs it again into these results on data_dir's data) into the folder staged and
+    put that folder in place of the set's results."""
     folder, _ = results.set_folders(name)
     write_json(os.path.join(staged, "summary.json"), {
-        "set": name, "command": command,
+        "set": name, "command": set_command(name, results, data_dir),
         "date": datetime.date.today().isoformat(), "machine": machine_text, "data": data_text,
         "runs": entries, **(computed or {})})
     replace_folder(staged, folder)
@@ -288,8 +289,7 @@ def collect_array(experiment_set, data_dir, note, results):
                 entries[-1].update(experiment_set.measure(
                     saved_model(run_dir), dict(DEFAULTS, **one.flags), data_dir))
         finish_set(name, staged, results, entries, "the nodes of a SLURM job array (each run's "
-                   "metrics.json records its device)", data_note(data_dir, note),
-                   set_command(name, results, data_dir))
+                   "metrics.json records its device)", data_note(data_dir, note), data_dir)
     print(f"[{name}] collected the {len(entries)} runs of its job array")
 
 
