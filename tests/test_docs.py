@@ -281,6 +281,17 @@ def test_the_step_costs_experiments_md_states_are_the_saved_ones():
     assert sorted(f"{step / batch:.2f}" for step in seconds.values()) == sorted(stated)
 
 
+@pytest.mark.parametrize("page", ["README.md", "docs/experiments.md"])
+def test_the_spread_of_the_course_runs_times_a_page_states_is_the_saved_one(page):
+    """How noisy these VMs are, in the numbers of results/benchmark.json's NumPy row."""
+    with open(os.path.join(REPO, "results", "benchmark.json")) as f:
+        row = next(row for row in json.load(f)["runs"] if row["benchmark"] == "numpy")
+    walls = row["wall_s_all"]
+    text = " ".join(read(page).split())
+    assert (f"{number_word(len(walls))} runs of the course's 10-epoch NumPy run took "
+            f"{min(walls):.1f} to {max(walls):.1f} s, `results/benchmark.json`") in text
+
+
 def test_the_presets_minutes_experiments_md_states_are_the_saved_ones():
     """--preset best's and --preset fast's minutes against their budgets, and the NumPy trainer's
     time against PyTorch's, as results/presets/summary.json holds them and the budgets of the
