@@ -122,6 +122,20 @@ def test_test_time_averaging_is_the_mean_of_the_views_predictions(tta, views):
     np.testing.assert_allclose(averaged, by_hand, rtol=1e-5)
 
 
+def test_the_views_of_a_shuffled_loader_are_averaged_image_by_image_in_its_stored_order():
+    """A loader made to shuffle (a training loader, say) is read in order for every view, so
+    that each image's views are averaged with each other, not with other images'."""
+    images = np.random.default_rng(4).standard_normal((12, 3, 32, 32)).astype(np.float32)
+    labels = np.arange(12) % 10
+    np.random.seed(0)
+    model = NumpyMLP(3072, [8], 10, dtype=np.float32)
+    in_order, _ = train_mlp_numpy.predict(model, DataLoader(Split(images, labels), 5), "flip")
+    averaged, read = train_mlp_numpy.predict(
+        model, DataLoader(Split(images, labels), 5, shuffle=True, seed=1), "flip")
+    np.testing.assert_array_equal(read, labels)
+    np.testing.assert_allclose(averaged, in_order, rtol=1e-6)
+
+
 def test_views_are_made_before_normalization_as_augmentations_are():
     """A shifted uint8 image is filled with black, then normalized: the padding of the crops
     the model trained on, not zeros of the normalized input."""
@@ -184,3 +198,13 @@ def test_accuracy_reads_labels_or_one_hot_rows_and_refuses_what_fits_neither(tra
     for wrong in (labels[:1], labels.astype(float), labels[:, None]):
         with pytest.raises(ValueError, match="labels of shape"):
             trainer.accuracy(predictions, as_array(wrong))
+
+
+@pytest.mark.parametrize("trainer, as_array", [(train_mlp_numpy, np.asarray),
+                                               (train_mlp_pytorch, torch.tensor)])
+def test_one_hot_labels_are_read_along_each_row_of_more_images_than_classes(trainer, as_array):
+    """Seven images of ten classes: each row's hot column is its label."""
+    labels = np.array([3, 9, 0, 3, 5, 1, 7])
+    predictions = np.eye(10)[[3, 9, 0, 4, 5, 1, 2]]
+    one_hot = np.eye(10)[labels]
+    assert trainer.accuracy(as_array(predictions), as_array(one_hot)) == pytest.approx(5 / 7)
