@@ -38,6 +38,7 @@ from safety.files import write_atomically, write_json
 from safety.locks import FolderLock
 from safety.signals import stop_signals_ignored
 from training import backend_torch
+from training.inspect_model import FIGURES
 from training.options import DEFAULTS, WHERE, Config, command_line, contradictions
 
 # each trainer, the file its runs save their model in, and its settings for the sets' runs
@@ -60,7 +61,7 @@ def draw_learned(entry, run_dir, data_dir, folder):
                            data_url="", **settings)
     target = os.path.join(folder, entry["figures"])
     os.makedirs(target, exist_ok=True)
-    for name in ("confusion.png", "per_class.png", "weights.png", "mistakes.png"):
+    for name in FIGURES:
         with open(os.path.join(run_dir, name), "rb") as figure:
             content = figure.read()
         write_atomically(os.path.join(target, name), lambda f: f.write(content))

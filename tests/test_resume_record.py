@@ -96,8 +96,9 @@ def test_a_hand_edit_of_a_flag_the_folder_does_not_name_is_refused_by_the_checkp
 
 
 def test_a_reruns_numbered_folder_resumes(stopped):
+    """<run name>_12, the twelfth run of the same flags: a number of any length."""
     _, run_dir = stopped
-    rerun = run_dir.with_name(run_dir.name + "_2")
+    rerun = run_dir.with_name(run_dir.name + "_12")
     run_dir.rename(rerun)
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", rerun)
     assert code == 0, stderr

@@ -143,3 +143,15 @@ def test_a_results_folder_that_refuses_writes_is_found_before_the_data_is_loaded
     with pytest.raises(UserError, match=f"results folder {UNWRITABLE} is not writable") as refused:
         trainer.train(**kwargs)
     assert str(refused.value).endswith(f": {UNWRITABLE})")  # not the temporary folder tried
+
+
+def test_holding_a_folder_removes_what_a_killed_writer_of_any_run_file_left(tmp_path):
+    """Each file either trainer writes in its run's folder (docs/runs.md's table): a partial
+    copy of it, which a killed process leaves as large as the file, goes; nothing else does."""
+    written = ["metrics.json", "loss.png", "accuracy.png", "model.npz", "model.pt",
+               "checkpoint.npz", "checkpoint.pt"]
+    for name in written:
+        (tmp_path / f"{files.temporary_prefix(name)}x1").write_bytes(b"partial")
+    (tmp_path / "notes.txt").write_text("the user's own")
+    with run_folder.hold(str(tmp_path)):
+        assert os.listdir(tmp_path) == ["notes.txt"]
