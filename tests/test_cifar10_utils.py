@@ -3,6 +3,7 @@ datasets in the official format, no real data and no network: exact loading and 
 the course's loaders, and every damaged or misplaced dataset refused by name with what to do,
 nothing executed."""
 import os
+import shutil
 import pickle
 import subprocess
 import sys
@@ -157,6 +158,15 @@ def test_data_dir_pointing_inside_the_dataset_names_its_parent(cifar_dir):
     root, _ = cifar_dir
     with pytest.raises(DataError, match=f"point --data_dir at its parent, {root}$"):
         get_cifar10(root / "cifar-10-batches-py", 30, url="")
+
+
+def test_a_renamed_copy_of_the_dataset_folder_names_its_parent_too(cifar_dir, tmp_path):
+    """The batch files right inside --data_dir, in a folder of another name: no download into
+    it, the same advice."""
+    copy = tmp_path / "my-cifar"
+    shutil.copytree(cifar_dir[0] / "cifar-10-batches-py", copy)
+    with pytest.raises(DataError, match=f"point --data_dir at its parent, {tmp_path}$"):
+        get_cifar10(copy, 30, url="http://127.0.0.1:9/unreachable.tar.gz")
 
 
 def test_an_incomplete_folder_names_the_missing_files(cifar_dir):
