@@ -6,6 +6,7 @@ import resource
 import subprocess
 import sys
 
+import matplotlib.axes
 import matplotlib.image
 import numpy as np
 import pytest
@@ -63,6 +64,18 @@ def test_the_mistakes_shown_are_the_most_confident_ones():
                               [0.1, 0.0, 0.9]])   # right
     indices, mistakes = inspect_model.most_confident_mistakes(labels, probabilities, count=2)
     assert list(indices) == [3, 0] and mistakes == 3
+
+
+def test_a_template_is_drawn_as_the_image_its_weights_are(tmp_path, monkeypatch):
+    """A unit whose weights read the red channel's left half is drawn red on the left."""
+    image = np.zeros((3, 32, 32))
+    image[0, :, :16] = 1
+    drawn = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "imshow",
+                        lambda self, picture, **settings: drawn.append(np.asarray(picture)))
+    inspect_model.draw_templates(image.reshape(1, -1), str(tmp_path / "weights.png"))
+    (picture,) = drawn
+    np.testing.assert_array_equal(picture, image.transpose(1, 2, 0))
 
 
 def test_the_per_class_table_lists_the_worst_class_first():
