@@ -90,6 +90,26 @@ def test_a_finished_set_takes_its_place_though_a_killed_one_left_its_old_results
     assert os.listdir(tmp_path / ".set") == []
 
 
+def test_the_results_a_set_replaces_are_deleted_only_once_the_new_ones_are_in_place(
+        tmp_path, monkeypatch):
+    """A kill at any moment of the replacement leaves one whole set of results in the set's
+    folder or beside it: nothing is deleted while the old results are the only ones there."""
+    new, old = tmp_path / ".set" / "one-job", tmp_path / "set"
+    for folder, name in ((new, "new"), (old, "old")):
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(name)
+    in_place_when_deleting, delete = [], runner.shutil.rmtree
+
+    def watched(path, *args, **kwargs):
+        if os.path.exists(path):
+            in_place_when_deleting.append((old / "summary.json").read_text())
+        delete(path, *args, **kwargs)
+
+    monkeypatch.setattr(runner.shutil, "rmtree", watched)
+    runner.replace_folder(str(new), str(old))
+    assert in_place_when_deleting == ["new"] and (old / "summary.json").read_text() == "new"
+
+
 def test_a_set_run_again_while_it_runs_is_refused(small_set, cifar_dir, monkeypatch):
     small, results, _ = small_set
     refusals, real_training = [], runner.train_run
@@ -272,14 +292,16 @@ def test_a_set_timed_against_this_machines_budget_is_no_job_array(name, tmp_path
         runner.array_commands(SETS[name], "data", Results(tmp_path))
 
 
-def test_an_evaluated_run_missing_from_its_source_set_is_one_line(tmp_path):
+def test_an_evaluated_run_missing_from_its_source_set_is_refused_before_any_training(tmp_path):
+    """check_sources, which runs before the set trains anything, finds no run best in presets:
+    the set's course-numpy run is not trained first, to fail only after it."""
     learned = SETS["learned"]
     results = Results(tmp_path / "results")
     (tmp_path / "results" / "presets").mkdir(parents=True)
     (tmp_path / "results" / "presets" / "summary.json").write_text(json.dumps(
         dict(command="c", date="d", machine="m", data="s", runs=[])))
     with pytest.raises(UserError, match="presets/summary.json holds 0 runs best"):
-        runner.trained_elsewhere(learned.runs[1], results)
+        runner.check_sources(learned, results, "data")
 
 
 def test_the_data_is_called_official_only_where_its_tarball_has_the_official_md5(tmp_path,
