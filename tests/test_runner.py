@@ -233,6 +233,7 @@ def test_a_task_is_checked_on_every_flag_even_those_its_set_leaves_at_the_defaul
      "metrics.json lacks epoch_seconds"),
     (lambda metrics: dict(metrics, val_accuracy=metrics["val_accuracy"] * 2),
      "records 2 epochs of a finished run of 1"),
+    (lambda metrics: dict(metrics, val_accuracy=[]), "records 0 epochs of a finished run of 1"),
 ])
 def test_a_damaged_task_is_one_line_and_the_report_is_still_written(small_set, cifar_dir, capsys,
                                                                    damage, named):
@@ -284,6 +285,20 @@ def test_a_measured_task_whose_model_is_gone_is_one_line_and_the_report_is_writt
     said, text = report(cifar_dir[0], results, sets, capsys)
     assert_one_clear_line(said.replace("warning: ", "error: "), "model.pt", "is not collected")
     assert "Not run yet: `python -m experiments dead-neurons " in text
+
+
+def test_a_tasks_command_gives_its_trainer_the_data_and_task_folders_as_they_are(small_set,
+                                                                                tmp_path):
+    """Folders with spaces and a shell's special characters in their names reach the trainer
+    whole, as the job file's shell splits the command."""
+    small, _, _ = small_set
+    results = Results(tmp_path / "my results; $(ls)")
+    data_dir = str(tmp_path / "my data & more")
+    for index, command in enumerate(runner.array_commands(small, data_dir, results)):
+        words = shlex.split(command)
+        assert words[words.index("--data_dir") + 1] == data_dir
+        assert words[words.index("--results_dir") + 1] == runner.task_folder(NAME, index,
+                                                                              results)
 
 
 @pytest.mark.parametrize("name", ["budget-reference", "presets"])
