@@ -8,7 +8,7 @@ import pytest
 from helpers import metrics, write_set
 
 from experiments import report
-from experiments.store import Results, validation_accuracy
+from experiments.store import Results, by_key, validation_accuracy
 from safety.errors import UserError
 
 
@@ -80,3 +80,12 @@ def test_a_run_of_another_set_may_be_named_but_nothing_outside_the_results(tmp_p
     write_set(tmp_path, "presets", [("best", "b", "pytorch", {}, metrics())])
     results = write_bn(tmp_path, lambda s, m: s["runs"][0].update(run_dir="../presets/runs/0-best"))
     assert results.load("bn")["runs"][0]["metrics"]["wall_time_s"] == 60.0
+
+
+def test_a_key_two_runs_share_is_refused_where_each_key_names_one_run():
+    summary = {"runs": [{"key": "best", "label": "a"}, {"key": "fast", "label": "b"},
+                        {"key": "best", "label": "c"}]}
+    with pytest.raises(UserError, match="several runs share the key best"):
+        by_key(summary)
+    assert by_key({"runs": summary["runs"][:2]}) == {"best": summary["runs"][0],
+                                                    "fast": summary["runs"][1]}
