@@ -115,6 +115,11 @@ def test_the_data_folder_is_recorded_absolute_and_one_gone_names_data_dir(stoppe
     assert code == 1
     assert_one_clear_line(stderr, f"the data folder {data} that {run_dir} recorded is gone",
                           "give --data_dir")
+    empty = tmp_path / "to-be-downloaded"  # a --data_dir given is the data's own question
+    code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--data_dir", empty,
+                                 "--data_url", "")
+    assert code == 1 and "recorded is gone" not in stderr
+    assert_one_clear_line(stderr, str(empty))
     code, _, stderr = run_script("train_mlp_numpy.py", "--resume", run_dir, "--data_dir", moved)
     assert code == 0, stderr
     monkeypatch.chdir(tmp_path)  # a relative folder, recorded from anywhere
