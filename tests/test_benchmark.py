@@ -126,3 +126,15 @@ def test_a_benchmark_run_replaces_its_own_rows_and_keeps_the_others(tmp_path, mo
     assert torch_row["benchmark"] == "pytorch" and torch_row["wall_s_median"] == 3.0
     assert torch_row["repeat"] == 1 and f"--data_dir {tmp_path / 'synthetic'}" in \
         torch_row["command"]
+
+
+def test_a_benchmarks_row_holds_the_median_time_and_the_largest_peak_of_its_repeats():
+    metrics = [dict(epoch_seconds=[1.0, 2.0], test_accuracy=0.5, peak_gpu_memory_mb=None),
+               dict(epoch_seconds=[2.0, 2.0], test_accuracy=0.5, peak_gpu_memory_mb=7.0),
+               dict(epoch_seconds=[9.0, 1.0], test_accuracy=0.5, peak_gpu_memory_mb=3.0)]
+    row = benchmark.summary_row("numpy", ["train_mlp_numpy.py"],
+                                zip([12.0, 10.0, 30.0], [300.0, 500.0, 200.0], metrics))
+    assert (row["wall_s_median"], row["wall_s_all"], row["training_s_median"]) == (
+        12.0, [12.0, 10.0, 30.0], 4.0)
+    assert (row["peak_rss_mb_max"], row["peak_gpu_mb_max"]) == (500.0, 7.0)
+    assert row["command"] == "python train_mlp_numpy.py"
