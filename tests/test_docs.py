@@ -454,3 +454,9 @@ def test_the_resume_example_counts_the_epochs_of_preset_best():
     said = re.findall(r"--preset best +# stopped in epoch \d+ of (\d+)\n"
                       r".*# epochs \d+ to (\d+)", text)
     assert said == [(str(epochs), str(epochs))]
+
+
+@pytest.mark.parametrize("seconds, shown", [([59.94], "59.9 s"), ([60.0], "1.00 min"),
+                                            ([707.86], "11.80 min"), ([6.3, 25.4], "6.3–25.4 s")])
+def test_the_results_table_shows_a_minute_or_more_in_minutes(seconds, shown):
+    assert readme_table.wall_time(seconds) == shown
