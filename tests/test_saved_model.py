@@ -27,7 +27,7 @@ from helpers import (
 )
 
 from safety.errors import UserError
-from training import backend_numpy, backend_torch, options
+from training import backend_numpy, backend_torch, options, saved_model
 
 
 @pytest.fixture(scope="module")
@@ -524,3 +524,12 @@ def test_a_model_file_that_lacks_a_part_is_refused_naming_what_it_holds(dropped,
     with pytest.raises(UserError, match=f"it holds {kept}, not a model's architecture, "
                                         f"preprocessing, state_dict"):
         backend_torch.read_weights(path, "cpu")
+
+
+def test_a_file_one_number_short_of_its_records_parameters_is_refused_by_the_count():
+    record = dict(hidden_dims=[4], bottleneck=0, projection=0, blocks=0, block_width=0)
+    parameters = 3072 * 4 + 4 + 4 * 10 + 10
+    saved_model.check_holds_its_parameters("m.npz", {"w": np.zeros(parameters)}, record)
+    with pytest.raises(UserError, match=f"records a model of {parameters:,} parameters but holds "
+                                        f"{parameters - 1:,} numbers"):
+        saved_model.check_holds_its_parameters("m.npz", {"w": np.zeros(parameters - 1)}, record)
