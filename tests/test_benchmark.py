@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 import synthetic_cifar
@@ -138,3 +139,17 @@ def test_a_benchmarks_row_holds_the_median_time_and_the_largest_peak_of_its_repe
         12.0, [12.0, 10.0, 30.0], 4.0)
     assert (row["peak_rss_mb_max"], row["peak_gpu_mb_max"]) == (500.0, 7.0)
     assert row["command"] == "python train_mlp_numpy.py"
+
+
+def test_a_step_is_timed_after_one_untimed_call(monkeypatch):
+    """The first call (allocations, lazy set-up) is the slow one: it is not among the timings.
+    A clock that ticks once a reading; the first call reads it ten times more."""
+    ticks, calls = iter(range(100)), []
+    monkeypatch.setattr(step_cost, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+
+    def step():
+        calls.append(len(calls))
+        for _ in range(10 if len(calls) == 1 else 0):
+            next(ticks)
+
+    assert step_cost.timed(step, 3) == 1 and len(calls) == 4
