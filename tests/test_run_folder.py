@@ -43,7 +43,7 @@ def test_unwritable_results_folder_is_said_before_anything_else(trainer, tmp_pat
 
 @pytest.mark.parametrize("framework", TRAINERS)
 def test_zero_epochs_says_the_untrained_model_was_tested(framework, cifar_dir, tmp_path, capsys):
-    """and leaves metrics.json alone, as README.md and docs/runs.md say: no curve, no model."""
+    """and writes metrics.json only, as README.md and docs/runs.md say: no curves, no model."""
     train(framework, cifar_dir[0], tmp_path / "r", epochs=0)
     assert "(the untrained model: no epoch to choose from)" in capsys.readouterr().out
     (folder,) = (tmp_path / "r").iterdir()

@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+import types
 
 import pytest
 from helpers import REPO, assert_one_clear_line, copy_of_the_repository, files_of, run_task
@@ -23,6 +24,7 @@ from experiments.sets import SETS
 from experiments.store import DATA_DIR, Results, set_command
 from safety.errors import DataError, UserError
 from safety.locks import FolderLock
+from training.inspect_model import FIGURES
 from training.options import Config
 
 TINY = dict(batch_size=16, validation_size=30, data_url="", epochs=1, hidden_dims=[16])
@@ -107,7 +109,7 @@ def test_the_results_a_set_replaces_are_deleted_only_once_the_new_ones_are_in_pl
 
     monkeypatch.setattr(runner.shutil, "rmtree", watched)
     runner.replace_folder(str(new), str(old))
-    assert in_place_when_deleting == ["new"] and (old / "summary.json").read_text() == "new"
+    assert set(in_place_when_deleting) == {"new"} and (old / "summary.json").read_text() == "new"
 
 
 def test_a_set_run_again_while_it_runs_is_refused(small_set, cifar_dir, monkeypatch):
@@ -290,12 +292,14 @@ def test_a_measured_task_whose_model_is_gone_is_one_line_and_the_report_is_writt
 def test_a_tasks_command_gives_its_trainer_the_data_and_task_folders_as_they_are(small_set,
                                                                                 tmp_path):
     """Folders with spaces and a shell's special characters in their names reach the trainer
-    whole, as the job file's shell splits the command."""
+    whole when bash runs the command, as the job file does (the trainer here is printf)."""
     small, _, _ = small_set
-    results = Results(tmp_path / "my results; $(ls)")
-    data_dir = str(tmp_path / "my data & more")
+    results = Results(tmp_path / "my results; $(echo run) `echo this`")
+    data_dir = str(tmp_path / "my \"data\" & 'more' $HOME")
     for index, command in enumerate(runner.array_commands(small, data_dir, results)):
-        words = shlex.split(command)
+        trainer_words = command[command.index(" --"):]
+        words = subprocess.run(["bash", "-c", "printf '%s\\n'" + trainer_words],
+                               capture_output=True, text=True, check=True).stdout.splitlines()
         assert words[words.index("--data_dir") + 1] == data_dir
         assert words[words.index("--results_dir") + 1] == runner.task_folder(NAME, index,
                                                                               results)
@@ -307,16 +311,19 @@ def test_a_set_timed_against_this_machines_budget_is_no_job_array(name, tmp_path
         runner.array_commands(SETS[name], "data", Results(tmp_path))
 
 
-def test_an_evaluated_run_missing_from_its_source_set_is_refused_before_any_training(tmp_path):
-    """check_sources, which runs before the set trains anything, finds no run best in presets:
-    the set's course-numpy run is not trained first, to fail only after it."""
-    learned = SETS["learned"]
+def test_an_evaluated_run_missing_from_its_source_set_is_refused_before_any_training(
+        tmp_path, monkeypatch):
+    """No run best in presets: the learned set's course-numpy run is not trained first, to fail
+    only after it."""
+    learned, trained = SETS["learned"], []
+    monkeypatch.setattr(runner, "train_run", lambda *arguments: trained.append(arguments))
     results = Results(tmp_path / "results")
     (tmp_path / "results" / "presets").mkdir(parents=True)
     (tmp_path / "results" / "presets" / "summary.json").write_text(json.dumps(
         dict(command="c", date="d", machine="m", data="s", runs=[])))
     with pytest.raises(UserError, match="presets/summary.json holds 0 runs best"):
-        runner.check_sources(learned, results, "data")
+        runner.train_set(learned, "data", "", results)
+    assert trained == []
 
 
 def test_the_data_is_called_official_only_where_its_tarball_has_the_official_md5(tmp_path,
@@ -375,3 +382,18 @@ def test_a_set_and_the_report_name_the_command_that_runs_it_into_the_same_result
     assert f"Not run yet: `{again}`." in open(results.path("README.md")).read()
     runner.train_set(small, data, "synthetic", results)
     assert results.load(NAME)["command"] == again
+
+
+def test_the_figures_of_a_learned_run_are_every_one_evaluate_draws(tmp_path, monkeypatch):
+    """draw_learned copies each figure --evaluate drew beside the model to the set's folder."""
+    def evaluate_saved(path, given, **settings):
+        for name in FIGURES:
+            (pathlib.Path(path).parent / name).write_bytes(name.encode())
+
+    trainer = types.SimpleNamespace(evaluate_saved=evaluate_saved)
+    monkeypatch.setitem(runner.TRAINERS, "numpy", (trainer, "model.npz", {}))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    runner.draw_learned(dict(trainer="numpy", figures="best"), str(run_dir), "data",
+                        str(tmp_path / "set"))
+    assert files_of(tmp_path / "set" / "best") == {name: name.encode() for name in FIGURES}
