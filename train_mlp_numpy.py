@@ -87,9 +87,10 @@ def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, da
                     average.update(trained_state(model))
             if config.ema:
                 evaluated.load_state_dict({**model.state_dict(), **average.average})
+            state = evaluated.state_dict()  # a copy: kept as it is if the epoch is the best
             if run.end_epoch(evaluate_model(evaluated, loaders["validation"],
-                                            every_epoch(config.tta)), evaluated.state_dict()):
-                best_state = evaluated.state_dict()
+                                            every_epoch(config.tta)), state):
+                best_state = state
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.npz"))
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.load_state_dict(best_state)
