@@ -7,10 +7,12 @@ Writes results/<run name>/: metrics.json, loss.png, accuracy.png and the best we
 Every option left out keeps the course's plain SGD run; the options are training/options.py's,
 the same as the PyTorch trainer's but its --device."""
 from safety import console, signals  # light: the guard below comes before NumPy, torch and the rest
+from training import threads
 
 if __name__ == "__main__":
     console.keep_standard_streams_open()
     signals.exit_quietly_on_stop_signals()
+    threads.let_blas_threads_sleep()
 
 import numpy as np
 

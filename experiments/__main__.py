@@ -4,6 +4,9 @@
     python -m experiments all             # every set, then the report
     python -m experiments report          # redraw figures, rewrite results/README.md; no training
 """
+from training import threads
+
+threads.let_blas_threads_sleep()  # before the imports below load NumPy: the NumPy trainer's runs
 
 from experiments.runner import __doc__ as RUNNER_DOC
 from experiments.runner import main

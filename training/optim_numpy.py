@@ -6,6 +6,8 @@ steps) and updates every parameter in place from model.parameters() on step(). N
 parameter, g its gradient dL/dp, η the learning rate, λ the weight decay, t the step (from 1)."""
 import numpy as np
 
+from training.threads import in_row_blocks
+
 
 class SGD:
     """g <- g + λ p;  with momentum μ: b <- g on the first step, b <- μ b + g after, g <- b;
@@ -62,27 +64,34 @@ class Adam:
         for name, param, grad in self.model.parameters():
             if name not in self.moments:
                 self.moments[name] = tuple(np.zeros_like(param) for _ in range(3))
-            # every intermediate goes through one scratch array of the parameter's size: fresh
-            # weight-sized temporaries each step would cost allocations and page faults
-            mean, square, scratch = self.moments[name]
-            if self.weight_decay and self.decoupled:
-                param *= 1 - self.lr * self.weight_decay
-            elif self.weight_decay:  # the gradient is consumed: it may be changed in place
-                np.multiply(param, self.weight_decay, out=scratch)
-                grad += scratch
-            np.multiply(grad, 1 - beta1, out=scratch)
-            mean *= beta1
-            mean += scratch
-            np.multiply(grad, grad, out=scratch)
-            scratch *= 1 - beta2
-            square *= beta2
-            square += scratch
-            np.sqrt(square, out=scratch)
-            scratch /= root_correction
-            scratch += self.eps
-            np.divide(mean, scratch, out=scratch)
-            scratch *= step_size
-            param -= scratch
+            # on blocks of rows, one per core: in a training step of --preset best, 8.2 ms
+            # against 13.3 on one core (training/threads.py's measurement)
+            in_row_blocks(lambda *blocks: self.update(*blocks, step_size, root_correction),
+                          param, grad, *self.moments[name])
+
+    def update(self, param, grad, mean, square, scratch, step_size, root_correction):
+        """One parameter's step, in place. Every intermediate goes through one scratch array of
+        the parameter's size: fresh weight-sized temporaries each step would cost allocations
+        and page faults."""
+        beta1, beta2 = self.betas
+        if self.weight_decay and self.decoupled:
+            param *= 1 - self.lr * self.weight_decay
+        elif self.weight_decay:  # the gradient is consumed: it may be changed in place
+            np.multiply(param, self.weight_decay, out=scratch)
+            grad += scratch
+        np.multiply(grad, 1 - beta1, out=scratch)
+        mean *= beta1
+        mean += scratch
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - beta2
+        square *= beta2
+        square += scratch
+        np.sqrt(square, out=scratch)
+        scratch /= root_correction
+        scratch += self.eps
+        np.divide(mean, scratch, out=scratch)
+        scratch *= step_size
+        param -= scratch
 
     def state_dict(self):
         """The step t and both moments, as arrays ('t', 'mean.<parameter>', 'square.<parameter>'):

@@ -7,6 +7,7 @@ import numpy as np
 
 from dataset.tensors import as_tensor, constants_on
 from safety.errors import out_of_memory
+from training.threads import in_row_blocks
 
 CHUNK = 5000  # images at a time where a whole split is processed: bounded float64 memory
 # what needs none of ZCA's float32 copies of a split
@@ -266,9 +267,13 @@ def random_deform_flip(images, rng, degrees=10, scale=0.1, shift=4):
         flat = np.concatenate([flat, np.zeros((batch, channels, 1), images.dtype)], axis=2)
         # one take from the whole batch, each channel's index moved onto its own plane: with the
         # unsigned comparison above, 5.9 ms for a whitened batch of 512 against 9.3 for
-        # np.take_along_axis and four comparisons (fastest of 80, 2-core Intel Xeon)
+        # np.take_along_axis and four comparisons (fastest of 80, 2-core Intel Xeon); a block of
+        # images per core, 2.2 ms against 3.5 on one (medians of 60; mode="clip": see blend)
         planes = np.arange(batch * channels).reshape(batch, channels, 1) * (height * width + 1)
-        return flat.take(planes + source).reshape(images.shape)
+        warped = np.empty(images.shape, images.dtype).reshape(batch, channels, height * width)
+        in_row_blocks(lambda out, plane, rows: flat.take(plane + rows, out=out, mode="clip"),
+                      warped, planes, source)
+        return warped.reshape(images.shape)
     import torch  # only here: dataset/tensors.py says why not at the top
     flat = torch.cat([flat, flat.new_zeros(batch, channels, 1)], dim=2)
     source = as_tensor(source.astype(np.int64), images.device).expand(-1, channels, -1)
@@ -337,6 +342,23 @@ class Mixup:
             return images, labels, 1.0
         weight = float(self.rng.beta(self.alpha, self.alpha))
         perm = self.rng.permutation(len(images))
-        if not isinstance(images, np.ndarray):
-            perm = as_tensor(perm, images.device)
+        if isinstance(images, np.ndarray):
+            return blend(images, perm, weight), labels[perm], weight
+        perm = as_tensor(perm, images.device)
         return weight * images + (1 - weight) * images[perm], labels[perm], weight
+
+
+def blend(images, perm, weight):
+    """weight * images + (1 - weight) * images[perm] for a NumPy batch, in place and a block of
+    images per core: the same floats (floating-point addition is commutative), in 1.0 ms for a
+    whitened batch of 512 against 2.5 (2-core Intel Xeon, medians of 60). Every index is in
+    range: take's mode="clip" changes none, and spares it the copy that mode="raise" makes."""
+    blended = np.empty_like(images)
+
+    def blend_rows(out, rows, perm_rows):
+        images.take(perm_rows, axis=0, out=out, mode="clip")
+        out *= 1 - weight
+        out += weight * rows
+
+    in_row_blocks(blend_rows, blended, images, perm)
+    return blended

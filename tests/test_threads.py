@@ -1,0 +1,105 @@
+"""The NumPy trainer's work in blocks of rows, one per core (training/threads.py): every row done
+once, and the same numbers bit for bit whatever the number of cores."""
+import numpy as np
+import pytest
+from helpers import twin_models
+
+from training import threads
+from training.optim_numpy import make_optimizer
+from training.preprocessing import Mixup, random_deform_flip
+
+
+def on_cores(monkeypatch, cores):
+    monkeypatch.setattr(threads, "usable_cores", lambda: cores)
+
+
+@pytest.mark.parametrize("cores, rows", [(3, 10), (4, 4), (2, 7)])
+def test_every_row_is_in_one_block_one_block_per_core(monkeypatch, cores, rows):
+    on_cores(monkeypatch, cores)
+    first, second = np.zeros((rows, 2)), np.zeros(rows)
+    blocks = []
+
+    def work(a, b):
+        a += 1  # views: the arrays given are written
+        b += 1
+        blocks.append(len(a))
+
+    threads.in_row_blocks(work, first, second)
+    assert (first == 1).all() and (second == 1).all()
+    assert sorted(blocks) == sorted(rows * (i + 1) // cores - rows * i // cores
+                                    for i in range(cores))
+
+
+def test_fewer_rows_than_two_or_one_core_is_one_call_on_the_arrays_themselves(monkeypatch):
+    on_cores(monkeypatch, 4)
+    bias, seen = np.zeros((1, 5)), []
+    threads.in_row_blocks(lambda a: seen.append(a), bias)
+    assert len(seen) == 1 and seen[0] is bias
+    on_cores(monkeypatch, 1)
+    weight = np.zeros((6, 5))
+    threads.in_row_blocks(lambda a: seen.append(a), weight)
+    assert seen[1] is weight
+
+
+def test_an_error_in_a_block_is_raised_by_the_call(monkeypatch):
+    on_cores(monkeypatch, 2)
+
+    def work(rows):
+        if rows[0] > 0:
+            raise ValueError("second block")
+
+    with pytest.raises(ValueError, match="second block"):
+        threads.in_row_blocks(work, np.arange(8))
+
+
+def steps_of(optimizer_name, cores, monkeypatch):
+    """The weights of a small BatchNorm MLP after 3 steps of the optimizer on `cores` cores."""
+    on_cores(monkeypatch, cores)
+    model = twin_models(30, [20, 16], 4, "gelu", 3, use_batch_norm=True)[0]
+    optimizer = make_optimizer(model, optimizer_name, 1e-2, weight_decay=0.05)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        for _, _, grad in model.parameters():
+            grad[...] = rng.standard_normal(grad.shape)
+        optimizer.step()
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("optimizer_name", ["adam", "adamw"])
+def test_adam_steps_are_the_same_bit_for_bit_on_one_core_and_on_several(monkeypatch,
+                                                                        optimizer_name):
+    one, several = (steps_of(optimizer_name, cores, monkeypatch) for cores in (1, 3))
+    assert one.keys() == several.keys()
+    for name in one:
+        np.testing.assert_array_equal(one[name], several[name])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_deformations_and_mixup_are_the_same_bit_for_bit_on_one_core_and_on_several(
+        monkeypatch, dtype):
+    images = np.random.default_rng(0).integers(0, 256, (9, 3, 32, 32)).astype(dtype)
+    labels = np.arange(9)
+    results = []
+    for cores in (1, 4):
+        on_cores(monkeypatch, cores)
+        deformed = random_deform_flip(images, np.random.default_rng(5))
+        results.append((deformed, *Mixup(0.4, seed=2)(deformed.astype(np.float32), labels)))
+    (deformed, mixed, partners, weight), (deformed_4, mixed_4, partners_4, weight_4) = results
+    np.testing.assert_array_equal(deformed, deformed_4)
+    np.testing.assert_array_equal(mixed, mixed_4)
+    np.testing.assert_array_equal(partners, partners_4)
+    assert weight == weight_4
+    perm = partners  # labels are the rows' indices
+    np.testing.assert_array_equal(mixed, weight * deformed.astype(np.float32)
+                                  + (1 - weight) * deformed.astype(np.float32)[perm])
+
+
+def test_blas_threads_are_told_to_sleep_unless_the_user_said_otherwise(monkeypatch):
+    for name in threads.BLAS_THREADS_SLEEP:
+        monkeypatch.delenv(name, raising=False)
+    threads.let_blas_threads_sleep()
+    for name, value in threads.BLAS_THREADS_SLEEP.items():
+        assert threads.os.environ[name] == value
+        monkeypatch.setenv(name, "20")
+    threads.let_blas_threads_sleep()
+    assert all(threads.os.environ[name] == "20" for name in threads.BLAS_THREADS_SLEEP)
