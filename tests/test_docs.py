@@ -18,7 +18,7 @@ from experiments import budget, readme_table
 from experiments.runner import array_commands
 from experiments.sections.words import number_word
 from experiments.sets import SETS
-from experiments.store import Results, validation_accuracy
+from experiments.store import Results, flags_of, validation_accuracy
 from helpers import REPO
 from safety.errors import UserError
 from training import options
@@ -308,6 +308,32 @@ def test_the_presets_minutes_experiments_md_states_are_the_saved_ones():
             f"{-100 * over:.1f} % less than its budget of {limit:.2f} there")) in text
     ratio = runs["best-numpy"]["wall_time_s"] / runs["best"]["wall_time_s"]
     assert f"in {ratio:.2f} times its time" in text
+
+
+def test_the_earlier_minutes_of_the_presets_trainings_experiments_md_states_are_the_saved_ones():
+    """Each search row that trained a preset's recipe, its minutes and its budget then, and the
+    span of --preset best's minutes and budgets over those rows and the presets set, as the
+    saved summaries hold them."""
+    results = Results()
+    text = " ".join(prose(read("docs/experiments.md")).split())
+    presets = {entry["key"]: entry for entry in results.load("presets")["runs"]}
+    for preset in ("best", "fast"):
+        rows = [(entry["metrics"]["wall_time_s"] / 60, entry["budget_minutes"])
+                for name, experiment_set in SETS.items()
+                if experiment_set.budget_preset == preset and results.has(name)
+                for entry in results.load(name)["runs"]
+                if flags_of(entry) == flags_of(presets[preset])]
+        assert rows, f"no search row trained --preset {preset}'s recipe"
+        for minutes, limit in rows:
+            side = "under" if minutes <= limit else "past"
+            assert re.search(rf"{minutes:.2f} minutes as the [^.;]+?, {side} its budget of "
+                             rf"{limit:.2f}", text)
+        if preset == "best":
+            rows.append((presets[preset]["metrics"]["wall_time_s"] / 60,
+                         budget.preset_budget(preset, budget.factor_here(results))))
+            minutes, limits = zip(*rows)
+            assert (f"took from {min(minutes):.2f} to {max(minutes):.2f} minutes on machines of "
+                    f"one kind, under budgets from {min(limits):.2f} to {max(limits):.2f}") in text
 
 
 def test_the_presets_accuracies_experiments_md_states_are_the_saved_ones():
