@@ -103,3 +103,11 @@ def test_blas_threads_are_told_to_sleep_unless_the_user_said_otherwise(monkeypat
         monkeypatch.setenv(name, "20")
     threads.let_blas_threads_sleep()
     assert all(threads.os.environ[name] == "20" for name in threads.BLAS_THREADS_SLEEP)
+
+
+def test_mixup_of_integer_images_blends_them_into_floats_as_the_formula_does(monkeypatch):
+    on_cores(monkeypatch, 2)
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 4, 4)).astype(np.uint8)
+    mixed, partners, weight = Mixup(0.4, seed=1)(images, np.arange(6))
+    assert mixed.dtype == np.float64
+    np.testing.assert_array_equal(mixed, weight * images + (1 - weight) * images[partners])
