@@ -6,7 +6,7 @@
 """
 from training import threads
 
-threads.let_blas_threads_sleep()  # before the imports below load NumPy: the NumPy trainer's runs
+threads.let_blas_threads_sleep()  # before the imports below load NumPy, for the NumPy trainer
 
 from experiments.runner import __doc__ as RUNNER_DOC
 from experiments.runner import main

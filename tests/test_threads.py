@@ -1,8 +1,14 @@
 """The NumPy trainer's work in blocks of rows, one per core (training/threads.py): every row done
 once, and the same numbers bit for bit whatever the number of cores."""
+import os
+import subprocess
+import sys
+import time
+import warnings
+
 import numpy as np
 import pytest
-from helpers import twin_models
+from helpers import REPO, twin_models
 
 from training import threads
 from training.optim_numpy import make_optimizer
@@ -96,13 +102,98 @@ def test_deformations_and_mixup_are_the_same_bit_for_bit_on_one_core_and_on_seve
 
 def test_blas_threads_are_told_to_sleep_unless_the_user_said_otherwise(monkeypatch):
     for name in threads.BLAS_THREADS_SLEEP:
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so that the test leaves the variable as it was
+        monkeypatch.delenv(name)
     threads.let_blas_threads_sleep()
     for name, value in threads.BLAS_THREADS_SLEEP.items():
         assert threads.os.environ[name] == value
         monkeypatch.setenv(name, "20")
     threads.let_blas_threads_sleep()
     assert all(threads.os.environ[name] == "20" for name in threads.BLAS_THREADS_SLEEP)
+
+
+# runs an entry point with --help, noting OPENBLAS_THREAD_TIMEOUT as NumPy starts to load
+AT_NUMPY_IMPORT = """
+import importlib.abc, os, runpy, sys
+seen = []
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "numpy" and not seen:
+            seen.append(os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+sys.meta_path.insert(0, Watch())
+entry, sys.argv = sys.argv[1], [sys.argv[1], "--help"]
+try:
+    runpy.run_path(entry, run_name="__main__") if entry.endswith(".py") else \
+        runpy.run_module(entry, run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+print("seen", seen)
+"""
+
+
+@pytest.mark.parametrize("entry", ["train_mlp_numpy.py", "experiments"])
+def test_the_numpy_entry_points_have_openblas_threads_sleep_before_numpy_loads(entry):
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it; 4 (2^4 cycles) is the
+    shortest wait it takes."""
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    said = subprocess.run([sys.executable, "-c", AT_NUMPY_IMPORT, entry], cwd=REPO,
+                          env=environment, capture_output=True, text=True, timeout=120)
+    assert said.stdout.splitlines()[-1] == "seen ['4']", said.stdout + said.stderr
+
+
+def test_blocks_run_under_the_callers_errstate(monkeypatch):
+    on_cores(monkeypatch, 2)
+    with np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError):
+            threads.in_row_blocks(lambda a: np.multiply(a, 1e30, out=a), np.full((4, 2), 1e30,
+                                                                                 np.float32))
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        threads.in_row_blocks(lambda a: np.multiply(a, 1e30, out=a), np.full((4, 2), 1e30,
+                                                                             np.float32))
+
+
+NESTED = """
+import numpy as np
+from training import threads
+threads.usable_cores = lambda: 2
+outer = np.zeros((4, 3))
+threads.in_row_blocks(lambda rows: threads.in_row_blocks(lambda inner: inner.__iadd__(1), rows),
+                      outer)
+print((outer == 1).all())
+"""
+
+
+def test_a_call_from_inside_a_block_runs_there():
+    """With a pool of two, a block waiting for blocks of its own would wait forever (a process
+    apart: its stuck threads would keep this one from ending)."""
+    said = subprocess.run([sys.executable, "-c", NESTED], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert said.stdout.strip() == "True", said.stderr
+
+
+def test_every_block_ends_before_an_error_in_one_is_raised(monkeypatch):
+    on_cores(monkeypatch, 2)
+    values, written = np.arange(4.0), np.zeros(4)
+
+    def slow_or_failing(rows, out):
+        if rows[0] == 0:
+            raise ValueError("first block")
+        time.sleep(0.2)
+        out[:] = 1
+
+    with pytest.raises(ValueError, match="first block"):
+        threads.in_row_blocks(slow_or_failing, values, written)
+    assert (written == [0, 0, 1, 1]).all()  # the second block had written when the error came
+
+
+def test_a_scalar_is_one_call_and_arrays_of_other_lengths_are_refused(monkeypatch):
+    on_cores(monkeypatch, 2)
+    scalar, seen = np.array(1.0), []
+    threads.in_row_blocks(seen.append, scalar)
+    assert seen == [scalar]
+    with pytest.raises(ValueError, match="not one block each"):
+        threads.in_row_blocks(lambda a, b: None, np.zeros(4), np.zeros(3))
 
 
 def test_mixup_of_integer_images_blends_them_into_floats_as_the_formula_does(monkeypatch):

@@ -64,8 +64,8 @@ class Adam:
         for name, param, grad in self.model.parameters():
             if name not in self.moments:
                 self.moments[name] = tuple(np.zeros_like(param) for _ in range(3))
-            # on blocks of rows, one per core: in a training step of --preset best, 8.2 ms
-            # against 13.3 on one core (training/threads.py's measurement)
+            # on blocks of rows, one per core: 8.2 ms against 13.3 on one in the training steps
+            # of --preset best that training/threads.py's docstring measures
             in_row_blocks(lambda *blocks: self.update(*blocks, step_size, root_correction),
                           param, grad, *self.moments[name])
 
