@@ -16,7 +16,9 @@ from training.preprocessing import Mixup, random_deform_flip
 
 
 def on_cores(monkeypatch, cores):
+    """cores usable, and blocks of any size: each test's small arrays split as large ones do."""
     monkeypatch.setattr(threads, "usable_cores", lambda: cores)
+    monkeypatch.setattr(threads, "MIN_BLOCK_ELEMENTS", 1)
 
 
 @pytest.mark.parametrize("cores, rows", [(3, 10), (4, 4), (2, 7)])
@@ -45,6 +47,60 @@ def test_fewer_rows_than_two_or_one_core_is_one_call_on_the_arrays_themselves(mo
     weight = np.zeros((6, 5))
     threads.in_row_blocks(lambda a: seen.append(a), weight)
     assert seen[1] is weight
+
+
+def test_no_block_is_smaller_than_the_least_worth_a_thread(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 8)
+    blocks = []
+    smallest = threads.MIN_BLOCK_ELEMENTS
+    output_layer = np.zeros((10, smallest // 8))  # room for one block, not two
+    threads.in_row_blocks(blocks.append, output_layer)
+    assert len(blocks) == 1 and blocks[0] is output_layer
+    blocks.clear()
+    threads.in_row_blocks(blocks.append, np.zeros((6, smallest // 2)))  # room for three
+    assert [len(block) for block in blocks] == [2, 2, 2]
+
+
+def cgroups(tmp_path, monkeypatch, memberships, files):
+    """A made-up /proc/self/cgroup and cgroup mount: files maps paths under the mount to text."""
+    (tmp_path / "proc").write_text(memberships)
+    for path, text in files.items():
+        (tmp_path / "mount" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mount" / path).write_text(text)
+    monkeypatch.setattr(threads, "PROCESS_CGROUPS", str(tmp_path / "proc"))
+    monkeypatch.setattr(threads, "CGROUP_ROOT", str(tmp_path / "mount"))
+    threads.quota_cores.cache_clear()
+    try:
+        return threads.quota_cores()
+    finally:
+        threads.quota_cores.cache_clear()
+
+
+@pytest.mark.parametrize("memberships, files, cores", [
+    # v2: the tightest of the cgroup and its parents; "max" is none
+    ("0::/job/step\n", {"job/cpu.max": "150000 100000\n", "job/step/cpu.max": "400000 100000\n",
+                        "cpu.max": "max 100000\n"}, 2),
+    # v1, mounted as cpu,cpuacct; -1 is none; a container sees its own quota at the mount
+    ("4:memory:/x\n2:cpu,cpuacct:/docker/abc\n", {"cpu,cpuacct/cpu.cfs_quota_us": "300000",
+                                                  "cpu,cpuacct/cpu.cfs_period_us": "100000"}, 3),
+    ("1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None),
+    ("0::/\n", {"cpu.max": "20000 100000"}, 1),  # a fifth of a core is still one
+    ("0::/\n", {"cpu.max": "garbage"}, None),
+    ("0::/\n", {}, None),
+])
+def test_a_containers_cpu_quota_is_read_from_its_cgroups(tmp_path, monkeypatch, memberships,
+                                                        files, cores):
+    assert cgroups(tmp_path, monkeypatch, memberships, files) == cores
+
+
+def test_no_more_blocks_than_the_cpu_quota_allows(monkeypatch):
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this system")
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(threads, "quota_cores", lambda: 2)
+    assert threads.usable_cores() == 2
+    monkeypatch.setattr(threads, "quota_cores", lambda: None)
+    assert threads.usable_cores() == 16
 
 
 def test_an_error_in_a_block_is_raised_by_the_call(monkeypatch):
@@ -156,7 +212,7 @@ def test_blocks_run_under_the_callers_errstate(monkeypatch):
 NESTED = """
 import numpy as np
 from training import threads
-threads.usable_cores = lambda: 2
+threads.usable_cores, threads.MIN_BLOCK_ELEMENTS = lambda: 2, 1
 outer = np.zeros((4, 3))
 threads.in_row_blocks(lambda rows: threads.in_row_blocks(lambda inner: inner.__iadd__(1), rows),
                       outer)
