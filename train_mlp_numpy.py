@@ -50,11 +50,10 @@ def evaluate_model(model, data_loader, tta=None):
 
 def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, data_dir=None,
           **options):
-    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict).
-
-    The returned model holds the weights of the epoch with the best validation accuracy, which is
-    also the one tested; logging_dict has per-step and per-epoch losses and accuracies. options
-    are options.py's (use_batch_norm, ..., preset), each left out (or None) at its default."""
+    """Train an MLP and return (model, val_accuracies, test_accuracy, logging_dict): the model
+    holds the weights of the epoch best on validation, the one tested; logging_dict the losses
+    and accuracies of each step and epoch. options are options.py's (use_batch_norm, ...,
+    preset), each left out (or None) at its default."""
     run = TrainingRun("numpy", dict(options, hidden_dims=hidden_dims, lr=lr, batch_size=batch_size,
                                     epochs=epochs, seed=seed, data_dir=data_dir))
     config = run.config
@@ -94,6 +93,7 @@ def train(hidden_dims=None, lr=None, batch_size=None, epochs=None, seed=None, da
                                             every_epoch(config.tta)), state):
                 best_state = state
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.npz"))
+            run.teacher.teach(epoch, lambda images: predict(evaluated, images)[0])
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.load_state_dict(best_state)
         run.test(*(predict(model, loaders[split], config.tta) for split in ("validation", "test")))

@@ -98,6 +98,7 @@ def train(hidden_dims=None, lr=None, use_batch_norm=None, batch_size=None, epoch
                                             every_epoch(config.tta)), evaluated.state_dict()):
                 best_state = cloned_state(evaluated)
                 save_weights(best_state, run.record, run.preprocessing, run.path("model.pt"))
+            run.teacher.teach(epoch, lambda images: predict(evaluated, images)[0])
             save_checkpoint(run, epoch, model, optimizer, best_state, average)
         model.load_state_dict(best_state)
         run.test(*(predict(model, loaders[split], config.tta) for split in ("validation", "test")))

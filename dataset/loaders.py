@@ -51,9 +51,16 @@ class DataLoader:
         return self.split
 
     def __iter__(self):
+        for _, images, labels in self.with_rows():
+            yield images, labels
+
+    def with_rows(self):
+        """The batches as (rows, images, labels): rows, where the split holds them, as a slice
+        or (shuffled) an array of indices where the split keeps its images."""
         order = self._epoch_order()
         for rows in batch_slices(len(self.split), self.batch_size, self.drop_last):
-            yield self._batch(rows if order is None else order[rows])
+            rows = rows if order is None else order[rows]
+            yield (rows, *self._batch(rows))
 
     def _epoch_order(self):
         if not self.shuffle:

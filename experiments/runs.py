@@ -312,3 +312,9 @@ WITH_MIXUP_SEARCH = greedy_search(
     [("crops", "random crops instead of deformations", dict(augment="crop+flip")),
      ("weight-decay-0.01", "weight decay 0.01", dict(weight_decay=0.01)),
      ("ema-0.999", "a moving average of the weights, decay 0.999", dict(ema=0.999))])
+# The sixteenth stage, for --preset best: self-distillation (--distill), the teacher the run's own
+# snapshots, whose passes over the training images count against the budget
+DISTILLATION_SEARCH = greedy_search(
+    run("start", "start: the recipe the stages before kept", **SEARCH_AVERAGING_KEPT),
+    [("distill-0.3", "self-distillation from the run's own snapshots, weight 0.3",
+      dict(distill=0.3))])

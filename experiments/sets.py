@@ -9,6 +9,7 @@ from experiments import figures, measures
 from experiments.runs import (
     AVERAGING_SEARCH,
     DEFORM_SEARCH,
+    DISTILLATION_SEARCH,
     DROPOUT_SEARCH,
     EPOCHS_SEARCH,
     FAST_DEFORM_SEARCH,
@@ -202,6 +203,10 @@ SETS = declare(
         "mixup, and an average of the weights, for --preset best", WITH_MIXUP_SEARCH,
         search_best.section_search_with_mixup, figures.every_row_figure, greedy=True,
         budget_preset="best"),
+    ExperimentSet(
+        "search-distillation", "The search's sixteenth stage: self-distillation, for --preset "
+        "best", DISTILLATION_SEARCH, search_best.section_search_distillation,
+        figures.every_row_figure, greedy=True, budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
         f"{PRESET_BUDGET_MINUTES['best']:g} and {PRESET_BUDGET_MINUTES['fast']:g} minutes, "

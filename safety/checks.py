@@ -86,6 +86,7 @@ nonnegative_float = Number(float, 0)
 fraction = Number(float, 0, 1, open_above=True)  # 1 would drop, smooth or keep everything
 # Beta(a, a) draws 0.5 within 1e-3 from a = 1e6 on, and NumPy's draw overflows to 0 past 8.9e307
 mixup_alpha = Number(float, 0, 10 ** 6)
+teacher_weight = Number(float, 0, 0.45)  # the label keeps the largest share, by 0.1 at least
 validation_size = Number(int, 1, 49999)
 seed = Number(int, 0, 2 ** 32 - 1)  # what NumPy's and torch's generators accept
 folder = Path("a folder")

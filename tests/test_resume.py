@@ -36,7 +36,8 @@ from training.saved_model import CHECKPOINTS
 EVERYTHING = dict(hidden_dims=[32, 16], lr=2e-3, batch_size=16, epochs=5, seed=3,
                   validation_size=30, data_url="", use_batch_norm=True, dropout=0.1,
                   optimizer="adamw", weight_decay=0.05, schedule="onecycle",
-                  augment="crop+flip+cutout", ema=0.9, mixup=0.2, tta="flip+shift")
+                  augment="crop+flip+cutout", ema=0.9, mixup=0.2, tta="flip+shift",
+                  distill=0.3)
 COMPARED = ["train_loss_steps", "train_loss", "train_accuracy", "val_accuracy", "best_epoch",
             "kept_val_accuracy", "test_accuracy", "test_confusion_matrix"]
 
@@ -370,6 +371,9 @@ def test_a_run_reached_through_a_link_resumes(short_stopped_run, tmp_path):
     (lambda p: "[" * 100_000 + "]" * 100_000, "RecursionError"),
     (lambda p: p.update(average_updates="x"), "its average_updates 'x' is not the 20 steps"),
     (lambda p: p.update(average_updates=-9), "its average_updates -9 is not the 20 steps"),
+    (lambda p: p.update(teacher_snapshots=1), "a teacher of 1 snapshots and (160, 10) "
+     "probabilities, not the 2 snapshots of 160 training images that 2 epochs take"),
+    (lambda p: p.update(teacher_snapshots=2.0), "a teacher of 2.0 snapshots"),
 ])
 def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, reason,
                                                                         short_stopped_run):
@@ -379,6 +383,17 @@ def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, re
         resume(root, run_dir)
     assert reason in str(refused.value)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
+
+
+def test_a_checkpoints_teacher_of_other_images_is_refused(short_stopped_run):
+    root, run_dir = short_stopped_run
+    path = run_dir / "checkpoint.npz"
+    with np.load(path) as saved:
+        entries = {name: saved[name] for name in saved.files}
+    np.savez(path, **dict(entries, teacher=entries["teacher"][1:]))
+    with pytest.raises(UserError, match="checkpoint.npz is damaged") as refused:
+        resume(root, run_dir)
+    assert "(159, 10) probabilities, not the 2 snapshots of 160 training" in str(refused.value)
 
 
 @pytest.mark.parametrize("framework", TRAINERS)

@@ -321,7 +321,7 @@ CHANGES = {"hidden_dims": ({}, [8]), "lr": ({}, 0.02), "batch_size": ({}, 10), "
            "augment": ({}, "flip"), "normalize": ({}, "pixel"),
            "zca_epsilon": ({"normalize": "zca"}, 0.5), "mixup": ({}, 0.4), "ema": ({}, 0.5),
            "projection": ({"normalize": "zca"}, 16), "bottleneck": ({}, 8), "blocks": ({}, 1),
-           "block_width": ({"blocks": 1}, 8)}
+           "block_width": ({"blocks": 1}, 8), "distill": ({"epochs": 3}, 0.3)}
 EVALUATION_ONLY = {"tta"}  # it changes what the kept model is tested on, not the model
 
 

@@ -130,7 +130,8 @@ def save_checkpoint(run, epoch, model, optimizer, best_state, average):
     progress["average_updates"] = average.updates if average else 0
     arrays = {**prefixed("model", model.state_dict()), **prefixed("best", best_state),
               **prefixed("optimizer", optimizer.state_dict()),
-              **prefixed("average", average.average if average else {})}
+              **prefixed("average", average.average if average else {}),
+              "teacher": run.teacher.state()[0]}
     write_atomically(run.path(run.checkpoint), lambda f: np.savez(
         f, progress=np.array(json.dumps(progress)), **arrays))
 
@@ -156,6 +157,8 @@ def load_checkpoint(run, model, optimizer, average):
             check_fits("average", averaged, average.average)
             average.average, average.updates = averaged, progress["average_updates"]
         first_epoch = run.restore(progress)
+        run.teacher.load(entries.get("teacher"), progress.get("teacher_snapshots", 0),
+                         first_epoch - 1)
         check_counts(update_counts(optimizer, average), run.step)
         return first_epoch, best
     except (OSError, ValueError, KeyError, TypeError, EOFError, OverflowError, RecursionError,

@@ -9,23 +9,7 @@ from dataclasses import dataclass, field, fields
 
 from dataset.cifar10 import CIFAR10_URL, DATA_DIR, FOLDER_NAME, TARBALL_NAME
 from dataset.splits import VALIDATION_SIZE
-from safety.checks import (
-    check_choice,
-    check_flag,
-    check_sizes,
-    folder,
-    fraction,
-    location_or_nothing,
-    mixup_alpha,
-    nonnegative_float,
-    nonnegative_int,
-    positive_float,
-    positive_int,
-    run_dir,
-    saved_model,
-    seed,
-    validation_size,
-)
+from safety import checks
 from safety.console import OneLineParser, say
 from safety.errors import OptionError
 from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
@@ -34,7 +18,7 @@ from training.preprocessing import AUGMENTATIONS, TTA_SHIFT, TTA_VIEWS
 def comma_separated_dims(text):
     """The 2021 edition's --dnn_hidden_units "100,50"; "" means no hidden layer, and an empty part
     of a list ("8,,4", ",") is no size."""
-    return [positive_int(part) for part in text.split(",")] if text.strip() else []
+    return [checks.positive_int(part) for part in text.split(",")] if text.strip() else []
 
 
 class Option:
@@ -55,11 +39,11 @@ class Option:
         """value as train() takes it, checked as the command line checks the flag's text:
         TypeError or ValueError naming the option."""
         if self.settings.get("action") is argparse.BooleanOptionalAction:
-            return check_flag(self.name, value)
+            return checks.check_flag(self.name, value)
         if "choices" in self.settings:
-            return check_choice(self.name, value, self.settings["choices"])
+            return checks.check_choice(self.name, value, self.settings["choices"])
         if self.settings.get("nargs") == "+":
-            return check_sizes(self.name, value, self.settings["type"])
+            return checks.check_sizes(self.name, value, self.settings["type"])
         return self.settings["type"].check(self.name, value)
 
     @property
@@ -116,13 +100,14 @@ class Config:
     order is the order of the flag table, of metrics.json's config and of the run's name."""
     hidden_dims: list = option(
         [128], "hidden layer sizes; none at all (--dnn_hidden_units \"\") is logistic regression",
-        "course", architecture=True, type=positive_int, nargs="+", metavar="N")
-    lr: float = option(0.1, "learning rate", "course", type=positive_float)
+        "course", architecture=True, type=checks.positive_int, nargs="+", metavar="N")
+    lr: float = option(0.1, "learning rate", "course", type=checks.positive_float)
     batch_size: int = option(128, "images per training step (2 or more with BatchNorm)", "course",
-                             type=positive_int)
-    epochs: int = option(10, "passes over the training split", "course", type=nonnegative_int)
+                             type=checks.positive_int)
+    epochs: int = option(10, "passes over the training split", "course",
+                         type=checks.nonnegative_int)
     seed: int = option(42, "random seed: the same seed gives the same numbers on one machine "
-                       "and library build", "course", type=seed)
+                       "and library build", "course", type=checks.seed)
     use_batch_norm: bool = option(False, "BatchNorm after each hidden Linear", "course",
                                   architecture=True, action=argparse.BooleanOptionalAction)
     activation: str = option("elu", "hidden-layer nonlinearity; gelu is its tanh form",
@@ -130,18 +115,18 @@ class Config:
     optimizer: str = option("sgd", "each with torch.optim's exact update rule (NumPy: "
                             "training/optim_numpy.py)", "training",
                             choices=("sgd", "adam", "adamw"))
-    momentum: float = option(0.0, "SGD momentum", "training", type=fraction)
+    momentum: float = option(0.0, "SGD momentum", "training", type=checks.fraction)
     weight_decay: float = option(0.0, "L2 for sgd and adam, decoupled for adamw", "training",
-                                 type=nonnegative_float)
+                                 type=checks.nonnegative_float)
     dropout: float = option(0.0, "inverted dropout after each hidden activation", "training",
-                            architecture=True, type=fraction)
+                            architecture=True, type=checks.fraction)
     schedule: str = option("none", "learning rate per step: constant, cosine decay to 0, or "
                            "one-cycle (up from lr/25 for 30% of the steps, then down to 0)",
                            "training", choices=("none", "cosine", "onecycle"))
     warmup: float = option(0.0, "epochs of linear learning-rate warm-up before none or cosine",
-                           "training", type=nonnegative_float)
+                           "training", type=checks.nonnegative_float)
     label_smoothing: float = option(0.0, "mixes each target with the uniform distribution",
-                                    "training", type=fraction)
+                                    "training", type=checks.fraction)
     augment: str = option("none", "flip: random horizontal flips; crop+flip: also random 32x32 "
                           "crops of the 4-pixel zero-padded image; crop+flip+cutout: also an 8x8 "
                           "square of the mean colour at a random place; deform+flip: a random "
@@ -153,7 +138,8 @@ class Config:
                             "fitted on the training split", "training", architecture=True,
                             choices=("channel", "pixel", "zca"))
     zca_epsilon: float = option(0.1, "added to the covariance's eigenvalues by --normalize zca, "
-                                "on pixels scaled to [0, 1]", "training", type=positive_float)
+                                "on pixels scaled to [0, 1]", "training",
+                                type=checks.positive_float)
     tta: str = option("none", "flip: predict with the mean of each image's and its mirror's "
                       "probabilities, in validation and test; flip+shift: the kept model is "
                       f"validated and tested on {len(TTA_VIEWS['flip+shift'])} views, both "
@@ -165,33 +151,39 @@ class Config:
     mixup: float = option(0.0, "train on blends of each batch with a shuffled copy of itself, "
                           "x~ = w x + (1-w) x[perm], loss w L(y) + (1-w) L(y[perm]), one w ~ "
                           "Beta(ALPHA, ALPHA) per batch; 0 is off", "training",
-                          type=mixup_alpha, metavar="ALPHA")
+                          type=checks.mixup_alpha, metavar="ALPHA")
     ema: float = option(0.0, "validate, keep and test an exponential moving average of the "
                         "weights (and BatchNorm's statistics; a projection stays as fitted), "
                         "a <- d a + (1-d) w after every step, d = min(DECAY, (1+t)/(10+t)); 0 is "
-                        "off", "training", type=fraction, metavar="DECAY")
+                        "off", "training", type=checks.fraction, metavar="DECAY")
+    distill: float = option(0.0, "self-distillation: once snapshots of the run's own model (after "
+                            "the middle epoch and every tenth of the run after it) have predicted "
+                            "the training images, each image's target is (1-BETA) its label + "
+                            "BETA their mean probabilities for it; 0 is off", "training",
+                            type=checks.teacher_weight, metavar="BETA")
     projection: int = option(0, "a fixed first layer: each whitened image, after augmentation, "
                              "projected onto the top K principal components that --normalize zca "
                              "fitted; 0 is none", "training", architecture=True,
-                             type=nonnegative_int, metavar="K")
+                             type=checks.nonnegative_int, metavar="K")
     bottleneck: int = option(0, "a linear layer of N units (no BatchNorm, activation or dropout) "
                              "before the first hidden layer, so that layer's weights have rank "
                              "<= N; 0 is none", "training", architecture=True,
-                             type=nonnegative_int, metavar="N")
+                             type=checks.nonnegative_int, metavar="N")
     blocks: int = option(0, "residual blocks after the last hidden layer, each x + W2 act(W1 "
                          "LayerNorm(x)) [with dropout after act]; 0 is none", "training",
-                         architecture=True, type=nonnegative_int, metavar="R")
+                         architecture=True, type=checks.nonnegative_int, metavar="R")
     block_width: int = option(0, "units of W1 in each residual block; 0: the last hidden width",
-                              "training", architecture=True, type=nonnegative_int, metavar="N")
+                              "training", architecture=True, type=checks.nonnegative_int,
+                              metavar="N")
     data_dir: str = option(DATA_DIR, f"folder holding {FOLDER_NAME}/ or {TARBALL_NAME}", "setup",
-                           where=True, type=folder)
+                           where=True, type=checks.folder)
     data_url: str = option(CIFAR10_URL, "where to download CIFAR-10 if it is "
                            "missing (a mirror, or a plain path to the tarball); '' never "
-                           "downloads", "setup", where=True, type=location_or_nothing)
+                           "downloads", "setup", where=True, type=checks.location_or_nothing)
     validation_size: int = option(VALIDATION_SIZE, "training images held out for "
-                                  "validation", "setup", type=validation_size)
+                                  "validation", "setup", type=checks.validation_size)
     results_dir: str = option("results", "each run writes a folder of curves, metrics and its "
-                              "model here", "setup", where=True, type=folder)
+                              "model here", "setup", where=True, type=checks.folder)
     device: str = option("auto", "auto picks CUDA, then MPS, then the CPU, and says which",
                          "setup", trainer="pytorch", where=True,
                          choices=("auto", "cpu", "cuda", "mps"))
@@ -227,11 +219,11 @@ COMMANDS = [
     Option("preset", None, "start from a named recipe of results/README.md; flags given as "
            "well override it", "run", choices=tuple(sorted(PRESETS))),
     Option("evaluate", None, "instead of training, test the model a run saved", "run",
-           type=saved_model, metavar="MODEL"),
+           type=checks.saved_model, metavar="MODEL"),
     Option("figures_dir", None, "with --evaluate: the folder its figures go to (made if "
-           "missing); beside the model if left out", "run", type=folder, metavar="DIR"),
+           "missing); beside the model if left out", "run", type=checks.folder, metavar="DIR"),
     Option("resume", None, "continue a stopped run from its last finished epoch, with its own "
-           "flags, to the numbers it would have reached uninterrupted", "run", type=run_dir,
+           "flags, to the numbers it would have reached uninterrupted", "run", type=checks.run_dir,
            metavar="RUN_DIR"),
 ]
 # every flag, in the table's order
@@ -269,7 +261,7 @@ def from_python(values):
     preset = values.pop("preset", None)
     if preset is None:
         return values, set()
-    preset = check_choice("preset", preset, tuple(sorted(PRESETS)))
+    preset = checks.check_choice("preset", preset, tuple(sorted(PRESETS)))
     return {**PRESETS[preset], **values}, set(PRESETS[preset]) - set(values)
 
 

@@ -20,6 +20,7 @@ from safety.console import say, unwritable_log_ignored
 from safety.errors import OptionError, TrainingDiverged, UserError
 from safety.signals import stop_signals_deferred
 from training import inspect_model
+from training.distillation import Teacher
 from training.evaluation import accuracy_of
 from training.options import (
     DEFAULTS,
@@ -101,8 +102,9 @@ class TrainingRun(RunRecorder):
                          folder=self.resume)
         self.mixup = Mixup(config.mixup, config.seed)
         self.step = 0
-        # set by load_data: the data, its preprocessing, a projection's components, the steps
-        self.dataset = self.preprocessing = self.loaders = self.components = None
+        # set by load_data: the data, its preprocessing, a projection's components, the
+        # teacher, the steps
+        self.dataset = self.preprocessing = self.loaders = self.components = self.teacher = None
         self.total_steps = self.warmup_steps = 0
         # set by batches: the epoch under way and its running tallies
         self.epoch, self.epoch_start, self.losses, self.correct = 0, None, [], 0
@@ -169,6 +171,7 @@ class TrainingRun(RunRecorder):
                                     config.seed, AUGMENTATIONS[config.augment], move)
         self.components = (self.preprocessing.principal_components(config.projection)
                            if config.projection else None)
+        self.teacher = Teacher(config.distill, config.epochs, self.loaders["train"])
         steps_per_epoch = len(self.loaders["train"])
         self.total_steps = config.epochs * steps_per_epoch
         if not math.isfinite(config.warmup * steps_per_epoch):
@@ -181,24 +184,26 @@ class TrainingRun(RunRecorder):
 
     def batches(self, epoch):
         """The epoch's training batches, each as (learning rate, images, labels): the schedule's
-        rate for the step, and the batch as the loader made it."""
+        rate for the step, and the batch as the loader made it, its labels the teacher's targets
+        (B, C) once it has one (--distill)."""
         self.epoch, self.epoch_start, self.losses, self.correct = epoch, time.perf_counter(), [], 0
         config = self.config
         # disable=None: a bar on a terminal; in a log file (a job's) only the epochs' lines
-        for images, labels in tqdm(self.loaders["train"], desc=f"epoch {epoch}/{config.epochs}",
-                                   leave=False, disable=None):
+        loader = self.loaders["train"]
+        for rows, images, labels in tqdm(loader.with_rows(), desc=f"epoch {epoch}/{config.epochs}",
+                                         total=len(loader), leave=False, disable=None):
             factor = lr_factor(self.step, self.total_steps, self.warmup_steps, config.schedule)
             self.step += 1
-            yield config.lr * factor, images, labels
+            yield config.lr * factor, images, self.teacher.targets(labels, rows)
 
     def record_step(self, loss, predictions, labels):
-        """Log a step's loss, and count its correct predictions; a loss that is not finite ends
-        the run as diverged."""
+        """Log a step's loss, and count its correct predictions against labels, or the largest
+        share of each target row; a loss that is not finite ends the run as diverged."""
         if not math.isfinite(loss):
             raise self.diverged(f"loss became {loss}")
         self.log_step(loss)
         self.losses.append(loss)
-        self.correct += (predictions == labels).sum()
+        self.correct += (predictions == (labels.argmax(1) if labels.ndim == 2 else labels)).sum()
 
     def diverged(self, what):
         """The TrainingDiverged of this epoch, naming the flags that can cause it."""
@@ -239,6 +244,7 @@ class TrainingRun(RunRecorder):
         that say what it trains, against which a resume checks metrics.json's."""
         return {"epoch": epoch, "step": self.step, "log": self.log, "flags": self.trained_flags(),
                 "wall_time_s": time.perf_counter() - self.start,
+                "teacher_snapshots": self.teacher.snapshots,
                 "generators": [rng.bit_generator.state for rng in self.generators()]}
 
     def restore(self, progress):

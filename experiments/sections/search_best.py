@@ -1,5 +1,6 @@
 """The greedy search's last stages, for --preset best alone: mixup, more views at test time,
-then the other regularizers again with mixup on and an average of the weights."""
+then the other regularizers again with mixup on and an average of the weights, then
+self-distillation."""
 from experiments.sections.search import (
     BUDGET_RULE,
     GREEDY_RULE,
@@ -11,6 +12,7 @@ from experiments.sections.search import (
     table_and_figure,
 )
 from experiments.store import validation_accuracy
+from training.distillation import snapshot_epochs
 from training.preprocessing import TTA_SHIFT
 
 
@@ -57,6 +59,25 @@ tested is made {averaged["label"]} (`--ema`, BatchNorm's statistics included), i
 counting against the budget. At its last epoch the start scored
 {start_fit(entries[0]["metrics"])}. The same rule:
 {GREEDY_RULE} {BUDGET_RULE}
+
+{table_and_figure(entries, name)}
+
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
+
+
+def section_search_distillation(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    taught = entries[1]["flags"]["distill"]
+    epochs = entries[0]["flags"]["epochs"]
+    return f"""The recipe the fifteenth stage kept for `--preset {preset}`, taught by itself: a
+teacher trained inside the same minutes, made of the run's own checkpoints (`--distill`,
+`training/distillation.py`). After epochs {", ".join(map(str, snapshot_epochs(epochs)))} of
+{epochs}, the model predicts each training image as validation sees it, and from the first of
+these snapshots on each training image's target is {1 - taught:g} its label and {taught:g} the
+snapshots' mean probabilities for it, mixed as mixup mixes labels. The passes over the training
+images count against the budget. At its last epoch the start scored
+{start_fit(entries[0]["metrics"])}. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {table_and_figure(entries, name)}
 
