@@ -317,4 +317,5 @@ WITH_MIXUP_SEARCH = greedy_search(
 DISTILLATION_SEARCH = greedy_search(
     run("start", "start: the recipe the stages before kept", **SEARCH_AVERAGING_KEPT),
     [("distill-0.3", "self-distillation from the run's own snapshots, weight 0.3",
-      dict(distill=0.3))])
+      dict(distill=0.3)),
+     ("distill-0.15", "self-distillation, weight 0.15", dict(distill=0.15))])

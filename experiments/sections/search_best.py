@@ -68,15 +68,15 @@ Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries
 
 def section_search_distillation(summary, experiment_set, results):
     entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
-    taught = entries[1]["flags"]["distill"]
+    weights = " and then ".join(f'{entry["flags"]["distill"]:g}' for entry in entries[1:])
     epochs = entries[0]["flags"]["epochs"]
     return f"""The recipe the fifteenth stage kept for `--preset {preset}`, taught by itself: a
-teacher trained inside the same minutes, made of the run's own checkpoints (`--distill`,
+teacher trained inside the same minutes, made of the run's own checkpoints (`--distill BETA`,
 `training/distillation.py`). After epochs {", ".join(map(str, snapshot_epochs(epochs)))} of
 {epochs}, the model predicts each training image as validation sees it, and from the first of
-these snapshots on each training image's target is {1 - taught:g} its label and {taught:g} the
-snapshots' mean probabilities for it, mixed as mixup mixes labels. The passes over the training
-images count against the budget. At its last epoch the start scored
+these snapshots on each training image's target is 1 - BETA its label and BETA the snapshots'
+mean probabilities for it, mixed as mixup mixes labels; BETA is {weights}. The passes over the
+training images count against the budget. At its last epoch the start scored
 {start_fit(entries[0]["metrics"])}. The same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {table_and_figure(entries, name)}
