@@ -33,6 +33,8 @@ DOING_NOTHING = [
      "--blocks 2 does nothing with no hidden layer"),
     (["--block_width", "64"], dict(block_width=64),
      "--block_width 64 does nothing with no residual block"),
+    (["--distill", "0.3", "--epochs", "1"], dict(distill=0.3, epochs=1),
+     "--distill 0.3 does nothing with --epochs 1: no snapshot of its teacher comes before"),
 ]
 
 

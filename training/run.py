@@ -20,7 +20,7 @@ from safety.console import say, unwritable_log_ignored
 from safety.errors import OptionError, TrainingDiverged, UserError
 from safety.signals import stop_signals_deferred
 from training import inspect_model
-from training.distillation import Teacher
+from training.distillation import Teacher, snapshot_epochs
 from training.evaluation import accuracy_of
 from training.options import (
     DEFAULTS,
@@ -102,8 +102,7 @@ class TrainingRun(RunRecorder):
                          folder=self.resume)
         self.mixup = Mixup(config.mixup, config.seed)
         self.step = 0
-        # set by load_data: the data, its preprocessing, a projection's components, the
-        # teacher, the steps
+        # set by load_data: the data, its preprocessing, projection and teacher, the steps
         self.dataset = self.preprocessing = self.loaders = self.components = self.teacher = None
         self.total_steps = self.warmup_steps = 0
         # set by batches: the epoch under way and its running tallies
@@ -350,6 +349,8 @@ def idle_options(config):
          'no hidden layer (--dnn_hidden_units ""): they come after the last one'),
         (config.block_width and not config.blocks, "block_width",
          "no residual block (--blocks 0): it sizes them"),
+        (config.distill and not snapshot_epochs(config.epochs), "distill",
+         f"--epochs {config.epochs}: no snapshot of its teacher comes before the last epoch"),
     ]
     return [(name, why) for unused_here, name, why in unused if unused_here]
 
