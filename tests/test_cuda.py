@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA GPU here: the CUDA path is tested where one is")
 FLAGS = dict(hidden_dims=[64, 32], lr=2e-3, use_batch_norm=True, batch_size=16, epochs=3,
              seed=1, validation_size=30, data_url="", dropout=0.1, optimizer="adamw",
-             schedule="onecycle", augment="crop+flip")
+             schedule="onecycle", augment="crop+flip", mixup=0.2, distill=0.3)
 COMPARED = ["train_loss_steps", "val_accuracy", "best_epoch", "test_accuracy"]
 
 

@@ -108,17 +108,37 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_in_its_folder(
 def test_a_run_whose_record_lacks_the_options_of_parts_it_lacks_resumes(framework,
                                                                        hard_cifar_dir, tmp_path,
                                                                        monkeypatch):
-    """A run stopped by a version of this project that had no --blocks records neither --blocks
-    nor --block_width: it resumes as the run without residual blocks it is."""
+    """A run stopped by a version of this project that had no --blocks and no --distill records
+    none of --blocks, --block_width and --distill, and its checkpoint no teacher: it resumes as
+    the run without residual blocks or a teacher it is."""
     root, _ = hard_cifar_dir
-    *_, uninterrupted = train(framework, root, tmp_path / "a")
-    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "b", 3)
+    *_, uninterrupted = train(framework, root, tmp_path / "a", distill=0.0)
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "b", 3,
+                                 distill=0.0)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for name in ("blocks", "block_width"):
+    for name in ("blocks", "block_width", "distill"):
         del metrics["config"][name]
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    without_teacher(run_dir, framework)
     *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir))
     assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
+
+
+def without_teacher(run_dir, framework):
+    """Rewrite run_dir's checkpoint as a version without --distill wrote it."""
+    path = run_dir / SCRIPTS[framework][1].replace("model", "checkpoint")
+    if framework == "numpy":
+        with np.load(path) as saved:
+            entries = {name: saved[name] for name in saved.files}
+    else:
+        entries = torch.load(path, weights_only=True)
+    progress = json.loads(str(entries["progress"][()]) if framework == "numpy" else
+                          entries["progress"])
+    del entries["teacher"], progress["teacher_snapshots"], progress["flags"]["distill"]
+    if framework == "numpy":
+        np.savez(path, **dict(entries, progress=np.array(json.dumps(progress))))
+    else:
+        torch.save(dict(entries, progress=json.dumps(progress)), path)
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -385,15 +405,33 @@ def test_a_checkpoint_whose_progress_no_run_can_have_written_is_refused(edit, re
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "terminated"
 
 
-def test_a_checkpoints_teacher_of_other_images_is_refused(short_stopped_run):
-    root, run_dir = short_stopped_run
-    path = run_dir / "checkpoint.npz"
-    with np.load(path) as saved:
-        entries = {name: saved[name] for name in saved.files}
-    np.savez(path, **dict(entries, teacher=entries["teacher"][1:]))
-    with pytest.raises(UserError, match="checkpoint.npz is damaged") as refused:
-        resume(root, run_dir)
-    assert "(159, 10) probabilities, not the 2 snapshots of 160 training" in str(refused.value)
+@pytest.mark.parametrize("damage, said", [
+    (lambda teacher: teacher[1:], "(159, 10) probabilities, not the 2 snapshots of 160 training"),
+    (lambda teacher: teacher[:, :5], "(160, 5) probabilities, not the 2 snapshots of 160"),
+    (lambda teacher: teacher * np.nan, "of each of 10 classes"),
+    (lambda teacher: teacher + 3, "of each of 10 classes"),  # sums past the snapshots' count
+])
+@pytest.mark.parametrize("framework", TRAINERS)
+def test_a_checkpoints_teacher_that_no_run_can_have_written_is_refused(framework, damage, said,
+                                                                      cifar_dir, tmp_path,
+                                                                      monkeypatch):
+    root, _ = cifar_dir
+    flags = dict(epochs=3, batch_size=16, validation_size=40)
+    run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "r", 3, step=2,
+                                 **flags)
+    path = run_dir / SCRIPTS[framework][1].replace("model", "checkpoint")
+    if framework == "numpy":
+        with np.load(path) as saved:
+            entries = {name: saved[name] for name in saved.files}
+        np.savez(path, **dict(entries, teacher=damage(entries["teacher"])))
+    else:
+        entries = torch.load(path, weights_only=True)
+        teacher = damage(entries["teacher"].numpy().view(np.float64))
+        entries["teacher"] = torch.from_numpy(np.ascontiguousarray(teacher).view(np.int64))
+        torch.save(entries, path)
+    with pytest.raises(UserError, match=f"{path.name} is damaged") as refused:
+        train(framework, root, run_dir.parent, resume=str(run_dir), **flags)
+    assert said in str(refused.value)
 
 
 @pytest.mark.parametrize("framework", TRAINERS)

@@ -49,7 +49,7 @@ def test_fewer_rows_than_two_or_one_core_is_one_call_on_the_arrays_themselves(mo
     assert seen[1] is weight
 
 
-def test_no_block_is_smaller_than_the_least_worth_a_thread(monkeypatch):
+def test_no_more_blocks_than_the_array_holds_elements_worth_a_thread_each(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     blocks = []
     smallest = threads.MIN_BLOCK_ELEMENTS

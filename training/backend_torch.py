@@ -7,6 +7,7 @@ import json
 import os
 import warnings
 
+import numpy as np
 import torch
 
 from dataset.splits import Split
@@ -163,7 +164,8 @@ def save_checkpoint(run, epoch, model, optimizer, best_state, average):
     content = {"progress": json.dumps(progress), "model": model.state_dict(),
                "best": best_state, "optimizer": optimizer.state_dict(),
                "average": average.average if average else {},
-               "teacher": torch.from_numpy(run.teacher.state()[0]),
+               # float64 as the int64 of its bits: MPS holds no float64
+               "teacher": torch.from_numpy(run.teacher.state()[0].view(np.int64)),
                "cpu_generator": torch.get_rng_state(), "cuda_generators": cuda}
     write_atomically(run.path(run.checkpoint), lambda f: torch.save(content, f))
 
@@ -205,7 +207,7 @@ def load_checkpoint(run, model, optimizer, average, device):
             average.average, average.updates = saved["average"], progress["average_updates"]
         first_epoch = run.restore(progress)
         teacher = saved.get("teacher")
-        run.teacher.load(None if teacher is None else teacher.cpu().numpy(),
+        run.teacher.load(None if teacher is None else teacher.cpu().numpy().view(np.float64),
                          progress.get("teacher_snapshots", 0), first_epoch - 1)
         check_counts(update_counts(optimizer, average), run.step)
         return first_epoch, saved["best"]

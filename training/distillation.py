@@ -1,7 +1,7 @@
 """Self-distillation (--distill): a teacher made of the run's own checkpoints, at the price of a
 few passes over the training images. After the middle epoch of the run and after every tenth of
-it from there, the model predicts each training image as validation sees it (the image alone,
-evaluation mode); from the first of these snapshots on, the target of training image i is
+it from there, the model predicts each training image alone, unaugmented, in evaluation mode;
+from the first of these snapshots on, the target of training image i is
 
     T_i = (1 - β) e_(y_i) + β q_i,
 
@@ -12,6 +12,7 @@ of its target, by 0.1 at least, so the label is still what a step's prediction i
 against, in float32 too."""
 import numpy as np
 
+from dataset.cifar10 import NUM_CLASSES
 from dataset.loaders import EVAL_BATCH_SIZE, DataLoader
 from dataset.tensors import as_tensor
 
@@ -25,7 +26,7 @@ def snapshot_epochs(epochs):
 
 class Teacher:
     """The run's teacher: weight β (0: none, and it does nothing), the training images in their
-    order as validation sees them, and the snapshots' summed probabilities (N, C) in float64."""
+    order, unaugmented, and the snapshots' summed probabilities (N, C) in float64."""
 
     def __init__(self, weight, epochs, training_loader):
         self.weight = weight
@@ -64,13 +65,16 @@ class Teacher:
 
     def load(self, probability_sum, snapshots, epoch):
         """Take up the state a checkpoint kept after epoch: ValueError where the run cannot have
-        written it."""
+        written it (a sum of that many snapshots' probabilities of every training image)."""
         images, due = len(self.images.split), sum(1 for each in self.epochs if each <= epoch)
-        if snapshots != due or type(snapshots) is not int or snapshots and (
-                probability_sum is None or np.ndim(probability_sum) != 2
-                or len(probability_sum) != images):
+        fits = snapshots == due and type(snapshots) is int and (not snapshots or (
+            np.shape(probability_sum) == (images, NUM_CLASSES)
+            # a float32 softmax may round a probability a hair past 1
+            and np.all((0 <= probability_sum) & (probability_sum <= 1.001 * snapshots))))
+        if not fits:
             raise ValueError(f"a teacher of {snapshots!r} snapshots and "
                              f"{np.shape(probability_sum)} probabilities, not the {due} snapshots "
-                             f"of {images} training images that {epoch} epochs take")
+                             f"of {images} training images that {epoch} epochs take, each a "
+                             f"probability of each of {NUM_CLASSES} classes")
         self.probability_sum = np.asarray(probability_sum, np.float64) if snapshots else None
         self.snapshots = snapshots

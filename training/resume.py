@@ -9,8 +9,7 @@ import numpy as np
 
 from safety import checks
 from safety.errors import UserError
-from training.options import BY_NAME, WHERE, contradictions
-from training.saved_model import with_parts
+from training.options import BY_NAME, DEFAULTS, WHERE, contradictions
 from training.run_folder import read_metrics
 
 def resumed_flags(run_dir, flags, given_flags):
@@ -58,7 +57,9 @@ def check_resumable(run_dir, framework, flags, checkpoint):
     epochs whose checkpoint was removed, or one whose flags differ from these (those that only say
     where things are excepted)."""
     metrics = read_metrics(run_dir)
-    config, status = with_parts(metrics["config"]), metrics["status"]
+    # an option the run does not record was not there to be given when it ran: it trained at its
+    # default, which resumed_flags gives it too
+    config, status = {**DEFAULTS, **metrics["config"]}, metrics["status"]
     if config.get("framework") != framework:
         other = config.get("framework")
         if other not in ("numpy", "pytorch"):

@@ -67,7 +67,8 @@ def quota_cores():
 def quotas_up_from(mount, path, files):
     """Quotas in cores of the folder of path under mount and of each folder above it up to mount
     (in a container, path may name the host's folder, absent there: mount itself is read)."""
-    quotas, parts = [], [part for part in path.split("/") if part]
+    # "..": a process outside its cgroup namespace's root; what lies above the mount is not read
+    quotas, parts = [], [part for part in path.split("/") if part not in ("", ".", "..")]
     for depth in range(len(parts), -1, -1):
         folder = os.path.join(mount, *parts[:depth])
         words = [word for name in files for word in read_words(os.path.join(folder, name))]
@@ -88,9 +89,9 @@ def in_row_blocks(work, *arrays):
     """work(*blocks) on each of consecutive blocks of rows of arrays (every array as many rows,
     each block a view), one block per usable core, under the caller's np.errstate; every block
     done on return, and then an error in one raised. work writes its results into the blocks it
-    is given. No block is smaller than MIN_BLOCK_ELEMENTS elements of the first array. Called from
-    inside a block, or where one block is all there is, it is one call of work on the arrays
-    themselves: a block waiting for blocks of its own could wait forever."""
+    is given. There are no more blocks than the first array holds MIN_BLOCK_ELEMENTS elements.
+    Called from inside a block, or where one block is all there is, it is one call of work on the
+    arrays themselves: a block waiting for blocks of its own could wait forever."""
     import numpy as np  # only here: let_blas_threads_sleep runs before NumPy loads
     rows = len(arrays[0]) if np.ndim(arrays[0]) else 0
     blocks = min(usable_cores(), rows, np.size(arrays[0]) // MIN_BLOCK_ELEMENTS)

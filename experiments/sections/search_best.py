@@ -73,7 +73,7 @@ def section_search_distillation(summary, experiment_set, results):
     return f"""The recipe the fifteenth stage kept for `--preset {preset}`, taught by itself: a
 teacher trained inside the same minutes, made of the run's own checkpoints (`--distill BETA`,
 `training/distillation.py`). After epochs {", ".join(map(str, snapshot_epochs(epochs)))} of
-{epochs}, the model predicts each training image as validation sees it, and from the first of
+{epochs}, the model predicts each training image alone and unaugmented, and from the first of
 these snapshots on each training image's target is 1 - BETA its label and BETA the snapshots'
 mean probabilities for it, mixed as mixup mixes labels; BETA is {weights}. The passes over the
 training images count against the budget. At its last epoch the start scored
