@@ -119,26 +119,37 @@ def test_a_run_whose_record_lacks_the_options_of_parts_it_lacks_resumes(framewor
     for name in ("blocks", "block_width", "distill"):
         del metrics["config"][name]
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    without_teacher(run_dir, framework)
+    edited_checkpoint(run_dir, framework, without_teacher)
     *_, resumed = train(framework, root, run_dir.parent, resume=str(run_dir), distill=0.0)
     assert {key: resumed[key] for key in COMPARED} == {key: uninterrupted[key] for key in COMPARED}
 
 
-def without_teacher(run_dir, framework):
-    """Rewrite run_dir's checkpoint as a version without --distill wrote it."""
+def edited_checkpoint(run_dir, framework, edit):
+    """Rewrite run_dir's checkpoint by edit(entries, progress), the teacher's sums a float64
+    array whichever trainer wrote them; returns the checkpoint's path."""
     path = run_dir / SCRIPTS[framework][1].replace("model", "checkpoint")
     if framework == "numpy":
         with np.load(path) as saved:
             entries = {name: saved[name] for name in saved.files}
+        progress = json.loads(str(entries["progress"][()]))
     else:
         entries = torch.load(path, weights_only=True)
-    progress = json.loads(str(entries["progress"][()]) if framework == "numpy" else
-                          entries["progress"])
-    del entries["teacher"], progress["teacher_snapshots"], progress["flags"]["distill"]
+        progress = json.loads(entries["progress"])
+        entries["teacher"] = entries["teacher"].numpy().view(np.float64)
+    edit(entries, progress)
     if framework == "numpy":
         np.savez(path, **dict(entries, progress=np.array(json.dumps(progress))))
     else:
+        if "teacher" in entries:
+            entries["teacher"] = torch.from_numpy(np.ascontiguousarray(entries["teacher"])
+                                                  .view(np.int64))
         torch.save(dict(entries, progress=json.dumps(progress)), path)
+    return path
+
+
+def without_teacher(entries, progress):
+    """A checkpoint's entries and progress as a version without --distill wrote them."""
+    del entries["teacher"], progress["teacher_snapshots"], progress["flags"]["distill"]
 
 
 @pytest.mark.parametrize("framework", TRAINERS)
@@ -419,16 +430,8 @@ def test_a_checkpoints_teacher_that_no_run_can_have_written_is_refused(framework
     flags = dict(epochs=3, batch_size=16, validation_size=40)
     run_dir = stopped_run_folder(monkeypatch, train, framework, root, tmp_path / "r", 3, step=2,
                                  **flags)
-    path = run_dir / SCRIPTS[framework][1].replace("model", "checkpoint")
-    if framework == "numpy":
-        with np.load(path) as saved:
-            entries = {name: saved[name] for name in saved.files}
-        np.savez(path, **dict(entries, teacher=damage(entries["teacher"])))
-    else:
-        entries = torch.load(path, weights_only=True)
-        teacher = damage(entries["teacher"].numpy().view(np.float64))
-        entries["teacher"] = torch.from_numpy(np.ascontiguousarray(teacher).view(np.int64))
-        torch.save(entries, path)
+    path = edited_checkpoint(run_dir, framework, lambda entries, _: entries.update(
+        teacher=damage(entries["teacher"])))
     with pytest.raises(UserError, match=f"{path.name} is damaged") as refused:
         train(framework, root, run_dir.parent, resume=str(run_dir), **flags)
     assert said in str(refused.value)
