@@ -52,14 +52,17 @@ def stage_budget(experiment_set, results, measure_it=f"python -m experiments {RE
     return preset_budget(preset, machine_factor)
 
 
-def greedy_decision(val_accuracy, kept_accuracy, minutes, budget):
+def greedy_decision(val_accuracy, kept_accuracy, minutes, budget, kept_over_budget=False):
     """A greedy row's decision as the summary records it: kept if its validation accuracy
     (store.validation_accuracy) is above the one kept so far and, where its stage has a budget,
     it took no more minutes than that. The starting row (no accuracy kept yet) is kept whatever
-    it took: every row after it builds on it."""
+    it took: every row after it builds on it. Where the row kept so far took more than the
+    budget (kept_over_budget), a row within it is kept whatever its accuracy: a preset keeps
+    nothing past its budget."""
     kept = val_accuracy > kept_accuracy
     if budget is None:
         return {"kept": kept}
     over_budget = minutes > budget
-    return {"kept": kept and (kept_accuracy < 0 or not over_budget), "budget_minutes": budget,
+    within = not over_budget and (kept or kept_over_budget)
+    return {"kept": kept_accuracy < 0 or within, "budget_minutes": budget,
             "over_budget": over_budget}

@@ -116,7 +116,7 @@ def run_entries(experiment_set, folder, data_dir, results, row_budget):
     """Train (or, for a model another set trained, evaluate) each run of the set into folder;
     returns the entries as the summary records them. A greedy set's rows keep within row_budget
     minutes where it is not None."""
-    entries, kept_flags, kept_accuracy = [], {}, -1.0
+    entries, kept_flags, kept_accuracy, kept_over_budget = [], {}, -1.0, False
     for one in experiment_set.runs:
         # each greedy row's change goes on top of the changes kept so far
         flags = {**kept_flags, **one.flags} if experiment_set.greedy else one.flags
@@ -139,9 +139,10 @@ def run_entries(experiment_set, folder, data_dir, results, row_budget):
                                         ("wall_time_s",))["wall_time_s"] / 60
             accuracy = validation_accuracy(log)
             entries[-1].update(budget.greedy_decision(accuracy, kept_accuracy, minutes,
-                                                      row_budget))
+                                                      row_budget, kept_over_budget))
             if entries[-1]["kept"]:
                 kept_flags, kept_accuracy = flags, accuracy
+                kept_over_budget = entries[-1].get("over_budget", False)
         if experiment_set.measure:
             entries[-1].update(experiment_set.measure(model, dict(DEFAULTS, **flags), data_dir))
     return entries

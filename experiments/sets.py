@@ -9,6 +9,7 @@ from experiments import figures, measures
 from experiments.runs import (
     AVERAGING_SEARCH,
     DEFORM_SEARCH,
+    BUDGET_SEARCH,
     DISTILLATION_SEARCH,
     DROPOUT_SEARCH,
     EPOCHS_SEARCH,
@@ -206,6 +207,10 @@ SETS = declare(
     ExperimentSet(
         "search-distillation", "The search's sixteenth stage: self-distillation, for --preset "
         "best", DISTILLATION_SEARCH, search_best.section_search_distillation,
+        figures.every_row_figure, greedy=True, budget_preset="best"),
+    ExperimentSet(
+        "search-budget", "The search's seventeenth stage: the recipe within its budget, for "
+        "--preset best", BUDGET_SEARCH, search_best.section_search_budget,
         figures.every_row_figure, greedy=True, budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("

@@ -1,6 +1,7 @@
 """The greedy search's last stages, for --preset best alone: mixup, more views at test time,
 then the other regularizers again with mixup on and an average of the weights, then
-self-distillation."""
+self-distillation, then the recipe brought within its budget."""
+from experiments import budget
 from experiments.sections.search import (
     BUDGET_RULE,
     GREEDY_RULE,
@@ -11,6 +12,7 @@ from experiments.sections.search import (
     start_fit,
     table_and_figure,
 )
+from experiments.sections.words import path_of
 from experiments.store import validation_accuracy
 from training.distillation import snapshot_epochs
 from training.preprocessing import TTA_SHIFT
@@ -78,6 +80,21 @@ these snapshots on each training image's target is 1 - BETA its label and BETA t
 mean probabilities for it, mixed as mixup mixes labels; BETA is {weights}. The passes over the
 training images count against the budget. At its last epoch the start scored
 {start_fit(entries[0]["metrics"])}. The same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{table_and_figure(entries, name)}
+
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
+
+
+def section_search_budget(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    start, fewer = entries[0], entries[1]
+    return f"""The recipe the sixteenth stage kept for `--preset {preset}`, at
+{start["flags"]["epochs"]} epochs, ran past its budget there and here. A preset keeps nothing
+past its budget: where the row kept so far took longer than the budget, a row within it is kept
+whatever its accuracy (`{path_of(budget)}`). The cheapest change is tried: {fewer["label"]}.
+Otherwise the same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {table_and_figure(entries, name)}
 
