@@ -320,7 +320,7 @@ DISTILLATION_SEARCH = greedy_search(
       dict(distill=0.3)),
      ("distill-0.15", "self-distillation, weight 0.15", dict(distill=0.15))])
 # The seventeenth stage, for --preset best: the kept recipe ran past its budget in the sixteenth
-# stage and in the presets' run after it; 130 epochs would cost a tenth less
+# stage; 130 epochs cost about an eighth less
 BUDGET_SEARCH = greedy_search(
     run("start", "start: the recipe the stages before kept", **SEARCH_AVERAGING_KEPT),
     [("130-epochs", "130 epochs", dict(epochs=130))])

@@ -67,6 +67,12 @@ def test_a_budgeted_row_is_kept_on_validation_accuracy_within_the_budget(
     assert decided == dict(verdict, budget_minutes=3.0)
 
 
+@pytest.mark.parametrize("minutes, kept", [(2.0, True), (3.0, True), (3.01, False)])
+def test_a_row_within_the_budget_replaces_a_kept_row_past_it_whatever_its_accuracy(minutes, kept):
+    decided = budget.greedy_decision(0.4, 0.6, minutes, 3.0, kept_over_budget=True)
+    assert decided == dict(kept=kept, over_budget=not kept, budget_minutes=3.0)
+
+
 def test_a_row_of_a_stage_without_budget_is_kept_on_validation_accuracy_alone():
     assert budget.greedy_decision(0.7, 0.6, 1e9, None) == {"kept": True}
     assert budget.greedy_decision(0.5, 0.6, 0.0, None) == {"kept": False}

@@ -387,16 +387,18 @@ def test_the_search_keeps_a_change_on_validation_accuracy_never_on_test(tmp_path
 def test_a_stage_that_builds_a_preset_keeps_no_row_past_its_budget(tmp_path, monkeypatch):
     """Row a is the most accurate but runs 0.1 minute past the budget here: not kept, and row b
     starts again from the start's flags. The start, over the budget too, is what every row
-    builds on: kept."""
+    builds on: kept. Row b, within the budget, replaces it though less accurate; row c, less
+    accurate than b, is then not kept."""
     monkeypatch.setattr(budget, "factor_here", lambda results: 1.0)
     monkeypatch.setitem(budget.PRESET_BUDGET_MINUTES, "fast", 3.0)
     rows = [("start", {"lr": 0.01}, 0.50, 0.5, 3.5), ("a", {"epochs": 30}, 0.80, 0.8, 3.1),
-            ("b", {"dropout": 0.1}, 0.60, 0.6, 3.0)]
+            ("b", {"dropout": 0.1}, 0.45, 0.6, 3.0), ("c", {"momentum": 0.5}, 0.44, 0.6, 2.0)]
     trained, summary = run_fake_search("search-fast", rows, tmp_path, monkeypatch)
-    assert [run["kept"] for run in summary["runs"]] == [True, False, True]
+    assert [run["kept"] for run in summary["runs"]] == [True, False, True, False]
     assert trained[2] == {"lr": 0.01, "dropout": 0.1}
+    assert trained[3] == {"lr": 0.01, "dropout": 0.1, "momentum": 0.5}
     assert {run["budget_minutes"] for run in summary["runs"]} == {3.0}
-    assert [run["over_budget"] for run in summary["runs"]] == [True, True, False]
+    assert [run["over_budget"] for run in summary["runs"]] == [True, True, False, False]
 
 
 def test_a_stage_that_builds_a_preset_refuses_to_start_without_a_budget(tmp_path, monkeypatch):

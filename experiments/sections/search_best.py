@@ -89,12 +89,16 @@ Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries
 
 def section_search_budget(summary, experiment_set, results):
     entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
-    start, fewer = entries[0], entries[1]
-    return f"""The recipe the sixteenth stage kept for `--preset {preset}`, at
-{start["flags"]["epochs"]} epochs, ran past its budget there and here. A preset keeps nothing
-past its budget: where the row kept so far took longer than the budget, a row within it is kept
-whatever its accuracy (`{path_of(budget)}`). The cheapest change is tried: {fewer["label"]}.
-Otherwise the same rule: {GREEDY_RULE} {BUDGET_RULE}
+    start, fewer = entries
+    minutes = [entry["metrics"]["wall_time_s"] / 60 for entry in entries]
+    return f"""The recipe the sixteenth stage kept for `--preset {preset}` ran past its budget in
+that stage. A preset keeps nothing past its budget: where the row kept so far took longer than
+the budget, a row within it replaces it whatever its accuracy (`{path_of(budget)}`; the
+sixteenth stage's rows were decided without this clause, which would have kept its first row
+within the budget). The cheapest change is tried, {fewer["flags"]["epochs"]} epochs instead of
+{start["flags"]["epochs"]}. Here the start took {minutes[0]:.2f} minutes,
+{"past" if start["over_budget"] else "within"} the budget of {start["budget_minutes"]:.2f}, and
+the row with fewer epochs {minutes[1]:.2f}. Otherwise the same rule: {GREEDY_RULE} {BUDGET_RULE}
 
 {table_and_figure(entries, name)}
 
