@@ -8,8 +8,8 @@ from typing import Callable, Optional, Tuple
 from experiments import figures, measures
 from experiments.runs import (
     AVERAGING_SEARCH,
-    DEFORM_SEARCH,
     BUDGET_SEARCH,
+    DEFORM_SEARCH,
     DISTILLATION_SEARCH,
     DROPOUT_SEARCH,
     EPOCHS_SEARCH,

@@ -94,9 +94,9 @@ def section_search_budget(summary, experiment_set, results):
     return f"""The recipe the sixteenth stage kept for `--preset {preset}` ran past its budget in
 that stage. A preset keeps nothing past its budget: where the row kept so far took longer than
 the budget, a row within it replaces it whatever its accuracy (`{path_of(budget)}`; the
-sixteenth stage's rows were decided without this clause, which would have kept its first row
-within the budget). The cheapest change is tried, {fewer["flags"]["epochs"]} epochs instead of
-{start["flags"]["epochs"]}. Here the start took {minutes[0]:.2f} minutes,
+sixteenth stage's saved decisions do not apply this clause, under which its first row within
+the budget would be kept). The cheapest change is tried, {fewer["flags"]["epochs"]} epochs
+instead of {start["flags"]["epochs"]}. Here the start took {minutes[0]:.2f} minutes,
 {"past" if start["over_budget"] else "within"} the budget of {start["budget_minutes"]:.2f}, and
 the row with fewer epochs {minutes[1]:.2f}. Otherwise the same rule: {GREEDY_RULE} {BUDGET_RULE}
 
