@@ -219,6 +219,11 @@ SETS = declare(
         [*[run(name, f"--preset {name}", **preset) for name, preset in PRESETS.items()],
          run("best-numpy", "--preset best, NumPy", trainer="numpy", **PRESETS["best"])],
         presets.section_presets, figures.presets_figure, timed=True),
+    # --preset best again at other seeds: how far apart one recipe's runs land
+    ExperimentSet(
+        "preset-seeds", "--preset best at other seeds", seeded("best", "--preset best",
+                                                                **PRESETS["best"]),
+        presets.section_preset_seeds),
     # the course's NumPy model is trained here; the best one is the presets set's, evaluated
     ExperimentSet(
         "learned", "What the models learned",

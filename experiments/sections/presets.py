@@ -1,6 +1,8 @@
 """The presets: the budget on this machine, the presets against their targets and budgets, and
 what the course's model and the best one learned."""
+import math
 import os
+import statistics
 
 import numpy as np
 
@@ -137,6 +139,60 @@ def among_published(runs, machine):
 {rows}
 
 Here, with no teacher, on {machine}: {ours}."""
+
+
+def section_preset_seeds(summary, experiment_set, results):
+    entries, presets_run = list(summary["runs"]), ""
+    if results.has("presets"):  # its run of --preset best, at the default seed, is one more
+        entries.insert(0, by_key(results.load("presets"))["best"])
+        presets_run = (f" Every other number of the presets and of the search stages comes from "
+                       f"one run at seed {entries[0]['flags']['seed']}, as the presets set's "
+                       f"does, which the table shows first.")
+    validation, test = ([100 * accuracy(e["metrics"]) for e in entries]
+                        for accuracy in (validation_accuracy, lambda m: m["test_accuracy"]))
+    rows = "\n".join(f"| {e['flags']['seed']} | {v:.2f} | {t:.2f} | `{e['command']}` |"
+                      for e, v, t in zip(entries, validation, test))
+    spread, test_spread = statistics.stdev(validation), statistics.stdev(test)
+    apart = math.sqrt(2) * spread  # the standard deviation of the difference of two runs
+    closer, decided = close_decisions(results, apart)
+    seeds = [str(e["flags"]["seed"]) for e in summary["runs"]]
+    target = 100 * PRESET_TARGETS["best"]
+    in_deviations = (f" ({(target - statistics.mean(test)) / test_spread:+.1f} standard "
+                     f"deviations)" if test_spread else "")
+    return f"""`--preset best` trained again with seeds {', '.join(seeds[:-1])} and {seeds[-1]},
+everything else the same, on {summary['machine']}: the seed draws the initial weights, the order
+of the batches, the deformations and the mixup partners.{presets_run}
+
+| seed | validation % | test % | command |
+|---|---|---|---|
+{rows}
+
+Over these {len(entries)} runs validation accuracy is {statistics.mean(validation):.2f} ±
+{spread:.2f} % (mean ± standard deviation; {min(validation):.2f} to {max(validation):.2f}) and
+test accuracy {statistics.mean(test):.2f} ± {test_spread:.2f} % ({min(test):.2f} to
+{max(test):.2f}). The difference between two runs' validation accuracies then has a standard
+deviation of about {apart:.2f} points, √2 times one run's: of the {decided} rows the search
+stages decided on validation accuracy, {closer} differed from the recipe kept before them by less
+than that, within what a change of seed alone could do. The {target:.0f} % target lies
+{target - statistics.mean(test):+.2f} points from the mean test accuracy{in_deviations}."""
+
+
+def close_decisions(results, apart):
+    """(how many rows of the greedy search stages at hand were within apart points of validation
+    accuracy of the recipe kept before them, how many rows they decided on it): a row past its
+    budget was decided on its minutes."""
+    from experiments.sets import SETS  # here: the sets are built from these sections
+    closer = decided = 0
+    for name in (name for name, one in SETS.items() if one.greedy and results.has(name)):
+        entries = results.load(name)["runs"]
+        for index, entry in enumerate(entries[1:], start=1):
+            if entry.get("over_budget"):
+                continue
+            kept = [e for e in entries[:index] if e["kept"]][-1]
+            gap = validation_accuracy(entry["metrics"]) - validation_accuracy(kept["metrics"])
+            decided += 1
+            closer += abs(100 * gap) < apart
+    return closer, decided
 
 
 # What the figures of the learned set show, written after looking at them. It describes the runs
