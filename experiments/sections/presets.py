@@ -146,8 +146,8 @@ def section_preset_seeds(summary, experiment_set, results):
     if results.has("presets"):  # its run of --preset best, at the default seed, is one more
         entries.insert(0, by_key(results.load("presets"))["best"])
         presets_run = (f" Every other number of the presets and of the search stages comes from "
-                       f"one run at seed {entries[0]['flags']['seed']}, as the presets set's "
-                       f"does, which the table shows first.")
+                       f"one run at seed {entries[0]['flags']['seed']}, as the table's first row, "
+                       f"the presets set's, does.")
     validation, test = ([100 * accuracy(e["metrics"]) for e in entries]
                         for accuracy in (validation_accuracy, lambda m: m["test_accuracy"]))
     rows = "\n".join(f"| {e['flags']['seed']} | {v:.2f} | {t:.2f} | `{e['command']}` |"
