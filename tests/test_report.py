@@ -317,3 +317,15 @@ def test_the_seeds_spread_is_held_against_every_decided_search_row(tmp_path):
     assert "of the 2 rows the search stages decided on validation accuracy, 1 differed" in text
     assert "target lies +0.50 points from the mean test accuracy (+0.4 standard deviations)" \
         in text
+    assert "The run at seed 42, the seed every stage chose on, comes fourth of these 4 on " \
+        "validation accuracy and third on test accuracy." in text
+
+
+def test_the_seed_the_stages_chose_on_is_placed_among_the_others():
+    entries = [{"flags": {"seed": 42}}, {"flags": {"seed": 0}}, {"flags": {"seed": 1}}]
+    best = presets.chosen_seed_rank(entries, [78.0, 77.0, 76.0], [77.0, 77.5, 76.0])
+    assert "comes first of these 3 on validation accuracy and second on test accuracy. A " \
+        "recipe chosen on its best validation accuracy at one seed scores lower" in best
+    middle = presets.chosen_seed_rank(entries, [77.0, 78.0, 76.0], [76.0, 77.0, 76.5])
+    assert middle.endswith("comes second of these 3 on validation accuracy and third on test "
+                           "accuracy.")

@@ -159,6 +159,7 @@ def section_preset_seeds(summary, experiment_set, results):
     target = 100 * PRESET_TARGETS["best"]
     in_deviations = (f" ({(target - statistics.mean(test)) / test_spread:+.1f} standard "
                      f"deviations)" if test_spread else "")
+    chosen_on = chosen_seed_rank(entries, validation, test) if presets_run else ""
     return f"""`--preset best` trained again with seeds {', '.join(seeds[:-1])} and {seeds[-1]},
 everything else the same, on {summary['machine']}: the seed draws the initial weights, the order
 of the batches, the deformations and the mixup partners.{presets_run}
@@ -174,7 +175,21 @@ test accuracy {statistics.mean(test):.2f} ± {test_spread:.2f} % ({min(test):.2f
 deviation of about {apart:.2f} points, √2 times one run's: of the {decided} rows the search
 stages decided on validation accuracy, {closer} differed from the recipe kept before them by less
 than that, within what a change of seed alone could do. The {target:.0f} % target lies
-{target - statistics.mean(test):+.2f} points from the mean test accuracy{in_deviations}."""
+{target - statistics.mean(test):+.2f} points from the mean test accuracy{in_deviations}.
+{chosen_on}"""
+
+
+def chosen_seed_rank(entries, validation, test):
+    """Where the presets set's run, the first, the seed the search stages chose on, ranks among
+    the runs on validation and on test accuracy, in words."""
+    places = ["first", "second", "third", "fourth", "fifth", "sixth"]
+    rank_validation, rank_test = (sum(other > accuracies[0] for other in accuracies)
+                                  for accuracies in (validation, test))
+    selected = (" A recipe chosen on its best validation accuracy at one seed scores lower at "
+                "others, on average." if rank_validation == 0 else "")
+    return (f"The run at seed {entries[0]['flags']['seed']}, the seed every stage chose on, comes "
+            f"{places[rank_validation]} of these {len(entries)} on validation accuracy and "
+            f"{places[rank_test]} on test accuracy.{selected}")
 
 
 def close_decisions(results, apart):
