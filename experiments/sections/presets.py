@@ -1,5 +1,5 @@
-"""The presets: the budget on this machine, the presets against their targets and budgets, and
-what the course's model and the best one learned."""
+"""The presets: the budget on this machine, the presets against their targets and budgets,
+--preset best's spread over seeds, and what the course's model and the best one learned."""
 import math
 import os
 import statistics
