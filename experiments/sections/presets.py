@@ -8,7 +8,7 @@ import numpy as np
 
 from experiments import budget
 from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_NAME
-from experiments.sections.search import last_stage
+from experiments.sections.search import built_on, last_stage
 from experiments.sections.words import TRAINERS_AGREE_TO
 from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
@@ -200,10 +200,10 @@ def close_decisions(results, apart):
     closer = decided = 0
     for name in (name for name, one in SETS.items() if one.greedy and results.has(name)):
         entries = results.load(name)["runs"]
-        for index, entry in enumerate(entries[1:], start=1):
+        for entry in entries[1:]:
             if entry.get("over_budget"):
                 continue
-            kept = [e for e in entries[:index] if e["kept"]][-1]
+            kept = built_on(entries, entry["key"])[1]
             gap = validation_accuracy(entry["metrics"]) - validation_accuracy(kept["metrics"])
             decided += 1
             closer += abs(100 * gap) < apart
