@@ -32,6 +32,7 @@ from experiments.runs import (
     RESIDUAL_SEARCH,
     SEARCH,
     VIEWS_SEARCH,
+    WIDTH_SEARCH,
     WITH_MIXUP_SEARCH,
     Run,
     ladder,
@@ -211,6 +212,10 @@ SETS = declare(
     ExperimentSet(
         "search-budget", "The search's seventeenth stage: the recipe within its budget, for "
         "--preset best", BUDGET_SEARCH, search_best.section_search_budget,
+        figures.every_row_figure, greedy=True, budget_preset="best"),
+    ExperimentSet(
+        "search-width", "The search's eighteenth stage: wider hidden layers at the same minutes, "
+        "for --preset best", WIDTH_SEARCH, search_best.section_search_width,
         figures.every_row_figure, greedy=True, budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("

@@ -164,7 +164,7 @@ def test_each_preset_trains_what_its_last_search_stage_kept(preset):
     ("search-dropout", "SEARCH_DROPOUT_KEPT"), ("search-dropout-fast", "SEARCH_DROPOUT_FAST_KEPT"),
     ("search-rest-fast", "SEARCH_REST_FAST_KEPT"),
     ("search-regularization", "SEARCH_REGULARIZATION_KEPT"), ("search-mixup", "SEARCH_MIXUP_KEPT"),
-    ("search-averaging", "SEARCH_AVERAGING_KEPT")])
+    ("search-averaging", "SEARCH_AVERAGING_KEPT"), ("search-budget", "SEARCH_AVERAGING_KEPT")])
 def test_each_stage_starts_from_what_the_stage_before_it_kept(stage, recipe):
     """A stage's recipe in experiments/runs.py is its last kept row of the committed search in
     every flag it sets (the stages with no budget leave the epochs to the next)."""

@@ -67,9 +67,9 @@ class Option:
 # the stage's start) (experiments/runs.py; every stage is in results/README.md, and
 # tests/test_experiments.py checks each preset against its stage's summary)
 PRESETS = {
-    # chosen by the search-averaging stage, which the search-with-mixup, search-distillation and
-    # search-budget stages after it kept as it was (experiments/runs.py and their folders under
-    # results/)
+    # chosen by the search-averaging stage, which the search-with-mixup, search-distillation,
+    # search-budget and search-width stages after it kept as it was (experiments/runs.py and their
+    # folders under results/)
     "best": dict(hidden_dims=[1024, 1024], use_batch_norm=True, activation="gelu",
                  optimizer="adamw", lr=4e-3, weight_decay=0.02, schedule="onecycle",
                  augment="deform+flip", normalize="zca", zca_epsilon=1.0, tta="flip+wide-shift",

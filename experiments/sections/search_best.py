@@ -1,6 +1,6 @@
 """The greedy search's last stages, for --preset best alone: mixup, more views at test time,
 then the other regularizers again with mixup on and an average of the weights, then
-self-distillation, then the recipe brought within its budget."""
+self-distillation, then the recipe brought within its budget, then wider hidden layers."""
 from experiments import budget
 from experiments.sections.search import (
     BUDGET_RULE,
@@ -8,6 +8,7 @@ from experiments.sections.search import (
     budget_line,
     kept_against_start,
     kept_labels,
+    mean_epoch_seconds,
     next_step,
     start_fit,
     table_and_figure,
@@ -99,6 +100,26 @@ the budget would be kept). The cheapest change is tried, {fewer["flags"]["epochs
 instead of {start["flags"]["epochs"]}. Here the start took {minutes[0]:.2f} minutes,
 {"past" if start["over_budget"] else "within"} the budget of {start["budget_minutes"]:.2f}, and
 the row with fewer epochs {minutes[1]:.2f}. Otherwise the same rule: {GREEDY_RULE} {BUDGET_RULE}
+
+{table_and_figure(entries, name)}
+
+Kept: {kept_labels(entries)}. {kept_against_start(entries)} {budget_line(entries, preset)}
+{next_step(experiment_set)}"""
+
+
+def section_search_width(summary, experiment_set, results):
+    entries, preset, name = summary["runs"], experiment_set.budget_preset, experiment_set.name
+    widths = " and then ".join(entry["label"] for entry in entries[1:])
+    start = entries[0]["metrics"]
+    gap = 100 * (start["train_accuracy"][-1] - start["val_accuracy"][-1])
+    return f"""The recipe the seventeenth stage kept for `--preset {preset}`, made wider. At its
+last epoch the start scored {start_fit(start)}: it fits its deformed and blended training
+images only about {gap:.0f} points better than images it never trained on, a sign that capacity
+holds it back rather than overfitting. A wider layer's epoch costs more, so each row trains
+fewer epochs: {widths}, each number of epochs chosen before the stage, from three-epoch runs of
+each width on the same machine (not among the sets), to take at most the start's minutes. The
+mean seconds of an epoch here: {mean_epoch_seconds(entries)}. The same rule: {GREEDY_RULE}
+{BUDGET_RULE}
 
 {table_and_figure(entries, name)}
 
