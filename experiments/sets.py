@@ -214,8 +214,8 @@ SETS = declare(
         "--preset best", BUDGET_SEARCH, search_best.section_search_budget,
         figures.every_row_figure, greedy=True, budget_preset="best"),
     ExperimentSet(
-        "search-width", "The search's eighteenth stage: wider hidden layers at the same minutes, "
-        "for --preset best", WIDTH_SEARCH, search_best.section_search_width,
+        "search-width", "The search's eighteenth stage: wider hidden layers at fewer epochs, for "
+        "--preset best", WIDTH_SEARCH, search_best.section_search_width,
         figures.every_row_figure, greedy=True, budget_preset="best"),
     ExperimentSet(
         "presets", "The presets against their budgets ("
