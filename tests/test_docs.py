@@ -16,7 +16,7 @@ import pytest
 
 from experiments import budget, readme_table
 from experiments.runner import array_commands
-from experiments.sections.words import number_word
+from experiments.sections.words import ORDINAL_WORDS, number_word
 from experiments.sets import SETS
 from experiments.store import Results, flags_of, validation_accuracy
 from helpers import REPO
@@ -394,15 +394,12 @@ def test_the_presets_commands_on_the_experiments_page_give_the_saved_accuracies(
         assert said and said.group(1) == f"{100 * runs[key]['test_accuracy']:.2f}", command
 
 
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
-            "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth",
-            "seventeenth", "eighteenth", "nineteenth", "twentieth")
 
 
 def stage_of(experiment_set):
     """A greedy set's stage, counted from 1, as its title names it (the first stage's does not)."""
-    named = re.search(r"\b(%s) stage\b" % "|".join(ORDINALS), experiment_set.title)
-    return ORDINALS.index(named.group(1)) + 1 if named else 1
+    named = re.search(r"\b(%s) stage\b" % "|".join(ORDINAL_WORDS), experiment_set.title)
+    return ORDINAL_WORDS.index(named.group(1)) + 1 if named else 1
 
 
 def saved_numbers(names, results):
@@ -426,10 +423,10 @@ def story_by_stage(story):
     """(stages, text) pieces of the story: each sentence part that begins "The <ordinal> stage"
     (not "the <ordinal> stage's", which points back) tells that stage, up to the next one; what
     comes before the first tells the stages before that one, in order."""
-    pieces = re.split(r"\b[Tt]he (%s) stage\b(?!'s)" % "|".join(ORDINALS), story)
-    first = ORDINALS.index(pieces[1]) + 1 if len(pieces) > 1 else len(ORDINALS) + 1
+    pieces = re.split(r"\b[Tt]he (%s) stage\b(?!'s)" % "|".join(ORDINAL_WORDS), story)
+    first = ORDINAL_WORDS.index(pieces[1]) + 1 if len(pieces) > 1 else len(ORDINAL_WORDS) + 1
     told = [(set(range(1, first)), pieces[0])]
-    told += [({ORDINALS.index(ordinal) + 1}, text)
+    told += [({ORDINAL_WORDS.index(ordinal) + 1}, text)
              for ordinal, text in zip(pieces[1::2], pieces[2::2])]
     return told
 

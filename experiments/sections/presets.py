@@ -9,7 +9,7 @@ import numpy as np
 from experiments import budget
 from experiments.runs import LADDER_RECIPE_KEY, LADDER_RECIPE_NAME
 from experiments.sections.search import built_on, last_stage
-from experiments.sections.words import TRAINERS_AGREE_TO
+from experiments.sections.words import ORDINAL_WORDS, TRAINERS_AGREE_TO
 from experiments.store import by_key, flags_of, validation_accuracy
 from training.options import PRESET_BUDGET_MINUTES
 
@@ -182,14 +182,13 @@ than that, within what a change of seed alone could do. The {target:.0f} % targe
 def chosen_seed_rank(entries, validation, test):
     """Where the presets set's run, the first, the seed the search stages chose on, ranks among
     the runs on validation and on test accuracy, in words."""
-    places = ["first", "second", "third", "fourth", "fifth", "sixth"]
     rank_validation, rank_test = (sum(other > accuracies[0] for other in accuracies)
                                   for accuracies in (validation, test))
     selected = (" A recipe chosen on its best validation accuracy at one seed scores lower at "
                 "others, on average." if rank_validation == 0 else "")
     return (f"The run at seed {entries[0]['flags']['seed']}, the seed every stage chose on, comes "
-            f"{places[rank_validation]} of these {len(entries)} on validation accuracy and "
-            f"{places[rank_test]} on test accuracy.{selected}")
+            f"{ORDINAL_WORDS[rank_validation]} of these {len(entries)} on validation accuracy "
+            f"and {ORDINAL_WORDS[rank_test]} on test accuracy.{selected}")
 
 
 def close_decisions(results, apart):

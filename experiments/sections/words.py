@@ -8,6 +8,9 @@ NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
                 "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
                 "seventeen", "eighteen", "nineteen")
 TENS_WORDS = {20: "twenty", 30: "thirty", 40: "forty"}
+ORDINAL_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+                 "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+                 "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth")
 # how closely tests/test_mlp_pytorch.py holds the two trainers' losses, gradients and steps together
 TRAINERS_AGREE_TO = f"{1e-10:g}"
 ACTIVATION_NAMES = {"elu": "ELU", "gelu": "GELU", "relu": "ReLU", "tanh": "Tanh"}
